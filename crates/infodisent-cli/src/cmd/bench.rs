@@ -1,0 +1,30 @@
+//! `infodisent bench`: one subcommand per benchmark, each in its own module.
+
+use super::Global;
+
+/// Benchmarks.
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Extraction throughput: end-to-end vs engine-only images/s and GFLOP/s vs a GEMM peak.
+    Extract(bench_extract::Args),
+    /// Training step time at D = 1280 and 2048 vs a dense reference, and peak memory.
+    Train(bench_train::Args),
+    /// Time to explain one image from its features.
+    Explain(bench_explain::Args),
+}
+
+/// Runs the chosen benchmark.
+pub fn run(cmd: BenchCommand, global: &Global) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Extract(a) => bench_extract::run(a, global),
+        BenchCommand::Train(a) => bench_train::run(a, global),
+        BenchCommand::Explain(a) => bench_explain::run(a, global),
+    }
+}
+
+#[path = "bench_explain.rs"]
+pub mod bench_explain;
+#[path = "bench_extract.rs"]
+pub mod bench_extract;
+#[path = "bench_train.rs"]
+pub mod bench_train;

@@ -1,0 +1,80 @@
+//! `infodisent`: the command-line interface. Every command is a thin wrapper over a library call.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Typical session:
+  infodisent extract --model efficientnet-lite0 --data fashion-mnist --cache runs/fm/cache
+  infodisent train   --cache runs/fm/cache --out runs/fm/head
+  infodisent explain --head runs/fm/head some.png
+  infodisent report  --cache runs/fm/cache --head runs/fm/head --out runs/fm/report
+
+Exit codes: 0 success, 1 internal or numerical failure, 2 invalid options or configuration,
+3 unreadable input (image, dataset, file), 4 unusable model or shape mismatch,
+5 corrupt, incomplete or stale cache or checkpoint.";
+
+/// Explain pretrained image classifiers with prototypical parts.
+#[derive(Parser, Debug)]
+#[command(name = "infodisent", version, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(flatten)]
+    global: cmd::Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the whole pipeline on the default model and data: extract, train, explain, report.
+    Demo(cmd::demo::Args),
+    /// Show a model's graph: inputs, outputs, the detected feature map and classifier.
+    Inspect(cmd::inspect::Args),
+    /// Compute backbone feature maps for a dataset into a resumable cache.
+    Extract(cmd::extract::Args),
+    /// Classify images with the original model and print the top-5 classes.
+    Predict(cmd::predict::Args),
+    /// Train an InfoDisent head (or a linear probe) on cached features.
+    Train(cmd::train::Args),
+    /// Evaluate heads on a cached split and compare them.
+    Eval(cmd::eval::Args),
+    /// Find each channel's prototypes: the training images that activate it most.
+    Prototypes(cmd::prototypes::Args),
+    /// Explain predictions for images: contributing channels, prototypes, heatmaps.
+    Explain(cmd::explain::Args),
+    /// Compute the paper's metrics: channels for 95%, RV coefficient, deletion/insertion, pointing.
+    Metrics(cmd::metrics::Args),
+    /// Build a static HTML report that opens from disk.
+    Report(cmd::report::Args),
+    /// Mutual-information decomposition: total, decision-related and redundant maps.
+    #[command(subcommand)]
+    Mi(cmd::mi::MiCommand),
+    /// Benchmarks that print throughput and memory figures.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    cli.global.init();
+    let result = match cli.command {
+        Command::Demo(a) => cmd::demo::run(a, &cli.global),
+        Command::Inspect(a) => cmd::inspect::run(a, &cli.global),
+        Command::Extract(a) => cmd::extract::run(a, &cli.global),
+        Command::Predict(a) => cmd::predict::run(a, &cli.global),
+        Command::Train(a) => cmd::train::run(a, &cli.global),
+        Command::Eval(a) => cmd::eval::run(a, &cli.global),
+        Command::Prototypes(a) => cmd::prototypes::run(a, &cli.global),
+        Command::Explain(a) => cmd::explain::run(a, &cli.global),
+        Command::Metrics(a) => cmd::metrics::run(a, &cli.global),
+        Command::Report(a) => cmd::report::run(a, &cli.global),
+        Command::Mi(c) => cmd::mi::run(c, &cli.global),
+        Command::Bench(c) => cmd::bench::run(c, &cli.global),
+    };
+    if let Err(err) = result {
+        eprintln!("error: {err:#}");
+        let code = err.downcast_ref::<infodisent::Error>().map_or(1, infodisent::Error::exit_code);
+        std::process::exit(code);
+    }
+}

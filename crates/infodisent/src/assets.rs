@@ -1,0 +1,44 @@
+//! Where the fetched assets live (`scripts/fetch-assets.sh` puts them there).
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// The environment variable that overrides the asset folder.
+pub const ASSETS_ENV: &str = "INFODISENT_ASSETS";
+
+/// The asset folder: `$INFODISENT_ASSETS`, else the first `.assets` found walking up from the
+/// current directory, then from the executable (so an installed binary inside the repo works).
+pub fn assets_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os(ASSETS_ENV) {
+        return Ok(PathBuf::from(dir));
+    }
+    let starts = [std::env::current_dir().ok(), std::env::current_exe().ok()];
+    for start in starts.into_iter().flatten() {
+        for dir in start.ancestors() {
+            let candidate = dir.join(".assets");
+            if candidate.is_dir() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(Error::Config(format!(
+        "no asset folder found: run `scripts/fetch-assets.sh` in the repository, or set {ASSETS_ENV}"
+    )))
+}
+
+/// A file inside the asset folder, with an error that says how to fetch it when missing.
+pub fn asset(rel: impl AsRef<Path>) -> Result<PathBuf> {
+    let path = assets_dir()?.join(rel.as_ref());
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(Error::input(&path, "asset missing: run `scripts/fetch-assets.sh` to fetch it"))
+    }
+}
+
+/// The 1000 ImageNet class names in the standard (sorted wnid) order.
+pub fn imagenet_labels() -> Result<Vec<String>> {
+    let path = asset("imagenet/labels.txt")?;
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    Ok(text.lines().map(str::to_owned).collect())
+}

@@ -1,0 +1,397 @@
+//! The feature cache: a frozen backbone's feature maps, computed once and read many times.
+//!
+//! Layout of a cache folder:
+//! ```text
+//! manifest.json                  CacheManifest (fingerprint, shapes, classes, splits, skips)
+//! classifier.safetensors         the original classifier: "weight" [C, D], "bias" [C] (optional)
+//! <split>/items.json             Vec<Item>: every image of the split, in shard order
+//! <split>/shard-00000.safetensors "features" [n, D, h, w] (f16 or f32), "labels" [n] (i64),
+//!                                "logits" [n, C_orig] (f32, optional), "index" [n] (i64)
+//! ```
+//! Item `i` of a split lives in shard `i / shard_size`, so a resumed run knows exactly which shards
+//! are missing. Every file is written atomically and the manifest last, so a killed run never
+//! leaves a shard that looks finished but is not.
+
+use crate::error::{Error, Result};
+use crate::fsutil::{read_json, write_atomic, write_json_atomic};
+use half::f16;
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Format version; bumped whenever the layout changes so old caches are refused, not misread.
+pub const CACHE_VERSION: u32 = 1;
+
+/// How feature values are stored on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreDtype {
+    /// Half precision: half the disk and I/O, ample precision for post-ReLU features.
+    #[default]
+    F16,
+    /// Full precision.
+    F32,
+}
+
+/// One input image of a split.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    /// Where the image came from (a file path, or `idx-file#index` for IDX datasets).
+    pub path: String,
+    /// Class index into `CacheManifest::classes`.
+    pub label: i64,
+}
+
+/// An image that was skipped with `--skip-bad`, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// The image that could not be used.
+    pub path: String,
+    /// What was wrong with it.
+    pub reason: String,
+}
+
+/// Progress and contents of one split (e.g. `train`, `test`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SplitInfo {
+    /// Number of items in the split (after skips).
+    pub num_items: usize,
+    /// Items per shard (the last may hold fewer).
+    pub shard_size: usize,
+    /// File names of the shards written so far, in order; complete when `len == num_shards()`.
+    pub shards: Vec<String>,
+    /// Images skipped because they were unreadable.
+    pub skipped: Vec<Skipped>,
+}
+
+impl SplitInfo {
+    /// How many shards the finished split has.
+    pub fn num_shards(&self) -> usize {
+        self.num_items.div_ceil(self.shard_size.max(1))
+    }
+    /// Whether every shard has been written.
+    pub fn is_complete(&self) -> bool {
+        self.shards.len() == self.num_shards()
+    }
+}
+
+/// Everything needed to read a cache and to decide whether it is stale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheManifest {
+    /// Layout version, see [`CACHE_VERSION`].
+    pub version: u32,
+    /// Hash of model bytes, feature node, preprocessing and dataset listing.
+    pub fingerprint: String,
+    /// Human-readable model name or path.
+    pub model: String,
+    /// Graph node whose output is the feature map.
+    pub feature_node: String,
+    /// Feature map shape per image: [D, h, w].
+    pub feature_shape: [usize; 3],
+    /// Stored precision of features.
+    pub dtype: StoreDtype,
+    /// Side length of the (square) network input, to map feature cells back to pixels.
+    pub input_size: usize,
+    /// Preprocessing, as its own JSON, so it can be shown and compared.
+    pub preprocess: serde_json::Value,
+    /// Class names of the dataset, indexed by label.
+    pub classes: Vec<String>,
+    /// Number of outputs of the original classifier, if the model has one.
+    pub original_classes: Option<usize>,
+    /// Splits by name.
+    pub splits: BTreeMap<String, SplitInfo>,
+}
+
+/// One shard read into memory, features converted to f32.
+#[derive(Debug, Clone)]
+pub struct Shard {
+    /// Number of images.
+    pub len: usize,
+    /// Features, [len, D, h, w] row-major.
+    pub features: Vec<f32>,
+    /// Labels, [len].
+    pub labels: Vec<i64>,
+    /// Original classifier logits, [len, C_orig], when the model has a classifier.
+    pub logits: Option<Vec<f32>>,
+    /// Item index of each image within its split.
+    pub index: Vec<i64>,
+}
+
+/// A finished, validated cache opened for reading.
+#[derive(Debug, Clone)]
+pub struct FeatureCache {
+    dir: PathBuf,
+    manifest: CacheManifest,
+}
+
+fn manifest_path(dir: &Path) -> PathBuf {
+    dir.join("manifest.json")
+}
+
+impl FeatureCache {
+    /// Opens a cache, checking its version and that the split files it names exist.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        let mpath = manifest_path(&dir);
+        if !mpath.exists() {
+            return Err(Error::cache(&dir, "no manifest.json: not a feature cache (run `infodisent extract`)"));
+        }
+        let manifest: CacheManifest = read_json(&mpath)?;
+        if manifest.version != CACHE_VERSION {
+            return Err(Error::cache(
+                &mpath,
+                format!("cache format version {} but this build reads {CACHE_VERSION}: re-run `infodisent extract`", manifest.version),
+            ));
+        }
+        Ok(FeatureCache { dir, manifest })
+    }
+
+    /// Opens a cache and refuses it unless it was made with exactly this fingerprint.
+    pub fn open_expecting(dir: impl AsRef<Path>, fingerprint: &str) -> Result<Self> {
+        let cache = Self::open(dir)?;
+        if cache.manifest.fingerprint != fingerprint {
+            return Err(Error::cache(
+                &cache.dir,
+                "stale cache: it was made with another model, preprocessing or dataset; delete it or choose another --cache folder",
+            ));
+        }
+        Ok(cache)
+    }
+
+    /// The cache folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// The manifest.
+    pub fn manifest(&self) -> &CacheManifest {
+        &self.manifest
+    }
+    /// Feature map shape [D, h, w].
+    pub fn feature_shape(&self) -> [usize; 3] {
+        self.manifest.feature_shape
+    }
+    /// Number of dataset classes.
+    pub fn num_classes(&self) -> usize {
+        self.manifest.classes.len()
+    }
+
+    /// A split's info; errors if missing or unfinished.
+    pub fn split(&self, name: &str) -> Result<&SplitInfo> {
+        let info = self.manifest.splits.get(name).ok_or_else(|| {
+            let have: Vec<_> = self.manifest.splits.keys().cloned().collect();
+            Error::cache(&self.dir, format!("no split `{name}` (have: {})", have.join(", ")))
+        })?;
+        if !info.is_complete() {
+            return Err(Error::cache(
+                &self.dir,
+                format!("split `{name}` is incomplete ({} of {} shards): re-run `infodisent extract` to resume", info.shards.len(), info.num_shards()),
+            ));
+        }
+        Ok(info)
+    }
+
+    /// The items of a split in shard order.
+    pub fn items(&self, split: &str) -> Result<Vec<Item>> {
+        self.split(split)?;
+        read_json(self.dir.join(split).join("items.json"))
+    }
+
+    /// Reads shard `i` of `split`, checking every tensor's shape against the manifest.
+    pub fn read_shard(&self, split: &str, i: usize) -> Result<Shard> {
+        let info = self.split(split)?;
+        let name = info.shards.get(i).ok_or_else(|| Error::cache(&self.dir, format!("split `{split}` has no shard {i}")))?;
+        let path = self.dir.join(split).join(name);
+        let expected = (info.num_items - i * info.shard_size).min(info.shard_size);
+        read_shard_file(&path, self.manifest.feature_shape, self.manifest.original_classes, expected)
+    }
+
+    /// Streams a split shard by shard, so a cache larger than memory can be used.
+    pub fn shards<'a>(&'a self, split: &'a str) -> Result<impl Iterator<Item = Result<Shard>> + 'a> {
+        let n = self.split(split)?.shards.len();
+        Ok((0..n).map(move |i| self.read_shard(split, i)))
+    }
+
+    /// Reads a whole split into one shard (for data that fits in memory).
+    pub fn read_split(&self, split: &str) -> Result<Shard> {
+        let mut all = Shard { len: 0, features: vec![], labels: vec![], logits: None, index: vec![] };
+        for shard in self.shards(split)? {
+            let s = shard?;
+            all.len += s.len;
+            all.features.extend_from_slice(&s.features);
+            all.labels.extend_from_slice(&s.labels);
+            all.index.extend_from_slice(&s.index);
+            if let Some(l) = s.logits {
+                all.logits.get_or_insert_with(Vec::new).extend_from_slice(&l);
+            }
+        }
+        Ok(all)
+    }
+
+    /// The original classifier stored beside the features, if the model has one.
+    pub fn classifier(&self) -> Result<Option<crate::classifier::LinearClassifier>> {
+        let path = self.dir.join("classifier.safetensors");
+        if !path.exists() {
+            return Ok(None);
+        }
+        crate::classifier::LinearClassifier::load(&path).map(Some)
+    }
+}
+
+fn tensor_f32(path: &Path, t: &TensorView<'_>) -> Result<Vec<f32>> {
+    let data = t.data();
+    match t.dtype() {
+        Dtype::F32 => Ok(data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
+        Dtype::F16 => Ok(data.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
+        other => Err(Error::cache(path, format!("expected f16/f32 tensor, found {other:?}"))),
+    }
+}
+
+fn tensor_i64(path: &Path, t: &TensorView<'_>) -> Result<Vec<i64>> {
+    if t.dtype() != Dtype::I64 {
+        return Err(Error::cache(path, format!("expected i64 tensor, found {:?}", t.dtype())));
+    }
+    Ok(t.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect())
+}
+
+fn read_shard_file(path: &Path, shape: [usize; 3], orig_classes: Option<usize>, expected: usize) -> Result<Shard> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::cache(path, format!("corrupt shard: {e}")))?;
+    let get = |name: &str| st.tensor(name).map_err(|_| Error::cache(path, format!("shard lacks tensor `{name}`")));
+    let feats = get("features")?;
+    let want = [expected, shape[0], shape[1], shape[2]];
+    if feats.shape() != want {
+        return Err(Error::cache(path, format!("features have shape {:?}, manifest says {:?}", feats.shape(), want)));
+    }
+    let features = tensor_f32(path, &feats)?;
+    if features.iter().any(|v| !v.is_finite()) {
+        return Err(Error::cache(path, "features contain NaN or infinity"));
+    }
+    let labels = tensor_i64(path, &get("labels")?)?;
+    let index = tensor_i64(path, &get("index")?)?;
+    if labels.len() != expected || index.len() != expected {
+        return Err(Error::cache(path, "labels/index length does not match the features"));
+    }
+    let logits = match (orig_classes, st.tensor("logits").ok()) {
+        (Some(c), Some(t)) => {
+            if t.shape() != [expected, c] {
+                return Err(Error::cache(path, format!("logits have shape {:?}, expected [{expected}, {c}]", t.shape())));
+            }
+            Some(tensor_f32(path, &t)?)
+        }
+        _ => None,
+    };
+    Ok(Shard { len: expected, features, labels, logits, index })
+}
+
+/// Writes a cache shard by shard; resumes a partial cache with the same fingerprint.
+pub struct CacheWriter {
+    dir: PathBuf,
+    manifest: CacheManifest,
+}
+
+impl CacheWriter {
+    /// Starts a new cache, or resumes one made with the same fingerprint. A cache made with a
+    /// different fingerprint is refused unless `overwrite` is set, in which case it is replaced.
+    pub fn create_or_resume(dir: impl AsRef<Path>, fresh: CacheManifest, overwrite: bool) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        let mpath = manifest_path(&dir);
+        if mpath.exists() {
+            let old: CacheManifest = read_json(&mpath)?;
+            if old.version == fresh.version && old.fingerprint == fresh.fingerprint {
+                return Ok(CacheWriter { dir, manifest: old });
+            }
+            if !overwrite {
+                return Err(Error::cache(
+                    &dir,
+                    "holds a cache made with another model, preprocessing or dataset; pass --overwrite to replace it",
+                ));
+            }
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let w = CacheWriter { dir, manifest: fresh };
+        w.save_manifest()?;
+        Ok(w)
+    }
+
+    /// The cache folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// The manifest as written so far.
+    pub fn manifest(&self) -> &CacheManifest {
+        &self.manifest
+    }
+
+    fn save_manifest(&self) -> Result<()> {
+        write_json_atomic(manifest_path(&self.dir), &self.manifest)
+    }
+
+    /// Declares a split's items (idempotent on resume: the list must match the one recorded).
+    pub fn begin_split(&mut self, name: &str, items: &[Item], skipped: Vec<Skipped>, shard_size: usize) -> Result<()> {
+        let items_path = self.dir.join(name).join("items.json");
+        if let Some(info) = self.manifest.splits.get(name) {
+            let old: Vec<Item> = read_json(&items_path)?;
+            if old == items && info.shard_size == shard_size {
+                return Ok(());
+            }
+            return Err(Error::cache(&self.dir, format!("split `{name}` was started with other items or shard size; pass --overwrite")));
+        }
+        write_json_atomic(&items_path, &items)?;
+        self.manifest.splits.insert(
+            name.to_owned(),
+            SplitInfo { num_items: items.len(), shard_size: shard_size.max(1), shards: vec![], skipped },
+        );
+        self.save_manifest()
+    }
+
+    /// How many shards of a split are already on disk (the next one to write).
+    pub fn shards_done(&self, split: &str) -> usize {
+        self.manifest.splits.get(split).map_or(0, |s| s.shards.len())
+    }
+
+    /// Writes the next shard of `split`. Features are [n, D, h, w] f32 and are converted to the
+    /// cache's dtype; the manifest is updated only after the shard file is in place.
+    pub fn write_shard(&mut self, split: &str, features: &[f32], labels: &[i64], logits: Option<&[f32]>) -> Result<()> {
+        let [d, h, w] = self.manifest.feature_shape;
+        let info = self.manifest.splits.get(split).ok_or_else(|| Error::Config(format!("split `{split}` not begun")))?;
+        let i = info.shards.len();
+        let start = i * info.shard_size;
+        let n = (info.num_items - start).min(info.shard_size);
+        if labels.len() != n || features.len() != n * d * h * w {
+            return Err(Error::Shape(format!("shard {i} of `{split}`: expected {n} images of [{d},{h},{w}]")));
+        }
+        let feat_bytes: Vec<u8> = match self.manifest.dtype {
+            StoreDtype::F32 => bytemuck::cast_slice(features).to_vec(),
+            StoreDtype::F16 => features.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect(),
+        };
+        let feat_dtype = if self.manifest.dtype == StoreDtype::F32 { Dtype::F32 } else { Dtype::F16 };
+        let index: Vec<i64> = (start as i64..(start + n) as i64).collect();
+        let label_bytes: Vec<u8> = bytemuck::cast_slice(labels).to_vec();
+        let index_bytes: Vec<u8> = bytemuck::cast_slice(&index).to_vec();
+        let shape_err = |e: safetensors::SafeTensorError| Error::Shape(e.to_string());
+        let mut tensors = vec![
+            ("features".to_owned(), TensorView::new(feat_dtype, vec![n, d, h, w], &feat_bytes).map_err(shape_err)?),
+            ("labels".to_owned(), TensorView::new(Dtype::I64, vec![n], &label_bytes).map_err(shape_err)?),
+            ("index".to_owned(), TensorView::new(Dtype::I64, vec![n], &index_bytes).map_err(shape_err)?),
+        ];
+        let logit_bytes: Vec<u8>;
+        if let (Some(l), Some(c)) = (logits, self.manifest.original_classes) {
+            logit_bytes = bytemuck::cast_slice(l).to_vec();
+            tensors.push(("logits".to_owned(), TensorView::new(Dtype::F32, vec![n, c], &logit_bytes).map_err(shape_err)?));
+        }
+        let name = format!("shard-{i:05}.safetensors");
+        let path = self.dir.join(split).join(&name);
+        let bytes = safetensors::serialize(tensors, None).map_err(|e| Error::cache(&path, e.to_string()))?;
+        write_atomic(&path, &bytes)?;
+        self.manifest.splits.get_mut(split).expect("checked above").shards.push(name);
+        self.save_manifest()
+    }
+
+    /// Stores the original classifier beside the features.
+    pub fn write_classifier(&self, classifier: &crate::classifier::LinearClassifier) -> Result<()> {
+        classifier.save(self.dir.join("classifier.safetensors"))
+    }
+}

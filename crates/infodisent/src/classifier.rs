@@ -1,0 +1,77 @@
+//! A plain linear classifier `logits = W x + b` on pooled features: the original model's head
+//! read from its graph, or a linear probe.
+
+use crate::error::{Error, Result};
+use safetensors::tensor::{Dtype, TensorView};
+use std::path::Path;
+
+/// Dense weights of a linear layer, row-major `weight[c * dim + k]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearClassifier {
+    /// Number of outputs C.
+    pub classes: usize,
+    /// Input width D.
+    pub dim: usize,
+    /// [C, D] row-major.
+    pub weight: Vec<f32>,
+    /// [C].
+    pub bias: Vec<f32>,
+}
+
+impl LinearClassifier {
+    /// Checks that the buffers match the stated shape.
+    pub fn new(classes: usize, dim: usize, weight: Vec<f32>, bias: Vec<f32>) -> Result<Self> {
+        if weight.len() != classes * dim || bias.len() != classes {
+            return Err(Error::Shape(format!(
+                "linear classifier [{classes}, {dim}] given {} weights and {} biases",
+                weight.len(),
+                bias.len()
+            )));
+        }
+        Ok(LinearClassifier { classes, dim, weight, bias })
+    }
+
+    /// Logits for one pooled feature vector.
+    pub fn logits(&self, x: &[f32]) -> Vec<f32> {
+        (0..self.classes)
+            .map(|c| {
+                let row = &self.weight[c * self.dim..(c + 1) * self.dim];
+                row.iter().zip(x).map(|(w, v)| w * v).sum::<f32>() + self.bias[c]
+            })
+            .collect()
+    }
+
+    /// Saves as safetensors with tensors `weight` [C, D] and `bias` [C].
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let w: &[u8] = bytemuck::cast_slice(&self.weight);
+        let b: &[u8] = bytemuck::cast_slice(&self.bias);
+        let err = |e: safetensors::SafeTensorError| Error::Shape(e.to_string());
+        let tensors = vec![
+            ("weight", TensorView::new(Dtype::F32, vec![self.classes, self.dim], w).map_err(err)?),
+            ("bias", TensorView::new(Dtype::F32, vec![self.classes], b).map_err(err)?),
+        ];
+        let bytes = safetensors::serialize(tensors, None).map_err(|e| Error::cache(path, e.to_string()))?;
+        crate::fsutil::write_atomic(path, &bytes)
+    }
+
+    /// Loads what [`LinearClassifier::save`] wrote.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::cache(path, format!("corrupt: {e}")))?;
+        let read = |name: &str| -> Result<(Vec<usize>, Vec<f32>)> {
+            let t = st.tensor(name).map_err(|_| Error::cache(path, format!("lacks tensor `{name}`")))?;
+            if t.dtype() != Dtype::F32 {
+                return Err(Error::cache(path, format!("`{name}` is {:?}, expected f32", t.dtype())));
+            }
+            Ok((t.shape().to_vec(), bytemuck::pod_collect_to_vec(t.data())))
+        };
+        let (ws, w) = read("weight")?;
+        let (_, b) = read("bias")?;
+        if ws.len() != 2 {
+            return Err(Error::cache(path, format!("weight has shape {ws:?}, expected [C, D]")));
+        }
+        Self::new(ws[0], ws[1], w, b)
+    }
+}

@@ -1,0 +1,68 @@
+//! The library's error type: every failure names the file and the problem.
+
+use std::path::{Path, PathBuf};
+
+/// Result alias used across the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong, grouped by what the user has to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    /// An input image or dataset is unusable (corrupt, empty, wrong format).
+    #[error("{}: {msg}", path.display())]
+    Input { path: PathBuf, msg: String },
+    /// A model file is missing, malformed, or does not fit what was asked of it.
+    #[error("model {}: {msg}", path.display())]
+    Model { path: PathBuf, msg: String },
+    /// A feature cache or checkpoint is corrupt, incomplete, or was made with other settings.
+    #[error("cache {}: {msg}", path.display())]
+    Cache { path: PathBuf, msg: String },
+    /// An option or configuration value is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Tensor shapes that must agree do not.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// ONNX Runtime is missing or failed.
+    #[error("ONNX Runtime: {0}")]
+    Runtime(String),
+    /// A numeric failure (NaN, divergence) during training or evaluation.
+    #[error("numerical problem: {0}")]
+    Numeric(String),
+    /// An error raised inside candle.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+impl Error {
+    /// An I/O error tagged with its path.
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Io { path: path.as_ref().to_path_buf(), source }
+    }
+    /// A bad-input error tagged with its path.
+    pub fn input(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
+        Error::Input { path: path.as_ref().to_path_buf(), msg: msg.into() }
+    }
+    /// A model error tagged with its path.
+    pub fn model(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
+        Error::Model { path: path.as_ref().to_path_buf(), msg: msg.into() }
+    }
+    /// A cache or checkpoint error tagged with its path.
+    pub fn cache(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
+        Error::Cache { path: path.as_ref().to_path_buf(), msg: msg.into() }
+    }
+
+    /// The process exit code the CLI uses for this error, documented in `infodisent --help`.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) => 2,
+            Error::Io { .. } | Error::Input { .. } => 3,
+            Error::Model { .. } | Error::Runtime(_) | Error::Shape(_) => 4,
+            Error::Cache { .. } => 5,
+            Error::Numeric(_) | Error::Candle(_) => 1,
+        }
+    }
+}

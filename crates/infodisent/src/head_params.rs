@@ -1,0 +1,158 @@
+//! A trained InfoDisent head as plain numbers (U, W ≥ 0, b) and its exact inference forward.
+//!
+//! Training (in `head`) produces it; explanations, metrics and reports consume it without
+//! touching the autograd machinery. On disk: safetensors with `rotation` [D, D], `weight` [C, D]
+//! and `bias` [C], all f32.
+
+use crate::error::{Error, Result};
+use candle_core::{Device, Tensor};
+use safetensors::tensor::{Dtype, TensorView};
+use std::path::Path;
+
+/// U, W and b of a trained head. `J = U · F` per pixel, `v = max ReLU(J) − max ReLU(−J)`,
+/// `logits = W v + b`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadParams {
+    /// Channels D.
+    pub dim: usize,
+    /// Classes C.
+    pub classes: usize,
+    /// Orthogonal rotation U, [D, D] row-major: `J_k = Σ_j U[k, j] F_j`.
+    pub rotation: Vec<f32>,
+    /// Nonnegative class weights W, [C, D] row-major.
+    pub weight: Vec<f32>,
+    /// Class biases b, [C].
+    pub bias: Vec<f32>,
+}
+
+/// The sparse max/min pooling of one image: per channel, the value and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pooled {
+    /// `v_k = max ReLU(J_k) − max ReLU(−J_k)`, [D].
+    pub v: Vec<f32>,
+    /// `max ReLU(J_k)`, [D].
+    pub pos: Vec<f32>,
+    /// `max ReLU(−J_k)`, [D].
+    pub neg: Vec<f32>,
+    /// Cell (r·w + s) of the largest value of each channel, [D].
+    pub argmax: Vec<usize>,
+    /// Cell of the smallest value of each channel, [D].
+    pub argmin: Vec<usize>,
+}
+
+/// Sparse pooling of a rotated map J laid out [D, cells].
+pub fn sparse_pool(j: &[f32], dim: usize, cells: usize) -> Pooled {
+    let mut p = Pooled { v: vec![0.0; dim], pos: vec![0.0; dim], neg: vec![0.0; dim], argmax: vec![0; dim], argmin: vec![0; dim] };
+    for k in 0..dim {
+        let row = &j[k * cells..(k + 1) * cells];
+        let (mut imax, mut imin) = (0, 0);
+        for (i, &x) in row.iter().enumerate() {
+            if x > row[imax] {
+                imax = i;
+            }
+            if x < row[imin] {
+                imin = i;
+            }
+        }
+        p.pos[k] = row[imax].max(0.0);
+        p.neg[k] = (-row[imin]).max(0.0);
+        p.v[k] = p.pos[k] - p.neg[k];
+        p.argmax[k] = imax;
+        p.argmin[k] = imin;
+    }
+    p
+}
+
+impl HeadParams {
+    /// Checks shapes, finiteness and W ≥ 0.
+    pub fn new(dim: usize, classes: usize, rotation: Vec<f32>, weight: Vec<f32>, bias: Vec<f32>) -> Result<Self> {
+        if rotation.len() != dim * dim || weight.len() != classes * dim || bias.len() != classes {
+            return Err(Error::Shape(format!("head [{classes}, {dim}]: rotation {}, weight {}, bias {}", rotation.len(), weight.len(), bias.len())));
+        }
+        if rotation.iter().chain(&weight).chain(&bias).any(|x| !x.is_finite()) {
+            return Err(Error::Numeric("head parameters contain NaN or infinity".into()));
+        }
+        if weight.iter().any(|&w| w < 0.0) {
+            return Err(Error::Numeric("head weights must be nonnegative".into()));
+        }
+        Ok(HeadParams { dim, classes, rotation, weight, bias })
+    }
+
+    /// Rotates a batch of feature maps `[n, D, cells]` into `[n, D, cells]` with one GEMM each.
+    pub fn rotate(&self, features: &[f32], n: usize, cells: usize) -> Result<Vec<f32>> {
+        let d = self.dim;
+        if features.len() != n * d * cells {
+            return Err(Error::Shape(format!("features hold {} values, expected {n}×{d}×{cells}", features.len())));
+        }
+        let dev = Device::Cpu;
+        let u = Tensor::from_slice(&self.rotation, (d, d), &dev)?;
+        let f = Tensor::from_slice(features, (n, d, cells), &dev)?;
+        let j = u.broadcast_left(n)?.matmul(&f)?;
+        Ok(j.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    /// Logits from pooled values.
+    pub fn logits(&self, v: &[f32]) -> Vec<f32> {
+        (0..self.classes)
+            .map(|c| self.weight[c * self.dim..(c + 1) * self.dim].iter().zip(v).map(|(w, x)| w * x).sum::<f32>() + self.bias[c])
+            .collect()
+    }
+
+    /// Saves as safetensors (`rotation`, `weight`, `bias`).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let err = |e: safetensors::SafeTensorError| Error::Shape(e.to_string());
+        let tensors = vec![
+            ("rotation", TensorView::new(Dtype::F32, vec![self.dim, self.dim], bytemuck::cast_slice(&self.rotation)).map_err(err)?),
+            ("weight", TensorView::new(Dtype::F32, vec![self.classes, self.dim], bytemuck::cast_slice(&self.weight)).map_err(err)?),
+            ("bias", TensorView::new(Dtype::F32, vec![self.classes], bytemuck::cast_slice(&self.bias)).map_err(err)?),
+        ];
+        let bytes = safetensors::serialize(tensors, None).map_err(|e| Error::cache(path, e.to_string()))?;
+        crate::fsutil::write_atomic(path, &bytes)
+    }
+
+    /// Loads what [`HeadParams::save`] wrote, validating shapes and W ≥ 0.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::cache(path, format!("corrupt head file: {e}")))?;
+        let read = |name: &str| -> Result<(Vec<usize>, Vec<f32>)> {
+            let t = st.tensor(name).map_err(|_| Error::cache(path, format!("head file lacks `{name}`")))?;
+            if t.dtype() != Dtype::F32 {
+                return Err(Error::cache(path, format!("`{name}` is {:?}, expected f32", t.dtype())));
+            }
+            Ok((t.shape().to_vec(), bytemuck::pod_collect_to_vec(t.data())))
+        };
+        let (rs, r) = read("rotation")?;
+        let (ws, w) = read("weight")?;
+        let (_, b) = read("bias")?;
+        if rs.len() != 2 || ws.len() != 2 || rs[0] != rs[1] || ws[1] != rs[0] {
+            return Err(Error::cache(path, format!("inconsistent shapes: rotation {rs:?}, weight {ws:?}")));
+        }
+        Self::new(rs[0], ws[0], r, w, b).map_err(|e| Error::cache(path, e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pooling_picks_extremes_and_contributions_sum_to_logit() {
+        // Two channels over 3 cells; identity rotation.
+        let head = HeadParams::new(2, 1, vec![1.0, 0.0, 0.0, 1.0], vec![0.5, 2.0], vec![0.25]).unwrap();
+        let f = [1.0, -3.0, 2.0, -1.0, -0.5, -2.0];
+        let j = head.rotate(&f, 1, 3).unwrap();
+        let p = sparse_pool(&j, 2, 3);
+        assert_eq!(p.argmax, vec![2, 1]);
+        assert_eq!(p.argmin, vec![1, 2]);
+        assert_eq!(p.v, vec![2.0 - 3.0, 0.0 - 2.0]);
+        let logit = head.logits(&p.v)[0];
+        assert!((logit - (0.5 * -1.0 + 2.0 * -2.0 + 0.25)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn negative_weights_are_rejected() {
+        assert!(HeadParams::new(1, 1, vec![1.0], vec![-0.1], vec![0.0]).is_err());
+    }
+}

