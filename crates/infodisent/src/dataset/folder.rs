@@ -1,0 +1,163 @@
+//! The ImageFolder layout: one sub-folder per class, optionally under `train/`, `val/` and
+//! `test/` split folders. Class names are the folder names, sorted; hidden entries are skipped;
+//! images are found recursively by extension.
+
+use super::{Dataset, OpenOptions, Sample, Split};
+use crate::cache::Skipped;
+use crate::error::{Error, Result};
+use image::ImageFormat;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Split folder names recognised at the top level, in the order splits are listed.
+pub const SPLIT_NAMES: [&str; 3] = ["train", "val", "test"];
+
+/// The split name used when the folder has no split sub-folders.
+pub const SINGLE_SPLIT: &str = "all";
+
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
+}
+
+/// The visible entries of a folder, sorted by name.
+fn list(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut paths = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if !is_hidden(&path) {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(ImageFormat::from_extension)
+        .is_some()
+}
+
+/// Image files under `dir`, recursively, sorted; a broken link stays in the list so reading it
+/// later fails with an error naming it. Returns the images and the count of ignored files.
+fn images_under(dir: &Path) -> Result<(Vec<PathBuf>, usize)> {
+    let mut images = Vec::new();
+    let mut ignored = 0;
+    for path in list(dir)? {
+        if path.is_dir() {
+            let (more, more_ignored) = images_under(&path)?;
+            images.extend(more);
+            ignored += more_ignored;
+        } else if has_image_extension(&path) {
+            images.push(path);
+        } else {
+            ignored += 1;
+        }
+    }
+    Ok((images, ignored))
+}
+
+/// The class folders of a split folder.
+fn class_dirs(split_dir: &Path) -> Result<Vec<PathBuf>> {
+    Ok(list(split_dir)?
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .collect())
+}
+
+fn dir_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// Opens an ImageFolder tree rooted at `root`.
+pub fn open(root: &Path, opts: &OpenOptions) -> Result<Dataset> {
+    let split_dirs: Vec<(String, PathBuf)> = {
+        let named: Vec<_> = SPLIT_NAMES
+            .iter()
+            .map(|n| (n.to_string(), root.join(n)))
+            .filter(|(_, p)| p.is_dir())
+            .collect();
+        if named.is_empty() {
+            vec![(SINGLE_SPLIT.to_owned(), root.to_path_buf())]
+        } else {
+            named
+        }
+    };
+
+    // Pass 1: the images of every class folder, so the class list can leave out classes that
+    // are empty everywhere (only possible with skip_bad; otherwise an empty folder is an error).
+    let mut listed = Vec::new();
+    let mut classes = BTreeSet::new();
+    for (name, dir) in &split_dirs {
+        let mut per_class = Vec::new();
+        let mut skipped = Vec::new();
+        let mut ignored = 0;
+        for class_dir in class_dirs(dir)? {
+            let (images, class_ignored) = images_under(&class_dir)?;
+            ignored += class_ignored;
+            if images.is_empty() {
+                let reason = "empty class folder: it holds no image files".to_owned();
+                if !opts.skip_bad {
+                    return Err(Error::input(
+                        &class_dir,
+                        format!("{reason} (remove it, or pass --skip-bad to skip it)"),
+                    ));
+                }
+                tracing::warn!("{}: {reason}; skipped", class_dir.display());
+                skipped.push(Skipped {
+                    path: class_dir.display().to_string(),
+                    reason,
+                });
+                continue;
+            }
+            classes.insert(dir_name(&class_dir));
+            per_class.push((dir_name(&class_dir), images));
+        }
+        if ignored > 0 {
+            tracing::info!(
+                "{}: ignored {ignored} files without an image extension",
+                dir.display()
+            );
+        }
+        listed.push((name.clone(), per_class, skipped));
+    }
+    if classes.is_empty() {
+        return Err(Error::input(
+            root,
+            "no class folders with images found (expected <root>/[train|test/]<class>/<image>)",
+        ));
+    }
+
+    let classes: Vec<String> = classes.into_iter().collect();
+    let splits = listed
+        .into_iter()
+        .map(|(name, per_class, skipped)| {
+            let samples = per_class
+                .into_iter()
+                .flat_map(|(class, images)| {
+                    let label = classes
+                        .binary_search(&class)
+                        .expect("class was collected above");
+                    images.into_iter().map(move |p| Sample::file(p, label))
+                })
+                .collect();
+            Split {
+                name,
+                samples,
+                skipped,
+                source_hashes: vec![],
+            }
+        })
+        .collect();
+    Ok(Dataset {
+        spec: root.display().to_string(),
+        classes,
+        splits,
+    })
+}
