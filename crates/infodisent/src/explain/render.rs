@@ -1,0 +1,352 @@
+//! PNG figures that read without in-image text (the JSON and the HTML report carry the
+//! numbers): heatmap overlays (red = evidence for, blue = evidence against), yellow boxes on
+//! the cells that decided, prototype crops and full images, and bars whose length is a
+//! contribution's share.
+
+use super::image::ImageExplanation;
+use super::prototypes::{Prototype, Prototypes};
+use super::{ClassExplanation, Heatmap, ImageGeometry, PixelBox};
+use crate::error::{Error, Result};
+use crate::preprocess::Preprocess;
+use image::{imageops, Rgb, RgbImage};
+use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut};
+use imageproc::rect::Rect;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Evidence for a class.
+pub const RED: [u8; 3] = [220, 30, 30];
+/// Evidence against a class.
+pub const BLUE: [u8; 3] = [30, 80, 230];
+/// Boxes around deciding cells.
+pub const YELLOW: [u8; 3] = [255, 220, 0];
+const BACKGROUND: [u8; 3] = [255, 255, 255];
+const GAP: u32 = 6;
+const BAR: u32 = 8;
+
+/// Loads the image of a cache item or a file, keeping what it loaded for reuse.
+#[derive(Default)]
+pub struct ImageStore {
+    loaded: HashMap<String, RgbImage>,
+}
+
+impl ImageStore {
+    /// The image at `path` (a file; or `<idx file>#<index>` for IDX datasets).
+    pub fn get(&mut self, path: &str) -> Result<&RgbImage> {
+        if !self.loaded.contains_key(path) {
+            let img = load_item_image(path)?;
+            self.loaded.insert(path.to_owned(), img);
+        }
+        Ok(&self.loaded[path])
+    }
+}
+
+/// Decodes the image an item path names.
+pub fn load_item_image(path: &str) -> Result<RgbImage> {
+    crate::imageio::load_rgb(path)
+}
+
+/// Encodes a PNG and writes it atomically.
+pub fn save_png(img: &RgbImage, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| Error::input(path, format!("PNG encoding failed: {e}")))?;
+    crate::fsutil::write_atomic(path, &png)
+}
+
+/// What the network saw: the image resized and cropped to the input size.
+pub fn network_view(img: &RgbImage, pre: &Preprocess) -> Result<RgbImage> {
+    pre.resize_crop(img)
+}
+
+/// `view` with `map` blended in `color`; `scale` is the value drawn at full strength.
+pub fn overlay(view: &RgbImage, map: &Heatmap, color: [u8; 3], scale: f32) -> RgbImage {
+    let size = view.width() as usize;
+    let up = geometry_upsample(map, size, view.height() as usize);
+    let mut out = view.clone();
+    if scale <= 0.0 {
+        return out;
+    }
+    for (px, v) in out.pixels_mut().zip(up) {
+        let alpha = 0.75 * (v / scale).clamp(0.0, 1.0);
+        for (c, &target) in px.0.iter_mut().zip(&color) {
+            *c = (f32::from(*c) * (1.0 - alpha) + f32::from(target) * alpha).round() as u8;
+        }
+    }
+    out
+}
+
+fn geometry_upsample(map: &Heatmap, w: usize, h: usize) -> Vec<f32> {
+    super::geometry::upsample_bilinear(&map.values, map.h, map.w, h, w)
+}
+
+/// Draws a 2-pixel yellow frame around `b`.
+pub fn draw_box(img: &mut RgbImage, b: PixelBox) {
+    for inset in 0..2i32 {
+        let (x, y) = (b[0] as i32 + inset, b[1] as i32 + inset);
+        let (w, h) = (
+            (b[2] - b[0]) as i32 - 2 * inset,
+            (b[3] - b[1]) as i32 - 2 * inset,
+        );
+        if w > 0 && h > 0 {
+            draw_hollow_rect_mut(img, Rect::at(x, y).of_size(w as u32, h as u32), Rgb(YELLOW));
+        }
+    }
+}
+
+/// A prototype as the full original image with its box in yellow.
+pub fn prototype_full(img: &RgbImage, pre: &Preprocess, proto: &Prototype) -> RgbImage {
+    let b = ImageGeometry::new(pre, img.width(), img.height()).to_image(proto.input_box);
+    let mut out = img.clone();
+    draw_box(&mut out, b);
+    out
+}
+
+/// A prototype as a crop of the original image around its box (with half a box of context on
+/// each side), resized to `side × side`, the box in yellow.
+pub fn prototype_crop(img: &RgbImage, pre: &Preprocess, proto: &Prototype, side: u32) -> RgbImage {
+    let b = ImageGeometry::new(pre, img.width(), img.height()).to_image(proto.input_box);
+    let (bw, bh) = ((b[2] - b[0]).max(1), (b[3] - b[1]).max(1));
+    let x0 = b[0].saturating_sub(bw / 2);
+    let y0 = b[1].saturating_sub(bh / 2);
+    let x1 = (b[2] + bw / 2).min(img.width());
+    let y1 = (b[3] + bh / 2).min(img.height());
+    let mut crop = imageops::crop_imm(img, x0, y0, (x1 - x0).max(1), (y1 - y0).max(1)).to_image();
+    draw_box(&mut crop, [b[0] - x0, b[1] - y0, b[2] - x0, b[3] - y0]);
+    imageops::resize(&crop, side, side, imageops::FilterType::Triangle)
+}
+
+/// A white canvas the figures are composed on.
+struct Canvas {
+    img: RgbImage,
+}
+
+impl Canvas {
+    fn new(width: u32, height: u32) -> Self {
+        Canvas {
+            img: RgbImage::from_pixel(width.max(1), height.max(1), Rgb(BACKGROUND)),
+        }
+    }
+    fn tile(&mut self, tile: &RgbImage, x: u32, y: u32, side: u32) {
+        let scaled = imageops::resize(tile, side, side, imageops::FilterType::Triangle);
+        imageops::replace(&mut self.img, &scaled, i64::from(x), i64::from(y));
+    }
+    /// A horizontal bar of `fraction` of `width`, in `color`, on a light grey track.
+    fn bar(&mut self, x: u32, y: u32, width: u32, fraction: f32, color: [u8; 3]) {
+        draw_filled_rect_mut(
+            &mut self.img,
+            Rect::at(x as i32, y as i32).of_size(width.max(1), BAR),
+            Rgb([225, 225, 225]),
+        );
+        let len = (width as f32 * fraction.abs().clamp(0.0, 1.0)).round() as u32;
+        if len > 0 {
+            draw_filled_rect_mut(
+                &mut self.img,
+                Rect::at(x as i32, y as i32).of_size(len, BAR),
+                Rgb(color),
+            );
+        }
+    }
+    /// A vertical colour scale: full `color` at the top fading to white at the bottom.
+    fn scale(&mut self, x: u32, y: u32, height: u32, color: [u8; 3]) {
+        for dy in 0..height {
+            let alpha = 0.75 * (1.0 - dy as f32 / height.max(1) as f32);
+            let px = color.map(|c| (255.0 * (1.0 - alpha) + f32::from(c) * alpha).round() as u8);
+            draw_filled_rect_mut(
+                &mut self.img,
+                Rect::at(x as i32, (y + dy) as i32).of_size(BAR, 1),
+                Rgb(px),
+            );
+        }
+    }
+}
+
+/// The figure for one explained image. Top row: the network's view, `H⁺` (red), `H⁻` (blue)
+/// on a shared scale with its colour scales, and CAM when present. Then one row per listed
+/// contribution (positive first, then negative): the image with the channel's deciding cell
+/// boxed and a bar of its share, followed by the channel's prototype crops (positive
+/// prototypes for positive contributions, negative ones for negative contributions).
+pub fn image_figure(
+    view: &RgbImage,
+    ex: &ImageExplanation,
+    prototypes: Option<&Prototypes>,
+    store: &mut ImageStore,
+    pre: &Preprocess,
+    tile: u32,
+) -> Result<RgbImage> {
+    let k = prototypes.map_or(0, |p| p.k);
+    let hm = &ex.heatmaps;
+    let shared = hm.positive.max().max(hm.negative.max());
+    let mut top_row = vec![
+        view.clone(),
+        overlay(view, &hm.positive, RED, shared),
+        overlay(view, &hm.negative, BLUE, shared),
+    ];
+    if let Some(cam) = &hm.cam {
+        top_row.push(overlay(view, cam, RED, cam.max()));
+    }
+    let rows: Vec<_> = ex
+        .positive
+        .iter()
+        .map(|c| (c, true))
+        .chain(ex.negative.iter().map(|c| (c, false)))
+        .collect();
+    let columns = (top_row.len() as u32).max(1 + k as u32);
+    let step = tile + GAP;
+    let width = columns * step + 2 * BAR + 2 * GAP;
+    let row_height = tile + BAR + 2 * GAP;
+    let mut canvas = Canvas::new(width, row_height * (1 + rows.len() as u32) + GAP);
+    for (i, t) in top_row.iter().enumerate() {
+        canvas.tile(t, GAP + i as u32 * step, GAP, tile);
+    }
+    let scale_x = GAP + top_row.len() as u32 * step;
+    canvas.scale(scale_x, GAP, tile, RED);
+    canvas.scale(scale_x + BAR + 2, GAP, tile, BLUE);
+    for (r, (c, positive)) in rows.iter().enumerate() {
+        let y = GAP + (r as u32 + 1) * row_height;
+        let mut boxed = view.clone();
+        draw_box(&mut boxed, c.input_box);
+        canvas.tile(&boxed, GAP, y, tile);
+        canvas.bar(
+            GAP,
+            y + tile + 2,
+            tile,
+            c.share,
+            if *positive { RED } else { BLUE },
+        );
+        let Some(protos) = prototypes.and_then(|p| p.channels.get(c.channel)) else {
+            continue;
+        };
+        let list = if *positive {
+            &protos.positive
+        } else {
+            &protos.negative
+        };
+        for (i, p) in list.iter().enumerate() {
+            let img = store.get(&p.path)?;
+            canvas.tile(
+                &prototype_crop(img, pre, p, tile),
+                GAP + (i as u32 + 1) * step,
+                y,
+                tile,
+            );
+        }
+    }
+    Ok(canvas.img)
+}
+
+/// The figure for one class: one row per important channel, with a bar of its mean
+/// contribution (relative to the largest) and its prototype crops.
+pub fn class_figure(
+    class: &ClassExplanation,
+    prototypes: &Prototypes,
+    store: &mut ImageStore,
+    pre: &Preprocess,
+    tile: u32,
+) -> Result<RgbImage> {
+    let step = tile + GAP;
+    let row_height = tile + BAR + 2 * GAP;
+    let largest = class
+        .channels
+        .iter()
+        .map(|c| c.mean_contribution)
+        .fold(0.0f32, f32::max);
+    let mut canvas = Canvas::new(
+        GAP + prototypes.k.max(1) as u32 * step,
+        GAP + row_height * class.channels.len() as u32,
+    );
+    for (r, ch) in class.channels.iter().enumerate() {
+        let y = GAP + r as u32 * row_height;
+        let Some(protos) = prototypes.channels.get(ch.channel) else {
+            continue;
+        };
+        for (i, p) in protos.positive.iter().enumerate() {
+            let img = store.get(&p.path)?;
+            canvas.tile(
+                &prototype_crop(img, pre, p, tile),
+                GAP + i as u32 * step,
+                y,
+                tile,
+            );
+        }
+        let fraction = if largest > 0.0 {
+            ch.mean_contribution / largest
+        } else {
+            0.0
+        };
+        canvas.bar(GAP, y + tile + 2, tile, fraction, RED);
+    }
+    Ok(canvas.img)
+}
+
+/// Writes each listed channel's prototypes as crops and full images into `dir`:
+/// `ch<k>_<pos|neg><rank>_<crop|full>.png`. Returns the file names written.
+pub fn write_prototype_images(
+    prototypes: &Prototypes,
+    channels: &[usize],
+    dir: &Path,
+    store: &mut ImageStore,
+    pre: &Preprocess,
+    side: u32,
+) -> Result<Vec<String>> {
+    let mut written = Vec::new();
+    for &ch in channels {
+        let Some(entry) = prototypes.channels.get(ch) else {
+            continue;
+        };
+        for (polarity, list) in [("pos", &entry.positive), ("neg", &entry.negative)] {
+            for (rank, p) in list.iter().enumerate() {
+                let img = store.get(&p.path)?;
+                for (kind, picture) in [
+                    ("crop", prototype_crop(img, pre, p, side)),
+                    ("full", prototype_full(img, pre, p)),
+                ] {
+                    let name = format!("ch{ch:04}_{polarity}{rank}_{kind}.png");
+                    save_png(&picture, dir.join(&name))?;
+                    written.push(name);
+                }
+            }
+        }
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_tints_where_the_map_is_high() {
+        let view = RgbImage::from_pixel(64, 64, Rgb([200, 200, 200]));
+        let map = Heatmap {
+            h: 2,
+            w: 2,
+            values: vec![1.0, 0.0, 0.0, 0.0],
+        };
+        let out = overlay(&view, &map, RED, 1.0);
+        let hot = out.get_pixel(2, 2).0;
+        let cold = out.get_pixel(60, 60).0;
+        assert!(hot[0] > hot[1] + 100, "{hot:?}");
+        assert_eq!(cold, [200, 200, 200]);
+    }
+
+    #[test]
+    fn crops_and_boxes_follow_the_geometry() {
+        let img = RgbImage::from_pixel(448, 448, Rgb([0, 0, 0]));
+        let pre = Preprocess::efficientnet_lite(224);
+        let p = Prototype {
+            item: 0,
+            path: String::new(),
+            label: 0,
+            score: 1.0,
+            cell: [1, 1],
+            input_box: [32, 32, 64, 64],
+        };
+        let full = prototype_full(&img, &pre, &p);
+        assert_eq!(full.get_pixel(64, 64).0, YELLOW);
+        assert_eq!(full.get_pixel(100, 100).0, [0, 0, 0]);
+        let crop = prototype_crop(&img, &pre, &p, 96);
+        assert_eq!(crop.dimensions(), (96, 96));
+    }
+}

@@ -1,0 +1,110 @@
+//! Channels for 95%: how many channels carry a decision. For one image and class, sort the
+//! positive contributions in descending order; the answer is the smallest m whose top-m sum
+//! reaches the fraction of the total positive contribution.
+
+use serde::{Deserialize, Serialize};
+
+/// Fewest channels whose positive contributions reach `fraction` of their sum (0 when no
+/// contribution is positive).
+pub fn channels_for_fraction(contributions: &[f32], fraction: f32) -> usize {
+    let mut pos: Vec<f32> = contributions.iter().copied().filter(|&x| x > 0.0).collect();
+    let total: f64 = pos.iter().map(|&x| f64::from(x)).sum();
+    if total <= 0.0 {
+        return 0;
+    }
+    pos.sort_unstable_by(|a, b| b.total_cmp(a));
+    let target = total * f64::from(fraction);
+    let mut acc = 0.0;
+    for (m, &x) in pos.iter().enumerate() {
+        acc += f64::from(x);
+        // The tolerance keeps m = all channels from failing on the last rounding error.
+        if acc >= target * (1.0 - 1e-9) {
+            return m + 1;
+        }
+    }
+    pos.len()
+}
+
+/// One histogram bar: how many images needed at most `upto` channels (and more than the
+/// previous bar's `upto`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistogramBin {
+    /// Inclusive upper edge.
+    pub upto: usize,
+    /// Images in the bar.
+    pub count: usize,
+}
+
+/// Summary of channels-for-95% over a set of images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConcentrationStats {
+    /// Images measured.
+    pub images: usize,
+    /// Mean channel count.
+    pub mean: f64,
+    /// Median channel count.
+    pub median: f64,
+    /// Counts in bars with edges 1, 2, 3, 4, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000.
+    pub histogram: Vec<HistogramBin>,
+}
+
+/// Mean, median and histogram of per-image channel counts.
+pub fn summarize(counts: &[usize]) -> ConcentrationStats {
+    const EDGES: [usize; 14] = [1, 2, 3, 4, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
+    let n = counts.len();
+    let mean = if n == 0 {
+        0.0
+    } else {
+        counts.iter().sum::<usize>() as f64 / n as f64
+    };
+    let mut sorted = counts.to_vec();
+    sorted.sort_unstable();
+    let median = match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => sorted[n / 2] as f64,
+        _ => (sorted[n / 2 - 1] + sorted[n / 2]) as f64 / 2.0,
+    };
+    let max = sorted.last().copied().unwrap_or(0);
+    let mut histogram = Vec::new();
+    let mut lower = 0;
+    for &upto in EDGES.iter().chain(std::iter::once(&usize::MAX)) {
+        let count = sorted.iter().filter(|&&m| m > lower && m <= upto).count();
+        histogram.push(HistogramBin {
+            upto: upto.min(max.max(1)),
+            count,
+        });
+        if upto >= max {
+            break;
+        }
+        lower = upto;
+    }
+    ConcentrationStats {
+        images: n,
+        mean,
+        median,
+        histogram,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_the_channels_that_carry_the_evidence() {
+        assert_eq!(channels_for_fraction(&[10.0, -5.0, 0.1, 0.1], 0.95), 1);
+        assert_eq!(channels_for_fraction(&[1.0, 1.0, 1.0, 1.0], 0.95), 4);
+        assert_eq!(channels_for_fraction(&[3.0, 1.0, 0.2], 0.95), 2);
+        assert_eq!(channels_for_fraction(&[-1.0, 0.0], 0.95), 0);
+    }
+
+    #[test]
+    fn summary_has_mean_median_and_bars() {
+        let s = summarize(&[1, 1, 2, 7, 30]);
+        assert_eq!((s.mean, s.median), (8.2, 2.0));
+        let total: usize = s.histogram.iter().map(|b| b.count).sum();
+        assert_eq!(total, 5);
+        assert_eq!(s.histogram[0], HistogramBin { upto: 1, count: 2 });
+        assert_eq!(s.histogram.last().unwrap().upto, 30);
+    }
+}
