@@ -1,0 +1,217 @@
+//! Dense square-matrix kernels on row-major slices, generic over f32 (training) and f64 (gradient
+//! checks), on top of the `gemm` crate so transposes cost nothing (they are just strides).
+
+use gemm::Parallelism;
+
+/// The floating-point types the head's kernels run in.
+pub trait Real:
+    num_traits::Float + num_traits::FromPrimitive + Send + Sync + std::fmt::Debug + 'static
+{
+    /// Unit roundoff of the type (half the machine epsilon).
+    fn unit_roundoff() -> f64;
+}
+
+impl Real for f32 {
+    fn unit_roundoff() -> f64 {
+        f64::from(f32::EPSILON) / 2.0
+    }
+}
+
+impl Real for f64 {
+    fn unit_roundoff() -> f64 {
+        f64::EPSILON / 2.0
+    }
+}
+
+/// Converts an f64 constant to `T`.
+pub fn real<T: Real>(x: f64) -> T {
+    T::from_f64(x).expect("f32/f64 represent every f64 constant (possibly rounded)")
+}
+
+/// Threads gemm may use: the rayon pool the caller configured, so `--threads 1` is sequential and
+/// therefore bit-reproducible.
+fn parallelism() -> Parallelism {
+    let n = rayon::current_num_threads();
+    if n > 1 {
+        Parallelism::Rayon(n)
+    } else {
+        Parallelism::None
+    }
+}
+
+/// `c = keep·c + scale · op(a) · op(b)` with `op(a)` m×k, `op(b)` k×n, `c` m×n, all row-major;
+/// `ta`/`tb` say the stored matrix is the transpose of the operand.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_into<T: Real>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    ta: bool,
+    b: &[T],
+    tb: bool,
+    c: &mut [T],
+    accumulate: bool,
+    scale: T,
+) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "gemm operands too small"
+    );
+    let (a_rs, a_cs) = if ta { (1, m as isize) } else { (k as isize, 1) };
+    let (b_rs, b_cs) = if tb { (1, k as isize) } else { (n as isize, 1) };
+    // SAFETY: the assertion above guarantees every index gemm touches lies inside the slices,
+    // and `c` is exclusively borrowed.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            T::one(),
+            scale,
+            false,
+            false,
+            false,
+            parallelism(),
+        )
+    }
+}
+
+/// `op(a) · op(b)` for square d×d matrices.
+pub fn matmul<T: Real>(d: usize, a: &[T], ta: bool, b: &[T], tb: bool) -> Vec<T> {
+    let mut c = vec![T::zero(); d * d];
+    gemm_into(d, d, d, a, ta, b, tb, &mut c, false, T::one());
+    c
+}
+
+/// The identity matrix of size d.
+pub fn identity<T: Real>(d: usize) -> Vec<T> {
+    let mut m = vec![T::zero(); d * d];
+    for i in 0..d {
+        m[i * d + i] = T::one();
+    }
+    m
+}
+
+/// `a − aᵀ`: the skew-symmetric matrix the rotation is generated from.
+pub fn skew<T: Real>(d: usize, a: &[T]) -> Vec<T> {
+    let mut s = vec![T::zero(); d * d];
+    for i in 0..d {
+        for j in 0..d {
+            s[i * d + j] = a[i * d + j] - a[j * d + i];
+        }
+    }
+    s
+}
+
+/// Induced 1-norm (largest column sum of magnitudes): a cheap, rigorous bound on the 2-norm of a
+/// skew-symmetric matrix.
+pub fn norm1<T: Real>(d: usize, a: &[T]) -> f64 {
+    let mut col = vec![0.0f64; d];
+    for row in a.chunks_exact(d) {
+        for (c, x) in col.iter_mut().zip(row) {
+            *c += x.abs().to_f64().unwrap_or(f64::INFINITY);
+        }
+    }
+    col.into_iter().fold(0.0, f64::max)
+}
+
+/// Estimate of the spectral norm ‖s‖₂ by block power iteration on sᵀs.
+///
+/// For the matrices a rotation is trained from, ‖S‖₂ is often 10–20× below ‖S‖₁, and the number
+/// of squarings the exponential needs is log2 of the norm used, so a sharp estimate saves several
+/// full matrix products per step. Power iteration converges from below; callers add a margin and
+/// check the result (see `expm`).
+pub fn norm2_estimate<T: Real>(d: usize, s: &[T], iterations: usize) -> f64 {
+    const BLOCK: usize = 4;
+    // A fixed, dense start block: deterministic, and with no special structure to be orthogonal to
+    // the dominant singular vectors.
+    let mut v: Vec<T> = (0..d * BLOCK)
+        .map(|i| real(1.0 + ((i * 7919) % 97) as f64 / 97.0))
+        .collect();
+    let mut est = 0.0;
+    for _ in 0..iterations {
+        let mut w = vec![T::zero(); d * BLOCK];
+        gemm_into(d, BLOCK, d, s, false, &v, false, &mut w, false, T::one());
+        let mut z = vec![T::zero(); d * BLOCK];
+        gemm_into(d, BLOCK, d, s, true, &w, false, &mut z, false, T::one());
+        // Rayleigh quotient of each column; the largest is a lower bound on ‖S‖₂².
+        est = 0.0f64;
+        for c in 0..BLOCK {
+            let (mut vz, mut vv, mut zz) = (0.0f64, 0.0f64, 0.0f64);
+            for r in 0..d {
+                let (a, b) = (
+                    v[r * BLOCK + c].to_f64().unwrap_or(0.0),
+                    z[r * BLOCK + c].to_f64().unwrap_or(0.0),
+                );
+                vz += a * b;
+                vv += a * a;
+                zz += b * b;
+            }
+            if vv > 0.0 {
+                est = est.max(vz / vv);
+            }
+            let scale = if zz > 0.0 { 1.0 / zz.sqrt() } else { 0.0 };
+            for r in 0..d {
+                z[r * BLOCK + c] = z[r * BLOCK + c] * real(scale);
+            }
+        }
+        v = z;
+    }
+    est.max(0.0).sqrt()
+}
+
+/// Largest entry of |aᵀa − I|, the orthogonality defect reported for trained rotations.
+pub fn orthogonality_defect<T: Real>(d: usize, a: &[T]) -> f64 {
+    let ata = matmul(d, a, true, a, false);
+    let mut worst = 0.0f64;
+    for i in 0..d {
+        for j in 0..d {
+            let target = if i == j { 1.0 } else { 0.0 };
+            worst = worst.max((ata[i * d + j].to_f64().unwrap_or(f64::INFINITY) - target).abs());
+        }
+    }
+    worst
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gemm_handles_transposes() {
+        // a = [[1,2],[3,4]], b = [[5,6],[7,8]]
+        let a = [1.0f64, 2.0, 3.0, 4.0];
+        let b = [5.0f64, 6.0, 7.0, 8.0];
+        assert_eq!(
+            matmul(2, &a, false, &b, false),
+            vec![19.0, 22.0, 43.0, 50.0]
+        );
+        assert_eq!(matmul(2, &a, true, &b, false), vec![26.0, 30.0, 38.0, 44.0]);
+        assert_eq!(matmul(2, &a, false, &b, true), vec![17.0, 23.0, 39.0, 53.0]);
+    }
+
+    #[test]
+    fn norm2_estimate_matches_a_known_spectrum() {
+        // Block-diagonal skew matrix with rotation generators of rates 3 and 1: ‖S‖₂ = 3.
+        let d = 4;
+        let mut s = vec![0.0f64; 16];
+        s[1] = 3.0;
+        s[4] = -3.0;
+        s[2 * d + 3] = 1.0;
+        s[3 * d + 2] = -1.0;
+        let est = norm2_estimate(d, &s, 30);
+        assert!((est - 3.0).abs() < 1e-6, "{est}");
+        assert!(norm1(d, &s) >= est);
+    }
+}

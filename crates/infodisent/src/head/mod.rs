@@ -1,0 +1,362 @@
+//! The trainable heads on cached feature maps: the InfoDisent head (orthogonal channel rotation,
+//! sparse max/min pooling, nonnegative linear layer) and the linear-probe baseline.
+//!
+//! Parameters are candle [`Var`]s; the structured parts are custom candle ops with hand-written
+//! backward passes ([`rotation`]: U = expm(A − Aᵀ) or Cayley; [`pool`]: the fused rotation and
+//! sparse pooling). [`reference`] is the straightforward dense implementation the benchmark and the
+//! gradient tests compare against.
+
+pub mod cayley;
+pub mod expm;
+pub mod linalg;
+pub mod pool;
+pub mod reference;
+pub mod rotation;
+
+use crate::classifier::LinearClassifier;
+use crate::error::{Error, Result};
+use crate::head_params::HeadParams;
+use candle_core::{DType, Device, Tensor, Var, D};
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+pub use rotation::Parametrization;
+
+/// Which head is trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeadKind {
+    /// Rotation + sparse pooling + W ≥ 0.
+    #[default]
+    InfoDisent,
+    /// Global average pooling + unconstrained linear layer.
+    LinearProbe,
+}
+
+/// The training objective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Loss {
+    /// Softmax cross-entropy.
+    #[default]
+    CrossEntropy,
+    /// One-vs-rest sigmoid (binary cross-entropy per class).
+    Sigmoid,
+}
+
+/// Architecture and objective of a head (the `[head]` table of a training config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HeadConfig {
+    /// InfoDisent or the linear probe.
+    pub kind: HeadKind,
+    /// How U is generated from A.
+    pub rotation: Parametrization,
+    /// Training objective.
+    pub loss: Loss,
+    /// Train with a Gumbel-softmax relaxation of the max (hard max at inference).
+    pub gumbel: bool,
+    /// Gumbel temperature at the first epoch.
+    pub tau_start: f64,
+    /// Gumbel temperature at the last epoch (annealed geometrically).
+    pub tau_end: f64,
+    /// Initial weights W_raw are drawn uniformly from [0, w_init] (InfoDisent) or
+    /// [−w_init, w_init] (linear probe).
+    pub w_init: f64,
+}
+
+impl Default for HeadConfig {
+    fn default() -> Self {
+        HeadConfig {
+            kind: HeadKind::InfoDisent,
+            rotation: Parametrization::Expm,
+            loss: Loss::CrossEntropy,
+            gumbel: false,
+            tau_start: 1.0,
+            tau_end: 0.1,
+            w_init: 0.01,
+        }
+    }
+}
+
+impl HeadConfig {
+    /// Rejects values that cannot train.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.w_init.is_finite() && self.w_init >= 0.0) {
+            return Err(Error::Config(format!(
+                "head.w_init must be a finite number ≥ 0, got {}",
+                self.w_init
+            )));
+        }
+        if self.gumbel
+            && !(self.tau_end > 0.0 && self.tau_start >= self.tau_end && self.tau_start.is_finite())
+        {
+            return Err(Error::Config(format!(
+                "head.tau_start and head.tau_end must satisfy tau_start ≥ tau_end > 0, got {} and {}",
+                self.tau_start, self.tau_end
+            )));
+        }
+        if self.gumbel && self.kind == HeadKind::LinearProbe {
+            return Err(Error::Config(
+                "head.gumbel applies to the InfoDisent head only".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Gumbel temperature at `progress` ∈ [0, 1] of training.
+    pub fn tau(&self, progress: f64) -> f64 {
+        self.tau_start * (self.tau_end / self.tau_start).powf(progress.clamp(0.0, 1.0))
+    }
+}
+
+/// A batch of feature maps laid out one row per pixel, `[n·cells, D]`, with labels.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Images.
+    pub n: usize,
+    /// Pixels per image (h·w).
+    pub cells: usize,
+    /// Channels D.
+    pub dim: usize,
+    /// `[n·cells, D]` row-major.
+    pub pixels: Vec<f32>,
+    /// Class of each image.
+    pub labels: Vec<u32>,
+}
+
+impl Batch {
+    /// Builds a batch from `[n, D, cells]` maps (the cache layout).
+    pub fn from_maps(maps: &[f32], labels: Vec<u32>, dim: usize, cells: usize) -> Self {
+        let n = labels.len();
+        let mut pixels = vec![0.0f32; n * cells * dim];
+        for b in 0..n {
+            let src = &maps[b * dim * cells..(b + 1) * dim * cells];
+            let dst = &mut pixels[b * cells * dim..(b + 1) * cells * dim];
+            for k in 0..dim {
+                for r in 0..cells {
+                    dst[r * dim + k] = src[k * cells + r];
+                }
+            }
+        }
+        Batch {
+            n,
+            cells,
+            dim,
+            pixels,
+            labels,
+        }
+    }
+
+    /// Global average pool, `[n, D]`.
+    pub fn pooled(&self) -> Vec<f32> {
+        let mut out = vec![0.0f32; self.n * self.dim];
+        let inv = 1.0 / self.cells as f32;
+        for b in 0..self.n {
+            let o = &mut out[b * self.dim..(b + 1) * self.dim];
+            for row in self.pixels[b * self.cells * self.dim..(b + 1) * self.cells * self.dim]
+                .chunks_exact(self.dim)
+            {
+                for (x, &p) in o.iter_mut().zip(row) {
+                    *x += p;
+                }
+            }
+            for x in o.iter_mut() {
+                *x *= inv;
+            }
+        }
+        out
+    }
+}
+
+/// Options of one forward pass during training.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainMode {
+    /// Gumbel temperature (ignored unless the head was configured with Gumbel pooling).
+    pub tau: f64,
+    /// Seed of this step's Gumbel noise.
+    pub noise_seed: u64,
+}
+
+/// A trainable head: named parameters and the forward pass.
+pub struct Head {
+    /// Architecture and objective.
+    pub config: HeadConfig,
+    /// Channels D.
+    pub dim: usize,
+    /// Classes C.
+    pub classes: usize,
+    vars: Vec<(String, Var)>,
+}
+
+impl Head {
+    /// A freshly initialised head: A = 0 (U = I), W_raw uniform, b = 0.
+    pub fn new(config: HeadConfig, dim: usize, classes: usize, seed: u64) -> Result<Self> {
+        config.validate()?;
+        let dev = Device::Cpu;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let lo = if config.kind == HeadKind::InfoDisent {
+            0.0
+        } else {
+            -config.w_init
+        };
+        let w: Vec<f32> = (0..classes * dim)
+            .map(|_| (lo + rng.random::<f64>() * (config.w_init - lo)) as f32)
+            .collect();
+        let weight = Var::from_tensor(&Tensor::from_vec(w, (classes, dim), &dev)?)?;
+        let bias = Var::zeros(classes, DType::F32, &dev)?;
+        let vars = match config.kind {
+            HeadKind::InfoDisent => {
+                let a = Var::zeros((dim, dim), DType::F32, &dev)?;
+                vec![
+                    ("a".to_owned(), a),
+                    ("w_raw".to_owned(), weight),
+                    ("bias".to_owned(), bias),
+                ]
+            }
+            HeadKind::LinearProbe => vec![("weight".to_owned(), weight), ("bias".to_owned(), bias)],
+        };
+        Ok(Head {
+            config,
+            dim,
+            classes,
+            vars,
+        })
+    }
+
+    /// The named parameters, in a fixed order.
+    pub fn vars(&self) -> &[(String, Var)] {
+        &self.vars
+    }
+
+    fn var(&self, name: &str) -> &Var {
+        &self
+            .vars
+            .iter()
+            .find(|(n, _)| n == name)
+            .expect("parameter names are fixed by Head::new")
+            .1
+    }
+
+    /// Logits [n, C]. `train` selects the Gumbel relaxation when configured; inference always uses
+    /// the hard max.
+    pub fn logits(&self, batch: &Batch, train: Option<TrainMode>) -> Result<Tensor> {
+        if batch.dim != self.dim {
+            return Err(Error::Shape(format!(
+                "batch has {} channels, head expects {}",
+                batch.dim, self.dim
+            )));
+        }
+        let dev = Device::Cpu;
+        match self.config.kind {
+            HeadKind::LinearProbe => {
+                let x = Tensor::from_vec(batch.pooled(), (batch.n, batch.dim), &dev)?;
+                let w = self.var("weight").as_tensor();
+                Ok(x.matmul(&w.t()?)?
+                    .broadcast_add(self.var("bias").as_tensor())?)
+            }
+            HeadKind::InfoDisent => {
+                let u = self
+                    .var("a")
+                    .as_tensor()
+                    .apply_op1(rotation::Rotation::new(self.config.rotation))?;
+                let pixels =
+                    Tensor::from_slice(&batch.pixels, (batch.n * batch.cells, batch.dim), &dev)?;
+                let v = match train {
+                    Some(mode) if self.config.gumbel => gumbel_pool(&u, &pixels, batch, mode)?,
+                    _ => u.apply_op2(&pixels, pool::RotatePool::new(batch.n, batch.cells))?,
+                };
+                let w = self.var("w_raw").as_tensor().relu()?;
+                Ok(v.matmul(&w.t()?)?
+                    .broadcast_add(self.var("bias").as_tensor())?)
+            }
+        }
+    }
+
+    /// The configured loss, averaged over the batch.
+    pub fn loss(&self, logits: &Tensor, labels: &[u32]) -> Result<Tensor> {
+        let dev = logits.device();
+        let target = Tensor::from_slice(labels, labels.len(), dev)?;
+        match self.config.loss {
+            Loss::CrossEntropy => Ok(candle_nn::loss::cross_entropy(logits, &target)?),
+            Loss::Sigmoid => {
+                // Stable BCE with logits: relu(z) − z·y + log(1 + e^{−|z|}), summed over classes.
+                let y = candle_nn::encoding::one_hot(target, self.classes, 1f32, 0f32)?;
+                let per = (logits.relu()? - (logits * &y)?)?
+                    .add(&((logits.abs()?.neg()?.exp()? + 1.0)?.log()?))?;
+                Ok(per.sum(D::Minus1)?.mean_all()?)
+            }
+        }
+    }
+
+    /// Projects W_raw onto W ≥ 0 after an optimiser step (a no-op for the linear probe).
+    pub fn clamp_weights(&self) -> Result<()> {
+        if self.config.kind == HeadKind::InfoDisent {
+            let w = self.var("w_raw");
+            w.set(&w.as_tensor().relu()?)?;
+        }
+        Ok(())
+    }
+
+    /// The current U in f32 (InfoDisent only).
+    pub fn rotation(&self) -> Result<Vec<f32>> {
+        let a = self.var("a").as_tensor().flatten_all()?.to_vec1::<f32>()?;
+        Ok(rotation::rotation_f32(self.config.rotation, self.dim, &a))
+    }
+
+    /// The trained head in the form explanations consume.
+    pub fn export(&self) -> Result<TrainedHead> {
+        let vec = |name: &str| -> Result<Vec<f32>> {
+            Ok(self.var(name).as_tensor().flatten_all()?.to_vec1::<f32>()?)
+        };
+        match self.config.kind {
+            HeadKind::InfoDisent => {
+                let weight = vec("w_raw")?.into_iter().map(|w| w.max(0.0)).collect();
+                Ok(TrainedHead::InfoDisent(HeadParams::new(
+                    self.dim,
+                    self.classes,
+                    self.rotation()?,
+                    weight,
+                    vec("bias")?,
+                )?))
+            }
+            HeadKind::LinearProbe => Ok(TrainedHead::Linear(LinearClassifier::new(
+                self.classes,
+                self.dim,
+                vec("weight")?,
+                vec("bias")?,
+            )?)),
+        }
+    }
+}
+
+/// A trained head of either kind.
+#[derive(Debug, Clone)]
+pub enum TrainedHead {
+    /// U, W ≥ 0, b.
+    InfoDisent(HeadParams),
+    /// Linear layer on average-pooled features.
+    Linear(LinearClassifier),
+}
+
+/// Gumbel-softmax relaxation of both maxima: per channel, softmax over the cells of
+/// ReLU(±J)/τ + Gumbel noise weights ReLU(±J). Dense by nature; used only when asked for.
+fn gumbel_pool(u: &Tensor, pixels: &Tensor, batch: &Batch, mode: TrainMode) -> Result<Tensor> {
+    let shape = (batch.n, batch.cells, batch.dim);
+    let j = pixels.matmul(&u.t()?)?.reshape(shape)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(mode.noise_seed);
+    let mut soft_max = |x: Tensor| -> Result<Tensor> {
+        let noise: Vec<f32> = (0..batch.n * batch.cells * batch.dim)
+            .map(|_| {
+                let p: f64 = rng.random_range(1e-12..1.0);
+                (-(-p.ln()).ln()) as f32
+            })
+            .collect();
+        let g = Tensor::from_vec(noise, shape, x.device())?;
+        let weights = candle_nn::ops::softmax(&((&x / mode.tau)? + g)?, 1)?;
+        Ok((weights * x)?.sum(1)?)
+    };
+    let pos = soft_max(j.relu()?)?;
+    let neg = soft_max(j.neg()?.relu()?)?;
+    Ok((pos - neg)?)
+}

@@ -1,0 +1,157 @@
+//! The orthogonal channel map U(A) as a candle op: `expm(A − Aᵀ)` (default) or the Cayley map,
+//! each with its exact hand-written backward pass.
+
+use super::cayley::{cayley_skew, CayleyTape};
+use super::expm::{expm_skew, ExpmTape, Plan};
+use super::linalg::Real;
+use super::pool::with_slice;
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+
+/// How U is generated from the unconstrained parameter A.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Parametrization {
+    /// U = expm(A − Aᵀ), as in the paper.
+    #[default]
+    Expm,
+    /// U = (I + S)⁻¹(I − S), S = A − Aᵀ: cheaper, covers SO(D) minus rotations with eigenvalue −1.
+    Cayley,
+}
+
+enum Tape<T> {
+    Expm(ExpmTape<T>),
+    Cayley(CayleyTape<T>),
+}
+
+impl<T: Real> Tape<T> {
+    fn backward_a(&self, g: &[T]) -> Vec<T> {
+        match self {
+            Tape::Expm(t) => t.backward_a(g),
+            Tape::Cayley(t) => t.backward_a(g),
+        }
+    }
+}
+
+/// U and its tape for one parametrization, in any supported precision.
+fn forward<T: Real>(p: Parametrization, d: usize, a: &[T]) -> (Vec<T>, Tape<T>) {
+    match p {
+        Parametrization::Expm => {
+            let (u, t) = expm_skew(d, a);
+            (u, Tape::Expm(t))
+        }
+        Parametrization::Cayley => {
+            let (u, t) = cayley_skew(d, a);
+            (u, Tape::Cayley(t))
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tapes {
+    f32: Option<Tape<f32>>,
+    f64: Option<Tape<f64>>,
+}
+
+/// The candle op A [D, D] → U [D, D].
+pub struct Rotation {
+    parametrization: Parametrization,
+    tapes: Mutex<Tapes>,
+    plan: Mutex<Option<Plan>>,
+}
+
+impl Rotation {
+    /// A fresh op (one per forward pass: it keeps that pass's tape).
+    pub fn new(parametrization: Parametrization) -> Self {
+        Rotation {
+            parametrization,
+            tapes: Mutex::new(Tapes::default()),
+            plan: Mutex::new(None),
+        }
+    }
+
+    /// The expm plan the last forward pass used (None for Cayley).
+    pub fn plan(&self) -> Option<Plan> {
+        self.plan.lock().ok().and_then(|p| *p)
+    }
+}
+
+fn poisoned() -> candle_core::Error {
+    candle_core::Error::Msg("rotation tape poisoned by an earlier panic".into())
+}
+
+impl CustomOp1 for Rotation {
+    fn name(&self) -> &'static str {
+        "orthogonal-rotation"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let dims = layout.dims();
+        if dims.len() != 2 || dims[0] != dims[1] {
+            candle_core::bail!("rotation parameter must be square, got {dims:?}");
+        }
+        let d = dims[0];
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("rotation parameter must be contiguous")
+        };
+        let mut tapes = self.tapes.lock().map_err(|_| poisoned())?;
+        let out = match storage {
+            CpuStorage::F32(a) => {
+                let (u, t) = forward(self.parametrization, d, &a[start..end]);
+                if let Tape::Expm(e) = &t {
+                    *self.plan.lock().map_err(|_| poisoned())? = Some(e.plan());
+                }
+                tapes.f32 = Some(t);
+                CpuStorage::F32(u)
+            }
+            CpuStorage::F64(a) => {
+                let (u, t) = forward(self.parametrization, d, &a[start..end]);
+                tapes.f64 = Some(t);
+                CpuStorage::F64(u)
+            }
+            _ => candle_core::bail!("rotation parameter must be f32 or f64"),
+        };
+        Ok((out, Shape::from((d, d))))
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let tapes = self.tapes.lock().map_err(|_| poisoned())?;
+        let d = arg.dims()[0];
+        let missing = || candle_core::Error::Msg("rotation backward without a forward pass".into());
+        let grad = match (&tapes.f32, &tapes.f64) {
+            (Some(t), _) => with_slice(grad_res, |g| Ok(t.backward_a(g)), |_| Err(missing()))?
+                .map(|v| Tensor::from_vec(v, (d, d), arg.device())),
+            (_, Some(t)) => with_slice(grad_res, |_| Err(missing()), |g| Ok(t.backward_a(g)))?
+                .map(|v| Tensor::from_vec(v, (d, d), arg.device())),
+            _ => return Err(missing()),
+        }??;
+        Ok(Some(grad))
+    }
+}
+
+/// U = rotation(A) as a plain f32 matrix (no autograd), e.g. for exporting a trained head.
+pub fn rotation_f32(parametrization: Parametrization, d: usize, a: &[f32]) -> Vec<f32> {
+    forward(parametrization, d, a).0
+}
+
+/// U = rotation(A) in f64 with its tape, for gradient checks.
+pub fn rotation_f64_with_grad(
+    parametrization: Parametrization,
+    d: usize,
+    a: &[f64],
+    grad_u: &[f64],
+) -> (Vec<f64>, Vec<f64>) {
+    let (u, tape) = forward(parametrization, d, a);
+    let g = tape.backward_a(grad_u);
+    (u, g)
+}

@@ -1,0 +1,220 @@
+//! The head's hand-written gradients against finite differences and against candle's autograd on
+//! the dense reference, and the orthogonality of the rotation.
+
+use candle_core::{DType, Device, Tensor, Var};
+use infodisent::head::expm::{choose_plan, expm_skew, expm_with_plan};
+use infodisent::head::linalg::{matmul, norm1, orthogonality_defect, skew};
+use infodisent::head::pool::RotatePool;
+use infodisent::head::reference;
+use infodisent::head::rotation::{rotation_f64_with_grad, Parametrization, Rotation};
+use infodisent::head_params::sparse_pool;
+use rand::{Rng, SeedableRng};
+
+fn random(len: usize, scale: f64, seed: u64) -> Vec<f64> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..len)
+        .map(|_| scale * (2.0 * rng.random::<f64>() - 1.0))
+        .collect()
+}
+
+/// ∂⟨G, U(A)⟩/∂A by the op's backward against central differences, in f64.
+fn check_rotation_gradient(p: Parametrization, d: usize, scale: f64) {
+    let a = random(d * d, scale, 1);
+    let g = random(d * d, 1.0, 2);
+    let (_, grad) = rotation_f64_with_grad(p, d, &a, &g);
+    let objective = |a: &[f64]| -> f64 {
+        let (u, _) = rotation_f64_with_grad(p, d, a, &g);
+        u.iter().zip(&g).map(|(x, y)| x * y).sum()
+    };
+    let h = 1e-6;
+    let mut worst = 0.0f64;
+    for i in 0..d * d {
+        let mut plus = a.clone();
+        plus[i] += h;
+        let mut minus = a.clone();
+        minus[i] -= h;
+        let fd = (objective(&plus) - objective(&minus)) / (2.0 * h);
+        worst = worst.max((fd - grad[i]).abs() / (1.0 + fd.abs()));
+    }
+    assert!(
+        worst < 1e-7,
+        "{p:?} at D={d}, scale {scale}: worst relative gradient error {worst}"
+    );
+}
+
+#[test]
+fn expm_gradient_matches_central_differences() {
+    // Small norm (no squaring) and large norm (several squarings, high degree).
+    check_rotation_gradient(Parametrization::Expm, 5, 0.05);
+    check_rotation_gradient(Parametrization::Expm, 7, 1.5);
+    let s = skew(7, &random(49, 1.5, 1));
+    assert!(
+        choose_plan(norm1(7, &s), f64::EPSILON / 2.0).squarings > 0,
+        "the large case must exercise squaring"
+    );
+}
+
+#[test]
+fn cayley_gradient_matches_central_differences() {
+    check_rotation_gradient(Parametrization::Cayley, 6, 0.3);
+}
+
+#[test]
+fn cayley_matches_its_definition() {
+    // (I + S) U = I − S.
+    let d = 9;
+    let a = random(d * d, 0.4, 5);
+    let (u, _) = rotation_f64_with_grad(Parametrization::Cayley, d, &a, &vec![0.0; d * d]);
+    let s = skew(d, &a);
+    let mut lhs = matmul(d, &s, false, &u, false);
+    for (l, x) in lhs.iter_mut().zip(&u) {
+        *l += x;
+    }
+    for i in 0..d {
+        for j in 0..d {
+            let target = if i == j { 1.0 } else { 0.0 } - s[i * d + j];
+            assert!((lhs[i * d + j] - target).abs() < 1e-12);
+        }
+    }
+}
+
+#[test]
+fn expm_is_orthogonal_in_f32() {
+    // Entries of a trained A are ~1e-2; 0.05 gives ‖S‖₁ ≈ 6 at D = 256, several squarings under
+    // the 1-norm. The full D = 2048 check is printed by `infodisent bench train`.
+    let d = 256;
+    let a: Vec<f32> = random(d * d, 0.05, 3)
+        .into_iter()
+        .map(|x| x as f32)
+        .collect();
+    let (u, tape) = expm_skew(d, &a);
+    let defect = orthogonality_defect(d, &u);
+    assert!(
+        defect <= 1e-4,
+        "‖UᵀU − I‖ = {defect} with plan {:?}",
+        tape.plan()
+    );
+    // And U matches the f64 result computed with a conservative plan.
+    let a64: Vec<f64> = a.iter().map(|&x| f64::from(x)).collect();
+    let s64 = skew(d, &a64);
+    let plan = choose_plan(norm1(d, &s64), f64::EPSILON / 2.0);
+    let (u64_, _) = expm_with_plan(d, &s64, plan);
+    let err = u
+        .iter()
+        .zip(&u64_)
+        .fold(0.0f64, |m, (x, y)| m.max((f64::from(*x) - y).abs()));
+    assert!(err < 1e-5, "f32 U differs from f64 U by {err}");
+}
+
+#[test]
+fn structured_gradients_equal_dense_autograd() {
+    let (n, cells, d, c) = (5, 4, 8, 3);
+    let dev = Device::Cpu;
+    let a =
+        Var::from_tensor(&Tensor::from_vec(random(d * d, 0.3, 7), (d, d), &dev).unwrap()).unwrap();
+    let w =
+        Var::from_tensor(&Tensor::from_vec(random(c * d, 1.0, 8), (c, d), &dev).unwrap()).unwrap();
+    let b = Var::from_tensor(&Tensor::from_vec(random(c, 1.0, 9), c, &dev).unwrap()).unwrap();
+    let pixels = Tensor::from_vec(random(n * cells * d, 2.0, 10), (n * cells, d), &dev).unwrap();
+    let labels = Tensor::from_vec(vec![0u32, 2, 1, 1, 0], n, &dev).unwrap();
+
+    let logits_ref = reference::logits_dense(
+        a.as_tensor(),
+        w.as_tensor(),
+        b.as_tensor(),
+        &pixels,
+        n,
+        cells,
+    )
+    .unwrap();
+    let loss_ref = reference::cross_entropy(&logits_ref, &labels).unwrap();
+    let grads_ref = loss_ref.backward().unwrap();
+
+    let u = a
+        .as_tensor()
+        .apply_op1(Rotation::new(Parametrization::Expm))
+        .unwrap();
+    let v = u.apply_op2(&pixels, RotatePool::new(n, cells)).unwrap();
+    let logits = v
+        .matmul(&w.as_tensor().relu().unwrap().t().unwrap())
+        .unwrap()
+        .broadcast_add(b.as_tensor())
+        .unwrap();
+    let loss = reference::cross_entropy(&logits, &labels).unwrap();
+    let grads = loss.backward().unwrap();
+
+    let close = |x: &Tensor, y: &Tensor, what: &str| {
+        let diff = (x - y)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(diff < 1e-10, "{what} differs by {diff}");
+    };
+    close(&logits, &logits_ref, "logits");
+    for (var, name) in [(&a, "A"), (&w, "W_raw"), (&b, "bias")] {
+        close(
+            grads.get(var.as_tensor()).unwrap(),
+            grads_ref.get(var.as_tensor()).unwrap(),
+            name,
+        );
+    }
+    assert!(
+        grads
+            .get(a.as_tensor())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+            > 1e-6
+    );
+}
+
+#[test]
+fn pooling_matches_the_inference_pooling() {
+    let (n, cells, d) = (3, 49, 16);
+    let dev = Device::Cpu;
+    let a: Vec<f32> = random(d * d, 0.2, 11)
+        .into_iter()
+        .map(|x| x as f32)
+        .collect();
+    let pixels: Vec<f32> = random(n * cells * d, 1.0, 12)
+        .into_iter()
+        .map(|x| x as f32)
+        .collect();
+    let (u, _) = expm_skew(d, &a);
+    let ut = Tensor::from_vec(u.clone(), (d, d), &dev).unwrap();
+    let pt = Tensor::from_vec(pixels.clone(), (n * cells, d), &dev).unwrap();
+    let v = ut
+        .apply_op2_no_bwd(&pt, &RotatePool::new(n, cells))
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap();
+    let v = v.to_vec2::<f32>().unwrap();
+    for b in 0..n {
+        // head_params works on [D, cells] maps: J = U F.
+        let mut j = vec![0.0f32; d * cells];
+        for k in 0..d {
+            for r in 0..cells {
+                j[k * cells + r] = (0..d)
+                    .map(|i| u[k * d + i] * pixels[(b * cells + r) * d + i])
+                    .sum();
+            }
+        }
+        let p = sparse_pool(&j, d, cells);
+        for k in 0..d {
+            assert!(
+                (p.v[k] - v[b][k]).abs() < 1e-5,
+                "image {b} channel {k}: {} vs {}",
+                p.v[k],
+                v[b][k]
+            );
+        }
+    }
+}
