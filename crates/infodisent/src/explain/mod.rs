@@ -11,6 +11,7 @@ pub mod infodisent;
 pub mod prototypes;
 pub mod random;
 pub mod render;
+pub mod session;
 pub mod sparse;
 
 pub use cam::Cam;
@@ -18,12 +19,68 @@ pub use class::{explain_classes, ClassChannel, ClassExplanation};
 pub use geometry::{Grid, ImageGeometry, PixelBox};
 pub use image::{Contribution, HeatmapSet, ImageExplainer, ImageExplanation};
 pub use infodisent::InfoDisentMap;
-pub use prototypes::{find_prototypes, ChannelPrototypes, Prototype, Prototypes};
+pub use prototypes::{
+    find_prototypes, top_weighted_channels, ChannelPrototypes, Prototype, Prototypes,
+    PROTOTYPES_FILE,
+};
 pub use random::RandomMap;
 pub use sparse::SparseInfoDisentMap;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// File name of a trained InfoDisent head inside a training output folder.
+pub const HEAD_FILE: &str = "head.safetensors";
+/// File name of a trained linear probe inside a training output folder.
+pub const PROBE_FILE: &str = "linear.safetensors";
+
+fn resolve(path: &Path, file: &str) -> PathBuf {
+    if path.is_dir() {
+        path.join(file)
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// Loads an InfoDisent head from a training folder (its `head.safetensors`) or a file.
+pub fn load_head(path: impl AsRef<Path>) -> Result<crate::head_params::HeadParams> {
+    let file = resolve(path.as_ref(), HEAD_FILE);
+    if !file.exists() {
+        return Err(Error::input(
+            &file,
+            "no trained head here (run `infodisent train`)",
+        ));
+    }
+    crate::head_params::HeadParams::load(file)
+}
+
+/// Loads a linear probe from a training folder (its `linear.safetensors`) or a file.
+pub fn load_probe(path: impl AsRef<Path>) -> Result<crate::classifier::LinearClassifier> {
+    let file = resolve(path.as_ref(), PROBE_FILE);
+    if !file.exists() {
+        return Err(Error::input(
+            &file,
+            "no linear probe here (run `infodisent train --kind linear-probe`)",
+        ));
+    }
+    crate::classifier::LinearClassifier::load(file)
+}
+
+/// The baseline for CAM and the channel-count comparison: the probe when given, else the
+/// original classifier stored in the cache when it has the dataset's classes.
+pub fn baseline_classifier(
+    cache: &crate::cache::FeatureCache,
+    probe: Option<&Path>,
+) -> Result<Option<(String, crate::classifier::LinearClassifier)>> {
+    if let Some(p) = probe {
+        return Ok(Some(("linear probe".to_owned(), load_probe(p)?)));
+    }
+    Ok(cache
+        .classifier()?
+        .filter(|c| c.classes == cache.num_classes())
+        .map(|c| ("original classifier".to_owned(), c)))
+}
 
 /// Which side of the evidence a map shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -97,6 +97,23 @@ pub fn head_digest(head: &HeadParams) -> String {
     crate::fsutil::sha256_bytes(&bytes)
 }
 
+/// The channels worth drawing: for each class, its `per_class` largest weights; sorted,
+/// without repeats.
+pub fn top_weighted_channels(head: &HeadParams, per_class: usize) -> Vec<usize> {
+    let mut chosen: Vec<usize> = (0..head.classes)
+        .flat_map(|c| {
+            let w = &head.weight[c * head.dim..(c + 1) * head.dim];
+            let mut order: Vec<usize> = (0..head.dim).filter(|&k| w[k] > 0.0).collect();
+            order.sort_unstable_by(|&a, &b| w[b].total_cmp(&w[a]));
+            order.truncate(per_class);
+            order
+        })
+        .collect();
+    chosen.sort_unstable();
+    chosen.dedup();
+    chosen
+}
+
 /// A bounded list of the `k` best `(score, item, cell)`, best first.
 #[derive(Clone)]
 struct TopK {

@@ -24,26 +24,40 @@ const BACKGROUND: [u8; 3] = [255, 255, 255];
 const GAP: u32 = 6;
 const BAR: u32 = 8;
 
-/// Loads the image of a cache item or a file, keeping what it loaded for reuse.
+/// Loads the images of cache items or files, keeping what it loaded for reuse (an IDX file is
+/// read once for all its images).
 #[derive(Default)]
 pub struct ImageStore {
     loaded: HashMap<String, RgbImage>,
+    idx_files: HashMap<String, crate::dataset::idx::IdxImages>,
 }
 
 impl ImageStore {
-    /// The image at `path` (a file; or `<idx file>#<index>` for IDX datasets).
+    /// The image at `path`: a file, or `<idx file>#<index>` for IDX datasets.
     pub fn get(&mut self, path: &str) -> Result<&RgbImage> {
         if !self.loaded.contains_key(path) {
-            let img = load_item_image(path)?;
+            let img = self.load(path)?;
             self.loaded.insert(path.to_owned(), img);
         }
         Ok(&self.loaded[path])
     }
-}
 
-/// Decodes the image an item path names.
-pub fn load_item_image(path: &str) -> Result<RgbImage> {
-    crate::imageio::load_rgb(path)
+    fn load(&mut self, path: &str) -> Result<RgbImage> {
+        let idx_item = path
+            .rsplit_once('#')
+            .filter(|(file, _)| !Path::new(path).exists() && Path::new(file).is_file());
+        let Some((file, index)) = idx_item else {
+            return crate::imageio::load_rgb(path);
+        };
+        let index: usize = index
+            .parse()
+            .map_err(|_| Error::input(path, "item index after `#` is not a number"))?;
+        if !self.idx_files.contains_key(file) {
+            let (images, _) = crate::dataset::idx::read_images(Path::new(file))?;
+            self.idx_files.insert(file.to_owned(), images);
+        }
+        self.idx_files[file].rgb(index)
+    }
 }
 
 /// Encodes a PNG and writes it atomically.

@@ -1,5 +1,308 @@
 //! The paper's measurements of a trained head: how many channels carry a decision
-//! ([`concentration`]), how disentangled the channels are ([`rv`]), how faithful the heatmaps
-//! are ([`faithfulness`]) and whether they point at the known deciding part ([`pointing`]).
+//! ([`concentration`]), how disentangled the channels are ([`rv`]), whether heatmaps point at
+//! the known deciding part ([`pointing`]) and how faithful they are ([`faithfulness`]).
+//!
+//! [`cache_metrics`] needs only the feature cache; [`faithfulness_metrics`] re-runs the
+//! backbone on perturbed images.
 
 pub mod concentration;
+pub mod faithfulness;
+pub mod pointing;
+pub mod rv;
+
+use crate::cache::FeatureCache;
+use crate::classifier::LinearClassifier;
+use crate::error::{Error, Result};
+use crate::explain::image::argmax;
+use crate::explain::infodisent::evidence_map;
+use crate::explain::render::ImageStore;
+use crate::explain::sparse::sparse_map;
+use crate::explain::{
+    Cam, Explainer, Grid, ImageGeometry, InfoDisentMap, Polarity, RandomMap, SparseInfoDisentMap,
+};
+use crate::head_params::{sparse_pool, HeadParams};
+use crate::preprocess::Preprocess;
+use crate::synth::Annotations;
+use concentration::{channels_for_fraction, summarize, ConcentrationStats};
+use faithfulness::{FaithfulnessScore, PerturbationImage};
+use pointing::{points_at, AnnotationIndex, PointingScore};
+use rv::RvReport;
+use serde::{Deserialize, Serialize};
+
+/// What to measure and how much.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricsOptions {
+    /// Split measured (normally `test`).
+    pub split: String,
+    /// Images stacked for the RV coefficient.
+    pub rv_images: usize,
+    /// Channel pairs sampled for the RV coefficient.
+    pub rv_pairs: usize,
+    /// Images for deletion/insertion.
+    pub deletion_images: usize,
+    /// Steps of each deletion/insertion curve.
+    pub steps: usize,
+    /// Pointing-game tolerance in original-image pixels (15 in Zhang et al.).
+    pub pointing_tolerance: f64,
+    /// Seed for sampled pairs and random maps.
+    pub seed: u64,
+}
+
+impl Default for MetricsOptions {
+    fn default() -> Self {
+        MetricsOptions {
+            split: "test".into(),
+            rv_images: 256,
+            rv_pairs: 2000,
+            deletion_images: 16,
+            steps: 16,
+            pointing_tolerance: 15.0,
+            seed: 0,
+        }
+    }
+}
+
+/// Every metric; serialised as `metrics.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsReport {
+    /// Split measured.
+    pub split: String,
+    /// Images in it.
+    pub images: usize,
+    /// Top-1 accuracy of the InfoDisent head.
+    pub accuracy: f64,
+    /// Channels for 95% of the InfoDisent head (predicted class).
+    pub channels_for_95: ConcentrationStats,
+    /// What the baseline numbers refer to (`linear probe`, `original classifier`), if any.
+    pub baseline: Option<String>,
+    /// Top-1 accuracy of the baseline.
+    pub baseline_accuracy: Option<f64>,
+    /// Channels for 95% of the baseline, contributions `W[c,k] · avgpool(F)_k`.
+    pub baseline_channels_for_95: Option<ConcentrationStats>,
+    /// RV coefficients of InfoDisent vs raw channels.
+    pub rv: RvReport,
+    /// Pointing game for the true class (generated data only).
+    pub pointing: Vec<PointingScore>,
+    /// Whether `H⁻` of the true class peaks on the planted counter-evidence (generated data
+    /// with counter-evidence only).
+    pub counter_pointing: Vec<PointingScore>,
+    /// Deletion and insertion AUC, when the backbone was run.
+    pub faithfulness: Vec<FaithfulnessScore>,
+}
+
+fn baseline_check<'a>(
+    head: &HeadParams,
+    baseline: Option<&'a LinearClassifier>,
+) -> Option<&'a LinearClassifier> {
+    baseline.filter(|b| b.dim == head.dim && b.classes == head.classes)
+}
+
+/// Everything that needs only the cache: accuracy, channels for 95% (InfoDisent and
+/// baseline), RV coefficients, and with `annotations` the pointing game, in one pass.
+pub fn cache_metrics(
+    cache: &FeatureCache,
+    head: &HeadParams,
+    baseline: Option<(&str, &LinearClassifier)>,
+    annotations: Option<&Annotations>,
+    opts: &MetricsOptions,
+) -> Result<MetricsReport> {
+    let grid = Grid::from_shape(cache.feature_shape());
+    if grid.dim != head.dim {
+        return Err(Error::Shape(format!(
+            "head has D = {} but the cache at {} has D = {}",
+            head.dim,
+            cache.dir().display(),
+            grid.dim
+        )));
+    }
+    let baseline = baseline.and_then(|(name, b)| baseline_check(head, Some(b)).map(|b| (name, b)));
+    let (d, cells) = (grid.dim, grid.cells());
+    let input_size = cache.manifest().input_size;
+    let pre = manifest_preprocess(cache);
+    let items = cache.items(&opts.split)?;
+    let index = annotations.map(AnnotationIndex::new);
+    let random = RandomMap::new(opts.seed, 1);
+    let mut counts = Vec::with_capacity(items.len());
+    let mut baseline_counts = Vec::new();
+    let (mut correct, mut baseline_correct) = (0usize, 0usize);
+    let mut hits = [0usize; 4];
+    let mut pointed = 0usize;
+    let (mut counter_hits, mut counter_total) = (0usize, 0usize);
+    let mut rv_rotated = Vec::new();
+    let mut rv_raw = Vec::new();
+    let bar = crate::progress::bar(items.len() as u64, "metrics", "img");
+    for shard in cache.shards(&opts.split)? {
+        let shard = shard?;
+        let j = head.rotate(&shard.features, shard.len, cells)?;
+        let take = opts
+            .rv_images
+            .saturating_sub(rv_rotated.len() / (d * cells))
+            .min(shard.len);
+        rv_rotated.extend_from_slice(&j[..take * d * cells]);
+        rv_raw.extend_from_slice(&shard.features[..take * d * cells]);
+        for i in 0..shard.len {
+            let (f, ji) = (
+                &shard.features[i * d * cells..(i + 1) * d * cells],
+                &j[i * d * cells..(i + 1) * d * cells],
+            );
+            let pooled = sparse_pool(ji, d, cells);
+            let logits = head.logits(&pooled.v);
+            let predicted = argmax(&logits);
+            correct += usize::from(predicted as i64 == shard.labels[i]);
+            let a: Vec<f32> = head.weight[predicted * d..(predicted + 1) * d]
+                .iter()
+                .zip(&pooled.v)
+                .map(|(w, v)| w * v)
+                .collect();
+            counts.push(channels_for_fraction(&a, 0.95));
+            if let Some((_, b)) = baseline {
+                let avg: Vec<f32> = f
+                    .chunks_exact(cells)
+                    .map(|c| c.iter().sum::<f32>() / cells as f32)
+                    .collect();
+                let bl = b.logits(&avg);
+                let bp = argmax(&bl);
+                baseline_correct += usize::from(bp as i64 == shard.labels[i]);
+                let ba: Vec<f32> = b.weight[bp * d..(bp + 1) * d]
+                    .iter()
+                    .zip(&avg)
+                    .map(|(w, v)| w * v)
+                    .collect();
+                baseline_counts.push(channels_for_fraction(&ba, 0.95));
+            }
+            let item = &items[shard.index[i] as usize];
+            let Some(ann) = index.as_ref().and_then(|x| x.get(&item.path)) else {
+                continue;
+            };
+            let (w, h) = image::image_dimensions(&item.path)
+                .map_err(|e| Error::input(&item.path, e.to_string()))?;
+            let geometry = pre
+                .as_ref()
+                .map_or(ImageGeometry::identity(input_size), |p| {
+                    ImageGeometry::new(p, w, h)
+                });
+            let class = ann.label;
+            let tol = opts.pointing_tolerance;
+            let mut maps = vec![
+                evidence_map(head, ji, grid, class, Polarity::Positive, 1),
+                sparse_map(head, &pooled, grid, class, Polarity::Positive),
+                random.heatmap(f, grid, class)?,
+            ];
+            if let Some((_, b)) = baseline {
+                maps.push(crate::explain::cam::cam_map(b, f, grid, class));
+            }
+            for (hit, map) in hits.iter_mut().zip(&maps) {
+                *hit += usize::from(points_at(map, input_size, &geometry, &ann.decisive, tol));
+            }
+            pointed += 1;
+            if let Some((_, counter_box)) = ann.counter {
+                let negative = evidence_map(head, ji, grid, class, Polarity::Negative, 1);
+                counter_hits += usize::from(points_at(
+                    &negative,
+                    input_size,
+                    &geometry,
+                    &counter_box,
+                    tol,
+                ));
+                counter_total += 1;
+            }
+        }
+        bar.inc(shard.len as u64);
+    }
+    bar.finish_and_clear();
+    let n = counts.len();
+    let rv_n = rv_rotated.len() / (d * cells);
+    let rv = RvReport {
+        images: rv_n,
+        pairs: opts.rv_pairs.min(d * (d - 1) / 2),
+        infodisent: rv::mean_rv(&rv_rotated, rv_n, d, cells, opts.rv_pairs, opts.seed),
+        raw: rv::mean_rv(&rv_raw, rv_n, d, cells, opts.rv_pairs, opts.seed),
+    };
+    let mut pointing = Vec::new();
+    if pointed > 0 {
+        let names = ["infodisent+", "infodisent-sparse+", "random", "cam"];
+        let methods = if baseline.is_some() { 4 } else { 3 };
+        pointing = (0..methods)
+            .map(|m| PointingScore::new(names[m], hits[m], pointed))
+            .collect();
+    }
+    let counter_pointing = if counter_total > 0 {
+        vec![PointingScore::new(
+            "infodisent-",
+            counter_hits,
+            counter_total,
+        )]
+    } else {
+        vec![]
+    };
+    Ok(MetricsReport {
+        split: opts.split.clone(),
+        images: n,
+        accuracy: correct as f64 / n.max(1) as f64,
+        channels_for_95: summarize(&counts),
+        baseline: baseline.map(|(name, _)| name.to_owned()),
+        baseline_accuracy: baseline.map(|_| baseline_correct as f64 / n.max(1) as f64),
+        baseline_channels_for_95: baseline.map(|_| summarize(&baseline_counts)),
+        rv,
+        pointing,
+        counter_pointing,
+        faithfulness: vec![],
+    })
+}
+
+/// The preprocessing recorded in a cache, if it parses.
+pub fn manifest_preprocess(cache: &FeatureCache) -> Option<Preprocess> {
+    serde_json::from_value(cache.manifest().preprocess.clone()).ok()
+}
+
+/// Deletion/insertion AUC of InfoDisent (dense and sparse), CAM (with a baseline over the same
+/// classes) and random maps on `opts.deletion_images` images spread evenly over the split.
+/// `features` runs the backbone: inputs `[n, 3, S, S]` to feature maps `[n, D, h, w]`. The
+/// tracked probability is the InfoDisent head's for its predicted class, for every method.
+pub fn faithfulness_metrics(
+    cache: &FeatureCache,
+    head: &HeadParams,
+    baseline: Option<&LinearClassifier>,
+    features: &mut dyn FnMut(&[f32], usize) -> Result<Vec<f32>>,
+    opts: &MetricsOptions,
+) -> Result<Vec<FaithfulnessScore>> {
+    let grid = Grid::from_shape(cache.feature_shape());
+    let pre = manifest_preprocess(cache)
+        .ok_or_else(|| Error::cache(cache.dir(), "manifest preprocessing is unreadable"))?;
+    let info = cache.split(&opts.split)?;
+    let items = cache.items(&opts.split)?;
+    let n = opts.deletion_images.min(items.len());
+    let mut store = ImageStore::default();
+    let mut images = Vec::with_capacity(n);
+    for t in 0..n {
+        let i = t * items.len() / n;
+        let shard = cache.read_shard(&opts.split, i / info.shard_size)?;
+        let at = i % info.shard_size;
+        let f = shard.features[at * grid.len()..(at + 1) * grid.len()].to_vec();
+        let j = head.rotate(&f, 1, grid.cells())?;
+        let class = argmax(&head.logits(&sparse_pool(&j, grid.dim, grid.cells()).v));
+        images.push(PerturbationImage::new(
+            store.get(&items[i].path)?,
+            &pre,
+            f,
+            class,
+        )?);
+    }
+    let dense = InfoDisentMap::new(head, Polarity::Positive, 1);
+    let sparse = SparseInfoDisentMap::new(head, Polarity::Positive);
+    let random = RandomMap::new(opts.seed, 1);
+    let cam = baseline_check(head, baseline).map(Cam::new);
+    let mut explainers: Vec<&dyn Explainer> = vec![&dense, &sparse];
+    if let Some(c) = &cam {
+        explainers.push(c);
+    }
+    explainers.push(&random);
+    let mut model = |batch: &[f32], n: usize| -> Result<Vec<f32>> {
+        let f = features(batch, n)?;
+        let j = head.rotate(&f, n, grid.cells())?;
+        Ok(j.chunks_exact(grid.len())
+            .flat_map(|ji| head.logits(&sparse_pool(ji, grid.dim, grid.cells()).v))
+            .collect())
+    };
+    faithfulness::deletion_insertion(&explainers, &images, grid, pre.crop, opts.steps, &mut model)
+}

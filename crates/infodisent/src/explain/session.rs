@@ -1,0 +1,211 @@
+//! Explaining images end to end: a head, its cache (grid, preprocessing, class names,
+//! prototypes) and an output folder; images come from the cache (no backbone run) or from
+//! files (one backbone run each batch). Writes `<stem>.json` and `<stem>.png` per image.
+
+use super::image::ImageExplainer;
+use super::prototypes::{find_prototypes, Prototypes, PROTOTYPES_FILE};
+use super::render::{image_figure, network_view, save_png, ImageStore};
+use super::{baseline_classifier, Grid, ImageExplanation};
+use crate::cache::FeatureCache;
+use crate::error::{Error, Result};
+use crate::head_params::HeadParams;
+use crate::preprocess::Preprocess;
+use std::path::{Path, PathBuf};
+
+/// Everything needed to explain and draw images of one cache with one head.
+pub struct ExplainSession {
+    /// The cache the head was trained on.
+    pub cache: FeatureCache,
+    /// Computes the numbers.
+    pub explainer: ImageExplainer,
+    /// Prototypes of every channel.
+    pub prototypes: Prototypes,
+    /// The cache's preprocessing.
+    pub preprocess: Preprocess,
+    /// Decoded images, reused across figures.
+    pub store: ImageStore,
+    /// Side of one figure tile in pixels.
+    pub tile: u32,
+}
+
+/// Loads prototypes from `path` when they match the head and cache, otherwise finds them in
+/// the cache's `train` split (or its first split) and saves them there.
+pub fn load_or_find_prototypes(
+    cache: &FeatureCache,
+    head: &HeadParams,
+    path: &Path,
+    k: usize,
+) -> Result<Prototypes> {
+    if path.exists() {
+        let p = Prototypes::load(path)?;
+        if p.check_matches(path, head, &cache.manifest().fingerprint)
+            .is_ok()
+            && p.k >= k
+        {
+            return Ok(p);
+        }
+    }
+    let split = training_split(cache)?;
+    let p = find_prototypes(cache, head, &split, k)?;
+    p.save(path)?;
+    Ok(p)
+}
+
+/// The split prototypes come from: `train` when present, else the first one.
+pub fn training_split(cache: &FeatureCache) -> Result<String> {
+    let splits = &cache.manifest().splits;
+    if splits.contains_key("train") {
+        return Ok("train".into());
+    }
+    splits
+        .keys()
+        .next()
+        .cloned()
+        .ok_or_else(|| Error::cache(cache.dir(), "the cache has no splits"))
+}
+
+impl ExplainSession {
+    /// Opens a session; prototypes are read from (or saved to) `prototypes` (default
+    /// `<head dir>/prototypes.json`).
+    pub fn open(
+        cache_dir: &Path,
+        head_dir: &Path,
+        probe: Option<&Path>,
+        prototypes: Option<PathBuf>,
+        k: usize,
+    ) -> Result<Self> {
+        let cache = FeatureCache::open(cache_dir)?;
+        let head = super::load_head(head_dir)?;
+        let grid = Grid::from_shape(cache.feature_shape());
+        let baseline = baseline_classifier(&cache, probe)?.map(|(_, b)| b);
+        let explainer = ImageExplainer::new(
+            head,
+            baseline,
+            grid,
+            cache.manifest().input_size,
+            cache.manifest().classes.clone(),
+        )?;
+        let head_folder = if head_dir.is_dir() {
+            head_dir.to_path_buf()
+        } else {
+            head_dir.parent().map(Path::to_path_buf).unwrap_or_default()
+        };
+        let proto_path = prototypes.unwrap_or_else(|| head_folder.join(PROTOTYPES_FILE));
+        let prototypes = load_or_find_prototypes(&cache, &explainer.head, &proto_path, k)?;
+        let preprocess = crate::metrics::manifest_preprocess(&cache)
+            .ok_or_else(|| Error::cache(cache.dir(), "manifest preprocessing is unreadable"))?;
+        Ok(ExplainSession {
+            cache,
+            explainer,
+            prototypes,
+            preprocess,
+            store: ImageStore::default(),
+            tile: 160,
+        })
+    }
+
+    /// Explains item `index` of a cached split from its stored features.
+    pub fn explain_item(
+        &self,
+        split: &str,
+        index: usize,
+        class: Option<usize>,
+    ) -> Result<ImageExplanation> {
+        let info = self.cache.split(split)?;
+        if index >= info.num_items {
+            return Err(Error::Config(format!(
+                "item {index} out of range: split `{split}` has {} items",
+                info.num_items
+            )));
+        }
+        let items = self.cache.items(split)?;
+        let shard = self.cache.read_shard(split, index / info.shard_size)?;
+        let at = index % info.shard_size;
+        let len = self.explainer.grid.len();
+        let mut ex = self.explainer.explain(
+            &shard.features[at * len..(at + 1) * len],
+            class,
+            &items[index].path,
+        )?;
+        ex.item = Some(index);
+        ex.label = usize::try_from(shard.labels[at]).ok();
+        Ok(ex)
+    }
+
+    /// Explains image files: one backbone run per batch of `features` (inputs `[n, 3, S, S]`
+    /// to feature maps `[n, D, h, w]`).
+    pub fn explain_files(
+        &mut self,
+        paths: &[PathBuf],
+        class: Option<usize>,
+        features: &mut dyn FnMut(&[f32], usize) -> Result<Vec<f32>>,
+    ) -> Result<Vec<ImageExplanation>> {
+        let mut out = Vec::with_capacity(paths.len());
+        for chunk in paths.chunks(16) {
+            let mut input = vec![0.0; chunk.len() * self.preprocess.input_len()];
+            for (p, slot) in chunk
+                .iter()
+                .zip(input.chunks_exact_mut(self.preprocess.input_len()))
+            {
+                let img = self.store.get(&p.display().to_string())?;
+                self.preprocess.apply_into(img, slot)?;
+            }
+            let f = features(&input, chunk.len())?;
+            if f.len() != chunk.len() * self.explainer.grid.len() {
+                return Err(Error::Shape(format!(
+                    "backbone returned {} feature values for {} images of {:?}",
+                    f.len(),
+                    chunk.len(),
+                    self.explainer.grid
+                )));
+            }
+            let sources: Vec<String> = chunk.iter().map(|p| p.display().to_string()).collect();
+            let classes = class.map(|c| vec![c; chunk.len()]);
+            out.extend(self.explainer.explain_batch(
+                &f,
+                chunk.len(),
+                classes.as_deref(),
+                &sources,
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// Draws the figure of `ex` and writes `<stem>.png` and `<stem>.json` into `dir`; records
+    /// the figure's file name in `ex`.
+    pub fn write(&mut self, ex: &mut ImageExplanation, dir: &Path, stem: &str) -> Result<()> {
+        let img = self.store.get(&ex.source)?.clone();
+        let view = network_view(&img, &self.preprocess)?;
+        let figure = image_figure(
+            &view,
+            ex,
+            Some(&self.prototypes),
+            &mut self.store,
+            &self.preprocess,
+            self.tile,
+        )?;
+        let name = format!("{stem}.png");
+        save_png(&figure, dir.join(&name))?;
+        ex.figure = Some(name);
+        crate::fsutil::write_json_atomic(dir.join(format!("{stem}.json")), ex)
+    }
+}
+
+/// A file stem for an explanation that is unique within one run: the image's stem, prefixed
+/// by its position.
+pub fn output_stem(position: usize, source: &str) -> String {
+    let stem = Path::new(source.split('#').next().unwrap_or(source))
+        .file_stem()
+        .map_or_else(|| "image".to_owned(), |s| s.to_string_lossy().into_owned());
+    let clean: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{position:04}_{clean}")
+}
