@@ -1,12 +1,158 @@
-//! `infodisent metrics` (being written).
+//! `infodisent metrics`: channels for 95%, RV coefficients, pointing game, deletion/insertion.
 
 use super::Global;
+use infodisent::cache::FeatureCache;
+use infodisent::engine::Backbone;
+use infodisent::explain::{baseline_classifier, load_head};
+use infodisent::metrics::{cache_metrics, faithfulness_metrics, MetricsOptions};
+use std::path::{Path, PathBuf};
 
 /// Options of `infodisent metrics`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Feature cache.
+    #[arg(long)]
+    cache: PathBuf,
+    /// Training output folder holding `head.safetensors` (or the file itself).
+    #[arg(long)]
+    head: PathBuf,
+    /// Linear probe folder: the baseline for channels-for-95% and CAM (default: the original
+    /// classifier when it has the dataset's classes).
+    #[arg(long)]
+    probe: Option<PathBuf>,
+    /// Split to measure.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Images for deletion/insertion (re-runs the backbone; 0 skips it).
+    #[arg(long, default_value_t = 16)]
+    deletion: usize,
+    /// Steps per deletion/insertion curve.
+    #[arg(long, default_value_t = 16)]
+    steps: usize,
+    /// Images stacked for the RV coefficient.
+    #[arg(long, default_value_t = 256)]
+    rv_images: usize,
+    /// Channel pairs sampled for the RV coefficient.
+    #[arg(long, default_value_t = 2000)]
+    rv_pairs: usize,
+    /// Ground-truth boxes for the pointing game (default: `annotations.json` of a generated
+    /// dataset the cache was extracted from, when there is one).
+    #[arg(long)]
+    annotations: Option<PathBuf>,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// `annotations.json` three levels above an item (`<root>/<split>/<class>/<file>`).
+fn find_annotations(cache: &FeatureCache, split: &str) -> Option<PathBuf> {
+    let items = cache.items(split).ok()?;
+    let root = Path::new(&items.first()?.path)
+        .parent()?
+        .parent()?
+        .parent()?;
+    Some(root.join("annotations.json")).filter(|p| p.exists())
+}
 
 /// Runs the command.
-pub fn run(_args: Args, _global: &Global) -> anyhow::Result<()> {
-    anyhow::bail!("`metrics` is not implemented yet")
+pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
+    let cache = FeatureCache::open(&args.cache)?;
+    let head = load_head(&args.head)?;
+    let baseline = baseline_classifier(&cache, args.probe.as_deref())?;
+    let opts = MetricsOptions {
+        split: args.split.clone(),
+        rv_images: args.rv_images,
+        rv_pairs: args.rv_pairs,
+        deletion_images: args.deletion,
+        steps: args.steps,
+        ..MetricsOptions::default()
+    };
+    let ann_path = args
+        .annotations
+        .clone()
+        .or_else(|| find_annotations(&cache, &args.split));
+    let annotations = ann_path
+        .as_ref()
+        .map(infodisent::fsutil::read_json::<infodisent::synth::Annotations>)
+        .transpose()?;
+    let mut report = cache_metrics(
+        &cache,
+        &head,
+        baseline.as_ref().map(|(n, b)| (n.as_str(), b)),
+        annotations.as_ref(),
+        &opts,
+    )?;
+    if args.deletion > 0 {
+        let m = cache.manifest().clone();
+        let mut backbone = Backbone::load(&m.model, Some(&m.feature_node), global.threads())?;
+        let mut features = |input: &[f32], n: usize| Ok(backbone.run(input, n)?.features);
+        report.faithfulness = faithfulness_metrics(
+            &cache,
+            &head,
+            baseline.as_ref().map(|(_, b)| b),
+            &mut features,
+            &opts,
+        )?;
+    }
+    if let Some(out) = &args.out {
+        infodisent::fsutil::write_json_atomic(out, &report)?;
+    }
+    if global.json {
+        return super::print_json(&report);
+    }
+    println!(
+        "split `{}`: {} images, InfoDisent accuracy {:.2}%",
+        report.split,
+        report.images,
+        100.0 * report.accuracy
+    );
+    let c = &report.channels_for_95;
+    println!(
+        "channels for 95%   InfoDisent: mean {:.1}, median {:.1}",
+        c.mean, c.median
+    );
+    if let (Some(name), Some(b), Some(acc)) = (
+        &report.baseline,
+        &report.baseline_channels_for_95,
+        report.baseline_accuracy,
+    ) {
+        println!(
+            "                   {name}: mean {:.1}, median {:.1} (accuracy {:.2}%)",
+            b.mean,
+            b.median,
+            100.0 * acc
+        );
+    }
+    let bars: Vec<String> = c
+        .histogram
+        .iter()
+        .map(|b| format!("≤{}:{}", b.upto, b.count))
+        .collect();
+    println!("  histogram (InfoDisent): {}", bars.join("  "));
+    println!(
+        "RV coefficient     InfoDisent {:.4} vs raw channels {:.4} ({} images, {} pairs)",
+        report.rv.infodisent, report.rv.raw, report.rv.images, report.rv.pairs
+    );
+    for p in &report.pointing {
+        println!(
+            "pointing game      {:20} {:.1}% ({}/{})",
+            p.method,
+            100.0 * p.accuracy,
+            p.hits,
+            p.total
+        );
+    }
+    for p in &report.counter_pointing {
+        println!(
+            "counter-evidence   {:20} {:.1}% ({}/{})",
+            p.method,
+            100.0 * p.accuracy,
+            p.hits,
+            p.total
+        );
+    }
+    for f in &report.faithfulness {
+        println!("deletion/insertion {:20} deletion AUC {:.3} (lower is better), insertion AUC {:.3} (higher is better), {} images", f.method, f.deletion_auc, f.insertion_auc, f.images);
+    }
+    Ok(())
 }
