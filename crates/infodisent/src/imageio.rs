@@ -30,6 +30,13 @@ pub fn load_rgb(path: impl AsRef<Path>) -> Result<RgbImage> {
 /// against the content.
 pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage> {
     let format = sniff_format(bytes, path)?;
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        // The JPEG decoder pads a cut-off scan with grey instead of failing.
+        return Err(Error::input(
+            path,
+            "truncated JPEG file: no end-of-image marker after the image data",
+        ));
+    }
     let reader = ImageReader::with_format(Cursor::new(bytes), format);
     let (width, height) = reader
         .into_dimensions()
@@ -84,6 +91,17 @@ fn sniff_format(bytes: &[u8], path: &Path) -> Result<ImageFormat> {
         );
     }
     Ok(sniffed)
+}
+
+/// Whether an end-of-image marker follows the first start-of-scan: entropy-coded data escapes
+/// every 0xFF byte, so `FF D9` after `FF DA` can only be the real end (an EXIF thumbnail's own
+/// markers come before the main scan).
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let marker = |m: u8| move |w: &[u8]| w[0] == 0xFF && w[1] == m;
+    match bytes.windows(2).position(marker(0xDA)) {
+        Some(sos) => bytes[sos..].windows(2).any(marker(0xD9)),
+        None => false,
+    }
 }
 
 fn format_name(f: ImageFormat) -> String {

@@ -76,14 +76,12 @@ fn read_maybe_gz(path: &Path) -> Result<(Vec<u8>, String)> {
 /// Parses an IDX header of unsigned bytes with `rank` dimensions; returns the dimensions and
 /// the data, checking that the data length matches them exactly.
 fn parse(path: &Path, bytes: &[u8], rank: u8) -> Result<(Vec<usize>, Vec<u8>)> {
-    let header_len = 4 + 4 * usize::from(rank);
-    if bytes.len() < header_len {
-        return Err(Error::input(
+    let magic = bytes.get(..4).ok_or_else(|| {
+        Error::input(
             path,
-            format!("too short for an IDX header ({} bytes)", bytes.len()),
-        ));
-    }
-    let magic = &bytes[..4];
+            format!("too short for an IDX file ({} bytes)", bytes.len()),
+        )
+    })?;
     if magic[0] != 0 || magic[1] != 0 || magic[2] != UBYTE || magic[3] != rank {
         return Err(Error::input(
             path,
@@ -91,6 +89,13 @@ fn parse(path: &Path, bytes: &[u8], rank: u8) -> Result<(Vec<usize>, Vec<u8>)> {
                 "bad IDX magic {:02x}{:02x}{:02x}{:02x}: expected 000008{rank:02x} (unsigned bytes, {rank} dimensions)",
                 magic[0], magic[1], magic[2], magic[3]
             ),
+        ));
+    }
+    let header_len = 4 + 4 * usize::from(rank);
+    if bytes.len() < header_len {
+        return Err(Error::input(
+            path,
+            format!("too short for an IDX header ({} bytes)", bytes.len()),
         ));
     }
     let dims: Vec<usize> = bytes[4..header_len]
