@@ -1,1 +1,259 @@
-//! (being written)
+//! Evaluating heads on a cached split: top-1, top-5, per-class accuracy and the confusion matrix,
+//! and a comparison table of InfoDisent, the linear probe and the original classifier.
+
+use crate::cache::FeatureCache;
+use crate::classifier::LinearClassifier;
+use crate::error::{Error, Result};
+use crate::head::pool::rotate_pool;
+use crate::head::{Batch, TrainedHead};
+use crate::head_params::HeadParams;
+use serde::{Deserialize, Serialize};
+
+/// Something that turns a batch of cached feature maps into logits over the dataset's classes.
+#[derive(Debug, Clone)]
+pub enum Evaluated {
+    /// A trained InfoDisent head.
+    InfoDisent(HeadParams),
+    /// A linear layer on globally average-pooled features (probe or original classifier).
+    Linear(LinearClassifier),
+}
+
+impl From<TrainedHead> for Evaluated {
+    fn from(h: TrainedHead) -> Self {
+        match h {
+            TrainedHead::InfoDisent(p) => Evaluated::InfoDisent(p),
+            TrainedHead::Linear(l) => Evaluated::Linear(l),
+        }
+    }
+}
+
+impl Evaluated {
+    fn shape(&self) -> (usize, usize) {
+        match self {
+            Evaluated::InfoDisent(p) => (p.dim, p.classes),
+            Evaluated::Linear(l) => (l.dim, l.classes),
+        }
+    }
+
+    /// Logits [n][C] for a batch.
+    pub fn logits(&self, batch: &Batch) -> Vec<Vec<f32>> {
+        match self {
+            Evaluated::InfoDisent(p) => {
+                let (v, _) =
+                    rotate_pool(&p.rotation, &batch.pixels, batch.n, batch.cells, batch.dim);
+                v.chunks_exact(p.dim).map(|x| p.logits(x)).collect()
+            }
+            Evaluated::Linear(l) => batch
+                .pooled()
+                .chunks_exact(l.dim)
+                .map(|x| l.logits(x))
+                .collect(),
+        }
+    }
+}
+
+/// Accuracy of one class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassAccuracy {
+    /// Class index.
+    pub class: usize,
+    /// Class name.
+    pub name: String,
+    /// Test images of the class.
+    pub count: usize,
+    /// Fraction classified correctly.
+    pub accuracy: f64,
+}
+
+/// The evaluation of one head on one split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// What was evaluated.
+    pub name: String,
+    /// The split.
+    pub split: String,
+    /// Images evaluated.
+    pub count: usize,
+    /// Top-1 accuracy.
+    pub top1: f64,
+    /// Top-5 accuracy (top-C when there are fewer than 5 classes).
+    pub top5: f64,
+    /// Per-class accuracy.
+    pub per_class: Vec<ClassAccuracy>,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<u64>>,
+}
+
+/// Accumulates predictions into an [`EvalReport`].
+struct Tally {
+    classes: usize,
+    confusion: Vec<Vec<u64>>,
+    top5: usize,
+    count: usize,
+}
+
+impl Tally {
+    fn new(classes: usize) -> Self {
+        Tally {
+            classes,
+            confusion: vec![vec![0; classes]; classes],
+            top5: 0,
+            count: 0,
+        }
+    }
+
+    fn add(&mut self, logits: &[f32], label: usize) {
+        let mut pred = 0;
+        let mut higher = 0;
+        for (c, &x) in logits.iter().enumerate() {
+            if x > logits[pred] {
+                pred = c;
+            }
+            if x > logits[label] {
+                higher += 1;
+            }
+        }
+        self.confusion[label][pred] += 1;
+        if higher < 5 {
+            self.top5 += 1;
+        }
+        self.count += 1;
+    }
+
+    fn report(self, name: &str, split: &str, names: &[String]) -> EvalReport {
+        let correct: u64 = (0..self.classes).map(|c| self.confusion[c][c]).sum();
+        let per_class = (0..self.classes)
+            .map(|c| {
+                let n: u64 = self.confusion[c].iter().sum();
+                ClassAccuracy {
+                    class: c,
+                    name: names[c].clone(),
+                    count: n as usize,
+                    accuracy: if n == 0 {
+                        0.0
+                    } else {
+                        self.confusion[c][c] as f64 / n as f64
+                    },
+                }
+            })
+            .collect();
+        EvalReport {
+            name: name.to_owned(),
+            split: split.to_owned(),
+            count: self.count,
+            top1: correct as f64 / self.count.max(1) as f64,
+            top5: self.top5 as f64 / self.count.max(1) as f64,
+            per_class,
+            confusion: self.confusion,
+        }
+    }
+}
+
+/// Evaluates a head on every image of `split`, streaming the shards.
+pub fn evaluate(
+    cache: &FeatureCache,
+    split: &str,
+    name: &str,
+    head: &Evaluated,
+) -> Result<EvalReport> {
+    let [dim, h, w] = cache.feature_shape();
+    let classes = cache.num_classes();
+    let (hd, hc) = head.shape();
+    if hd != dim || hc != classes {
+        return Err(Error::Shape(format!("{name} expects {hd} channels and {hc} classes; the cache has {dim} channels and {classes} classes")));
+    }
+    let mut tally = Tally::new(classes);
+    for shard in cache.shards(split)? {
+        let shard = shard?;
+        let labels: Vec<u32> = shard.labels.iter().map(|&l| l as u32).collect();
+        if let Some(bad) = shard
+            .labels
+            .iter()
+            .find(|&&l| l < 0 || l as usize >= classes)
+        {
+            return Err(Error::cache(
+                cache.dir(),
+                format!("split `{split}` has label {bad}, outside 0..{classes}"),
+            ));
+        }
+        let batch = Batch::from_maps(&shard.features, labels, dim, h * w);
+        for (row, &y) in head.logits(&batch).iter().zip(&batch.labels) {
+            tally.add(row, y as usize);
+        }
+    }
+    Ok(tally.report(name, split, &cache.manifest().classes))
+}
+
+/// Evaluates the original classifier as is, or says why that is not applicable: it must exist
+/// and have exactly the dataset's classes. Stored per-image logits are used when present.
+pub fn evaluate_original(
+    cache: &FeatureCache,
+    split: &str,
+) -> Result<std::result::Result<EvalReport, String>> {
+    let classes = cache.num_classes();
+    let orig = cache.manifest().original_classes;
+    match orig {
+        None => return Ok(Err("the model has no classifier".into())),
+        Some(c) if c != classes => {
+            return Ok(Err(format!(
+                "its {c} classes are not the dataset's {classes}"
+            )));
+        }
+        Some(_) => {}
+    }
+    let classifier = cache.classifier()?;
+    let [dim, h, w] = cache.feature_shape();
+    let mut tally = Tally::new(classes);
+    for shard in cache.shards(split)? {
+        let shard = shard?;
+        let rows: Vec<Vec<f32>> = match (&shard.logits, &classifier) {
+            (Some(l), _) => l.chunks_exact(classes).map(<[f32]>::to_vec).collect(),
+            (None, Some(c)) => {
+                let labels = vec![0; shard.len];
+                Evaluated::Linear(c.clone()).logits(&Batch::from_maps(
+                    &shard.features,
+                    labels,
+                    dim,
+                    h * w,
+                ))
+            }
+            (None, None) => {
+                return Ok(Err(
+                    "neither stored logits nor classifier weights are in the cache".into(),
+                ))
+            }
+        };
+        for (row, &y) in rows.iter().zip(&shard.labels) {
+            tally.add(row, y as usize);
+        }
+    }
+    Ok(Ok(tally.report(
+        "original classifier",
+        split,
+        &cache.manifest().classes,
+    )))
+}
+
+/// A plain-text table comparing heads; rows that are not applicable show the reason.
+pub fn comparison_table(rows: &[(String, std::result::Result<EvalReport, String>)]) -> String {
+    let mut out = format!(
+        "{:<24} {:>8} {:>8} {:>8}\n",
+        "head", "top-1 %", "top-5 %", "images"
+    );
+    for (name, r) in rows {
+        match r {
+            Ok(r) => out.push_str(&format!(
+                "{:<24} {:>8.2} {:>8.2} {:>8}\n",
+                name,
+                100.0 * r.top1,
+                100.0 * r.top5,
+                r.count
+            )),
+            Err(why) => out.push_str(&format!(
+                "{:<24} {:>8} {:>8} {:>8}   not applicable: {why}\n",
+                name, "-", "-", "-"
+            )),
+        }
+    }
+    out
+}

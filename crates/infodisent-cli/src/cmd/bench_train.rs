@@ -1,12 +1,56 @@
-//! `infodisent bench train` (being written).
+//! `infodisent bench train`: training step time of the structured head vs the dense reference.
 
 use super::Global;
+use infodisent::bench::train::{format_report, run as run_bench, BenchTrainConfig};
 
 /// Options of `infodisent bench train`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Channel counts D to measure.
+    #[arg(long, value_delimiter = ',', default_values_t = [1280usize, 2048])]
+    pub dims: Vec<usize>,
+    /// Images per step.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Classes of the synthetic task.
+    #[arg(long, default_value_t = 200)]
+    pub classes: usize,
+    /// Timed steps per implementation.
+    #[arg(long, default_value_t = 3)]
+    pub steps: usize,
+    /// Images per epoch for the s/epoch figure.
+    #[arg(long, default_value_t = 60_000)]
+    pub epoch_images: usize,
+    /// Standard deviation of the entries of A (a trained head's scale).
+    #[arg(long, default_value_t = 0.01)]
+    pub a_scale: f64,
+}
 
 /// Runs the command.
-pub fn run(_args: Args, _global: &Global) -> anyhow::Result<()> {
-    anyhow::bail!("`bench train` is not implemented yet")
+pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
+    if args.dims.is_empty()
+        || args.dims.contains(&0)
+        || args.batch == 0
+        || args.classes < 2
+        || args.steps == 0
+    {
+        anyhow::bail!(infodisent::Error::Config(
+            "--dims must be positive, --batch and --steps ≥ 1, --classes ≥ 2".into()
+        ));
+    }
+    let cfg = BenchTrainConfig {
+        dims: args.dims,
+        batch: args.batch,
+        classes: args.classes,
+        steps: args.steps,
+        epoch_images: args.epoch_images,
+        a_scale: args.a_scale,
+        ..BenchTrainConfig::default()
+    };
+    let report = run_bench(&cfg)?;
+    if global.json {
+        return crate::cmd::print_json(&report);
+    }
+    print!("{}", format_report(&report));
+    Ok(())
 }

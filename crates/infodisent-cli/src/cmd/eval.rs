@@ -1,12 +1,95 @@
-//! `infodisent eval` (being written).
+//! `infodisent eval`: accuracy, per-class accuracy and confusion matrices of trained heads and the
+//! original classifier on a cached split, with a comparison table.
 
 use super::Global;
+use infodisent::cache::FeatureCache;
+use infodisent::classifier::LinearClassifier;
+use infodisent::eval::{comparison_table, evaluate, evaluate_original, EvalReport, Evaluated};
+use infodisent::head_params::HeadParams;
+use std::path::{Path, PathBuf};
 
 /// Options of `infodisent eval`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Feature cache folder.
+    #[arg(long)]
+    pub cache: PathBuf,
+    /// Split to evaluate.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Trained head: a training folder (head.safetensors or linear.safetensors inside) or the file
+    /// itself; repeat to compare several.
+    #[arg(long = "head", required = true)]
+    pub heads: Vec<PathBuf>,
+    /// Also write one JSON report per head (and the original classifier) into this folder.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn load(path: &Path) -> anyhow::Result<(String, Evaluated)> {
+    let file = if path.is_dir() {
+        [
+            path.join("head.safetensors"),
+            path.join("linear.safetensors"),
+        ]
+        .into_iter()
+        .find(|p| p.exists())
+        .ok_or_else(|| {
+            infodisent::Error::input(
+                path,
+                "holds neither head.safetensors nor linear.safetensors",
+            )
+        })?
+    } else {
+        path.to_path_buf()
+    };
+    let name = path.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    if file.file_name().is_some_and(|n| n == "linear.safetensors") {
+        Ok((
+            format!("{name} (linear probe)"),
+            Evaluated::Linear(LinearClassifier::load(&file)?),
+        ))
+    } else {
+        Ok((
+            format!("{name} (InfoDisent)"),
+            Evaluated::InfoDisent(HeadParams::load(&file)?),
+        ))
+    }
+}
 
 /// Runs the command.
-pub fn run(_args: Args, _global: &Global) -> anyhow::Result<()> {
-    anyhow::bail!("`eval` is not implemented yet")
+pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
+    let cache = FeatureCache::open(&args.cache)?;
+    let mut rows: Vec<(String, Result<EvalReport, String>)> = Vec::new();
+    for path in &args.heads {
+        let (name, head) = load(path)?;
+        let report = evaluate(&cache, &args.split, &name, &head)?;
+        rows.push((name, Ok(report)));
+    }
+    rows.push((
+        "original classifier".into(),
+        evaluate_original(&cache, &args.split)?,
+    ));
+    if let Some(out) = &args.out {
+        for (i, (_, r)) in rows.iter().enumerate() {
+            if let Ok(r) = r {
+                infodisent::fsutil::write_json_atomic(out.join(format!("eval-{i}.json")), r)?;
+            }
+        }
+    }
+    if global.json {
+        let json: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(name, r)| match r {
+                Ok(r) => serde_json::to_value(r).unwrap_or_default(),
+                Err(why) => serde_json::json!({ "name": name, "not_applicable": why }),
+            })
+            .collect();
+        return super::print_json(&json);
+    }
+    print!("{}", comparison_table(&rows));
+    Ok(())
 }

@@ -1,12 +1,49 @@
-//! `infodisent report` (being written).
+//! `infodisent report`: a static HTML report that opens from disk.
 
 use super::Global;
+use infodisent::cache::FeatureCache;
+use infodisent::report::{build, ReportOptions, ReportSources};
+use std::path::PathBuf;
 
 /// Options of `infodisent report`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Feature cache the heads were trained on.
+    #[arg(long)]
+    cache: PathBuf,
+    /// InfoDisent head folder (output of `infodisent train`).
+    #[arg(long)]
+    head: PathBuf,
+    /// Linear-probe folder (output of `infodisent train --kind linear-probe`), the baseline.
+    #[arg(long)]
+    probe: Option<PathBuf>,
+    /// Mutual-information folder (output of `infodisent mi train`).
+    #[arg(long)]
+    mi: Option<PathBuf>,
+    /// `metrics.json` written by `infodisent metrics` (computed from the cache when absent).
+    #[arg(long)]
+    metrics: Option<PathBuf>,
+    /// Report folder; open `index.html` in it.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Split summarised and sampled.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Images with a full explanation.
+    #[arg(long, default_value_t = 24)]
+    sample: usize,
+}
 
 /// Runs the command.
-pub fn run(_args: Args, _global: &Global) -> anyhow::Result<()> {
-    anyhow::bail!("`report` is not implemented yet")
+pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
+    let cache = FeatureCache::open(&args.cache)?;
+    let metrics = args.metrics.as_ref().map(infodisent::fsutil::read_json).transpose()?;
+    let sources = ReportSources { cache: &cache, head_dir: &args.head, probe_dir: args.probe.as_deref(), mi_dir: args.mi.as_deref(), metrics };
+    let opts = ReportOptions { split: args.split, sample_images: args.sample, ..ReportOptions::default() };
+    let summary = build(&sources, &opts, &args.out)?;
+    if global.json {
+        return super::print_json(&summary);
+    }
+    println!("report with {} pages over {} images: {}", summary.pages, summary.images, summary.index.display());
+    Ok(())
 }

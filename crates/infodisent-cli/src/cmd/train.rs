@@ -1,12 +1,150 @@
-//! `infodisent train` (being written).
+//! `infodisent train`: train an InfoDisent head or a linear probe on a feature cache.
 
 use super::Global;
+use infodisent::cache::FeatureCache;
+use infodisent::head::{HeadKind, Loss, Parametrization};
+use infodisent::train::TrainConfig;
+use std::path::PathBuf;
 
-/// Options of `infodisent train`.
+/// Options of `infodisent train`. Flags override the TOML config, which overrides the defaults.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Feature cache folder (made by `infodisent extract`).
+    #[arg(long)]
+    pub cache: PathBuf,
+    /// Output folder: config.json, checkpoint.safetensors, metrics.jsonl and the final head.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// TOML training configuration (keys as in config.json; head options under [head]).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Head to train.
+    #[arg(long, value_parser = ["infodisent", "linear-probe"])]
+    pub kind: Option<String>,
+    /// Cache split to train on.
+    #[arg(long)]
+    pub split: Option<String>,
+    /// Epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Images per step.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Peak learning rate (W, b; and A unless --lr-rotation).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Peak learning rate of the rotation parameter A.
+    #[arg(long)]
+    pub lr_rotation: Option<f64>,
+    /// AdamW decoupled weight decay (A and W).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Warm-up epochs before the cosine decay.
+    #[arg(long)]
+    pub warmup: Option<f64>,
+    /// Random seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Fraction of the split held out for validation.
+    #[arg(long)]
+    pub val_fraction: Option<f64>,
+    /// Early stopping: epochs without a better validation accuracy.
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Rotation parametrization.
+    #[arg(long, value_parser = ["expm", "cayley"])]
+    pub rotation: Option<String>,
+    /// Loss.
+    #[arg(long, value_parser = ["cross-entropy", "sigmoid"])]
+    pub loss: Option<String>,
+    /// Train with the Gumbel-softmax relaxation of the max.
+    #[arg(long)]
+    pub gumbel: bool,
+    /// Initial scale of W.
+    #[arg(long)]
+    pub w_init: Option<f64>,
+}
+
+impl Args {
+    /// The effective configuration.
+    pub fn config(&self) -> anyhow::Result<TrainConfig> {
+        let mut cfg = match &self.config {
+            Some(p) => TrainConfig::from_toml_file(p)?,
+            None => TrainConfig::default(),
+        };
+        if let Some(k) = &self.kind {
+            cfg.head.kind = if k == "linear-probe" {
+                HeadKind::LinearProbe
+            } else {
+                HeadKind::InfoDisent
+            };
+        }
+        if let Some(r) = &self.rotation {
+            cfg.head.rotation = if r == "cayley" {
+                Parametrization::Cayley
+            } else {
+                Parametrization::Expm
+            };
+        }
+        if let Some(l) = &self.loss {
+            cfg.head.loss = if l == "sigmoid" {
+                Loss::Sigmoid
+            } else {
+                Loss::CrossEntropy
+            };
+        }
+        cfg.head.gumbel |= self.gumbel;
+        if let Some(x) = self.w_init {
+            cfg.head.w_init = x;
+        }
+        if let Some(s) = &self.split {
+            cfg.split = s.clone();
+        }
+        macro_rules! set {
+            ($($flag:ident => $field:ident),*) => { $(if let Some(x) = self.$flag { cfg.$field = x; })* };
+        }
+        set!(epochs => epochs, batch => batch_size, lr => lr, weight_decay => weight_decay, warmup => warmup_epochs, seed => seed, val_fraction => val_fraction);
+        if self.lr_rotation.is_some() {
+            cfg.lr_rotation = self.lr_rotation;
+        }
+        if self.patience.is_some() {
+            cfg.patience = self.patience;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
 
 /// Runs the command.
-pub fn run(_args: Args, _global: &Global) -> anyhow::Result<()> {
-    anyhow::bail!("`train` is not implemented yet")
+pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
+    let cfg = args.config()?;
+    let cache = FeatureCache::open(&args.cache)?;
+    let started = std::time::Instant::now();
+    let summary = infodisent::train::train(&cache, &cfg, &args.out, args.resume)?;
+    if global.json {
+        return super::print_json(&summary);
+    }
+    println!(
+        "trained {} epochs ({} steps, {:.0} s): train loss {:.4}, train accuracy {:.2}%{}{}",
+        summary.epochs,
+        summary.steps,
+        started.elapsed().as_secs_f64(),
+        summary.train_loss,
+        100.0 * summary.train_acc,
+        summary.best_val_acc.map_or(String::new(), |a| format!(
+            ", best validation accuracy {:.2}% (epoch {})",
+            100.0 * a,
+            summary.best_epoch.unwrap_or(0)
+        )),
+        if summary.stopped_early {
+            ", stopped early"
+        } else {
+            ""
+        },
+    );
+    println!("head: {}", summary.head_file.display());
+    Ok(())
 }

@@ -346,18 +346,19 @@ mod tests {
             },
         );
         for &(m, q) in &SCHEMES[3..] {
-            let plan = choose_plan(norm1(d, &s), f64::EPSILON / 2.0);
+            // Enough squarings that every degree is far below the unit roundoff.
+            let squarings = (norm1(d, &s) / 0.05).log2().ceil() as usize;
             let forced = Plan {
                 degree: m,
                 block: q,
-                squarings: plan.squarings + 2,
+                squarings,
             };
             let (u, _) = expm_with_plan(d, &s, forced);
             let err = u
                 .iter()
                 .zip(&reference)
                 .fold(0.0f64, |a, (x, y)| a.max((x - y).abs()));
-            assert!(err < 1e-12, "scheme ({m},{q}) error {err}");
+            assert!(err < 1e-11, "scheme ({m},{q}) error {err}");
         }
     }
 

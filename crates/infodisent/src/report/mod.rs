@@ -1,0 +1,421 @@
+//! The report: a static HTML folder that opens from disk with no server and no network. A
+//! summary with accuracies and metrics, a page per class, a prototype gallery, per-image
+//! explanations for a sample of images and, when a mutual-information run is given, its maps
+//! beside InfoDisent's heatmaps.
+
+pub mod page;
+pub mod plots;
+
+use crate::cache::FeatureCache;
+use crate::classifier::LinearClassifier;
+use crate::error::{Error, Result};
+use crate::explain::render::{class_figure, image_figure, network_view, overlay, save_png, write_prototype_images, ImageStore};
+use crate::explain::{explain_classes, find_prototypes, ClassExplanation, Grid, ImageExplainer, ImageExplanation, Prototypes};
+use crate::fsutil::{write_atomic, write_json_atomic};
+use crate::head_params::HeadParams;
+use crate::metrics::concentration::ConcentrationStats;
+use crate::metrics::{cache_metrics, manifest_preprocess, MetricsOptions, MetricsReport};
+use crate::mi::maps::{explain_cached_item, MiExplanation};
+use crate::mi::model::MiModel;
+use maud::{html, Markup};
+use page::{num, page, pct};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// What goes into the report and how much of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportOptions {
+    /// Split the summary, classes and sample images come from.
+    pub split: String,
+    /// Split prototypes are searched in (falls back to `split` when absent).
+    pub prototype_split: String,
+    /// Images with a full explanation page entry.
+    pub sample_images: usize,
+    /// Of those, how many also get mutual-information maps.
+    pub mi_images: usize,
+    /// Channels listed per class.
+    pub class_channels: usize,
+    /// Prototypes per channel.
+    pub prototypes: usize,
+    /// Side of each picture tile in figures, in pixels.
+    pub tile: u32,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions { split: "test".into(), prototype_split: "train".into(), sample_images: 24, mi_images: 8, class_channels: 5, prototypes: 5, tile: 96 }
+    }
+}
+
+/// Where the report's inputs live.
+#[derive(Debug, Clone)]
+pub struct ReportSources<'a> {
+    /// The feature cache the head was trained on.
+    pub cache: &'a FeatureCache,
+    /// Output folder of `infodisent train` for the InfoDisent head.
+    pub head_dir: &'a Path,
+    /// Output folder of `infodisent train --kind linear-probe`, the baseline.
+    pub probe_dir: Option<&'a Path>,
+    /// Output folder of `infodisent mi train`.
+    pub mi_dir: Option<&'a Path>,
+    /// Metrics already computed by `infodisent metrics` (computed here from the cache if absent).
+    pub metrics: Option<MetricsReport>,
+}
+
+/// What was built.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportSummary {
+    /// The report folder.
+    pub dir: PathBuf,
+    /// Entry page.
+    pub index: PathBuf,
+    /// HTML pages written.
+    pub pages: usize,
+    /// Images of the split summarised.
+    pub images: usize,
+    /// The metrics shown.
+    pub metrics: MetricsReport,
+}
+
+/// Everything the pages are made from.
+struct Content<'a> {
+    cache: &'a FeatureCache,
+    opts: &'a ReportOptions,
+    metrics: MetricsReport,
+    classes: Vec<ClassExplanation>,
+    prototypes: Prototypes,
+    gallery: Vec<usize>,
+    samples: Vec<ImageExplanation>,
+    mi: Vec<(MiExplanation, String)>,
+    training: Vec<(String, Vec<(f64, f64)>)>,
+    class_names: Vec<String>,
+}
+
+fn baseline_label(original: bool) -> &'static str {
+    if original {
+        "original classifier"
+    } else {
+        "linear probe"
+    }
+}
+
+/// Builds the report into `out` (created if needed; files are replaced atomically).
+pub fn build(src: &ReportSources, opts: &ReportOptions, out: &Path) -> Result<ReportSummary> {
+    let cache = src.cache;
+    let head_path = src.head_dir.join("head.safetensors");
+    if !head_path.exists() {
+        return Err(Error::cache(src.head_dir, "no head.safetensors: train an InfoDisent head with `infodisent train` first"));
+    }
+    let head = HeadParams::load(&head_path)?;
+    let grid = Grid::from_shape(cache.feature_shape());
+    let pre = manifest_preprocess(cache).ok_or_else(|| Error::cache(cache.dir(), "manifest preprocessing is unreadable"))?;
+    let class_names = cache.manifest().classes.clone();
+    let original = cache.classifier()?.filter(|c| c.classes == head.classes && c.dim == head.dim);
+    let probe = src.probe_dir.map(|d| LinearClassifier::load(d.join("linear.safetensors"))).transpose()?;
+    let baseline = original.as_ref().map(|c| (baseline_label(true), c)).or(probe.as_ref().map(|p| (baseline_label(false), p)));
+
+    let metrics = match &src.metrics {
+        Some(m) => m.clone(),
+        None => cache_metrics(cache, &head, baseline, None, &MetricsOptions { split: opts.split.clone(), ..Default::default() })?,
+    };
+    let explainer = ImageExplainer::new(head.clone(), baseline.map(|b| b.1.clone()), grid, cache.manifest().input_size, class_names.clone())?;
+    let classes = explain_classes(cache, &explainer, &opts.split, None, opts.class_channels)?;
+    let proto_split = if cache.manifest().splits.contains_key(&opts.prototype_split) { opts.prototype_split.as_str() } else { opts.split.as_str() };
+    let prototypes = find_prototypes(cache, &head, proto_split, opts.prototypes)?;
+    prototypes.save(out.join("prototypes.json"))?;
+
+    let mut store = ImageStore::default();
+    let samples = explain_samples(cache, &explainer, &opts.split, opts.sample_images)?;
+    let gallery: Vec<usize> = classes
+        .iter()
+        .flat_map(|c| c.channels.iter().map(|ch| ch.channel))
+        .chain(samples.iter().flat_map(|s| s.positive.iter().chain(&s.negative).map(|c| c.channel)))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    write_prototype_images(&prototypes, &gallery, &out.join("prototypes"), &mut store, &pre, opts.tile)?;
+    for class in &classes {
+        let fig = class_figure(class, &prototypes, &mut store, &pre, opts.tile)?;
+        save_png(&fig, out.join("classes").join(format!("class-{:04}.png", class.class)))?;
+    }
+    let mut samples = samples;
+    for s in &mut samples {
+        let view = network_view(store.get(&s.source)?, &pre)?;
+        let fig = image_figure(&view, s, Some(&prototypes), &mut store, &pre, opts.tile)?;
+        let name = format!("item-{:06}.png", s.item.unwrap_or(0));
+        save_png(&fig, out.join("images").join(&name))?;
+        s.figure = Some(name);
+        write_json_atomic(out.join("images").join(format!("item-{:06}.json", s.item.unwrap_or(0))), s)?;
+    }
+    let mi = match src.mi_dir {
+        Some(dir) => mi_section(dir, cache, &opts.split, &samples[..samples.len().min(opts.mi_images)], &mut store, &pre, out)?,
+        None => Vec::new(),
+    };
+    let content = Content {
+        cache,
+        opts,
+        metrics,
+        classes,
+        prototypes,
+        gallery,
+        samples,
+        mi,
+        training: training_curves(src.head_dir, probe.as_ref().and(src.probe_dir))?,
+        class_names,
+    };
+    let pages = write_pages(&content, out)?;
+    write_json_atomic(out.join("metrics.json"), &content.metrics)?;
+    Ok(ReportSummary { dir: out.to_path_buf(), index: out.join("index.html"), pages, images: content.metrics.images, metrics: content.metrics })
+}
+
+/// Explains `n` images spread evenly over the split, reading only the shards they live in.
+fn explain_samples(cache: &FeatureCache, explainer: &ImageExplainer, split: &str, n: usize) -> Result<Vec<ImageExplanation>> {
+    let info = cache.split(split)?;
+    let items = cache.items(split)?;
+    let n = n.min(items.len());
+    let len = explainer.grid.len();
+    let picks: Vec<usize> = (0..n).map(|t| t * items.len() / n.max(1)).collect();
+    let mut out = Vec::with_capacity(n);
+    let mut loaded: Option<(usize, crate::cache::Shard)> = None;
+    for &i in &picks {
+        let s = i / info.shard_size;
+        if loaded.as_ref().map(|l| l.0) != Some(s) {
+            loaded = Some((s, cache.read_shard(split, s)?));
+        }
+        let shard = &loaded.as_ref().expect("just loaded").1;
+        let at = i % info.shard_size;
+        let mut ex = explainer.explain(&shard.features[at * len..(at + 1) * len], None, &items[i].path)?;
+        ex.item = Some(i);
+        ex.label = usize::try_from(items[i].label).ok();
+        out.push(ex);
+    }
+    Ok(out)
+}
+
+/// Mutual-information maps for the sampled images, each with InfoDisent's overlays beside it.
+fn mi_section(
+    mi_dir: &Path,
+    cache: &FeatureCache,
+    split: &str,
+    samples: &[ImageExplanation],
+    store: &mut ImageStore,
+    pre: &crate::preprocess::Preprocess,
+    out: &Path,
+) -> Result<Vec<(MiExplanation, String)>> {
+    let model = MiModel::load(mi_dir)?;
+    let dir = out.join("mi");
+    let mut result = Vec::with_capacity(samples.len());
+    for s in samples {
+        let item = s.item.unwrap_or(0);
+        let mut ex = explain_cached_item(&model, cache, split, item, &dir)?;
+        for f in [&mut ex.files.total, &mut ex.files.decision, &mut ex.files.redundant, &mut ex.files.panel, &mut ex.files.json] {
+            *f = f.strip_prefix(out).map(Path::to_path_buf).unwrap_or_else(|_| f.clone());
+        }
+        let view = network_view(store.get(&s.source)?, pre)?;
+        let hm = &s.heatmaps;
+        let shared = hm.positive.max().max(hm.negative.max());
+        let side = overlay(&overlay(&view, &hm.positive, [200, 30, 30], shared), &hm.negative, [30, 70, 200], shared);
+        let name = format!("mi/item-{item:06}_infodisent.png");
+        save_png(&side, out.join(&name))?;
+        result.push((ex, name));
+    }
+    Ok(result)
+}
+
+/// Series from the `metrics.jsonl` training logs: every numeric field other than `epoch`.
+fn training_curves(head_dir: &Path, probe_dir: Option<&Path>) -> Result<Vec<(String, Vec<(f64, f64)>)>> {
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for (who, dir) in [("infodisent", Some(head_dir)), ("probe", probe_dir)] {
+        let Some(dir) = dir else { continue };
+        let path = dir.join("metrics.jsonl");
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| Error::cache(&path, format!("bad JSON line: {e}")))?;
+            let Some(epoch) = v.get("epoch").and_then(|e| e.as_f64()) else { continue };
+            for (k, val) in v.as_object().into_iter().flatten() {
+                let Some(y) = val.as_f64().filter(|_| k.ends_with("acc") || k.ends_with("accuracy")) else { continue };
+                let name = format!("{who} {k}");
+                match series.iter_mut().find(|s| s.0 == name) {
+                    Some(s) => s.1.push((epoch, y)),
+                    None => series.push((name, vec![(epoch, y)])),
+                }
+            }
+        }
+    }
+    Ok(series)
+}
+
+fn write_page(out: &Path, rel: &str, title: &str, depth: usize, body: Markup) -> Result<()> {
+    write_atomic(out.join(rel), page(title, depth, body).as_bytes())
+}
+
+fn class_name(names: &[String], c: usize) -> String {
+    names.get(c).cloned().unwrap_or_else(|| format!("class {c}"))
+}
+
+fn proto_strip(c: &Content, channel: usize, positive: bool, depth: usize) -> Markup {
+    let up = "../".repeat(depth);
+    let Some(entry) = c.prototypes.channels.get(channel) else { return html! {} };
+    let (list, tag) = if positive { (&entry.positive, "pos") } else { (&entry.negative, "neg") };
+    html! {
+        div.gallery {
+            @for (rank, p) in list.iter().enumerate() {
+                figure {
+                    a href=(format!("{up}prototypes/ch{channel:04}_{tag}{rank}_full.png")) {
+                        img src=(format!("{up}prototypes/ch{channel:04}_{tag}{rank}_crop.png")) width=(c.opts.tile) height=(c.opts.tile) alt=(format!("channel {channel} prototype {rank}"));
+                    }
+                    figcaption { (class_name(&c.class_names, p.label as usize)) br; (num(p.score as f64, 2)) }
+                }
+            }
+        }
+    }
+}
+
+fn concentration_row(name: &str, s: &ConcentrationStats) -> Markup {
+    html! { tr { td { (name) } td { (num(s.mean, 2)) } td { (num(s.median, 1)) } td { (s.images) } } }
+}
+
+fn write_pages(c: &Content, out: &Path) -> Result<usize> {
+    let m = &c.metrics;
+    let manifest = c.cache.manifest();
+    let hist = |s: &ConcentrationStats| -> Vec<(String, f64)> { s.histogram.iter().filter(|b| b.count > 0 || b.upto <= 5).map(|b| (format!("≤{}", b.upto), b.count as f64)).collect() };
+    plots::bar_chart(&out.join("plots/channels95_infodisent.svg"), "Channels for 95% — InfoDisent", "channels", "images", &hist(&m.channels_for_95))?;
+    if let Some(b) = &m.baseline_channels_for_95 {
+        plots::bar_chart(&out.join("plots/channels95_baseline.svg"), "Channels for 95% — baseline", "channels", "images", &hist(b))?;
+    }
+    if !c.training.is_empty() {
+        plots::line_chart(&out.join("plots/training.svg"), "Accuracy during training", "epoch", &c.training)?;
+    }
+    let summary = html! {
+        div.card {
+            p { "Model " b { (manifest.model) } ", features from " code { (manifest.feature_node) } " of shape "
+                (format!("{}×{}×{}", manifest.feature_shape[0], manifest.feature_shape[1], manifest.feature_shape[2]))
+                " at " (manifest.input_size) " px; " (manifest.classes.len()) " classes." }
+            p.muted { @for (name, s) in &manifest.splits { (name) ": " (s.num_items) " images" @if !s.skipped.is_empty() { " (" (s.skipped.len()) " skipped)" } ". " } }
+        }
+        h2 { "Accuracy on " (m.split) " (" (m.images) " images)" }
+        table {
+            tr { th { "head" } th { "top-1" } }
+            tr { td { "InfoDisent" } td { (pct(m.accuracy)) } }
+            @if let (Some(name), Some(acc)) = (&m.baseline, m.baseline_accuracy) { tr { td { (name) } td { (pct(acc)) } } }
+        }
+        h2 { "How many channels decide (channels for 95% of the positive evidence)" }
+        table {
+            tr { th { "head" } th { "mean" } th { "median" } th { "images" } }
+            (concentration_row("InfoDisent", &m.channels_for_95))
+            @if let Some(b) = &m.baseline_channels_for_95 { (concentration_row(m.baseline.as_deref().unwrap_or("baseline"), b)) }
+        }
+        div.gallery {
+            img src="plots/channels95_infodisent.svg" alt="channels for 95% histogram, InfoDisent";
+            @if m.baseline_channels_for_95.is_some() { img src="plots/channels95_baseline.svg" alt="channels for 95% histogram, baseline"; }
+        }
+        h2 { "Disentanglement (RV coefficient, lower is more disentangled)" }
+        table {
+            tr { th { "channels" } th { "mean RV" } }
+            tr { td { "InfoDisent (after U)" } td { (num(m.rv.infodisent, 4)) } }
+            tr { td { "raw backbone (U = I)" } td { (num(m.rv.raw, 4)) } }
+        }
+        p.muted { (m.rv.pairs) " channel pairs over " (m.rv.images) " images." }
+        @if !m.faithfulness.is_empty() {
+            h2 { "Faithfulness of heatmaps" }
+            table {
+                tr { th { "method" } th { "deletion AUC ↓" } th { "insertion AUC ↑" } th { "images" } }
+                @for f in &m.faithfulness { tr { td { (f.method) } td { (num(f.deletion_auc, 3)) } td { (num(f.insertion_auc, 3)) } td { (f.images) } } }
+            }
+        }
+        @if !m.pointing.is_empty() {
+            h2 { "Pointing game" }
+            table {
+                tr { th { "method" } th { "hits" } th { "accuracy" } }
+                @for p in m.pointing.iter().chain(&m.counter_pointing) { tr { td { (p.method) } td { (p.hits) "/" (p.total) } td { (pct(p.accuracy)) } } }
+            }
+        }
+        @if !c.training.is_empty() { h2 { "Training" } img src="plots/training.svg" alt="accuracy per epoch"; }
+    };
+    write_page(out, "index.html", "InfoDisent report", 0, summary)?;
+
+    let classes = html! {
+        table {
+            tr { th { "class" } th { "images" } th { "accuracy" } th { "mean logit" } th { "top channels" } }
+            @for cl in &c.classes {
+                tr {
+                    td { a href=(format!("classes/class-{:04}.html", cl.class)) { (class_name(&c.class_names, cl.class)) } }
+                    td { (cl.images) }
+                    td { (pct(cl.correct as f64 / cl.images.max(1) as f64)) }
+                    td { (num(cl.mean_logit as f64, 2)) }
+                    td { @for ch in &cl.channels { (ch.channel) " " } }
+                }
+            }
+        }
+    };
+    write_page(out, "classes.html", "Classes", 0, classes)?;
+    for cl in &c.classes {
+        let body = html! {
+            p { (cl.images) " images, " (cl.correct) " classified correctly; mean logit " (num(cl.mean_logit as f64, 2)) "." }
+            img src=(format!("class-{:04}.png", cl.class)) alt=(format!("prototypes of class {}", cl.class));
+            @for ch in &cl.channels {
+                div.card {
+                    b { "channel " (ch.channel) } span.muted { " — weight " (num(ch.weight as f64, 3)) ", mean contribution " (num(ch.mean_contribution as f64, 3)) ", in the top-" (c.opts.class_channels) " of " (pct(ch.top_frequency as f64)) " of images" }
+                    (proto_strip(c, ch.channel, true, 1))
+                }
+            }
+        };
+        write_page(out, &format!("classes/class-{:04}.html", cl.class), &class_name(&c.class_names, cl.class), 1, body)?;
+    }
+
+    let gallery = html! {
+        p.muted { "Each channel's strongest training images (" (c.prototypes.split) " split), with the deciding cell boxed in yellow. Click a crop for the full image." }
+        @for &ch in &c.gallery {
+            div.card {
+                b { "channel " (ch) }
+                p.pos { "positive prototypes" } (proto_strip(c, ch, true, 0))
+                p.neg { "negative prototypes" } (proto_strip(c, ch, false, 0))
+            }
+        }
+    };
+    write_page(out, "prototypes.html", "Prototype gallery", 0, gallery)?;
+
+    let contribution_table = |s: &ImageExplanation| html! {
+        table {
+            tr { th { "channel" } th { "contribution" } th { "share" } }
+            @for x in &s.positive { tr.pos { td { (x.channel) } td { (num(x.contribution as f64, 3)) } td { (pct(x.share as f64)) } } }
+            @for x in &s.negative { tr.neg { td { (x.channel) } td { (num(x.contribution as f64, 3)) } td { (pct(x.share as f64)) } } }
+        }
+    };
+    let images = html! {
+        p.muted { "Top row: the image, positive evidence (red), negative evidence (blue)" @if c.samples.iter().any(|s| s.heatmaps.cam.is_some()) { ", CAM of the baseline" } ". Below: the strongest channels for and against, each with its prototypes." }
+        @for s in &c.samples {
+            div.card {
+                p {
+                    b { (s.source) } " — predicted " b { (class_name(&c.class_names, s.predicted)) }
+                    " (p = " (num(s.probability as f64, 3)) ")"
+                    @if let Some(l) = s.label { ", true class " (class_name(&c.class_names, l)) }
+                    "; logit " (num(s.logit as f64, 3)) " = Σ contributions + bias " (num(s.bias as f64, 3)) "; " (s.channels_for_95) " channels carry 95%."
+                }
+                @if let Some(f) = &s.figure { img src=(format!("images/{f}")) alt=(format!("explanation of {}", s.source)); }
+                (contribution_table(s))
+            }
+        }
+    };
+    write_page(out, "images.html", "Explained images", 0, images)?;
+
+    let mi = html! {
+        @if c.mi.is_empty() {
+            p.muted { "No mutual-information run was given (build the report with " code { "--mi DIR" } " after " code { "infodisent mi train" } ")." }
+        } @else {
+            p.muted { "Per image: InfoDisent's positive (red) and negative (blue) evidence, then the information the representation holds about each position (total), the part the decision uses (decision-related) and the rest (redundant)." }
+            @for (ex, side) in &c.mi {
+                div.card {
+                    p { b { (ex.source) } " — masked path predicts " (ex.masked_prediction_name) }
+                    div.gallery {
+                        figure { img src=(side) width="224" alt="InfoDisent evidence"; figcaption { "InfoDisent ±" } }
+                        figure { img src=(ex.files.panel.to_string_lossy()) alt="total, decision-related and redundant information"; figcaption { "image · total · decision-related · redundant" } }
+                    }
+                }
+            }
+        }
+    };
+    write_page(out, "mi.html", "Information maps", 0, mi)?;
+    Ok(5 + c.classes.len())
+}

@@ -1,0 +1,249 @@
+//! Training on synthetic caches: it learns, keeps W ≥ 0, is bit-reproducible, resumes exactly,
+//! and rejects bad configurations and broken caches with clear errors.
+
+mod train_common;
+
+use infodisent::eval::{comparison_table, evaluate, evaluate_original, Evaluated};
+use infodisent::head::{HeadKind, Parametrization};
+use infodisent::head_params::HeadParams;
+use infodisent::train::{train, train_partial, TrainConfig};
+use infodisent::Error;
+use train_common::{write_cache, CLASSES};
+
+fn config(kind: HeadKind, epochs: usize) -> TrainConfig {
+    let mut cfg = TrainConfig {
+        epochs,
+        batch_size: 20,
+        lr: 0.05,
+        seed: 7,
+        ..TrainConfig::default()
+    };
+    cfg.head.kind = kind;
+    cfg.head.w_init = 0.1;
+    cfg
+}
+
+fn single_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
+#[test]
+fn infodisent_learns_with_nonnegative_weights_and_beats_chance() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = write_cache(&dir.path().join("cache"), 180, 60, 1);
+    let mut cfg = config(HeadKind::InfoDisent, 6);
+    cfg.val_fraction = 0.2;
+    cfg.lr_rotation = Some(0.01);
+    let out = dir.path().join("head");
+    let summary = train(&cache, &cfg, &out, false).unwrap();
+    assert!(
+        summary.train_acc > 0.9,
+        "train accuracy {}",
+        summary.train_acc
+    );
+    assert!(summary.best_val_acc.unwrap() > 0.9);
+    assert_eq!(summary.train_items + summary.val_items, 180);
+    let head = HeadParams::load(out.join("head.safetensors")).unwrap();
+    assert!(head.weight.iter().all(|&w| w >= 0.0));
+    assert!(head.weight.iter().any(|&w| w > 0.0));
+    // The rotation moved away from the identity and is still orthogonal.
+    let d = head.dim;
+    assert!((0..d).any(|i| (head.rotation[i * d + i] - 1.0).abs() > 1e-4));
+    assert!(infodisent::head::linalg::orthogonality_defect(d, &head.rotation) < 1e-5);
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 6);
+    assert!(metrics
+        .lines()
+        .all(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["val_acc"].is_number()));
+
+    let report = evaluate(&cache, "test", "infodisent", &Evaluated::InfoDisent(head)).unwrap();
+    assert!(report.top1 > 0.9, "test top-1 {}", report.top1);
+    assert_eq!(report.count, 60);
+    assert_eq!(report.confusion.iter().flatten().sum::<u64>(), 60);
+    assert_eq!(
+        report.top5, 1.0,
+        "with 3 classes the top-5 always holds the label"
+    );
+}
+
+#[test]
+fn linear_probe_and_original_classifier_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = write_cache(&dir.path().join("cache"), 120, 60, 2);
+    let out = dir.path().join("probe");
+    train(&cache, &config(HeadKind::LinearProbe, 5), &out, false).unwrap();
+    let probe =
+        infodisent::classifier::LinearClassifier::load(out.join("linear.safetensors")).unwrap();
+    let r = evaluate(&cache, "test", "linear probe", &Evaluated::Linear(probe)).unwrap();
+    assert!(r.top1 > 0.8, "probe top-1 {}", r.top1);
+    let orig = evaluate_original(&cache, "test").unwrap().unwrap();
+    assert!(
+        orig.top1 > 0.9,
+        "the planted classifier is nearly perfect: {}",
+        orig.top1
+    );
+    assert_eq!(orig.per_class.len(), CLASSES);
+    let table = comparison_table(&[
+        ("linear probe".into(), Ok(r)),
+        ("original".into(), Ok(orig)),
+        ("other".into(), Err("no classifier".into())),
+    ]);
+    assert!(table.contains("not applicable: no classifier"));
+}
+
+#[test]
+fn same_seed_on_one_thread_is_bit_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = write_cache(&dir.path().join("cache"), 100, 10, 3);
+    let mut cfg = config(HeadKind::InfoDisent, 2);
+    cfg.head.gumbel = true;
+    let run = |name: &str, cfg: &TrainConfig| {
+        let out = dir.path().join(name);
+        single_thread(|| train(&cache, cfg, &out, false).unwrap());
+        std::fs::read(out.join("head.safetensors")).unwrap()
+    };
+    let (a, b) = (run("a", &cfg), run("b", &cfg));
+    assert_eq!(a, b);
+    cfg.seed += 1;
+    assert_ne!(a, run("c", &cfg), "another seed must give another head");
+}
+
+#[test]
+fn killed_and_resumed_equals_uninterrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = write_cache(&dir.path().join("cache"), 90, 10, 4);
+    for rotation in [Parametrization::Expm, Parametrization::Cayley] {
+        let mut cfg = config(HeadKind::InfoDisent, 4);
+        cfg.head.rotation = rotation;
+        cfg.warmup_epochs = 1.0;
+        cfg.weight_decay = 0.01;
+        cfg.val_fraction = 0.1;
+        let full = dir.path().join(format!("full-{rotation:?}"));
+        let parts = dir.path().join(format!("parts-{rotation:?}"));
+        single_thread(|| {
+            train(&cache, &cfg, &full, false).unwrap();
+            let first = train_partial(&cache, &cfg, &parts, false, Some(1)).unwrap();
+            assert_eq!(first.epochs, 1);
+            assert!(
+                !parts.join("head.safetensors").exists(),
+                "an interrupted run has no final head"
+            );
+            train_partial(&cache, &cfg, &parts, true, Some(2)).unwrap();
+            train(&cache, &cfg, &parts, true).unwrap();
+        });
+        for file in ["head.safetensors", "checkpoint.safetensors"] {
+            assert_eq!(
+                std::fs::read(full.join(file)).unwrap(),
+                std::fs::read(parts.join(file)).unwrap(),
+                "{rotation:?}: {file}"
+            );
+        }
+        let strip = |p: &std::path::Path| -> Vec<serde_json::Value> {
+            std::fs::read_to_string(p.join("metrics.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v.as_object_mut().unwrap().remove("seconds");
+                    v
+                })
+                .collect()
+        };
+        assert_eq!(strip(&full), strip(&parts));
+    }
+}
+
+#[test]
+fn bad_configs_are_rejected_with_clear_errors() {
+    let bad = |edit: &dyn Fn(&mut TrainConfig), needle: &str| {
+        let mut cfg = TrainConfig::default();
+        edit(&mut cfg);
+        let err = cfg.validate().unwrap_err();
+        assert!(matches!(err, Error::Config(_)));
+        assert!(
+            err.to_string().contains(needle),
+            "`{err}` should mention `{needle}`"
+        );
+    };
+    bad(&|c| c.epochs = 0, "epochs");
+    bad(&|c| c.batch_size = 0, "batch_size");
+    bad(&|c| c.lr = -1.0, "lr");
+    bad(&|c| c.lr = f64::NAN, "lr");
+    bad(&|c| c.weight_decay = -0.1, "weight_decay");
+    bad(&|c| c.val_fraction = 1.0, "val_fraction");
+    bad(&|c| c.patience = Some(3), "val_fraction");
+    bad(&|c| c.warmup_epochs = 10.0, "warmup_epochs");
+    bad(
+        &|c| {
+            c.head.gumbel = true;
+            c.head.tau_end = 0.0;
+        },
+        "tau",
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let toml_path = dir.path().join("cfg.toml");
+    std::fs::write(&toml_path, "epochs = 3\nlearning_rate = 0.1\n").unwrap();
+    let err = TrainConfig::from_toml_file(&toml_path).unwrap_err();
+    assert!(
+        err.to_string().contains("learning_rate") && err.to_string().contains("cfg.toml"),
+        "{err}"
+    );
+    std::fs::write(
+        &toml_path,
+        "epochs = 3\nbatch_size = 16\n[head]\nkind = \"linear-probe\"\n",
+    )
+    .unwrap();
+    let cfg = TrainConfig::from_toml_file(&toml_path).unwrap();
+    assert_eq!(
+        (cfg.epochs, cfg.batch_size, cfg.head.kind),
+        (3, 16, HeadKind::LinearProbe)
+    );
+}
+
+#[test]
+fn corrupt_or_stale_caches_and_checkpoints_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = write_cache(&dir.path().join("cache"), 40, 10, 5);
+    let cfg = config(HeadKind::LinearProbe, 1);
+    let out = dir.path().join("run");
+    train(&cache, &cfg, &out, false).unwrap();
+
+    // A second run into the same folder without --resume.
+    let err = train(&cache, &cfg, &out, false).unwrap_err();
+    assert!(err.to_string().contains("--resume"), "{err}");
+    // Resuming with another configuration.
+    let mut other = cfg.clone();
+    other.lr = 0.5;
+    let err = train(&cache, &other, &out, true).unwrap_err();
+    assert!(
+        matches!(err, Error::Cache { .. }) && err.to_string().contains("stale checkpoint"),
+        "{err}"
+    );
+    // Resuming on another cache.
+    let cache2 = write_cache(&dir.path().join("cache2"), 40, 10, 6);
+    let err = train(&cache2, &cfg, &out, true).unwrap_err();
+    assert!(err.to_string().contains("another feature cache"), "{err}");
+    // A truncated checkpoint.
+    let ckpt = out.join("checkpoint.safetensors");
+    let bytes = std::fs::read(&ckpt).unwrap();
+    std::fs::write(&ckpt, &bytes[..bytes.len() / 2]).unwrap();
+    let err = train(&cache, &cfg, &out, true).unwrap_err();
+    assert!(
+        matches!(err, Error::Cache { .. }) && err.to_string().contains("checkpoint.safetensors"),
+        "{err}"
+    );
+
+    // A corrupt shard is named in the error.
+    let shard = dir.path().join("cache/train/shard-00001.safetensors");
+    std::fs::write(&shard, b"not a safetensors file").unwrap();
+    let err = train(&cache, &cfg, &dir.path().join("run2"), false).unwrap_err();
+    assert!(
+        matches!(err, Error::Cache { .. }) && err.to_string().contains("shard-00001"),
+        "{err}"
+    );
+}
