@@ -1,0 +1,261 @@
+//! The three per-position maps of one image, drawn over the image and written as PNG + JSON.
+//!
+//! Each map is upsampled bilinearly from the feature grid to the network input, min-max
+//! normalised on its own, coloured with the jet palette and blended with the image at 0.5. The
+//! JSON keeps the raw per-position values (row-major `h × w`), so the maps can be compared in
+//! absolute terms too.
+
+use super::model::MiModel;
+use crate::cache::FeatureCache;
+use crate::error::{Error, Result};
+use crate::fsutil::{write_atomic, write_json_atomic};
+use crate::preprocess::Preprocess;
+use image::imageops::{self, FilterType};
+use image::{ImageBuffer, Luma, Rgb, RgbImage};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Per-position values of one image, row-major over the `h × w` feature grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MiMaps {
+    /// Grid rows.
+    pub h: usize,
+    /// Grid columns.
+    pub w: usize,
+    /// Unit of the values (`nats`, or `js-score` for the Jensen–Shannon bound).
+    pub unit: String,
+    /// Total information `I(Z; X_i)`.
+    pub total: Vec<f32>,
+    /// Decision-related information `I(Z; λ_i X_i)`.
+    pub decision: Vec<f32>,
+    /// Redundant information: total − decision.
+    pub redundant: Vec<f32>,
+    /// The mask λ.
+    pub lambda: Vec<f32>,
+    /// Class the frozen classifier predicts from the masked features.
+    pub masked_prediction: usize,
+}
+
+/// Grid cell `(row, col)` holding the largest value.
+pub fn argmax_cell(values: &[f32], w: usize) -> (usize, usize) {
+    let i = values.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+    (i / w.max(1), i % w.max(1))
+}
+
+/// The jet palette at `t ∈ [0, 1]` (blue → cyan → yellow → red).
+fn jet(t: f32) -> [f32; 3] {
+    let c = |x: f32| (1.5 - (4.0 * t - x).abs()).clamp(0.0, 1.0);
+    [c(3.0), c(2.0), c(1.0)]
+}
+
+/// One map over `image`: bilinear upsampling, min-max normalisation, jet, alpha 0.5.
+fn overlay(image: &RgbImage, values: &[f32], h: usize, w: usize) -> Result<RgbImage> {
+    if values.len() != h * w || h == 0 || w == 0 {
+        return Err(Error::Shape(format!("map has {} values for a {h}×{w} grid", values.len())));
+    }
+    let grid: ImageBuffer<Luma<f32>, Vec<f32>> =
+        ImageBuffer::from_raw(w as u32, h as u32, values.to_vec()).ok_or_else(|| Error::Shape("map buffer".into()))?;
+    let up = imageops::resize(&grid, image.width(), image.height(), FilterType::Triangle);
+    let (lo, hi) = up.pixels().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), p| (lo.min(p.0[0]), hi.max(p.0[0])));
+    let span = if hi - lo > 1e-12 { hi - lo } else { 1.0 };
+    let mut out = image.clone();
+    for (px, v) in out.pixels_mut().zip(up.pixels()) {
+        let colour = jet((v.0[0] - lo) / span);
+        for (ch, c) in px.0.iter_mut().zip(colour) {
+            *ch = (0.5 * f32::from(*ch) + 0.5 * 255.0 * c).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    Ok(out)
+}
+
+/// The total, decision-related and redundant overlays of `maps` on `image`, in that order.
+pub fn render_overlays(image: &RgbImage, maps: &MiMaps) -> Result<[RgbImage; 3]> {
+    Ok([
+        overlay(image, &maps.total, maps.h, maps.w)?,
+        overlay(image, &maps.decision, maps.h, maps.w)?,
+        overlay(image, &maps.redundant, maps.h, maps.w)?,
+    ])
+}
+
+/// The image and its three overlays side by side, 4 white pixels apart.
+fn panel(image: &RgbImage, overlays: &[RgbImage; 3]) -> RgbImage {
+    let gap = 4;
+    let (w, h) = (image.width(), image.height());
+    let mut out = RgbImage::from_pixel(4 * w + 3 * gap, h, Rgb([255, 255, 255]));
+    for (i, img) in std::iter::once(image).chain(overlays.iter()).enumerate() {
+        imageops::replace(&mut out, img, i64::from(i as u32 * (w + gap)), 0);
+    }
+    out
+}
+
+/// The files written for one image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MiFiles {
+    /// Total-information overlay.
+    pub total: PathBuf,
+    /// Decision-related overlay.
+    pub decision: PathBuf,
+    /// Redundant overlay.
+    pub redundant: PathBuf,
+    /// Image + the three overlays in one strip.
+    pub panel: PathBuf,
+    /// This explanation as JSON.
+    pub json: PathBuf,
+}
+
+/// The explanation of one image: its maps and where they were written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MiExplanation {
+    /// The image file (or `idx-file#index`).
+    pub source: String,
+    /// True label, when known (cached items).
+    pub label: Option<usize>,
+    /// Name of the class the masked path predicts.
+    pub masked_prediction_name: String,
+    /// Argmax cell `(row, col)` of the total map.
+    pub total_peak: (usize, usize),
+    /// Argmax cell of the decision-related map.
+    pub decision_peak: (usize, usize),
+    /// Argmax cell of the redundant map.
+    pub redundant_peak: (usize, usize),
+    /// The per-position values.
+    pub maps: MiMaps,
+    /// Written files.
+    pub files: MiFiles,
+}
+
+fn write_png(path: &Path, img: &RgbImage) -> Result<()> {
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).map_err(|e| Error::input(path, e.to_string()))?;
+    write_atomic(path, &bytes)
+}
+
+/// Writes `<stem>_{total,decision,redundant,panel}.png` and `<stem>.json` under `out_dir`.
+/// `image` must be what the network saw (resized and cropped).
+pub fn write_explanation(
+    out_dir: &Path,
+    stem: &str,
+    image: &RgbImage,
+    maps: MiMaps,
+    source: String,
+    label: Option<usize>,
+    classes: &[String],
+) -> Result<MiExplanation> {
+    let overlays = render_overlays(image, &maps)?;
+    let file = |suffix: &str| out_dir.join(format!("{stem}{suffix}"));
+    let files = MiFiles {
+        total: file("_total.png"),
+        decision: file("_decision.png"),
+        redundant: file("_redundant.png"),
+        panel: file("_panel.png"),
+        json: file(".json"),
+    };
+    write_png(&files.total, &overlays[0])?;
+    write_png(&files.decision, &overlays[1])?;
+    write_png(&files.redundant, &overlays[2])?;
+    write_png(&files.panel, &panel(image, &overlays))?;
+    let explanation = MiExplanation {
+        source,
+        label,
+        masked_prediction_name: classes.get(maps.masked_prediction).cloned().unwrap_or_else(|| maps.masked_prediction.to_string()),
+        total_peak: argmax_cell(&maps.total, maps.w),
+        decision_peak: argmax_cell(&maps.decision, maps.w),
+        redundant_peak: argmax_cell(&maps.redundant, maps.w),
+        maps,
+        files: files.clone(),
+    };
+    write_json_atomic(&files.json, &explanation)?;
+    Ok(explanation)
+}
+
+/// Decodes a cache item's image: a file path, or `<idx file>#<index>` for IDX datasets.
+fn load_item_image(source: &str) -> Result<RgbImage> {
+    let as_file = Path::new(source);
+    if as_file.exists() {
+        return crate::imageio::load_rgb(as_file);
+    }
+    if let Some((file, index)) = source.rsplit_once('#') {
+        if let Ok(index) = index.parse::<usize>() {
+            let (images, _) = crate::dataset::idx::read_images(Path::new(file))?;
+            return images.rgb(index);
+        }
+    }
+    Err(Error::input(as_file, "image of this cache item not found (was the dataset moved?)"))
+}
+
+/// Explains item `index` of a cached split: computes the maps from the cached features, draws
+/// them over the item's image as the network saw it, and writes PNGs + JSON named
+/// `<split>-<index>` under `out_dir` (see [`write_explanation`]).
+pub fn explain_cached_item(model: &MiModel, cache: &FeatureCache, split: &str, index: usize, out_dir: &Path) -> Result<MiExplanation> {
+    if cache.feature_shape() != model.meta.feature_shape {
+        return Err(Error::Shape(format!(
+            "the mi run was trained on [{:?}] features, the cache holds {:?}",
+            model.meta.feature_shape,
+            cache.feature_shape()
+        )));
+    }
+    let info = cache.split(split)?;
+    if index >= info.num_items {
+        return Err(Error::Config(format!("split `{split}` has {} items; item {index} does not exist", info.num_items)));
+    }
+    let shard = cache.read_shard(split, index / info.shard_size)?;
+    let per_item = cache.feature_shape().iter().product::<usize>();
+    let j = index % info.shard_size;
+    let maps = model.maps(&shard.features[j * per_item..(j + 1) * per_item], 1)?.remove(0);
+    let item = cache.items(split)?.swap_remove(index);
+    let image = cache_preprocess(cache)?.resize_crop(&load_item_image(&item.path)?)?;
+    let label = usize::try_from(item.label).ok();
+    write_explanation(out_dir, &format!("{split}-{index}"), &image, maps, item.path, label, &cache.manifest().classes)
+}
+
+/// Explains image files: each is decoded, preprocessed as the cache was, passed through
+/// `features` (a backbone: `[n, 3, S, S]` inputs → `[n, D, h, w]` maps) and written like
+/// [`explain_cached_item`], with stems from [`crate::explain::session::output_stem`].
+pub fn explain_files(
+    model: &MiModel,
+    cache: &FeatureCache,
+    paths: &[PathBuf],
+    features: &mut dyn FnMut(&[f32], usize) -> Result<Vec<f32>>,
+    out_dir: &Path,
+) -> Result<Vec<MiExplanation>> {
+    let preprocess = cache_preprocess(cache)?;
+    let mut out = Vec::with_capacity(paths.len());
+    for (i, path) in paths.iter().enumerate() {
+        let image = crate::imageio::load_rgb(path)?;
+        let input = preprocess.apply(&image)?;
+        let maps = model.maps(&features(&input, 1)?, 1)?.remove(0);
+        let source = path.display().to_string();
+        let stem = crate::explain::session::output_stem(i, &source);
+        out.push(write_explanation(out_dir, &stem, &preprocess.resize_crop(&image)?, maps, source, None, &cache.manifest().classes)?);
+    }
+    Ok(out)
+}
+
+fn cache_preprocess(cache: &FeatureCache) -> Result<Preprocess> {
+    serde_json::from_value(cache.manifest().preprocess.clone())
+        .map_err(|e| Error::cache(cache.dir(), format!("manifest preprocessing is unreadable: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jet_runs_from_blue_to_red() {
+        assert_eq!(jet(0.0), [0.0, 0.0, 0.5]);
+        assert_eq!(jet(1.0), [0.5, 0.0, 0.0]);
+        assert_eq!(jet(0.5), [0.5, 1.0, 0.5]);
+    }
+
+    #[test]
+    fn overlay_is_reddest_where_the_map_peaks() {
+        let image = RgbImage::from_pixel(70, 70, Rgb([128, 128, 128]));
+        let mut values = vec![0.0; 49];
+        values[7 * 5 + 2] = 3.0;
+        let out = overlay(&image, &values, 7, 7).unwrap();
+        let red = |x: u32, y: u32| i32::from(out.get_pixel(x, y).0[0]) - i32::from(out.get_pixel(x, y).0[2]);
+        assert!(red(25, 55) > 50, "peak cell should be red");
+        assert!(red(65, 5) < 0, "far cell should be blue");
+        assert_eq!(argmax_cell(&values, 7), (5, 2));
+    }
+}
