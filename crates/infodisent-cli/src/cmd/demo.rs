@@ -1,7 +1,7 @@
 //! `infodisent demo`: the whole pipeline on the default model and data.
 
 use super::Global;
-use infodisent::pipeline::{run, PipelineConfig};
+use infodisent::pipeline::{self, PipelineConfig};
 use std::path::PathBuf;
 
 /// Options of `infodisent demo`.
@@ -41,7 +41,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     if args.no_mi {
         cfg.mi = None;
     }
-    let summary = run(&cfg)?;
+    let summary = pipeline::run(&cfg)?;
     if global.json {
         return super::print_json(&summary);
     }
