@@ -166,3 +166,110 @@ fn image_input(view: &GraphView) -> std::result::Result<(String, usize), String>
         )),
     }
 }
+
+/// A graph input or output as `inspect` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Port {
+    /// Value name.
+    pub name: String,
+    /// Dims as written in the graph: numbers, symbolic names, or empty when unknown.
+    pub shape: Vec<String>,
+    /// What this crate uses the output for: `features`, `logits`, or empty.
+    pub role: String,
+}
+
+/// What `infodisent inspect` reports about a prepared model.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Inspection {
+    /// Model name.
+    pub name: String,
+    /// Number of graph nodes.
+    pub nodes: usize,
+    /// Real graph inputs.
+    pub inputs: Vec<Port>,
+    /// Graph outputs, including the ones exposed for feature extraction.
+    pub outputs: Vec<Port>,
+    /// Node (or value) the features come from.
+    pub feature_node: String,
+    /// Layout of that value.
+    pub layout: crate::model::FeatureLayout,
+    /// Per-image feature map [D, h, w] (zeros when unknown without a run).
+    pub feature_shape: [usize; 3],
+    /// Original classifier as [classes, dim].
+    pub classifier: Option<[usize; 2]>,
+    /// Preprocessing preset.
+    pub preprocess: Preprocess,
+    /// Forward FLOPs per image, when every heavy node's shape is known.
+    pub flops: Option<f64>,
+    /// Why the FLOPs are unknown, if they are.
+    pub flops_error: Option<String>,
+    /// Fingerprint used by feature caches.
+    pub fingerprint: String,
+}
+
+/// Summarises a prepared model's graph and what detection found.
+pub fn inspect(model: &PreparedModel) -> Result<Inspection> {
+    let proto = parse(&model.onnx, Path::new(&model.name))?;
+    let graph = proto
+        .graph
+        .as_ref()
+        .ok_or_else(|| Error::model(&model.name, "the model has no graph"))?;
+    let view = GraphView::new(graph);
+    let inferred = shapes::infer(&view, 1, model.preprocess.crop);
+    let port = |vi: &onnx_protobuf::ValueInfoProto| {
+        let shape = match vi.type_.as_ref().and_then(|t| t.value.as_ref()) {
+            Some(type_proto::Value::TensorType(t)) => t.shape.as_ref().map_or_else(Vec::new, |s| {
+                s.dim
+                    .iter()
+                    .map(|d| match &d.value {
+                        Some(onnx_protobuf::tensor_shape_proto::dimension::Value::DimValue(v)) => {
+                            v.to_string()
+                        }
+                        Some(onnx_protobuf::tensor_shape_proto::dimension::Value::DimParam(p)) => {
+                            p.clone()
+                        }
+                        _ => "?".to_owned(),
+                    })
+                    .collect()
+            }),
+            _ => Vec::new(),
+        };
+        // Outputs added for extraction carry no shape in the graph: show the propagated one.
+        let shape = match (shape.is_empty(), inferred.get(&vi.name)) {
+            (true, Some(dims)) => std::iter::once("batch".to_owned())
+                .chain(dims.iter().skip(1).map(usize::to_string))
+                .collect(),
+            _ => shape,
+        };
+        let role = if vi.name == model.feature_output {
+            "features"
+        } else if model.logits_output.as_deref() == Some(vi.name.as_str()) {
+            "logits"
+        } else {
+            ""
+        };
+        Port {
+            name: vi.name.clone(),
+            shape,
+            role: role.to_owned(),
+        }
+    };
+    let (flops, flops_error) = match count_flops(model, 1) {
+        Ok(f) => (Some(f), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    Ok(Inspection {
+        name: model.name.clone(),
+        nodes: graph.node.len(),
+        inputs: view.real_inputs().into_iter().map(port).collect(),
+        outputs: graph.output.iter().map(port).collect(),
+        feature_node: model.feature_node.clone(),
+        layout: model.layout,
+        feature_shape: model.feature_shape,
+        classifier: model.classifier.as_ref().map(|c| [c.classes, c.dim]),
+        preprocess: model.preprocess.clone(),
+        flops,
+        flops_error,
+        fingerprint: model.fingerprint.clone(),
+    })
+}
