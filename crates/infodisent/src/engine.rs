@@ -197,13 +197,15 @@ impl Backbone {
                 self.model.layout = FeatureLayout::Tokens { skip };
                 [*d, side, side]
             }
-            (other, _) => return Err(Error::model(
-                name,
-                format!(
+            (other, _) => {
+                return Err(Error::model(
+                    name,
+                    format!(
                     "feature output `{}` has shape {other:?}; expected [N,D,h,w] or tokens [N,T,D]",
                     self.model.feature_output
                 ),
-            )),
+                ))
+            }
         };
         Ok(())
     }

@@ -109,3 +109,44 @@ fn lite0_ranks_the_foolbox_imagenet_photos() {
     assert_eq!(top5, 20);
     assert!(top1 >= 16, "top-1 {top1}/20");
 }
+
+#[test]
+fn lite0_runs_at_another_input_size() {
+    let mut model = infodisent::models::load("efficientnet-lite0", None).unwrap();
+    model.preprocess = infodisent::preprocess::Preprocess::efficientnet_lite(160);
+    model.feature_shape = [0; 3];
+    let mut net = Backbone::from_prepared(model, 2).unwrap();
+    assert_eq!(net.model().feature_shape, [1280, 5, 5]);
+    let chelsea = asset("photos/skimage/chelsea.png").unwrap();
+    let input = batch(&net, &[&chelsea]);
+    let out = net.run(&input, 1).unwrap();
+    assert_eq!(out.features.len(), 1280 * 25);
+    let logits = out.logits.unwrap();
+    assert!(
+        ranking(&logits)[..5].contains(&285),
+        "Egyptian cat not in the top-5 at 160 px"
+    );
+}
+
+#[test]
+fn lite1_and_lite2_classify_the_cat() {
+    for (name, side) in [("efficientnet-lite1", 8), ("efficientnet-lite2", 9)] {
+        let start = std::time::Instant::now();
+        let mut net = Backbone::load(name, None, 2).unwrap();
+        eprintln!(
+            "{name}: built and loaded in {:.2} s",
+            start.elapsed().as_secs_f64()
+        );
+        assert_eq!(net.model().feature_shape, [1280, side, side]);
+        let chelsea = asset("photos/skimage/chelsea.png").unwrap();
+        let input = batch(&net, &[&chelsea]);
+        let logits = net.run(&input, 1).unwrap().logits.unwrap();
+        let p = softmax(&logits);
+        eprintln!(
+            "{name}: chelsea top-1 {} p(285)={:.4}",
+            ranking(&logits)[0],
+            p[285]
+        );
+        assert_eq!(ranking(&logits)[0], 285, "{name}");
+    }
+}

@@ -27,17 +27,15 @@ pub const LOGITS: &str = "logits";
 /// Name of the node whose output is the last feature map (ReLU6 after the head convolution).
 pub const FEATURE_NODE: &str = "head_relu6";
 
-/// Builds the graph (input `image` [N,3,size,size], output `logits` [N,1000]) from a state dict.
-pub fn build(weights: &HashMap<String, Tensor>, size: usize, origin: &Path) -> Result<ModelProto> {
+/// Builds the graph (input `image` [N,3,H,W], output `logits` [N,1000]) from a state dict. The
+/// input side is left symbolic: SAME padding works at any size, so other crops can be used.
+pub fn build(weights: &HashMap<String, Tensor>, origin: &Path) -> Result<ModelProto> {
     let mut net = Builder {
         weights,
         origin,
         g: GraphBuilder::new("efficientnet_lite"),
     };
-    net.g.input(
-        INPUT,
-        &[None, Some(3), Some(size as i64), Some(size as i64)],
-    );
+    net.g.input(INPUT, &[None, Some(3), None, None]);
     net.g.constant("relu6_min", &[], &[0.0]);
     net.g.constant("relu6_max", &[], &[6.0]);
     let mut x = net.conv_bn("stem", INPUT, "_conv_stem", "_bn0", 2, 1)?;

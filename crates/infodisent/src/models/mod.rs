@@ -54,8 +54,9 @@ pub fn load(name: &str, feature_node: Option<&str>) -> Result<PreparedModel> {
     })?;
     let path = crate::assets::asset(spec.weights)?;
     let weights = pth::read_state_dict(&path)?;
-    let graph = efficientnet_lite::build(&weights, spec.size, &path)?;
-    let mut model = crate::onnx::prepare(graph, &path, spec.name, feature_node)?;
+    let graph = efficientnet_lite::build(&weights, &path)?;
+    let mut model =
+        crate::onnx::prepare_sized(graph, &path, spec.name, feature_node, Some(spec.size))?;
     model.preprocess = Preprocess::efficientnet_lite(spec.size);
     model.class_names = Some(crate::assets::imagenet_labels()?);
     Ok(model)

@@ -38,7 +38,7 @@ impl GraphBuilder {
         GraphBuilder { graph, counter: 0 }
     }
 
-    /// Declares a float input; `None` dims are symbolic (`batch`).
+    /// Declares a float input; `None` dims are symbolic (`batch`, `height`, `width`).
     pub fn input(&mut self, name: &str, dims: &[Option<i64>]) {
         self.graph
             .input
@@ -146,7 +146,17 @@ fn attribute(name: &str, value: Attr) -> AttributeProto {
     a
 }
 
-/// A tensor value info; `dims` `None` leaves the shape unknown, a `None` dim is the symbolic `batch`.
+/// Name of a symbolic dim: `batch` first, then `height`/`width` for images.
+fn symbolic_dim(i: usize, rank: usize) -> String {
+    match (i, rank) {
+        (0, _) => "batch".to_owned(),
+        (2, 4) => "height".to_owned(),
+        (3, 4) => "width".to_owned(),
+        _ => format!("dim{i}"),
+    }
+}
+
+/// A tensor value info; `dims` `None` leaves the shape unknown, a `None` dim is symbolic.
 pub fn value_info(name: &str, elem_type: i32, dims: Option<&[Option<i64>]>) -> ValueInfoProto {
     let mut tensor = type_proto::Tensor::new();
     tensor.elem_type = elem_type;
@@ -154,11 +164,14 @@ pub fn value_info(name: &str, elem_type: i32, dims: Option<&[Option<i64>]>) -> V
         let mut shape = TensorShapeProto::new();
         shape.dim = dims
             .iter()
-            .map(|d| {
+            .enumerate()
+            .map(|(i, d)| {
                 let mut dim = tensor_shape_proto::Dimension::new();
                 dim.value = Some(match d {
                     Some(v) => tensor_shape_proto::dimension::Value::DimValue(*v),
-                    None => tensor_shape_proto::dimension::Value::DimParam("batch".to_owned()),
+                    None => {
+                        tensor_shape_proto::dimension::Value::DimParam(symbolic_dim(i, dims.len()))
+                    }
                 });
                 dim
             })

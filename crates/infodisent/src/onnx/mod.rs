@@ -18,7 +18,7 @@ use onnx_protobuf::{type_proto, ModelProto};
 use protobuf::Message;
 use std::path::Path;
 
-/// The image side assumed when the graph's input size is symbolic.
+/// The image side assumed when the graph's input size is symbolic and the caller gives none.
 pub const DEFAULT_INPUT_SIZE: usize = 224;
 
 /// Parses ONNX bytes; `origin` names the file in errors.
@@ -46,13 +46,24 @@ pub fn prepare_file(path: &Path, feature_node: Option<&str>) -> Result<PreparedM
 
 /// Finds the feature map (or takes `feature_node`, a node or value name) and the classifier of
 /// `model`, adds the feature map (and logits, if internal) as graph outputs and serializes the
-/// result. Preprocessing defaults to the torchvision convention (ImageNet mean/std, resize = 256/224 × crop); callers with
-/// better knowledge (the built-ins) overwrite it.
+/// result. Preprocessing defaults to the torchvision convention (ImageNet mean/std, resize =
+/// 256/224 × crop); callers with better knowledge (the built-ins) overwrite it.
 pub fn prepare(
+    model: ModelProto,
+    origin: &Path,
+    name: &str,
+    feature_node: Option<&str>,
+) -> Result<PreparedModel> {
+    prepare_sized(model, origin, name, feature_node, None)
+}
+
+/// [`prepare`] with the input side to assume when the graph's input size is symbolic.
+pub fn prepare_sized(
     mut model: ModelProto,
     origin: &Path,
     name: &str,
     feature_node: Option<&str>,
+    symbolic_size: Option<usize>,
 ) -> Result<PreparedModel> {
     let graph = model
         .graph
@@ -60,6 +71,7 @@ pub fn prepare(
         .ok_or_else(|| Error::model(origin, "the model has no graph"))?;
     let view = GraphView::new(graph);
     let (input_name, size) = image_input(&view).map_err(|msg| Error::model(origin, msg))?;
+    let size = size.or(symbolic_size).unwrap_or(DEFAULT_INPUT_SIZE);
     let shapes = shapes::infer(&view, 1, size);
     let found =
         detect::detect(&view, &shapes, feature_node).map_err(|msg| Error::model(origin, msg))?;
@@ -114,7 +126,7 @@ pub fn prepare(
 
 /// The image input's name and side: the first non-initializer input, which must be a float
 /// tensor of rank 4 (`[N, 3, H, W]`, square when static).
-fn image_input(view: &GraphView) -> std::result::Result<(String, usize), String> {
+fn image_input(view: &GraphView) -> std::result::Result<(String, Option<usize>), String> {
     let inputs = view.real_inputs();
     let input = inputs.first().ok_or("the graph has no input")?;
     let Some(type_proto::Value::TensorType(t)) =
@@ -129,7 +141,7 @@ fn image_input(view: &GraphView) -> std::result::Result<(String, usize), String>
         ));
     }
     let Some(shape) = t.shape.as_ref() else {
-        return Ok((input.name.clone(), DEFAULT_INPUT_SIZE));
+        return Ok((input.name.clone(), None));
     };
     let dims: Vec<Option<i64>> = shape
         .dim
@@ -155,8 +167,8 @@ fn image_input(view: &GraphView) -> std::result::Result<(String, usize), String>
                     "input `{}` is {h}×{w}; only square inputs are supported",
                     input.name
                 )),
-                (Some(h), _) | (_, Some(h)) => Ok((input.name.clone(), h as usize)),
-                (None, None) => Ok((input.name.clone(), DEFAULT_INPUT_SIZE)),
+                (Some(h), _) | (_, Some(h)) => Ok((input.name.clone(), Some(h as usize))),
+                (None, None) => Ok((input.name.clone(), None)),
             }
         }
         _ => Err(format!(
