@@ -1,12 +1,161 @@
-//! `infodisent extract` (being written).
+//! `infodisent extract`: backbone feature maps of a dataset into a resumable cache.
 
 use super::Global;
+use infodisent::cache::StoreDtype;
+use infodisent::dataset::{Dataset, OpenOptions};
+use infodisent::extract::{
+    extract, load_backbone, ExtractOptions, ExtractSummary, DEFAULT_BATCH, DEFAULT_SHARD_SIZE,
+};
+use infodisent::preprocess::{Normalize, Preprocess};
+use std::path::PathBuf;
+
+/// Overrides of a model's default preprocessing.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct PreprocessArgs {
+    /// Resize the shorter side to this many pixels (default: the model's preset; equal to
+    /// --crop squashes the whole image to a square).
+    #[arg(long)]
+    pub resize: Option<usize>,
+    /// Side of the center crop fed to the network (default: the model's preset).
+    #[arg(long)]
+    pub crop: Option<usize>,
+    /// Pixel normalisation: imagenet, centered127 or unit (default: the model's preset).
+    #[arg(long, value_parser = parse_normalize)]
+    pub normalize: Option<Normalize>,
+}
+
+fn parse_normalize(s: &str) -> Result<Normalize, String> {
+    s.parse().map_err(|e: infodisent::Error| e.to_string())
+}
+
+impl PreprocessArgs {
+    /// The model's preset with these overrides applied.
+    pub fn resolve(&self, preset: &Preprocess) -> infodisent::Result<Preprocess> {
+        preset.with_overrides(self.resize, self.crop, self.normalize)
+    }
+}
+
+fn parse_dtype(s: &str) -> Result<StoreDtype, String> {
+    match s {
+        "f16" => Ok(StoreDtype::F16),
+        "f32" => Ok(StoreDtype::F32),
+        other => Err(format!("unknown dtype `{other}` (expected f16 or f32)")),
+    }
+}
 
 /// Options of `infodisent extract`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Backbone: a built-in name (efficientnet-lite0, -lite1, -lite2) or an .onnx file.
+    #[arg(long, default_value = "efficientnet-lite0")]
+    pub model: String,
+    /// Graph node whose output is the feature map (default: detected).
+    #[arg(long)]
+    pub feature_node: Option<String>,
+    /// Dataset: an ImageFolder tree, a folder of IDX files, or `fashion-mnist`.
+    #[arg(long)]
+    pub data: String,
+    /// Splits to extract, comma-separated (default: all of the dataset's splits).
+    #[arg(long, value_delimiter = ',')]
+    pub splits: Vec<String>,
+    /// Cache folder to create or resume.
+    #[arg(long)]
+    pub cache: PathBuf,
+    /// Images per engine call.
+    #[arg(long, default_value_t = DEFAULT_BATCH)]
+    pub batch: usize,
+    /// Images per cache shard.
+    #[arg(long, default_value_t = DEFAULT_SHARD_SIZE)]
+    pub shard_size: usize,
+    /// Stored feature precision: f16 or f32.
+    #[arg(long, default_value = "f16", value_parser = parse_dtype)]
+    pub dtype: StoreDtype,
+    /// Keep only the first N images of each class of each split.
+    #[arg(long)]
+    pub limit_per_class: Option<usize>,
+    /// Keep at most N images per split (class-balanced, deterministic).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Skip unreadable images and empty class folders (counted in the manifest) instead of
+    /// stopping at the first one.
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// Replace a cache made with another model, preprocessing or dataset.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Threads decoding and preprocessing images (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub decode_threads: usize,
+    /// Stop after writing this many shards (run again to continue).
+    #[arg(long)]
+    pub max_shards: Option<usize>,
+    #[command(flatten)]
+    pub preprocess: PreprocessArgs,
+}
 
 /// Runs the command.
-pub fn run(_args: Args, _global: &Global) -> anyhow::Result<()> {
-    anyhow::bail!("`extract` is not implemented yet")
+pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
+    let mut dataset = Dataset::open_with(
+        &args.data,
+        &OpenOptions {
+            skip_bad: args.skip_bad,
+        },
+    )?;
+    dataset.limit(args.limit_per_class, args.limit);
+    let mut backbone = load_backbone(
+        &args.model,
+        args.feature_node.as_deref(),
+        global.threads(),
+        |p| args.preprocess.resolve(p),
+    )?;
+    let preprocess = backbone.model().preprocess.clone();
+    let opts = ExtractOptions {
+        splits: args.splits,
+        batch: args.batch,
+        shard_size: args.shard_size,
+        dtype: args.dtype,
+        preprocess,
+        skip_bad: args.skip_bad,
+        overwrite: args.overwrite,
+        decode_threads: args.decode_threads,
+        max_shards: args.max_shards,
+    };
+    let summary = extract(&mut backbone, &dataset, &opts, &args.cache)?;
+    if global.json {
+        super::print_json(&summary)
+    } else {
+        print_summary(&summary);
+        Ok(())
+    }
+}
+
+fn print_summary(s: &ExtractSummary) {
+    let [d, h, w] = s.feature_shape;
+    println!("cache    {}", s.cache.display());
+    println!(
+        "model    {} (features `{}`, [{d}, {h}, {w}], {:?})",
+        s.model, s.feature_node, s.dtype
+    );
+    println!("classes  {}", s.classes.len());
+    for split in &s.splits {
+        let state = if split.complete {
+            "complete"
+        } else {
+            "incomplete: run again to resume"
+        };
+        println!(
+            "split    {:<6} {} images, {} skipped, {}/{} shards ({} resumed, {} written) {state}",
+            split.name,
+            split.items,
+            split.skipped,
+            split.shards_resumed + split.shards_written,
+            split.shards,
+            split.shards_resumed,
+            split.shards_written,
+        );
+    }
+    println!(
+        "speed    {} images in {:.1} s ({:.1} images/s)",
+        s.images, s.seconds, s.images_per_sec
+    );
 }

@@ -1,12 +1,51 @@
-//! `infodisent predict` (being written).
+//! `infodisent predict`: the original model's top classes for images.
 
+use super::extract::PreprocessArgs;
 use super::Global;
+use infodisent::extract::load_backbone;
+use infodisent::predict::predict_files;
+use std::path::PathBuf;
 
 /// Options of `infodisent predict`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Image files to classify.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// Backbone: a built-in name (efficientnet-lite0, -lite1, -lite2) or an .onnx file.
+    #[arg(long, default_value = "efficientnet-lite0")]
+    pub model: String,
+    /// Number of classes to show per image.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// Skip unreadable images with a warning instead of failing.
+    #[arg(long)]
+    pub skip_bad: bool,
+    #[command(flatten)]
+    pub preprocess: PreprocessArgs,
+}
 
 /// Runs the command.
-pub fn run(_args: Args, _global: &Global) -> anyhow::Result<()> {
-    anyhow::bail!("`predict` is not implemented yet")
+pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
+    let mut backbone = load_backbone(&args.model, None, global.threads(), |p| {
+        args.preprocess.resolve(p)
+    })?;
+    let preprocess = backbone.model().preprocess.clone();
+    let (predictions, _skipped) = predict_files(
+        &mut backbone,
+        &args.images,
+        &preprocess,
+        args.top,
+        args.skip_bad,
+    )?;
+    if global.json {
+        return super::print_json(&predictions);
+    }
+    for p in &predictions {
+        println!("{}", p.path);
+        for t in &p.top {
+            println!("  {:6.2}%  {:>5}  {}", 100.0 * t.prob, t.class, t.label);
+        }
+    }
+    Ok(())
 }

@@ -1,1 +1,155 @@
-//! (being written)
+//! Extraction throughput: the full decode → preprocess → engine pipeline against the engine
+//! alone on already-preprocessed batches, and the engine's GFLOP/s against a matrix-multiply
+//! peak measured in the same process.
+
+use crate::dataset::Sample;
+use crate::engine::Backbone;
+use crate::error::{Error, Result};
+use crate::extract::run_batches;
+use crate::preprocess::Preprocess;
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+use std::time::Instant;
+
+/// What to measure.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExtractBenchOptions {
+    /// Images per engine call.
+    pub batch: usize,
+    /// Decode/preprocess threads of the pipeline (0: one per core).
+    pub decode_threads: usize,
+    /// Timed passes of each mode; the best is reported.
+    pub repeats: usize,
+    /// Side of the square matrices of the GEMM peak.
+    pub gemm_size: usize,
+}
+
+impl Default for ExtractBenchOptions {
+    fn default() -> Self {
+        ExtractBenchOptions {
+            batch: 32,
+            decode_threads: 0,
+            repeats: 2,
+            gemm_size: 1024,
+        }
+    }
+}
+
+/// The measured figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExtractBench {
+    /// Model name.
+    pub model: String,
+    /// Images per pass.
+    pub images: usize,
+    /// Images per engine call.
+    pub batch: usize,
+    /// Network input side.
+    pub input_size: usize,
+    /// Decode threads used by the pipeline.
+    pub decode_threads: usize,
+    /// Decode + preprocess + engine, images per second (best pass).
+    pub end_to_end_images_per_sec: f64,
+    /// Engine alone on preprocessed batches, images per second (best pass).
+    pub engine_images_per_sec: f64,
+    /// `end_to_end / engine`: how much of the engine's speed the pipeline keeps.
+    pub ratio: f64,
+    /// Forward GFLOPs per image, from the ONNX graph.
+    pub gflop_per_image: f64,
+    /// Engine GFLOP/s (best engine-only pass).
+    pub engine_gflop_per_sec: f64,
+    /// f32 GEMM GFLOP/s measured now (candle matmul, best of 5).
+    pub gemm_gflop_per_sec: f64,
+    /// `engine / gemm` GFLOP/s.
+    pub fraction_of_gemm_peak: f64,
+    /// Peak resident memory of the process, bytes.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// Best GFLOP/s of an `n × n × n` f32 matrix product over five runs.
+pub fn gemm_peak_gflops(n: usize) -> Result<f64> {
+    use candle_core::{Device, Tensor};
+    let a = Tensor::randn(0f32, 1.0, (n, n), &Device::Cpu)?;
+    let b = Tensor::randn(0f32, 1.0, (n, n), &Device::Cpu)?;
+    a.matmul(&b)?;
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let c = a.matmul(&b)?;
+        best = best.min(t.elapsed().as_secs_f64());
+        drop(c);
+    }
+    Ok(2.0 * (n as f64).powi(3) / best / 1e9)
+}
+
+/// Measures `samples` through `backbone` both ways.
+pub fn bench_extract(
+    backbone: &mut Backbone,
+    samples: &[Sample],
+    preprocess: &Preprocess,
+    opts: &ExtractBenchOptions,
+) -> Result<ExtractBench> {
+    if samples.is_empty() || opts.batch == 0 {
+        return Err(Error::Config(
+            "the benchmark needs at least one image and a positive batch".into(),
+        ));
+    }
+    let ranges: Vec<Range<usize>> = (0..samples.len())
+        .step_by(opts.batch)
+        .map(|s| s..(s + opts.batch).min(samples.len()))
+        .collect();
+    let len = preprocess.input_len();
+    let batches: Vec<Vec<f32>> = ranges
+        .iter()
+        .map(|r| {
+            let mut x = vec![0.0; r.len() * len];
+            for (s, out) in samples[r.clone()].iter().zip(x.chunks_mut(len)) {
+                preprocess.apply_into(&s.load()?, out)?;
+            }
+            Ok(x)
+        })
+        .collect::<Result<_>>()?;
+    // Warm-up: the first run pays for memory planning and page faults.
+    backbone.run(&batches[0], ranges[0].len())?;
+
+    let (mut engine_best, mut e2e_best) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..opts.repeats.max(1) {
+        let t = Instant::now();
+        for (x, r) in batches.iter().zip(&ranges) {
+            backbone.run(x, r.len())?;
+        }
+        engine_best = engine_best.min(t.elapsed().as_secs_f64());
+
+        let t = Instant::now();
+        run_batches(
+            backbone,
+            samples,
+            &ranges,
+            preprocess,
+            opts.decode_threads,
+            |_, _| Ok(()),
+        )?;
+        e2e_best = e2e_best.min(t.elapsed().as_secs_f64());
+    }
+    let n = samples.len() as f64;
+    let model = backbone.model();
+    let gflop_per_image = crate::onnx::count_flops(model, 1)? / 1e9;
+    let engine_ips = n / engine_best;
+    let e2e_ips = n / e2e_best;
+    let gemm = gemm_peak_gflops(opts.gemm_size)?;
+    Ok(ExtractBench {
+        model: model.name.clone(),
+        images: samples.len(),
+        batch: opts.batch,
+        input_size: preprocess.input_size(),
+        decode_threads: crate::extract::decode_threads(opts.decode_threads),
+        end_to_end_images_per_sec: e2e_ips,
+        engine_images_per_sec: engine_ips,
+        ratio: e2e_ips / engine_ips,
+        gflop_per_image,
+        engine_gflop_per_sec: engine_ips * gflop_per_image,
+        gemm_gflop_per_sec: gemm,
+        fraction_of_gemm_peak: engine_ips * gflop_per_image / gemm,
+        peak_rss_bytes: super::peak_rss_bytes(),
+    })
+}
