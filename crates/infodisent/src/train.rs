@@ -194,6 +194,7 @@ pub struct EpochMetrics {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Progress {
     epochs_done: usize,
+    adam_steps: u64,
     steps: u64,
     best_val_acc: Option<f64>,
     best_epoch: Option<usize>,
@@ -445,13 +446,14 @@ fn save_checkpoint(
             ))
         })
         .collect::<Result<Vec<_>>>()?;
-    let meta = HashMap::from([
-        (
-            "progress".to_owned(),
-            serde_json::to_string(progress).map_err(|e| Error::Config(e.to_string()))?,
-        ),
-        ("adam_steps".to_owned(), opt.steps.to_string()),
-    ]);
+    // A single metadata entry: safetensors writes a map's entries in hash order, which would
+    // make otherwise identical checkpoints differ byte-wise.
+    let progress = Progress {
+        adam_steps: opt.steps,
+        ..progress.clone()
+    };
+    let record = serde_json::to_string(&progress).map_err(|e| Error::Config(e.to_string()))?;
+    let meta = HashMap::from([("progress".to_owned(), record)]);
     let bytes = safetensors::serialize(views, Some(meta)).map_err(err)?;
     write_atomic(&path, &bytes)
 }
@@ -477,10 +479,7 @@ fn load_checkpoint(
             .ok_or_else(|| corrupt("no progress record".into()))?,
     )
     .map_err(|e| corrupt(e.to_string()))?;
-    opt.steps = meta
-        .get("adam_steps")
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| corrupt("no optimiser step count".into()))?;
+    opt.steps = progress.adam_steps;
     let read = |name: &str, want: &[usize]| -> Result<Vec<f32>> {
         let t = st
             .tensor(name)
@@ -633,6 +632,7 @@ pub fn train_partial(
     let fingerprint = cache.manifest().fingerprint.clone();
     let mut progress = Progress {
         epochs_done: 0,
+        adam_steps: 0,
         steps: 0,
         best_val_acc: None,
         best_epoch: None,
