@@ -59,7 +59,16 @@ fn construct(name: &'static str, n: usize, seed: u64) -> Constructed {
         distractor.push(dis);
     }
     let paths = (0..n).map(|i| format!("{name}/{i}")).collect();
-    Constructed { split: SplitData { name, features, labels, paths }, decisive, distractor }
+    Constructed {
+        split: SplitData {
+            name,
+            features,
+            labels,
+            paths,
+        },
+        decisive,
+        distractor,
+    }
 }
 
 /// A classifier that reads the prototype channels of the pooled vector.
@@ -75,12 +84,28 @@ fn prototype_classifier() -> infodisent::classifier::LinearClassifier {
 fn setup(dir: &std::path::Path) -> (FeatureCache, Constructed) {
     let train = construct("train", 300, 1);
     let test = construct("test", 64, 2);
-    write_cache(dir, SHAPE, CLASSES, 224, serde_json::Value::Null, &[train.split, test.split.clone()], 64);
+    write_cache(
+        dir,
+        SHAPE,
+        CLASSES,
+        224,
+        serde_json::Value::Null,
+        &[train.split, test.split.clone()],
+        64,
+    );
     (FeatureCache::open(dir).unwrap(), test)
 }
 
 fn config(epochs: usize) -> MiConfig {
-    MiConfig { epochs, batch: 32, mask_hidden: 16, proj_dim: 32, critic_hidden: 64, eval_items: 64, ..MiConfig::default() }
+    MiConfig {
+        epochs,
+        batch: 32,
+        mask_hidden: 16,
+        proj_dim: 32,
+        critic_hidden: 64,
+        eval_items: 64,
+        ..MiConfig::default()
+    }
 }
 
 #[test]
@@ -95,19 +120,49 @@ fn maps_separate_decisive_from_redundant_cells_and_estimates_behave() {
     for m in &summary.metrics {
         eprintln!("{}", serde_json::to_string(m).unwrap());
     }
-    assert!(last.heldout_dv_raw > first.heldout_dv_raw + 0.5, "DV estimate did not rise: {first:?} -> {last:?}");
+    assert!(
+        last.heldout_dv_raw > first.heldout_dv_raw + 0.5,
+        "DV estimate did not rise: {first:?} -> {last:?}"
+    );
     assert!(last.heldout_dv_raw >= 0.0, "held-out DV negative: {last:?}");
-    assert!(last.heldout_masked_accuracy >= 0.9, "masked path lost the decision: {last:?}");
+    assert!(
+        last.heldout_masked_accuracy >= 0.9,
+        "masked path lost the decision: {last:?}"
+    );
 
     let model = MiModel::load(&out).unwrap();
-    let maps = model.maps(&test.split.features, test.split.labels.len()).unwrap();
+    let maps = model
+        .maps(&test.split.features, test.split.labels.len())
+        .unwrap();
     let n = maps.len() as f32;
-    let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
-    let decision_hits = maps.iter().zip(&test.decisive).filter(|(m, &c)| argmax(&m.decision) == c).count() as f32 / n;
-    let redundant_hits = maps.iter().zip(&test.distractor).filter(|(m, &c)| argmax(&m.redundant) == c).count() as f32 / n;
+    let argmax = |v: &[f32]| {
+        v.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0
+    };
+    let decision_hits = maps
+        .iter()
+        .zip(&test.decisive)
+        .filter(|(m, &c)| argmax(&m.decision) == c)
+        .count() as f32
+        / n;
+    let redundant_hits = maps
+        .iter()
+        .zip(&test.distractor)
+        .filter(|(m, &c)| argmax(&m.redundant) == c)
+        .count() as f32
+        / n;
     eprintln!("decision peak on decisive cell: {decision_hits:.3}, redundant peak on distractor: {redundant_hits:.3}");
-    assert!(decision_hits >= 0.8, "decision-related map peaks on the decisive cell in only {decision_hits}");
-    assert!(redundant_hits >= 0.8, "redundant map peaks on the distractor in only {redundant_hits}");
+    assert!(
+        decision_hits >= 0.8,
+        "decision-related map peaks on the decisive cell in only {decision_hits}"
+    );
+    assert!(
+        redundant_hits >= 0.8,
+        "redundant map peaks on the distractor in only {redundant_hits}"
+    );
     for m in &maps {
         for i in 0..m.total.len() {
             assert!((m.total[i] - m.decision[i] - m.redundant[i]).abs() < 1e-5);
@@ -119,11 +174,27 @@ fn maps_separate_decisive_from_redundant_cells_and_estimates_behave() {
 fn shuffled_pairs_carry_no_information() {
     let tmp = tempfile::tempdir().unwrap();
     let (cache, _) = setup(&tmp.path().join("cache"));
-    let cfg = MiConfig { pairing: Pairing::Shuffled, ..config(6) };
-    let summary = mi::train(&cache, &prototype_classifier(), "constructed", &cfg, &tmp.path().join("mi"), false).unwrap();
+    let cfg = MiConfig {
+        pairing: Pairing::Shuffled,
+        ..config(6)
+    };
+    let summary = mi::train(
+        &cache,
+        &prototype_classifier(),
+        "constructed",
+        &cfg,
+        &tmp.path().join("mi"),
+        false,
+    )
+    .unwrap();
     for m in &summary.metrics {
         eprintln!("{}", serde_json::to_string(m).unwrap());
-        assert!(m.heldout_dv_raw.abs() < 0.05, "independent pairs gave {} nats in epoch {}", m.heldout_dv_raw, m.epoch);
+        assert!(
+            m.heldout_dv_raw.abs() < 0.05,
+            "independent pairs gave {} nats in epoch {}",
+            m.heldout_dv_raw,
+            m.epoch
+        );
     }
 }
 
@@ -132,15 +203,57 @@ fn resumed_training_matches_an_unbroken_run() {
     let tmp = tempfile::tempdir().unwrap();
     let (cache, _) = setup(&tmp.path().join("cache"));
     let classifier = prototype_classifier();
-    let straight = mi::train(&cache, &classifier, "constructed", &config(3), &tmp.path().join("a"), false).unwrap();
-    let first = mi::train(&cache, &classifier, "constructed", &config(2), &tmp.path().join("b"), false).unwrap();
+    let straight = mi::train(
+        &cache,
+        &classifier,
+        "constructed",
+        &config(3),
+        &tmp.path().join("a"),
+        false,
+    )
+    .unwrap();
+    let first = mi::train(
+        &cache,
+        &classifier,
+        "constructed",
+        &config(2),
+        &tmp.path().join("b"),
+        false,
+    )
+    .unwrap();
     assert_eq!(first.epochs, 2);
-    let resumed = mi::train(&cache, &classifier, "constructed", &config(3), &tmp.path().join("b"), true).unwrap();
+    let resumed = mi::train(
+        &cache,
+        &classifier,
+        "constructed",
+        &config(3),
+        &tmp.path().join("b"),
+        true,
+    )
+    .unwrap();
     assert_eq!((resumed.epochs, resumed.epochs_run), (3, 1));
-    assert_eq!(straight.metrics, resumed.metrics.iter().map(|m| infodisent::mi::EpochMetrics { seconds: straight.metrics[m.epoch].seconds, ..m.clone() }).collect::<Vec<_>>());
+    assert_eq!(
+        straight.metrics,
+        resumed
+            .metrics
+            .iter()
+            .map(|m| infodisent::mi::EpochMetrics {
+                seconds: straight.metrics[m.epoch].seconds,
+                ..m.clone()
+            })
+            .collect::<Vec<_>>()
+    );
     let a = std::fs::read(tmp.path().join("a/mi.safetensors")).unwrap();
     let b = std::fs::read(tmp.path().join("b/mi.safetensors")).unwrap();
     assert_eq!(a, b, "resumed parameters differ from the unbroken run");
-    let err = mi::train(&cache, &classifier, "constructed", &config(3), &tmp.path().join("b"), false).unwrap_err();
+    let err = mi::train(
+        &cache,
+        &classifier,
+        "constructed",
+        &config(3),
+        &tmp.path().join("b"),
+        false,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("--resume"), "{err}");
 }

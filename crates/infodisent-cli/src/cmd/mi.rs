@@ -1,17 +1,219 @@
-//! `infodisent mi` (being written).
+//! `infodisent mi`: train the mask and critic, then draw total, decision-related and redundant
+//! information maps.
 
 use super::Global;
+use infodisent::cache::FeatureCache;
+use infodisent::engine::Backbone;
+use infodisent::mi::{self, Bound, ClassifierChoice, MiConfig, MiModel, Pairing};
+use std::path::PathBuf;
 
 /// Mutual-information subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum MiCommand {
-    /// Train the mask and critic on cached features.
-    Train,
-    /// Draw total, decision-related and redundant maps for images.
-    Explain,
+    /// Train the mask and critic on cached features (backbone and classifier frozen).
+    Train(TrainArgs),
+    /// Draw total, decision-related and redundant maps for images or cached items.
+    Explain(ExplainArgs),
+}
+
+/// Options of `infodisent mi train`.
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// Feature cache from `infodisent extract`.
+    #[arg(long)]
+    cache: PathBuf,
+    /// Frozen classifier: `original` (the model's own, when its classes are the dataset's) or a
+    /// linear-probe folder from `infodisent train --kind linear` (or its `linear.safetensors`).
+    #[arg(long, default_value = "original")]
+    classifier: String,
+    /// Output folder (checkpoints, metrics.jsonl, final parameters).
+    #[arg(long)]
+    out: PathBuf,
+    /// Passes over the training items.
+    #[arg(long, default_value_t = MiConfig::default().epochs)]
+    epochs: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = MiConfig::default().batch)]
+    batch: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = MiConfig::default().lr)]
+    lr: f64,
+    /// Seed of initialisation, item order and negatives.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Mutual-information bound: dv (Donsker–Varadhan), js (Jensen–Shannon) or infonce.
+    #[arg(long, default_value = "dv")]
+    bound: String,
+    /// Hidden channels of the mask's first 3×3 convolution.
+    #[arg(long, default_value_t = MiConfig::default().mask_hidden)]
+    mask_hidden: usize,
+    /// Width the critic projects z and x to.
+    #[arg(long, default_value_t = MiConfig::default().proj_dim)]
+    proj_dim: usize,
+    /// Hidden width of the critic MLP.
+    #[arg(long, default_value_t = MiConfig::default().critic_hidden)]
+    critic_hidden: usize,
+    /// Negatives per representation, drawn from other images of the batch.
+    #[arg(long, default_value_t = MiConfig::default().negatives)]
+    negatives: usize,
+    /// Weight of mean(λ) in the loss.
+    #[arg(long, default_value_t = MiConfig::default().sparsity)]
+    sparsity: f64,
+    /// Let the masked MI term train the mask too (off: only CE and sparsity shape λ).
+    #[arg(long)]
+    mask_from_mi: bool,
+    /// Control run: pair each image's local features with another image's representation.
+    #[arg(long)]
+    shuffled_pairs: bool,
+    /// Use at most this many training items per epoch.
+    #[arg(long)]
+    max_items: Option<usize>,
+    /// Held-out items evaluated after each epoch.
+    #[arg(long, default_value_t = MiConfig::default().eval_items)]
+    eval_items: usize,
+    /// Training split.
+    #[arg(long, default_value = "train")]
+    train_split: String,
+    /// Held-out split.
+    #[arg(long, default_value = "test")]
+    eval_split: String,
+    /// Continue the run in --out from its last finished epoch.
+    #[arg(long)]
+    resume: bool,
+}
+
+/// Options of `infodisent mi explain`.
+#[derive(clap::Args, Debug)]
+pub struct ExplainArgs {
+    /// Output folder of `infodisent mi train`.
+    #[arg(long)]
+    mi: PathBuf,
+    /// The feature cache the run was trained on (grid, preprocessing, classes, model).
+    #[arg(long)]
+    cache: PathBuf,
+    /// Explain cached item N of --split (repeatable); needs no backbone run.
+    #[arg(long = "item")]
+    items: Vec<usize>,
+    /// Split of --item.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Output folder for `<name>_{total,decision,redundant,panel}.png` and `<name>.json`.
+    #[arg(long, default_value = "mi-explanations")]
+    out: PathBuf,
+    /// Image files to explain (runs the backbone).
+    images: Vec<PathBuf>,
 }
 
 /// Runs the command.
-pub fn run(_cmd: MiCommand, _global: &Global) -> anyhow::Result<()> {
-    anyhow::bail!("`mi` is not implemented yet")
+pub fn run(cmd: MiCommand, global: &Global) -> anyhow::Result<()> {
+    match cmd {
+        MiCommand::Train(a) => train(a, global),
+        MiCommand::Explain(a) => explain(a, global),
+    }
+}
+
+fn train(a: TrainArgs, global: &Global) -> anyhow::Result<()> {
+    let bound = Bound::parse(&a.bound).ok_or_else(|| {
+        infodisent::Error::Config(format!("--bound `{}`: expected dv, js or infonce", a.bound))
+    })?;
+    let cfg = MiConfig {
+        bound,
+        epochs: a.epochs,
+        batch: a.batch,
+        negatives: a.negatives,
+        mask_from_mi: a.mask_from_mi,
+        lr: a.lr,
+        seed: a.seed,
+        mask_hidden: a.mask_hidden,
+        proj_dim: a.proj_dim,
+        critic_hidden: a.critic_hidden,
+        sparsity: a.sparsity,
+        pairing: if a.shuffled_pairs {
+            Pairing::Shuffled
+        } else {
+            Pairing::Joint
+        },
+        train_split: a.train_split,
+        eval_split: a.eval_split,
+        max_train_items: a.max_items,
+        eval_items: a.eval_items,
+        ..MiConfig::default()
+    };
+    let cache = FeatureCache::open(&a.cache)?;
+    let choice = if a.classifier == "original" {
+        ClassifierChoice::Original
+    } else {
+        ClassifierChoice::Probe(PathBuf::from(&a.classifier))
+    };
+    let (classifier, source) = mi::resolve_classifier(&cache, &choice)?;
+    let summary = mi::train(&cache, &classifier, &source, &cfg, &a.out, a.resume)?;
+    if global.json {
+        return super::print_json(&summary);
+    }
+    println!("epoch  held-out DV total  DV masked  masked acc  mean λ");
+    for m in &summary.metrics {
+        println!(
+            "{:5}  {:17.4}  {:9.4}  {:10.3}  {:6.3}",
+            m.epoch,
+            m.heldout_dv_raw,
+            m.heldout_dv_masked,
+            m.heldout_masked_accuracy,
+            m.heldout_mean_lambda
+        );
+    }
+    println!(
+        "{} epochs ({} this run); model in {}",
+        summary.epochs,
+        summary.epochs_run,
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn explain(a: ExplainArgs, global: &Global) -> anyhow::Result<()> {
+    if a.images.is_empty() && a.items.is_empty() {
+        anyhow::bail!("nothing to explain: give image files or --item N");
+    }
+    let model = MiModel::load(&a.mi)?;
+    let cache = FeatureCache::open(&a.cache)?;
+    if cache.manifest().fingerprint != model.meta.cache_fingerprint {
+        tracing::warn!(
+            "{} is not the cache the mi run was trained on",
+            a.cache.display()
+        );
+    }
+    let mut explanations = Vec::new();
+    for &i in &a.items {
+        explanations.push(mi::explain_cached_item(
+            &model, &cache, &a.split, i, &a.out,
+        )?);
+    }
+    if !a.images.is_empty() {
+        let m = cache.manifest();
+        let mut backbone = Backbone::load(&m.model, Some(&m.feature_node), global.threads())?;
+        let mut features = |input: &[f32], n: usize| Ok(backbone.run(input, n)?.features);
+        explanations.extend(mi::explain_files(
+            &model,
+            &cache,
+            &a.images,
+            &mut features,
+            &a.out,
+        )?);
+    }
+    if global.json {
+        return super::print_json(&explanations);
+    }
+    let cell = |c: (usize, usize)| format!("({}, {})", c.0, c.1);
+    for ex in &explanations {
+        println!("{}", ex.source);
+        println!(
+            "  masked path predicts {}; peaks: total {}, decision-related {}, redundant {}; panel {}",
+            ex.masked_prediction_name,
+            cell(ex.total_peak),
+            cell(ex.decision_peak),
+            cell(ex.redundant_peak),
+            ex.files.panel.display()
+        );
+    }
+    Ok(())
 }

@@ -55,7 +55,12 @@ impl Bound {
     /// `positives` is `[B, N]`; `negatives` is `[B, M]`; `valid` (0/1, `[B, M]`) marks which
     /// negatives count for each anchor (in-batch negatives exclude the anchor's own image), or
     /// `None` when all do.
-    pub fn per_position(self, positives: &Tensor, negatives: &Tensor, valid: Option<&Tensor>) -> Result<Tensor> {
+    pub fn per_position(
+        self,
+        positives: &Tensor,
+        negatives: &Tensor,
+        valid: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let m = negatives.dim(1)?;
         let count = match valid {
             Some(v) => v.sum_keepdim(1)?,
@@ -122,7 +127,11 @@ mod tests {
     fn dv_is_zero_when_positives_score_like_negatives() {
         let pos = t(&[0.3, 0.3], (1, 2));
         let neg = t(&[0.3, 0.3, 0.3], (1, 3));
-        let v = Bound::Dv.per_position(&pos, &neg, None).unwrap().to_vec2::<f32>().unwrap();
+        let v = Bound::Dv
+            .per_position(&pos, &neg, None)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
         assert!(v[0].iter().all(|x| x.abs() < 1e-6), "{v:?}");
     }
 
@@ -131,7 +140,11 @@ mod tests {
         let pos = t(&[2.0], (1, 1));
         let neg = t(&[0.0, 50.0], (1, 2));
         let valid = t(&[1.0, 0.0], (1, 2));
-        let v = Bound::Dv.per_position(&pos, &neg, Some(&valid)).unwrap().to_vec2::<f32>().unwrap();
+        let v = Bound::Dv
+            .per_position(&pos, &neg, Some(&valid))
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
         assert!((v[0][0] - 2.0).abs() < 1e-5, "{v:?}");
     }
 
@@ -139,15 +152,30 @@ mod tests {
     fn infonce_never_exceeds_log_k_plus_one() {
         let pos = t(&[100.0], (1, 1));
         let neg = t(&[0.0, 0.0, 0.0], (1, 3));
-        let v = Bound::InfoNce.per_position(&pos, &neg, None).unwrap().to_vec2::<f32>().unwrap();
+        let v = Bound::InfoNce
+            .per_position(&pos, &neg, None)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
         assert!((v[0][0] - 4f32.ln()).abs() < 1e-4, "{v:?}");
     }
 
     #[test]
     fn js_is_largest_for_separated_scores() {
         let neg = t(&[-5.0, -5.0], (1, 2));
-        let good = Bound::Js.per_position(&t(&[5.0], (1, 1)), &neg, None).unwrap().to_vec2::<f32>().unwrap();
-        let bad = Bound::Js.per_position(&t(&[-5.0], (1, 1)), &neg, None).unwrap().to_vec2::<f32>().unwrap();
-        assert!(good[0][0] > bad[0][0] && good[0][0] > -0.02, "{good:?} {bad:?}");
+        let good = Bound::Js
+            .per_position(&t(&[5.0], (1, 1)), &neg, None)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        let bad = Bound::Js
+            .per_position(&t(&[-5.0], (1, 1)), &neg, None)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert!(
+            good[0][0] > bad[0][0] && good[0][0] > -0.02,
+            "{good:?} {bad:?}"
+        );
     }
 }

@@ -38,7 +38,11 @@ pub struct MiMaps {
 
 /// Grid cell `(row, col)` holding the largest value.
 pub fn argmax_cell(values: &[f32], w: usize) -> (usize, usize) {
-    let i = values.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+    let i = values
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i);
     (i / w.max(1), i % w.max(1))
 }
 
@@ -51,18 +55,28 @@ fn jet(t: f32) -> [f32; 3] {
 /// One map over `image`: bilinear upsampling, min-max normalisation, jet, alpha 0.5.
 fn overlay(image: &RgbImage, values: &[f32], h: usize, w: usize) -> Result<RgbImage> {
     if values.len() != h * w || h == 0 || w == 0 {
-        return Err(Error::Shape(format!("map has {} values for a {h}×{w} grid", values.len())));
+        return Err(Error::Shape(format!(
+            "map has {} values for a {h}×{w} grid",
+            values.len()
+        )));
     }
     let grid: ImageBuffer<Luma<f32>, Vec<f32>> =
-        ImageBuffer::from_raw(w as u32, h as u32, values.to_vec()).ok_or_else(|| Error::Shape("map buffer".into()))?;
+        ImageBuffer::from_raw(w as u32, h as u32, values.to_vec())
+            .ok_or_else(|| Error::Shape("map buffer".into()))?;
     let up = imageops::resize(&grid, image.width(), image.height(), FilterType::Triangle);
-    let (lo, hi) = up.pixels().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), p| (lo.min(p.0[0]), hi.max(p.0[0])));
+    let (lo, hi) = up
+        .pixels()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.0[0]), hi.max(p.0[0]))
+        });
     let span = if hi - lo > 1e-12 { hi - lo } else { 1.0 };
     let mut out = image.clone();
     for (px, v) in out.pixels_mut().zip(up.pixels()) {
         let colour = jet((v.0[0] - lo) / span);
         for (ch, c) in px.0.iter_mut().zip(colour) {
-            *ch = (0.5 * f32::from(*ch) + 0.5 * 255.0 * c).round().clamp(0.0, 255.0) as u8;
+            *ch = (0.5 * f32::from(*ch) + 0.5 * 255.0 * c)
+                .round()
+                .clamp(0.0, 255.0) as u8;
         }
     }
     Ok(out)
@@ -126,7 +140,11 @@ pub struct MiExplanation {
 
 fn write_png(path: &Path, img: &RgbImage) -> Result<()> {
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).map_err(|e| Error::input(path, e.to_string()))?;
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| Error::input(path, e.to_string()))?;
     write_atomic(path, &bytes)
 }
 
@@ -157,7 +175,10 @@ pub fn write_explanation(
     let explanation = MiExplanation {
         source,
         label,
-        masked_prediction_name: classes.get(maps.masked_prediction).cloned().unwrap_or_else(|| maps.masked_prediction.to_string()),
+        masked_prediction_name: classes
+            .get(maps.masked_prediction)
+            .cloned()
+            .unwrap_or_else(|| maps.masked_prediction.to_string()),
         total_peak: argmax_cell(&maps.total, maps.w),
         decision_peak: argmax_cell(&maps.decision, maps.w),
         redundant_peak: argmax_cell(&maps.redundant, maps.w),
@@ -180,13 +201,22 @@ fn load_item_image(source: &str) -> Result<RgbImage> {
             return images.rgb(index);
         }
     }
-    Err(Error::input(as_file, "image of this cache item not found (was the dataset moved?)"))
+    Err(Error::input(
+        as_file,
+        "image of this cache item not found (was the dataset moved?)",
+    ))
 }
 
 /// Explains item `index` of a cached split: computes the maps from the cached features, draws
 /// them over the item's image as the network saw it, and writes PNGs + JSON named
 /// `<split>-<index>` under `out_dir` (see [`write_explanation`]).
-pub fn explain_cached_item(model: &MiModel, cache: &FeatureCache, split: &str, index: usize, out_dir: &Path) -> Result<MiExplanation> {
+pub fn explain_cached_item(
+    model: &MiModel,
+    cache: &FeatureCache,
+    split: &str,
+    index: usize,
+    out_dir: &Path,
+) -> Result<MiExplanation> {
     if cache.feature_shape() != model.meta.feature_shape {
         return Err(Error::Shape(format!(
             "the mi run was trained on [{:?}] features, the cache holds {:?}",
@@ -196,16 +226,29 @@ pub fn explain_cached_item(model: &MiModel, cache: &FeatureCache, split: &str, i
     }
     let info = cache.split(split)?;
     if index >= info.num_items {
-        return Err(Error::Config(format!("split `{split}` has {} items; item {index} does not exist", info.num_items)));
+        return Err(Error::Config(format!(
+            "split `{split}` has {} items; item {index} does not exist",
+            info.num_items
+        )));
     }
     let shard = cache.read_shard(split, index / info.shard_size)?;
     let per_item = cache.feature_shape().iter().product::<usize>();
     let j = index % info.shard_size;
-    let maps = model.maps(&shard.features[j * per_item..(j + 1) * per_item], 1)?.remove(0);
+    let maps = model
+        .maps(&shard.features[j * per_item..(j + 1) * per_item], 1)?
+        .remove(0);
     let item = cache.items(split)?.swap_remove(index);
     let image = cache_preprocess(cache)?.resize_crop(&load_item_image(&item.path)?)?;
     let label = usize::try_from(item.label).ok();
-    write_explanation(out_dir, &format!("{split}-{index}"), &image, maps, item.path, label, &cache.manifest().classes)
+    write_explanation(
+        out_dir,
+        &format!("{split}-{index}"),
+        &image,
+        maps,
+        item.path,
+        label,
+        &cache.manifest().classes,
+    )
 }
 
 /// Explains image files: each is decoded, preprocessed as the cache was, passed through
@@ -226,14 +269,26 @@ pub fn explain_files(
         let maps = model.maps(&features(&input, 1)?, 1)?.remove(0);
         let source = path.display().to_string();
         let stem = crate::explain::session::output_stem(i, &source);
-        out.push(write_explanation(out_dir, &stem, &preprocess.resize_crop(&image)?, maps, source, None, &cache.manifest().classes)?);
+        out.push(write_explanation(
+            out_dir,
+            &stem,
+            &preprocess.resize_crop(&image)?,
+            maps,
+            source,
+            None,
+            &cache.manifest().classes,
+        )?);
     }
     Ok(out)
 }
 
 fn cache_preprocess(cache: &FeatureCache) -> Result<Preprocess> {
-    serde_json::from_value(cache.manifest().preprocess.clone())
-        .map_err(|e| Error::cache(cache.dir(), format!("manifest preprocessing is unreadable: {e}")))
+    serde_json::from_value(cache.manifest().preprocess.clone()).map_err(|e| {
+        Error::cache(
+            cache.dir(),
+            format!("manifest preprocessing is unreadable: {e}"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -253,7 +308,9 @@ mod tests {
         let mut values = vec![0.0; 49];
         values[7 * 5 + 2] = 3.0;
         let out = overlay(&image, &values, 7, 7).unwrap();
-        let red = |x: u32, y: u32| i32::from(out.get_pixel(x, y).0[0]) - i32::from(out.get_pixel(x, y).0[2]);
+        let red = |x: u32, y: u32| {
+            i32::from(out.get_pixel(x, y).0[0]) - i32::from(out.get_pixel(x, y).0[2])
+        };
         assert!(red(25, 55) > 50, "peak cell should be red");
         assert!(red(65, 5) < 0, "far cell should be blue");
         assert_eq!(argmax_cell(&values, 7), (5, 2));

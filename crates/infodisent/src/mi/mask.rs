@@ -17,8 +17,14 @@ pub struct MaskModule {
 impl MaskModule {
     /// Creates (or fetches from `vb`) the two convolutions for `dim` input channels.
     pub fn new(dim: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
-        let same = Conv2dConfig { padding: 1, ..Default::default() };
-        Ok(MaskModule { conv1: conv2d(dim, hidden, 3, same, vb.pp("conv1"))?, conv2: conv2d(hidden, 1, 3, same, vb.pp("conv2"))? })
+        let same = Conv2dConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        Ok(MaskModule {
+            conv1: conv2d(dim, hidden, 3, same, vb.pp("conv1"))?,
+            conv2: conv2d(hidden, 1, 3, same, vb.pp("conv2"))?,
+        })
     }
 
     /// The mask `[B, 1, h, w]` for feature maps `[B, D, h, w]`.

@@ -34,6 +34,11 @@ pub mod model;
 pub mod train;
 
 pub use bounds::Bound;
-pub use maps::{explain_cached_item, explain_files, render_overlays, write_explanation, MiExplanation, MiFiles, MiMaps};
+pub use maps::{
+    explain_cached_item, explain_files, render_overlays, write_explanation, MiExplanation, MiFiles,
+    MiMaps,
+};
 pub use model::MiModel;
-pub use train::{resolve_classifier, train, ClassifierChoice, EpochMetrics, MiConfig, MiMeta, MiSummary, Pairing};
+pub use train::{
+    resolve_classifier, train, ClassifierChoice, EpochMetrics, MiConfig, MiMeta, MiSummary, Pairing,
+};

@@ -44,14 +44,20 @@ impl MiNet {
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         let mask = MaskModule::new(dims.dim, dims.mask_hidden, vb.pp("mask"))?;
         let critic = Critic::new(dims.dim, dims.proj, dims.critic_hidden, vb.pp("critic"))?;
-        let net = MiNet { varmap, mask, critic };
+        let net = MiNet {
+            varmap,
+            mask,
+            critic,
+        };
         let mut rng = StdRng::seed_from_u64(seed);
         for (_, var) in net.vars() {
             let dims = var.dims().to_vec();
             let values: Vec<f32> = if dims.len() >= 2 {
                 // PyTorch's default bound for linear and convolution weights.
                 let bound = 1.0 / (dims[1..].iter().product::<usize>() as f32).sqrt();
-                (0..var.elem_count()).map(|_| rng.random_range(-bound..bound)).collect()
+                (0..var.elem_count())
+                    .map(|_| rng.random_range(-bound..bound))
+                    .collect()
             } else {
                 vec![0.0; var.elem_count()]
             };
@@ -63,19 +69,34 @@ impl MiNet {
     /// Every variable with its name, sorted by name (a stable order for optimizers and files).
     pub fn vars(&self) -> Vec<(String, Var)> {
         let data = self.varmap.data().lock().unwrap_or_else(|e| e.into_inner());
-        let mut vars: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut vars: Vec<(String, Var)> =
+            data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         vars
     }
 
     /// Overwrites the variables from `tensors` (keys as in [`MiNet::vars`], optionally behind
     /// `prefix`), checking that every one is present with the right shape.
-    pub fn load_vars(&self, tensors: &HashMap<String, Tensor>, prefix: &str, path: &Path) -> Result<()> {
+    pub fn load_vars(
+        &self,
+        tensors: &HashMap<String, Tensor>,
+        prefix: &str,
+        path: &Path,
+    ) -> Result<()> {
         for (name, var) in self.vars() {
             let key = format!("{prefix}{name}");
-            let t = tensors.get(&key).ok_or_else(|| Error::cache(path, format!("lacks tensor `{key}`")))?;
+            let t = tensors
+                .get(&key)
+                .ok_or_else(|| Error::cache(path, format!("lacks tensor `{key}`")))?;
             if t.dims() != var.dims() {
-                return Err(Error::cache(path, format!("`{key}` has shape {:?}, the configuration needs {:?}", t.dims(), var.dims())));
+                return Err(Error::cache(
+                    path,
+                    format!(
+                        "`{key}` has shape {:?}, the configuration needs {:?}",
+                        t.dims(),
+                        var.dims()
+                    ),
+                ));
             }
             var.set(&t.to_dtype(DType::F32)?)?;
         }
@@ -86,7 +107,11 @@ impl MiNet {
 /// Local features `[B·N, D]` (position-major within each image) of feature maps `[B, D, h, w]`.
 pub fn locals(features: &Tensor) -> Result<Tensor> {
     let (b, d, h, w) = features.dims4()?;
-    Ok(features.reshape((b, d, h * w))?.transpose(1, 2)?.contiguous()?.reshape((b * h * w, d))?)
+    Ok(features
+        .reshape((b, d, h * w))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b * h * w, d))?)
 }
 
 /// Representations `[B, D]`: the global average pool of feature maps `[B, D, h, w]`.
@@ -111,11 +136,20 @@ pub fn sample_negatives(rng: &mut StdRng, b: usize, n: usize, k: usize) -> Resul
 /// Per-position bound values `[B, N]`: anchor `b` is scored against its own N local features
 /// (positives) and against the local features `negatives[b]` of other images.
 /// `ez` is `[B, hidden]`, `ex` is `[B·N, hidden]`, `negatives` is `[B, K]` indices into `ex`.
-pub fn batch_values(critic: &Critic, bound: Bound, ez: &Tensor, ex: &Tensor, n: usize, negatives: &Tensor) -> Result<Tensor> {
+pub fn batch_values(
+    critic: &Critic,
+    bound: Bound,
+    ez: &Tensor,
+    ex: &Tensor,
+    n: usize,
+    negatives: &Tensor,
+) -> Result<Tensor> {
     let (b, k) = negatives.dims2()?;
     let hidden = ex.dim(1)?;
     let positives = critic.score_per_anchor(ez, &ex.reshape((b, n, hidden))?)?;
-    let neg = ex.index_select(&negatives.flatten_all()?, 0)?.reshape((b, k, hidden))?;
+    let neg = ex
+        .index_select(&negatives.flatten_all()?, 0)?
+        .reshape((b, k, hidden))?;
     Ok(bound.per_position(&positives, &critic.score_per_anchor(ez, &neg)?, None)?)
 }
 
@@ -130,10 +164,16 @@ impl FrozenClassifier {
     /// Wraps a linear classifier, checking its input width against the feature channels.
     pub fn new(c: &LinearClassifier, dim: usize) -> Result<Self> {
         if c.dim != dim {
-            return Err(Error::Shape(format!("classifier takes {}-dim input but the features have {dim} channels", c.dim)));
+            return Err(Error::Shape(format!(
+                "classifier takes {}-dim input but the features have {dim} channels",
+                c.dim
+            )));
         }
         let weight = Tensor::from_slice(&c.weight, (c.classes, c.dim), &Device::Cpu)?;
-        Ok(FrozenClassifier { weight_t: weight.t()?.contiguous()?, bias: Tensor::from_slice(&c.bias, c.classes, &Device::Cpu)? })
+        Ok(FrozenClassifier {
+            weight_t: weight.t()?.contiguous()?,
+            bias: Tensor::from_slice(&c.bias, c.classes, &Device::Cpu)?,
+        })
     }
 
     /// Logits `[B, C]` of pooled vectors `[B, D]`.
@@ -172,17 +212,44 @@ pub fn forward(
     let lambda = net.mask.forward(x_features)?;
     let masked = x_features.broadcast_mul(&lambda)?;
     let logits = classifier.logits(&pooled(&masked)?)?;
-    let masked_for_mi = if mask_from_mi { masked } else { x_features.broadcast_mul(&lambda.detach())? };
+    let masked_for_mi = if mask_from_mi {
+        masked
+    } else {
+        x_features.broadcast_mul(&lambda.detach())?
+    };
     let ez = net.critic.embed_z(&pooled(z_features)?)?;
-    let mi_raw = batch_values(&net.critic, bound, &ez, &net.critic.embed_x(&locals(x_features)?)?, h * w, negatives)?;
-    let mi_masked = batch_values(&net.critic, bound, &ez, &net.critic.embed_x(&locals(&masked_for_mi)?)?, h * w, negatives)?;
-    Ok(BatchForward { lambda, logits, mi_raw, mi_masked })
+    let mi_raw = batch_values(
+        &net.critic,
+        bound,
+        &ez,
+        &net.critic.embed_x(&locals(x_features)?)?,
+        h * w,
+        negatives,
+    )?;
+    let mi_masked = batch_values(
+        &net.critic,
+        bound,
+        &ez,
+        &net.critic.embed_x(&locals(&masked_for_mi)?)?,
+        h * w,
+        negatives,
+    )?;
+    Ok(BatchForward {
+        lambda,
+        logits,
+        mi_raw,
+        mi_masked,
+    })
 }
 
 /// Fraction of rows of `logits` `[B, C]` whose argmax equals `labels` `[B]`.
 pub fn accuracy(logits: &Tensor, labels: &Tensor) -> Result<f32> {
     let pred = logits.argmax(D::Minus1)?.to_dtype(DType::I64)?;
-    let hits = pred.eq(labels)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()?;
+    let hits = pred
+        .eq(labels)?
+        .to_dtype(DType::F32)?
+        .sum_all()?
+        .to_scalar::<f32>()?;
     Ok(hits / labels.dim(0)? as f32)
 }
 
@@ -205,7 +272,10 @@ impl MiModel {
         let dir = dir.as_ref();
         let meta_path = dir.join("config.json");
         if !meta_path.exists() {
-            return Err(Error::cache(dir, "no config.json: not an `infodisent mi train` output folder"));
+            return Err(Error::cache(
+                dir,
+                "no config.json: not an `infodisent mi train` output folder",
+            ));
         }
         let meta: MiMeta = crate::fsutil::read_json(&meta_path)?;
         let params_path = dir.join("mi.safetensors");
@@ -219,14 +289,29 @@ impl MiModel {
         let ref_path = dir.join("reference.safetensors");
         let refs = read_tensors(&ref_path)?;
         let get = |k: &str| -> Result<Tensor> {
-            let t = refs.get(k).ok_or_else(|| Error::cache(&ref_path, format!("lacks tensor `{k}`")))?;
+            let t = refs
+                .get(k)
+                .ok_or_else(|| Error::cache(&ref_path, format!("lacks tensor `{k}`")))?;
             if t.dims().len() != 2 || t.dim(1)? != meta.config.proj_dim {
-                return Err(Error::cache(&ref_path, format!("`{k}` has shape {:?}, expected [M, {}]", t.dims(), meta.config.proj_dim)));
+                return Err(Error::cache(
+                    &ref_path,
+                    format!(
+                        "`{k}` has shape {:?}, expected [M, {}]",
+                        t.dims(),
+                        meta.config.proj_dim
+                    ),
+                ));
             }
             Ok(net.critic.embed_projected_x(&t.to_dtype(DType::F32)?)?)
         };
         let (reference_raw, reference_masked) = (get("x_raw")?, get("x_masked")?);
-        Ok(MiModel { meta, net, classifier, reference_raw, reference_masked })
+        Ok(MiModel {
+            meta,
+            net,
+            classifier,
+            reference_raw,
+            reference_masked,
+        })
     }
 
     /// Per-position maps of `n` feature maps `[n, D, h, w]` (row-major), each scored against
@@ -234,7 +319,10 @@ impl MiModel {
     pub fn maps(&self, features: &[f32], n: usize) -> Result<Vec<super::maps::MiMaps>> {
         let [d, h, w] = self.meta.feature_shape;
         if features.len() != n * d * h * w {
-            return Err(Error::Shape(format!("expected {n} feature maps of [{d}, {h}, {w}], got {} values", features.len())));
+            return Err(Error::Shape(format!(
+                "expected {n} feature maps of [{d}, {h}, {w}], got {} values",
+                features.len()
+            )));
         }
         let bound = self.meta.config.bound;
         let mut out = Vec::with_capacity(n);
@@ -245,15 +333,25 @@ impl MiModel {
             let logits = self.classifier.logits(&pooled(&masked)?)?;
             let ez = self.net.critic.embed_z(&pooled(&feats)?)?;
             let value = |x: &Tensor, reference: &Tensor| -> Result<Vec<f32>> {
-                let positives = self.net.critic.scores(&ez, &self.net.critic.embed_x(&locals(x)?)?)?;
+                let positives = self
+                    .net
+                    .critic
+                    .scores(&ez, &self.net.critic.embed_x(&locals(x)?)?)?;
                 let negatives = self.net.critic.scores(&ez, reference)?;
-                Ok(bound.per_position(&positives, &negatives, None)?.flatten_all()?.to_vec1()?)
+                Ok(bound
+                    .per_position(&positives, &negatives, None)?
+                    .flatten_all()?
+                    .to_vec1()?)
             };
             let total = value(&feats, &self.reference_raw)?;
             let decision = value(&masked, &self.reference_masked)?;
             let redundant = total.iter().zip(&decision).map(|(t, d)| t - d).collect();
             let logits: Vec<f32> = logits.flatten_all()?.to_vec1()?;
-            let predicted = logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+            let predicted = logits
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or(0, |(i, _)| i);
             out.push(super::maps::MiMaps {
                 h,
                 w,
@@ -272,12 +370,18 @@ impl MiModel {
 /// Reads every tensor of a safetensors file, naming the file on failure.
 pub fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| Error::cache(path, format!("corrupt: {e}")))
+    candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+        .map_err(|e| Error::cache(path, format!("corrupt: {e}")))
 }
 
 /// Writes named tensors (and optional string metadata) as one safetensors file, atomically.
-pub fn write_tensors(path: &Path, tensors: &[(String, Tensor)], metadata: Option<HashMap<String, String>>) -> Result<()> {
+pub fn write_tensors(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
     let views: Vec<(String, &Tensor)> = tensors.iter().map(|(k, t)| (k.clone(), t)).collect();
-    let bytes = safetensors::serialize(views, metadata).map_err(|e| Error::cache(path, e.to_string()))?;
+    let bytes =
+        safetensors::serialize(views, metadata).map_err(|e| Error::cache(path, e.to_string()))?;
     crate::fsutil::write_atomic(path, &bytes)
 }

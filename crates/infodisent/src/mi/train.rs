@@ -8,7 +8,10 @@
 //! repeats exactly what an uninterrupted one does.
 
 use super::bounds::Bound;
-use super::model::{accuracy, forward, locals, read_tensors, sample_negatives, write_tensors, FrozenClassifier, MiNet, NetDims};
+use super::model::{
+    accuracy, forward, locals, read_tensors, sample_negatives, write_tensors, FrozenClassifier,
+    MiNet, NetDims,
+};
 use crate::cache::FeatureCache;
 use crate::classifier::LinearClassifier;
 use crate::error::{Error, Result};
@@ -104,25 +107,45 @@ impl Default for MiConfig {
 
 impl MiConfig {
     fn validate(&self) -> Result<()> {
-        let min_batch = if self.pairing == Pairing::Shuffled { 4 } else { 2 };
+        let min_batch = if self.pairing == Pairing::Shuffled {
+            4
+        } else {
+            2
+        };
         if self.batch < min_batch {
             return Err(Error::Config(format!("mi batch must be at least {min_batch} (negatives come from the other images of a batch)")));
         }
-        if self.mask_hidden == 0 || self.negatives == 0 || self.proj_dim == 0 || self.critic_hidden == 0 {
+        if self.mask_hidden == 0
+            || self.negatives == 0
+            || self.proj_dim == 0
+            || self.critic_hidden == 0
+        {
             return Err(Error::Config("mi module widths must be positive".into()));
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) || !(self.sparsity >= 0.0 && self.sparsity.is_finite()) {
-            return Err(Error::Config("mi lr must be positive and sparsity non-negative".into()));
+        if !(self.lr > 0.0 && self.lr.is_finite())
+            || !(self.sparsity >= 0.0 && self.sparsity.is_finite())
+        {
+            return Err(Error::Config(
+                "mi lr must be positive and sparsity non-negative".into(),
+            ));
         }
         if self.reference_items < 1 || self.eval_items < 2 || self.pool_items < self.batch {
-            return Err(Error::Config("mi needs reference-items ≥ 1, eval-items ≥ 2 and pool-items ≥ batch".into()));
+            return Err(Error::Config(
+                "mi needs reference-items ≥ 1, eval-items ≥ 2 and pool-items ≥ batch".into(),
+            ));
         }
         Ok(())
     }
 
     /// Whether two configurations describe the same run apart from its length.
     fn same_run(&self, other: &MiConfig) -> bool {
-        MiConfig { epochs: 0, ..self.clone() } == MiConfig { epochs: 0, ..other.clone() }
+        MiConfig {
+            epochs: 0,
+            ..self.clone()
+        } == MiConfig {
+            epochs: 0,
+            ..other.clone()
+        }
     }
 }
 
@@ -136,7 +159,10 @@ pub enum ClassifierChoice {
 }
 
 /// Loads the chosen classifier and checks it fits the cache.
-pub fn resolve_classifier(cache: &FeatureCache, choice: &ClassifierChoice) -> Result<(LinearClassifier, String)> {
+pub fn resolve_classifier(
+    cache: &FeatureCache,
+    choice: &ClassifierChoice,
+) -> Result<(LinearClassifier, String)> {
     let (c, source) = match choice {
         ClassifierChoice::Original => {
             let c = cache.classifier()?.ok_or_else(|| {
@@ -152,7 +178,11 @@ pub fn resolve_classifier(cache: &FeatureCache, choice: &ClassifierChoice) -> Re
             (c, "original".to_owned())
         }
         ClassifierChoice::Probe(p) => {
-            let file = if p.is_dir() { p.join("linear.safetensors") } else { p.clone() };
+            let file = if p.is_dir() {
+                p.join("linear.safetensors")
+            } else {
+                p.clone()
+            };
             (LinearClassifier::load(&file)?, file.display().to_string())
         }
     };
@@ -188,7 +218,12 @@ pub struct MiMeta {
 impl MiMeta {
     /// Module sizes of this run.
     pub fn dims(&self) -> NetDims {
-        NetDims { dim: self.feature_shape[0], mask_hidden: self.config.mask_hidden, proj: self.config.proj_dim, critic_hidden: self.config.critic_hidden }
+        NetDims {
+            dim: self.feature_shape[0],
+            mask_hidden: self.config.mask_hidden,
+            proj: self.config.proj_dim,
+            critic_hidden: self.config.critic_hidden,
+        }
     }
 }
 
@@ -257,9 +292,21 @@ const EPS: f64 = 1e-8;
 impl Adam {
     fn new(vars: Vec<(String, Var)>, lr: f64) -> Result<Self> {
         let zeros = |v: &Var| v.zeros_like();
-        let first = vars.iter().map(|(_, v)| zeros(v)).collect::<candle_core::Result<_>>()?;
-        let second = vars.iter().map(|(_, v)| zeros(v)).collect::<candle_core::Result<_>>()?;
-        Ok(Adam { lr, vars, first, second, step: 0 })
+        let first = vars
+            .iter()
+            .map(|(_, v)| zeros(v))
+            .collect::<candle_core::Result<_>>()?;
+        let second = vars
+            .iter()
+            .map(|(_, v)| zeros(v))
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Adam {
+            lr,
+            vars,
+            first,
+            second,
+            step: 0,
+        })
     }
 
     fn step(&mut self, loss: &Tensor) -> Result<()> {
@@ -287,12 +334,29 @@ impl Adam {
         out
     }
 
-    fn restore(&mut self, tensors: &HashMap<String, Tensor>, step: usize, path: &Path) -> Result<()> {
+    fn restore(
+        &mut self,
+        tensors: &HashMap<String, Tensor>,
+        step: usize,
+        path: &Path,
+    ) -> Result<()> {
         for (i, (name, var)) in self.vars.iter().enumerate() {
-            let get = |k: String| tensors.get(&k).cloned().ok_or_else(|| Error::cache(path, format!("lacks tensor `{k}`")));
-            let (p, m, v) = (get(format!("param/{name}"))?, get(format!("adam_m/{name}"))?, get(format!("adam_v/{name}"))?);
+            let get = |k: String| {
+                tensors
+                    .get(&k)
+                    .cloned()
+                    .ok_or_else(|| Error::cache(path, format!("lacks tensor `{k}`")))
+            };
+            let (p, m, v) = (
+                get(format!("param/{name}"))?,
+                get(format!("adam_m/{name}"))?,
+                get(format!("adam_v/{name}"))?,
+            );
             if p.dims() != var.dims() || m.dims() != var.dims() || v.dims() != var.dims() {
-                return Err(Error::cache(path, format!("`{name}` has another shape than this configuration")));
+                return Err(Error::cache(
+                    path,
+                    format!("`{name}` has another shape than this configuration"),
+                ));
             }
             var.set(&p)?;
             self.first[i] = m;
@@ -320,7 +384,12 @@ fn to_batch(features: Vec<f32>, labels: Vec<i64>, shape: [usize; 3]) -> Result<B
 /// Calls `visit` with every training batch of one epoch: shards in random order, loaded
 /// `pool_items` at a time and shuffled together, so a class-sorted folder still gives mixed
 /// batches (and so the in-batch negatives cover several classes).
-fn for_each_batch(cache: &FeatureCache, cfg: &MiConfig, rng: &mut StdRng, mut visit: impl FnMut(Batch) -> Result<()>) -> Result<()> {
+fn for_each_batch(
+    cache: &FeatureCache,
+    cfg: &MiConfig,
+    rng: &mut StdRng,
+    mut visit: impl FnMut(Batch) -> Result<()>,
+) -> Result<()> {
     let shape = cache.feature_shape();
     let per_item = shape.iter().product::<usize>();
     let info = cache.split(&cfg.train_split)?;
@@ -342,14 +411,27 @@ fn for_each_batch(cache: &FeatureCache, cfg: &MiConfig, rng: &mut StdRng, mut vi
         let mut idx: Vec<usize> = (0..labels.len()).collect();
         idx.shuffle(rng);
         for chunk in idx.chunks(cfg.batch) {
-            if chunk.len() < cfg.batch.min(labels.len()).max(if cfg.pairing == Pairing::Shuffled { 4 } else { 2 }) {
+            if chunk.len()
+                < cfg
+                    .batch
+                    .min(labels.len())
+                    .max(if cfg.pairing == Pairing::Shuffled {
+                        4
+                    } else {
+                        2
+                    })
+            {
                 continue;
             }
             let mut bf = Vec::with_capacity(chunk.len() * per_item);
             for &j in chunk {
                 bf.extend_from_slice(&feats[j * per_item..(j + 1) * per_item]);
             }
-            visit(to_batch(bf, chunk.iter().map(|&j| labels[j]).collect(), shape)?)?;
+            visit(to_batch(
+                bf,
+                chunk.iter().map(|&j| labels[j]).collect(),
+                shape,
+            )?)?;
         }
     }
     Ok(())
@@ -359,10 +441,18 @@ fn for_each_batch(cache: &FeatureCache, cfg: &MiConfig, rng: &mut StdRng, mut vi
 /// representations are paired with them.
 fn pair_up(batch: &Batch, pairing: Pairing) -> Result<(Tensor, Tensor, Tensor)> {
     match pairing {
-        Pairing::Joint => Ok((batch.features.clone(), batch.features.clone(), batch.labels.clone())),
+        Pairing::Joint => Ok((
+            batch.features.clone(),
+            batch.features.clone(),
+            batch.labels.clone(),
+        )),
         Pairing::Shuffled => {
             let half = batch.labels.dim(0)? / 2;
-            Ok((batch.features.narrow(0, 0, half)?, batch.features.narrow(0, half, half)?, batch.labels.narrow(0, 0, half)?))
+            Ok((
+                batch.features.narrow(0, 0, half)?,
+                batch.features.narrow(0, half, half)?,
+                batch.labels.narrow(0, 0, half)?,
+            ))
         }
     }
 }
@@ -373,14 +463,27 @@ fn negatives_for(rng: &mut StdRng, x: &Tensor, k: usize) -> Result<Tensor> {
 }
 
 /// Held-out evaluation: DV estimates with in-batch negatives, masked-path accuracy, mean λ.
-fn evaluate(net: &MiNet, classifier: &FrozenClassifier, cfg: &MiConfig, eval: &[Batch]) -> Result<[f32; 4]> {
+fn evaluate(
+    net: &MiNet,
+    classifier: &FrozenClassifier,
+    cfg: &MiConfig,
+    eval: &[Batch],
+) -> Result<[f32; 4]> {
     let mut sums = [0f32; 4];
     let mut count = 0f32;
     let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0xe7a1_0e9);
     for batch in eval {
         let (x, z, labels) = pair_up(batch, cfg.pairing)?;
         let negatives = negatives_for(&mut rng, &x, cfg.negatives)?;
-        let out = forward(net, classifier, Bound::Dv, &x, &z, &negatives, cfg.mask_from_mi)?;
+        let out = forward(
+            net,
+            classifier,
+            Bound::Dv,
+            &x,
+            &z,
+            &negatives,
+            cfg.mask_from_mi,
+        )?;
         let w = labels.dim(0)? as f32;
         sums[0] += out.mi_raw.mean_all()?.to_scalar::<f32>()? * w;
         sums[1] += out.mi_masked.mean_all()?.to_scalar::<f32>()? * w;
@@ -408,20 +511,41 @@ fn eval_batches(cache: &FeatureCache, cfg: &MiConfig) -> Result<Vec<Batch>> {
     // Fixed shuffle so that a class-sorted split still gives mixed held-out batches.
     let mut idx: Vec<usize> = (0..labels.len()).collect();
     idx.shuffle(&mut StdRng::seed_from_u64(cfg.seed ^ 0xe7a1));
-    let min = if cfg.pairing == Pairing::Shuffled { 4 } else { 2 };
+    let min = if cfg.pairing == Pairing::Shuffled {
+        4
+    } else {
+        2
+    };
     let mut out = Vec::new();
     for chunk in idx.chunks(cfg.batch).filter(|c| c.len() >= min) {
-        let bf: Vec<f32> = chunk.iter().flat_map(|&j| feats[j * per_item..(j + 1) * per_item].iter().copied()).collect();
-        out.push(to_batch(bf, chunk.iter().map(|&j| labels[j]).collect(), shape)?);
+        let bf: Vec<f32> = chunk
+            .iter()
+            .flat_map(|&j| feats[j * per_item..(j + 1) * per_item].iter().copied())
+            .collect();
+        out.push(to_batch(
+            bf,
+            chunk.iter().map(|&j| labels[j]).collect(),
+            shape,
+        )?);
     }
     if out.is_empty() {
-        return Err(Error::cache(cache.dir(), format!("split `{}` has fewer than {min} items to evaluate on", cfg.eval_split)));
+        return Err(Error::cache(
+            cache.dir(),
+            format!(
+                "split `{}` has fewer than {min} items to evaluate on",
+                cfg.eval_split
+            ),
+        ));
     }
     Ok(out)
 }
 
 /// Projected local features (raw and masked) of `reference_items` random training images.
-fn reference_bank(net: &MiNet, cache: &FeatureCache, cfg: &MiConfig) -> Result<Vec<(String, Tensor)>> {
+fn reference_bank(
+    net: &MiNet,
+    cache: &FeatureCache,
+    cfg: &MiConfig,
+) -> Result<Vec<(String, Tensor)>> {
     let info = cache.split(&cfg.train_split)?;
     let mut picks: Vec<usize> = (0..info.num_items).collect();
     picks.shuffle(&mut StdRng::seed_from_u64(cfg.seed ^ 0x5eed_4ef));
@@ -440,11 +564,18 @@ fn reference_bank(net: &MiNet, cache: &FeatureCache, cfg: &MiConfig) -> Result<V
         let j = p - shard_no * info.shard_size;
         feats.extend_from_slice(&s.features[j * per_item..(j + 1) * per_item]);
     }
-    let f = Tensor::from_vec(feats, (picks.len(), shape[0], shape[1], shape[2]), &Device::Cpu)?;
+    let f = Tensor::from_vec(
+        feats,
+        (picks.len(), shape[0], shape[1], shape[2]),
+        &Device::Cpu,
+    )?;
     let masked = f.broadcast_mul(&net.mask.forward(&f)?)?;
     Ok(vec![
         ("x_raw".to_owned(), net.critic.project_x(&locals(&f)?)?),
-        ("x_masked".to_owned(), net.critic.project_x(&locals(&masked)?)?),
+        (
+            "x_masked".to_owned(),
+            net.critic.project_x(&locals(&masked)?)?,
+        ),
     ])
 }
 
@@ -453,8 +584,13 @@ const STATE_KEY: &str = "infodisent.mi.state";
 
 fn read_state(path: &Path) -> Result<CheckpointState> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| Error::cache(path, format!("corrupt: {e}")))?;
-    let json = header.metadata().as_ref().and_then(|m| m.get(STATE_KEY)).ok_or_else(|| Error::cache(path, "not an mi checkpoint (no state)"))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| Error::cache(path, format!("corrupt: {e}")))?;
+    let json = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(STATE_KEY))
+        .ok_or_else(|| Error::cache(path, "not an mi checkpoint (no state)"))?;
     serde_json::from_str(json).map_err(|e| Error::cache(path, format!("unreadable state: {e}")))
 }
 
@@ -471,19 +607,32 @@ fn checked(v: f32, what: &str, epoch: usize) -> Result<f32> {
     if v.is_finite() {
         Ok(v)
     } else {
-        Err(Error::Numeric(format!("{what} became {v} in epoch {epoch}; try a lower --lr or --bound js")))
+        Err(Error::Numeric(format!(
+            "{what} became {v} in epoch {epoch}; try a lower --lr or --bound js"
+        )))
     }
 }
 
 /// Trains mask and critic on `cache` against the frozen `classifier`, writing the files listed
 /// in the [module docs](super) to `out`. With `resume`, continues from `checkpoint.json` when it
 /// belongs to the same run (same cache, same settings apart from `epochs`).
-pub fn train(cache: &FeatureCache, classifier: &LinearClassifier, classifier_source: &str, cfg: &MiConfig, out: &Path, resume: bool) -> Result<MiSummary> {
+pub fn train(
+    cache: &FeatureCache,
+    classifier: &LinearClassifier,
+    classifier_source: &str,
+    cfg: &MiConfig,
+    out: &Path,
+    resume: bool,
+) -> Result<MiSummary> {
     cfg.validate()?;
     let shape = cache.feature_shape();
     let frozen = FrozenClassifier::new(classifier, shape[0])?;
     if classifier.classes != cache.num_classes() {
-        return Err(Error::Shape(format!("classifier has {} classes, the cache {}", classifier.classes, cache.num_classes())));
+        return Err(Error::Shape(format!(
+            "classifier has {} classes, the cache {}",
+            classifier.classes,
+            cache.num_classes()
+        )));
     }
     let meta = MiMeta {
         config: cfg.clone(),
@@ -496,16 +645,30 @@ pub fn train(cache: &FeatureCache, classifier: &LinearClassifier, classifier_sou
     let net = MiNet::new(&meta.dims(), cfg.seed)?;
     let mut adam = Adam::new(net.vars(), cfg.lr)?;
     let ckpt_path = out.join("checkpoint.safetensors");
-    let mut state = CheckpointState { meta: meta.clone(), epoch: 0, steps: 0, metrics: vec![] };
+    let mut state = CheckpointState {
+        meta: meta.clone(),
+        epoch: 0,
+        steps: 0,
+        metrics: vec![],
+    };
     if resume && ckpt_path.exists() {
         let old = read_state(&ckpt_path)?;
-        if old.meta.cache_fingerprint != meta.cache_fingerprint || old.meta.classifier_source != meta.classifier_source || !old.meta.config.same_run(cfg) {
+        if old.meta.cache_fingerprint != meta.cache_fingerprint
+            || old.meta.classifier_source != meta.classifier_source
+            || !old.meta.config.same_run(cfg)
+        {
             return Err(Error::cache(&ckpt_path, "belongs to a run with another cache, classifier or settings; use another --out or drop --resume"));
         }
         adam.restore(&read_tensors(&ckpt_path)?, old.steps, &ckpt_path)?;
-        state = CheckpointState { meta: meta.clone(), ..old };
+        state = CheckpointState {
+            meta: meta.clone(),
+            ..old
+        };
     } else if !resume && ckpt_path.exists() {
-        return Err(Error::Config(format!("{} already holds an mi run; pass --resume to continue it or choose another --out", out.display())));
+        return Err(Error::Config(format!(
+            "{} already holds an mi run; pass --resume to continue it or choose another --out",
+            out.display()
+        )));
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     write_json_atomic(out.join("config.json"), &meta)?;
@@ -529,23 +692,41 @@ pub fn train(cache: &FeatureCache, classifier: &LinearClassifier, classifier_sou
         });
     }
     let first_epoch = state.epoch + 1;
-    let train_items = cache.split(&cfg.train_split)?.num_items.min(cfg.max_train_items.unwrap_or(usize::MAX));
+    let train_items = cache
+        .split(&cfg.train_split)?
+        .num_items
+        .min(cfg.max_train_items.unwrap_or(usize::MAX));
     let steps_per_epoch = (train_items / cfg.batch).max(1);
-    let bar = crate::progress::bar((cfg.epochs.saturating_sub(state.epoch) * steps_per_epoch) as u64, "mi train", "steps");
+    let bar = crate::progress::bar(
+        (cfg.epochs.saturating_sub(state.epoch) * steps_per_epoch) as u64,
+        "mi train",
+        "steps",
+    );
     for epoch in first_epoch..=cfg.epochs {
         let started = std::time::Instant::now();
-        let mut rng = StdRng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
-        let mut negatives_rng = StdRng::seed_from_u64(cfg.seed.wrapping_mul(7_919).wrapping_add(epoch as u64) ^ 0x4e67);
+        let mut rng =
+            StdRng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
+        let mut negatives_rng =
+            StdRng::seed_from_u64(cfg.seed.wrapping_mul(7_919).wrapping_add(epoch as u64) ^ 0x4e67);
         let mut sums = [0f32; 4];
         let mut n = 0usize;
         for_each_batch(cache, cfg, &mut rng, |batch| {
             let (x, z, labels) = pair_up(&batch, cfg.pairing)?;
             let negatives = negatives_for(&mut negatives_rng, &x, cfg.negatives)?;
-            let out = forward(&net, &frozen, cfg.bound, &x, &z, &negatives, cfg.mask_from_mi)?;
+            let out = forward(
+                &net,
+                &frozen,
+                cfg.bound,
+                &x,
+                &z,
+                &negatives,
+                cfg.mask_from_mi,
+            )?;
             let ce = candle_nn::loss::cross_entropy(&out.logits, &labels)?;
             let mi_raw = out.mi_raw.mean_all()?;
             let mi_masked = out.mi_masked.mean_all()?;
-            let loss = ((&ce - (&mi_raw + &mi_masked)?)? + (out.lambda.mean_all()? * cfg.sparsity)?)?;
+            let loss =
+                ((&ce - (&mi_raw + &mi_masked)?)? + (out.lambda.mean_all()? * cfg.sparsity)?)?;
             adam.step(&loss)?;
             for (s, t) in sums.iter_mut().zip([&loss, &ce, &mi_raw, &mi_masked]) {
                 *s += t.to_dtype(DType::F32)?.to_scalar::<f32>()?;
@@ -574,17 +755,40 @@ pub fn train(cache: &FeatureCache, classifier: &LinearClassifier, classifier_sou
             heldout_mean_lambda: lambda,
             seconds: started.elapsed().as_secs_f32(),
         });
-        tracing::info!(epoch, loss, heldout_dv_raw = raw, heldout_dv_masked = masked, "mi epoch done");
+        tracing::info!(
+            epoch,
+            loss,
+            heldout_dv_raw = raw,
+            heldout_dv_masked = masked,
+            "mi epoch done"
+        );
         // The state travels inside the tensor file's metadata: one atomic file, so a kill can
         // never pair the state of one epoch with the parameters of another.
         let state_json = serde_json::to_string(&state).map_err(|e| Error::Config(e.to_string()))?;
-        write_tensors(&ckpt_path, &adam.tensors(), Some(HashMap::from([(STATE_KEY.to_owned(), state_json)])))?;
+        write_tensors(
+            &ckpt_path,
+            &adam.tensors(),
+            Some(HashMap::from([(STATE_KEY.to_owned(), state_json)])),
+        )?;
         write_metrics(out, &state.metrics)?;
     }
     bar.finish_and_clear();
-    let params: Vec<(String, Tensor)> = net.vars().into_iter().map(|(k, v)| (k, v.as_tensor().clone())).collect();
+    let params: Vec<(String, Tensor)> = net
+        .vars()
+        .into_iter()
+        .map(|(k, v)| (k, v.as_tensor().clone()))
+        .collect();
     write_tensors(&out.join("mi.safetensors"), &params, None)?;
-    write_tensors(&out.join("reference.safetensors"), &reference_bank(&net, cache, cfg)?, None)?;
+    write_tensors(
+        &out.join("reference.safetensors"),
+        &reference_bank(&net, cache, cfg)?,
+        None,
+    )?;
     write_metrics(out, &state.metrics)?;
-    Ok(MiSummary { out_dir: out.to_path_buf(), epochs: state.epoch, epochs_run: (state.epoch + 1).saturating_sub(first_epoch), metrics: state.metrics })
+    Ok(MiSummary {
+        out_dir: out.to_path_buf(),
+        epochs: state.epoch,
+        epochs_run: (state.epoch + 1).saturating_sub(first_epoch),
+        metrics: state.metrics,
+    })
 }

@@ -18,7 +18,15 @@ pub struct SplitData {
 }
 
 /// Writes a feature cache with f32 features, shards of `shard` items.
-pub fn write_cache(dir: &Path, shape: [usize; 3], classes: usize, input_size: usize, preprocess: serde_json::Value, splits: &[SplitData], shard: usize) {
+pub fn write_cache(
+    dir: &Path,
+    shape: [usize; 3],
+    classes: usize,
+    input_size: usize,
+    preprocess: serde_json::Value,
+    splits: &[SplitData],
+    shard: usize,
+) {
     let manifest = CacheManifest {
         version: CACHE_VERSION,
         fingerprint: "mi-test".into(),
@@ -35,11 +43,25 @@ pub fn write_cache(dir: &Path, shape: [usize; 3], classes: usize, input_size: us
     let mut w = CacheWriter::create_or_resume(dir, manifest, false).unwrap();
     let per = shape.iter().product::<usize>();
     for s in splits {
-        let items: Vec<Item> = s.paths.iter().zip(&s.labels).map(|(p, &l)| Item { path: p.clone(), label: l }).collect();
+        let items: Vec<Item> = s
+            .paths
+            .iter()
+            .zip(&s.labels)
+            .map(|(p, &l)| Item {
+                path: p.clone(),
+                label: l,
+            })
+            .collect();
         w.begin_split(s.name, &items, vec![], shard).unwrap();
         for start in (0..items.len()).step_by(shard) {
             let end = (start + shard).min(items.len());
-            w.write_shard(s.name, &s.features[start * per..end * per], &s.labels[start..end], None).unwrap();
+            w.write_shard(
+                s.name,
+                &s.features[start * per..end * per],
+                &s.labels[start..end],
+                None,
+            )
+            .unwrap();
         }
     }
 }
@@ -47,25 +69,57 @@ pub fn write_cache(dir: &Path, shape: [usize; 3], classes: usize, input_size: us
 /// Average-pooled vectors [n, D] of feature maps [n, D, h, w].
 pub fn pool(features: &[f32], shape: [usize; 3]) -> Vec<Vec<f32>> {
     let cells = shape[1] * shape[2];
-    features.chunks_exact(shape[0] * cells).map(|m| m.chunks_exact(cells).map(|c| c.iter().sum::<f32>() / cells as f32).collect()).collect()
+    features
+        .chunks_exact(shape[0] * cells)
+        .map(|m| {
+            m.chunks_exact(cells)
+                .map(|c| c.iter().sum::<f32>() / cells as f32)
+                .collect()
+        })
+        .collect()
 }
 
 /// A multinomial logistic-regression probe on pooled features, fitted by full-batch gradient
 /// descent on standardised inputs and folded back to raw-input weights.
-pub fn fit_probe(features: &[f32], labels: &[i64], shape: [usize; 3], classes: usize) -> LinearClassifier {
+pub fn fit_probe(
+    features: &[f32],
+    labels: &[i64],
+    shape: [usize; 3],
+    classes: usize,
+) -> LinearClassifier {
     let x = pool(features, shape);
     let d = shape[0];
     let n = x.len() as f32;
-    let mean: Vec<f32> = (0..d).map(|k| x.iter().map(|v| v[k]).sum::<f32>() / n).collect();
-    let std: Vec<f32> = (0..d).map(|k| (x.iter().map(|v| (v[k] - mean[k]).powi(2)).sum::<f32>() / n).sqrt().max(1e-6)).collect();
-    let xs: Vec<Vec<f32>> = x.iter().map(|v| (0..d).map(|k| (v[k] - mean[k]) / std[k]).collect()).collect();
+    let mean: Vec<f32> = (0..d)
+        .map(|k| x.iter().map(|v| v[k]).sum::<f32>() / n)
+        .collect();
+    let std: Vec<f32> = (0..d)
+        .map(|k| {
+            (x.iter().map(|v| (v[k] - mean[k]).powi(2)).sum::<f32>() / n)
+                .sqrt()
+                .max(1e-6)
+        })
+        .collect();
+    let xs: Vec<Vec<f32>> = x
+        .iter()
+        .map(|v| (0..d).map(|k| (v[k] - mean[k]) / std[k]).collect())
+        .collect();
     let mut w = vec![0f32; classes * d];
     let mut b = vec![0f32; classes];
     for _ in 0..300 {
         let mut gw = vec![0f32; classes * d];
         let mut gb = vec![0f32; classes];
         for (v, &y) in xs.iter().zip(labels) {
-            let logits: Vec<f32> = (0..classes).map(|c| w[c * d..(c + 1) * d].iter().zip(v).map(|(a, b)| a * b).sum::<f32>() + b[c]).collect();
+            let logits: Vec<f32> = (0..classes)
+                .map(|c| {
+                    w[c * d..(c + 1) * d]
+                        .iter()
+                        .zip(v)
+                        .map(|(a, b)| a * b)
+                        .sum::<f32>()
+                        + b[c]
+                })
+                .collect();
             let m = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
             let e: Vec<f32> = logits.iter().map(|l| (l - m).exp()).collect();
             let s: f32 = e.iter().sum();
@@ -85,16 +139,28 @@ pub fn fit_probe(features: &[f32], labels: &[i64], shape: [usize; 3], classes: u
         }
     }
     let weight: Vec<f32> = (0..classes * d).map(|i| w[i] / std[i % d]).collect();
-    let bias: Vec<f32> = (0..classes).map(|c| b[c] - (0..d).map(|k| w[c * d + k] * mean[k] / std[k]).sum::<f32>()).collect();
+    let bias: Vec<f32> = (0..classes)
+        .map(|c| b[c] - (0..d).map(|k| w[c * d + k] * mean[k] / std[k]).sum::<f32>())
+        .collect();
     LinearClassifier::new(classes, d, weight, bias).unwrap()
 }
 
 /// Accuracy of a classifier on pooled features.
-pub fn probe_accuracy(c: &LinearClassifier, features: &[f32], labels: &[i64], shape: [usize; 3]) -> f32 {
+pub fn probe_accuracy(
+    c: &LinearClassifier,
+    features: &[f32],
+    labels: &[i64],
+    shape: [usize; 3],
+) -> f32 {
     let x = pool(features, shape);
     let hits = x.iter().zip(labels).filter(|(v, &y)| {
         let l = c.logits(v);
-        l.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as i64 == y
+        l.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0 as i64
+            == y
     });
     hits.count() as f32 / labels.len() as f32
 }
