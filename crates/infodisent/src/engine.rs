@@ -91,6 +91,13 @@ pub struct BackboneOutput {
     pub logits: Option<Vec<f32>>,
 }
 
+/// The feature output as the graph gives it (before any token-to-grid conversion).
+struct RawOutput {
+    shape: Vec<usize>,
+    features: Vec<f32>,
+    logits: Option<Vec<f32>>,
+}
+
 /// A prepared model with its ONNX Runtime session.
 pub struct Backbone {
     model: PreparedModel,
@@ -176,7 +183,7 @@ impl Backbone {
         let s = self.input_size();
         let zeros = vec![0.0f32; 3 * s * s];
         let shape = {
-            let (shape, _) = self.raw_run(&zeros, 1, false)?;
+            let RawOutput { shape, .. } = self.raw_run(&zeros, 1, false)?;
             shape
         };
         let name = &self.model.name;
@@ -211,12 +218,7 @@ impl Backbone {
     }
 
     /// Runs the session; returns the raw feature shape (and data) and the logits if asked.
-    fn raw_run(
-        &mut self,
-        input: &[f32],
-        batch: usize,
-        want_logits: bool,
-    ) -> Result<(Vec<usize>, (Vec<f32>, Option<Vec<f32>>))> {
+    fn raw_run(&mut self, input: &[f32], batch: usize, want_logits: bool) -> Result<RawOutput> {
         let s = self.model.preprocess.crop;
         let name = self.model.name.clone();
         let rt = |e: ort::Error| Error::model(&name, format!("ONNX Runtime run failed: {e}"));
@@ -243,7 +245,11 @@ impl Backbone {
             }
             _ => None,
         };
-        Ok((shape, (features, logits)))
+        Ok(RawOutput {
+            shape,
+            features,
+            logits,
+        })
     }
 
     /// Runs `batch` preprocessed images (`[batch, 3, S, S]`, NCHW) through the backbone.
@@ -257,7 +263,11 @@ impl Backbone {
                 batch * 3 * s * s
             )));
         }
-        let (shape, (raw, logits)) = self.raw_run(input, batch, true)?;
+        let RawOutput {
+            shape,
+            features: raw,
+            logits,
+        } = self.raw_run(input, batch, true)?;
         let [d, h, w] = self.model.feature_shape;
         let features = match self.model.layout {
             FeatureLayout::Nchw => {
