@@ -8,8 +8,9 @@ const AFTER_HELP: &str = "\
 Typical session:
   infodisent extract --model efficientnet-lite0 --data fashion-mnist --cache runs/fm/cache
   infodisent train   --cache runs/fm/cache --out runs/fm/head
-  infodisent explain --head runs/fm/head some.png
+  infodisent explain --cache runs/fm/cache --head runs/fm/head some.png
   infodisent report  --cache runs/fm/cache --head runs/fm/head --out runs/fm/report
+  infodisent demo    (all of the above on the default model and data)
 
 Exit codes: 0 success, 1 internal or numerical failure, 2 invalid options or configuration,
 3 unreadable input (image, dataset, file), 4 unusable model or shape mismatch,
