@@ -75,7 +75,9 @@ fn main() {
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");
-        let code = err.downcast_ref::<infodisent::Error>().map_or(1, infodisent::Error::exit_code);
+        let code = err
+            .downcast_ref::<infodisent::Error>()
+            .map_or(1, infodisent::Error::exit_code);
         std::process::exit(code);
     }
 }

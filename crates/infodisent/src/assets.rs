@@ -32,7 +32,10 @@ pub fn asset(rel: impl AsRef<Path>) -> Result<PathBuf> {
     if path.exists() {
         Ok(path)
     } else {
-        Err(Error::input(&path, "asset missing: run `scripts/fetch-assets.sh` to fetch it"))
+        Err(Error::input(
+            &path,
+            "asset missing: run `scripts/fetch-assets.sh` to fetch it",
+        ))
     }
 }
 

@@ -135,7 +135,10 @@ impl FeatureCache {
         let dir = dir.as_ref().to_path_buf();
         let mpath = manifest_path(&dir);
         if !mpath.exists() {
-            return Err(Error::cache(&dir, "no manifest.json: not a feature cache (run `infodisent extract`)"));
+            return Err(Error::cache(
+                &dir,
+                "no manifest.json: not a feature cache (run `infodisent extract`)",
+            ));
         }
         let manifest: CacheManifest = read_json(&mpath)?;
         if manifest.version != CACHE_VERSION {
@@ -180,7 +183,10 @@ impl FeatureCache {
     pub fn split(&self, name: &str) -> Result<&SplitInfo> {
         let info = self.manifest.splits.get(name).ok_or_else(|| {
             let have: Vec<_> = self.manifest.splits.keys().cloned().collect();
-            Error::cache(&self.dir, format!("no split `{name}` (have: {})", have.join(", ")))
+            Error::cache(
+                &self.dir,
+                format!("no split `{name}` (have: {})", have.join(", ")),
+            )
         })?;
         if !info.is_complete() {
             return Err(Error::cache(
@@ -200,21 +206,38 @@ impl FeatureCache {
     /// Reads shard `i` of `split`, checking every tensor's shape against the manifest.
     pub fn read_shard(&self, split: &str, i: usize) -> Result<Shard> {
         let info = self.split(split)?;
-        let name = info.shards.get(i).ok_or_else(|| Error::cache(&self.dir, format!("split `{split}` has no shard {i}")))?;
+        let name = info
+            .shards
+            .get(i)
+            .ok_or_else(|| Error::cache(&self.dir, format!("split `{split}` has no shard {i}")))?;
         let path = self.dir.join(split).join(name);
         let expected = (info.num_items - i * info.shard_size).min(info.shard_size);
-        read_shard_file(&path, self.manifest.feature_shape, self.manifest.original_classes, expected)
+        read_shard_file(
+            &path,
+            self.manifest.feature_shape,
+            self.manifest.original_classes,
+            expected,
+        )
     }
 
     /// Streams a split shard by shard, so a cache larger than memory can be used.
-    pub fn shards<'a>(&'a self, split: &'a str) -> Result<impl Iterator<Item = Result<Shard>> + 'a> {
+    pub fn shards<'a>(
+        &'a self,
+        split: &'a str,
+    ) -> Result<impl Iterator<Item = Result<Shard>> + 'a> {
         let n = self.split(split)?.shards.len();
         Ok((0..n).map(move |i| self.read_shard(split, i)))
     }
 
     /// Reads a whole split into one shard (for data that fits in memory).
     pub fn read_split(&self, split: &str) -> Result<Shard> {
-        let mut all = Shard { len: 0, features: vec![], labels: vec![], logits: None, index: vec![] };
+        let mut all = Shard {
+            len: 0,
+            features: vec![],
+            labels: vec![],
+            logits: None,
+            index: vec![],
+        };
         for shard in self.shards(split)? {
             let s = shard?;
             all.len += s.len;
@@ -222,7 +245,9 @@ impl FeatureCache {
             all.labels.extend_from_slice(&s.labels);
             all.index.extend_from_slice(&s.index);
             if let Some(l) = s.logits {
-                all.logits.get_or_insert_with(Vec::new).extend_from_slice(&l);
+                all.logits
+                    .get_or_insert_with(Vec::new)
+                    .extend_from_slice(&l);
             }
         }
         Ok(all)
@@ -241,28 +266,58 @@ impl FeatureCache {
 fn tensor_f32(path: &Path, t: &TensorView<'_>) -> Result<Vec<f32>> {
     let data = t.data();
     match t.dtype() {
-        Dtype::F32 => Ok(data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
-        Dtype::F16 => Ok(data.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
-        other => Err(Error::cache(path, format!("expected f16/f32 tensor, found {other:?}"))),
+        Dtype::F32 => Ok(data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()),
+        Dtype::F16 => Ok(data
+            .chunks_exact(2)
+            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect()),
+        other => Err(Error::cache(
+            path,
+            format!("expected f16/f32 tensor, found {other:?}"),
+        )),
     }
 }
 
 fn tensor_i64(path: &Path, t: &TensorView<'_>) -> Result<Vec<i64>> {
     if t.dtype() != Dtype::I64 {
-        return Err(Error::cache(path, format!("expected i64 tensor, found {:?}", t.dtype())));
+        return Err(Error::cache(
+            path,
+            format!("expected i64 tensor, found {:?}", t.dtype()),
+        ));
     }
-    Ok(t.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect())
+    Ok(t.data()
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+        .collect())
 }
 
-fn read_shard_file(path: &Path, shape: [usize; 3], orig_classes: Option<usize>, expected: usize) -> Result<Shard> {
+fn read_shard_file(
+    path: &Path,
+    shape: [usize; 3],
+    orig_classes: Option<usize>,
+    expected: usize,
+) -> Result<Shard> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::cache(path, format!("corrupt shard: {e}")))?;
-    let get = |name: &str| st.tensor(name).map_err(|_| Error::cache(path, format!("shard lacks tensor `{name}`")));
+    let get = |name: &str| {
+        st.tensor(name)
+            .map_err(|_| Error::cache(path, format!("shard lacks tensor `{name}`")))
+    };
     let feats = get("features")?;
     let want = [expected, shape[0], shape[1], shape[2]];
     if feats.shape() != want {
-        return Err(Error::cache(path, format!("features have shape {:?}, manifest says {:?}", feats.shape(), want)));
+        return Err(Error::cache(
+            path,
+            format!(
+                "features have shape {:?}, manifest says {:?}",
+                feats.shape(),
+                want
+            ),
+        ));
     }
     let features = tensor_f32(path, &feats)?;
     if features.iter().any(|v| !v.is_finite()) {
@@ -271,18 +326,33 @@ fn read_shard_file(path: &Path, shape: [usize; 3], orig_classes: Option<usize>, 
     let labels = tensor_i64(path, &get("labels")?)?;
     let index = tensor_i64(path, &get("index")?)?;
     if labels.len() != expected || index.len() != expected {
-        return Err(Error::cache(path, "labels/index length does not match the features"));
+        return Err(Error::cache(
+            path,
+            "labels/index length does not match the features",
+        ));
     }
     let logits = match (orig_classes, st.tensor("logits").ok()) {
         (Some(c), Some(t)) => {
             if t.shape() != [expected, c] {
-                return Err(Error::cache(path, format!("logits have shape {:?}, expected [{expected}, {c}]", t.shape())));
+                return Err(Error::cache(
+                    path,
+                    format!(
+                        "logits have shape {:?}, expected [{expected}, {c}]",
+                        t.shape()
+                    ),
+                ));
             }
             Some(tensor_f32(path, &t)?)
         }
         _ => None,
     };
-    Ok(Shard { len: expected, features, labels, logits, index })
+    Ok(Shard {
+        len: expected,
+        features,
+        labels,
+        logits,
+        index,
+    })
 }
 
 /// Writes a cache shard by shard; resumes a partial cache with the same fingerprint.
@@ -294,7 +364,11 @@ pub struct CacheWriter {
 impl CacheWriter {
     /// Starts a new cache, or resumes one made with the same fingerprint. A cache made with a
     /// different fingerprint is refused unless `overwrite` is set, in which case it is replaced.
-    pub fn create_or_resume(dir: impl AsRef<Path>, fresh: CacheManifest, overwrite: bool) -> Result<Self> {
+    pub fn create_or_resume(
+        dir: impl AsRef<Path>,
+        fresh: CacheManifest,
+        overwrite: bool,
+    ) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         let mpath = manifest_path(&dir);
         if mpath.exists() {
@@ -311,7 +385,10 @@ impl CacheWriter {
             std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         }
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let w = CacheWriter { dir, manifest: fresh };
+        let w = CacheWriter {
+            dir,
+            manifest: fresh,
+        };
         w.save_manifest()?;
         Ok(w)
     }
@@ -330,63 +407,119 @@ impl CacheWriter {
     }
 
     /// Declares a split's items (idempotent on resume: the list must match the one recorded).
-    pub fn begin_split(&mut self, name: &str, items: &[Item], skipped: Vec<Skipped>, shard_size: usize) -> Result<()> {
+    pub fn begin_split(
+        &mut self,
+        name: &str,
+        items: &[Item],
+        skipped: Vec<Skipped>,
+        shard_size: usize,
+    ) -> Result<()> {
         let items_path = self.dir.join(name).join("items.json");
         if let Some(info) = self.manifest.splits.get(name) {
             let old: Vec<Item> = read_json(&items_path)?;
             if old == items && info.shard_size == shard_size {
                 return Ok(());
             }
-            return Err(Error::cache(&self.dir, format!("split `{name}` was started with other items or shard size; pass --overwrite")));
+            return Err(Error::cache(
+                &self.dir,
+                format!(
+                    "split `{name}` was started with other items or shard size; pass --overwrite"
+                ),
+            ));
         }
         write_json_atomic(&items_path, &items)?;
         self.manifest.splits.insert(
             name.to_owned(),
-            SplitInfo { num_items: items.len(), shard_size: shard_size.max(1), shards: vec![], skipped },
+            SplitInfo {
+                num_items: items.len(),
+                shard_size: shard_size.max(1),
+                shards: vec![],
+                skipped,
+            },
         );
         self.save_manifest()
     }
 
     /// How many shards of a split are already on disk (the next one to write).
     pub fn shards_done(&self, split: &str) -> usize {
-        self.manifest.splits.get(split).map_or(0, |s| s.shards.len())
+        self.manifest
+            .splits
+            .get(split)
+            .map_or(0, |s| s.shards.len())
     }
 
     /// Writes the next shard of `split`. Features are [n, D, h, w] f32 and are converted to the
     /// cache's dtype; the manifest is updated only after the shard file is in place.
-    pub fn write_shard(&mut self, split: &str, features: &[f32], labels: &[i64], logits: Option<&[f32]>) -> Result<()> {
+    pub fn write_shard(
+        &mut self,
+        split: &str,
+        features: &[f32],
+        labels: &[i64],
+        logits: Option<&[f32]>,
+    ) -> Result<()> {
         let [d, h, w] = self.manifest.feature_shape;
-        let info = self.manifest.splits.get(split).ok_or_else(|| Error::Config(format!("split `{split}` not begun")))?;
+        let info = self
+            .manifest
+            .splits
+            .get(split)
+            .ok_or_else(|| Error::Config(format!("split `{split}` not begun")))?;
         let i = info.shards.len();
         let start = i * info.shard_size;
         let n = (info.num_items - start).min(info.shard_size);
         if labels.len() != n || features.len() != n * d * h * w {
-            return Err(Error::Shape(format!("shard {i} of `{split}`: expected {n} images of [{d},{h},{w}]")));
+            return Err(Error::Shape(format!(
+                "shard {i} of `{split}`: expected {n} images of [{d},{h},{w}]"
+            )));
         }
         let feat_bytes: Vec<u8> = match self.manifest.dtype {
             StoreDtype::F32 => bytemuck::cast_slice(features).to_vec(),
-            StoreDtype::F16 => features.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect(),
+            StoreDtype::F16 => features
+                .iter()
+                .flat_map(|v| f16::from_f32(*v).to_le_bytes())
+                .collect(),
         };
-        let feat_dtype = if self.manifest.dtype == StoreDtype::F32 { Dtype::F32 } else { Dtype::F16 };
+        let feat_dtype = if self.manifest.dtype == StoreDtype::F32 {
+            Dtype::F32
+        } else {
+            Dtype::F16
+        };
         let index: Vec<i64> = (start as i64..(start + n) as i64).collect();
         let label_bytes: Vec<u8> = bytemuck::cast_slice(labels).to_vec();
         let index_bytes: Vec<u8> = bytemuck::cast_slice(&index).to_vec();
         let shape_err = |e: safetensors::SafeTensorError| Error::Shape(e.to_string());
         let mut tensors = vec![
-            ("features".to_owned(), TensorView::new(feat_dtype, vec![n, d, h, w], &feat_bytes).map_err(shape_err)?),
-            ("labels".to_owned(), TensorView::new(Dtype::I64, vec![n], &label_bytes).map_err(shape_err)?),
-            ("index".to_owned(), TensorView::new(Dtype::I64, vec![n], &index_bytes).map_err(shape_err)?),
+            (
+                "features".to_owned(),
+                TensorView::new(feat_dtype, vec![n, d, h, w], &feat_bytes).map_err(shape_err)?,
+            ),
+            (
+                "labels".to_owned(),
+                TensorView::new(Dtype::I64, vec![n], &label_bytes).map_err(shape_err)?,
+            ),
+            (
+                "index".to_owned(),
+                TensorView::new(Dtype::I64, vec![n], &index_bytes).map_err(shape_err)?,
+            ),
         ];
         let logit_bytes: Vec<u8>;
         if let (Some(l), Some(c)) = (logits, self.manifest.original_classes) {
             logit_bytes = bytemuck::cast_slice(l).to_vec();
-            tensors.push(("logits".to_owned(), TensorView::new(Dtype::F32, vec![n, c], &logit_bytes).map_err(shape_err)?));
+            tensors.push((
+                "logits".to_owned(),
+                TensorView::new(Dtype::F32, vec![n, c], &logit_bytes).map_err(shape_err)?,
+            ));
         }
         let name = format!("shard-{i:05}.safetensors");
         let path = self.dir.join(split).join(&name);
-        let bytes = safetensors::serialize(tensors, None).map_err(|e| Error::cache(&path, e.to_string()))?;
+        let bytes = safetensors::serialize(tensors, None)
+            .map_err(|e| Error::cache(&path, e.to_string()))?;
         write_atomic(&path, &bytes)?;
-        self.manifest.splits.get_mut(split).expect("checked above").shards.push(name);
+        self.manifest
+            .splits
+            .get_mut(split)
+            .expect("checked above")
+            .shards
+            .push(name);
         self.save_manifest()
     }
 

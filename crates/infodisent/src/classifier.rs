@@ -28,7 +28,12 @@ impl LinearClassifier {
                 bias.len()
             )));
         }
-        Ok(LinearClassifier { classes, dim, weight, bias })
+        Ok(LinearClassifier {
+            classes,
+            dim,
+            weight,
+            bias,
+        })
     }
 
     /// Logits for one pooled feature vector.
@@ -48,10 +53,17 @@ impl LinearClassifier {
         let b: &[u8] = bytemuck::cast_slice(&self.bias);
         let err = |e: safetensors::SafeTensorError| Error::Shape(e.to_string());
         let tensors = vec![
-            ("weight", TensorView::new(Dtype::F32, vec![self.classes, self.dim], w).map_err(err)?),
-            ("bias", TensorView::new(Dtype::F32, vec![self.classes], b).map_err(err)?),
+            (
+                "weight",
+                TensorView::new(Dtype::F32, vec![self.classes, self.dim], w).map_err(err)?,
+            ),
+            (
+                "bias",
+                TensorView::new(Dtype::F32, vec![self.classes], b).map_err(err)?,
+            ),
         ];
-        let bytes = safetensors::serialize(tensors, None).map_err(|e| Error::cache(path, e.to_string()))?;
+        let bytes =
+            safetensors::serialize(tensors, None).map_err(|e| Error::cache(path, e.to_string()))?;
         crate::fsutil::write_atomic(path, &bytes)
     }
 
@@ -59,18 +71,27 @@ impl LinearClassifier {
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::cache(path, format!("corrupt: {e}")))?;
+        let st = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| Error::cache(path, format!("corrupt: {e}")))?;
         let read = |name: &str| -> Result<(Vec<usize>, Vec<f32>)> {
-            let t = st.tensor(name).map_err(|_| Error::cache(path, format!("lacks tensor `{name}`")))?;
+            let t = st
+                .tensor(name)
+                .map_err(|_| Error::cache(path, format!("lacks tensor `{name}`")))?;
             if t.dtype() != Dtype::F32 {
-                return Err(Error::cache(path, format!("`{name}` is {:?}, expected f32", t.dtype())));
+                return Err(Error::cache(
+                    path,
+                    format!("`{name}` is {:?}, expected f32", t.dtype()),
+                ));
             }
             Ok((t.shape().to_vec(), bytemuck::pod_collect_to_vec(t.data())))
         };
         let (ws, w) = read("weight")?;
         let (_, b) = read("bias")?;
         if ws.len() != 2 {
-            return Err(Error::cache(path, format!("weight has shape {ws:?}, expected [C, D]")));
+            return Err(Error::cache(
+                path,
+                format!("weight has shape {ws:?}, expected [C, D]"),
+            ));
         }
         Self::new(ws[0], ws[1], w, b)
     }

@@ -10,7 +10,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// An input image or dataset is unusable (corrupt, empty, wrong format).
     #[error("{}: {msg}", path.display())]
     Input { path: PathBuf, msg: String },
@@ -40,19 +43,31 @@ pub enum Error {
 impl Error {
     /// An I/O error tagged with its path.
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().to_path_buf(), source }
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
     }
     /// A bad-input error tagged with its path.
     pub fn input(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
-        Error::Input { path: path.as_ref().to_path_buf(), msg: msg.into() }
+        Error::Input {
+            path: path.as_ref().to_path_buf(),
+            msg: msg.into(),
+        }
     }
     /// A model error tagged with its path.
     pub fn model(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
-        Error::Model { path: path.as_ref().to_path_buf(), msg: msg.into() }
+        Error::Model {
+            path: path.as_ref().to_path_buf(),
+            msg: msg.into(),
+        }
     }
     /// A cache or checkpoint error tagged with its path.
     pub fn cache(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
-        Error::Cache { path: path.as_ref().to_path_buf(), msg: msg.into() }
+        Error::Cache {
+            path: path.as_ref().to_path_buf(),
+            msg: msg.into(),
+        }
     }
 
     /// The process exit code the CLI uses for this error, documented in `infodisent --help`.

@@ -42,7 +42,13 @@ pub struct Pooled {
 
 /// Sparse pooling of a rotated map J laid out [D, cells].
 pub fn sparse_pool(j: &[f32], dim: usize, cells: usize) -> Pooled {
-    let mut p = Pooled { v: vec![0.0; dim], pos: vec![0.0; dim], neg: vec![0.0; dim], argmax: vec![0; dim], argmin: vec![0; dim] };
+    let mut p = Pooled {
+        v: vec![0.0; dim],
+        pos: vec![0.0; dim],
+        neg: vec![0.0; dim],
+        argmax: vec![0; dim],
+        argmin: vec![0; dim],
+    };
     for k in 0..dim {
         let row = &j[k * cells..(k + 1) * cells];
         let (mut imax, mut imin) = (0, 0);
@@ -65,24 +71,51 @@ pub fn sparse_pool(j: &[f32], dim: usize, cells: usize) -> Pooled {
 
 impl HeadParams {
     /// Checks shapes, finiteness and W ≥ 0.
-    pub fn new(dim: usize, classes: usize, rotation: Vec<f32>, weight: Vec<f32>, bias: Vec<f32>) -> Result<Self> {
+    pub fn new(
+        dim: usize,
+        classes: usize,
+        rotation: Vec<f32>,
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+    ) -> Result<Self> {
         if rotation.len() != dim * dim || weight.len() != classes * dim || bias.len() != classes {
-            return Err(Error::Shape(format!("head [{classes}, {dim}]: rotation {}, weight {}, bias {}", rotation.len(), weight.len(), bias.len())));
+            return Err(Error::Shape(format!(
+                "head [{classes}, {dim}]: rotation {}, weight {}, bias {}",
+                rotation.len(),
+                weight.len(),
+                bias.len()
+            )));
         }
-        if rotation.iter().chain(&weight).chain(&bias).any(|x| !x.is_finite()) {
-            return Err(Error::Numeric("head parameters contain NaN or infinity".into()));
+        if rotation
+            .iter()
+            .chain(&weight)
+            .chain(&bias)
+            .any(|x| !x.is_finite())
+        {
+            return Err(Error::Numeric(
+                "head parameters contain NaN or infinity".into(),
+            ));
         }
         if weight.iter().any(|&w| w < 0.0) {
             return Err(Error::Numeric("head weights must be nonnegative".into()));
         }
-        Ok(HeadParams { dim, classes, rotation, weight, bias })
+        Ok(HeadParams {
+            dim,
+            classes,
+            rotation,
+            weight,
+            bias,
+        })
     }
 
     /// Rotates a batch of feature maps `[n, D, cells]` into `[n, D, cells]` with one GEMM each.
     pub fn rotate(&self, features: &[f32], n: usize, cells: usize) -> Result<Vec<f32>> {
         let d = self.dim;
         if features.len() != n * d * cells {
-            return Err(Error::Shape(format!("features hold {} values, expected {n}×{d}×{cells}", features.len())));
+            return Err(Error::Shape(format!(
+                "features hold {} values, expected {n}×{d}×{cells}",
+                features.len()
+            )));
         }
         let dev = Device::Cpu;
         let u = Tensor::from_slice(&self.rotation, (d, d), &dev)?;
@@ -94,7 +127,14 @@ impl HeadParams {
     /// Logits from pooled values.
     pub fn logits(&self, v: &[f32]) -> Vec<f32> {
         (0..self.classes)
-            .map(|c| self.weight[c * self.dim..(c + 1) * self.dim].iter().zip(v).map(|(w, x)| w * x).sum::<f32>() + self.bias[c])
+            .map(|c| {
+                self.weight[c * self.dim..(c + 1) * self.dim]
+                    .iter()
+                    .zip(v)
+                    .map(|(w, x)| w * x)
+                    .sum::<f32>()
+                    + self.bias[c]
+            })
             .collect()
     }
 
@@ -103,11 +143,36 @@ impl HeadParams {
         let path = path.as_ref();
         let err = |e: safetensors::SafeTensorError| Error::Shape(e.to_string());
         let tensors = vec![
-            ("rotation", TensorView::new(Dtype::F32, vec![self.dim, self.dim], bytemuck::cast_slice(&self.rotation)).map_err(err)?),
-            ("weight", TensorView::new(Dtype::F32, vec![self.classes, self.dim], bytemuck::cast_slice(&self.weight)).map_err(err)?),
-            ("bias", TensorView::new(Dtype::F32, vec![self.classes], bytemuck::cast_slice(&self.bias)).map_err(err)?),
+            (
+                "rotation",
+                TensorView::new(
+                    Dtype::F32,
+                    vec![self.dim, self.dim],
+                    bytemuck::cast_slice(&self.rotation),
+                )
+                .map_err(err)?,
+            ),
+            (
+                "weight",
+                TensorView::new(
+                    Dtype::F32,
+                    vec![self.classes, self.dim],
+                    bytemuck::cast_slice(&self.weight),
+                )
+                .map_err(err)?,
+            ),
+            (
+                "bias",
+                TensorView::new(
+                    Dtype::F32,
+                    vec![self.classes],
+                    bytemuck::cast_slice(&self.bias),
+                )
+                .map_err(err)?,
+            ),
         ];
-        let bytes = safetensors::serialize(tensors, None).map_err(|e| Error::cache(path, e.to_string()))?;
+        let bytes =
+            safetensors::serialize(tensors, None).map_err(|e| Error::cache(path, e.to_string()))?;
         crate::fsutil::write_atomic(path, &bytes)
     }
 
@@ -115,11 +180,17 @@ impl HeadParams {
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::cache(path, format!("corrupt head file: {e}")))?;
+        let st = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| Error::cache(path, format!("corrupt head file: {e}")))?;
         let read = |name: &str| -> Result<(Vec<usize>, Vec<f32>)> {
-            let t = st.tensor(name).map_err(|_| Error::cache(path, format!("head file lacks `{name}`")))?;
+            let t = st
+                .tensor(name)
+                .map_err(|_| Error::cache(path, format!("head file lacks `{name}`")))?;
             if t.dtype() != Dtype::F32 {
-                return Err(Error::cache(path, format!("`{name}` is {:?}, expected f32", t.dtype())));
+                return Err(Error::cache(
+                    path,
+                    format!("`{name}` is {:?}, expected f32", t.dtype()),
+                ));
             }
             Ok((t.shape().to_vec(), bytemuck::pod_collect_to_vec(t.data())))
         };
@@ -127,7 +198,10 @@ impl HeadParams {
         let (ws, w) = read("weight")?;
         let (_, b) = read("bias")?;
         if rs.len() != 2 || ws.len() != 2 || rs[0] != rs[1] || ws[1] != rs[0] {
-            return Err(Error::cache(path, format!("inconsistent shapes: rotation {rs:?}, weight {ws:?}")));
+            return Err(Error::cache(
+                path,
+                format!("inconsistent shapes: rotation {rs:?}, weight {ws:?}"),
+            ));
         }
         Self::new(rs[0], ws[0], r, w, b).map_err(|e| Error::cache(path, e.to_string()))
     }
@@ -140,7 +214,8 @@ mod tests {
     #[test]
     fn pooling_picks_extremes_and_contributions_sum_to_logit() {
         // Two channels over 3 cells; identity rotation.
-        let head = HeadParams::new(2, 1, vec![1.0, 0.0, 0.0, 1.0], vec![0.5, 2.0], vec![0.25]).unwrap();
+        let head =
+            HeadParams::new(2, 1, vec![1.0, 0.0, 0.0, 1.0], vec![0.5, 2.0], vec![0.25]).unwrap();
         let f = [1.0, -3.0, 2.0, -1.0, -0.5, -2.0];
         let j = head.rotate(&f, 1, 3).unwrap();
         let p = sparse_pool(&j, 2, 3);

@@ -44,7 +44,16 @@ pub struct SynthConfig {
 
 impl Default for SynthConfig {
     fn default() -> Self {
-        SynthConfig { classes: 2, train_per_class: 64, test_per_class: 16, size: 224, shape_size: 56, distractor: true, counter_fraction: 0.0, seed: 0 }
+        SynthConfig {
+            classes: 2,
+            train_per_class: 64,
+            test_per_class: 16,
+            size: 224,
+            shape_size: 56,
+            distractor: true,
+            counter_fraction: 0.0,
+            seed: 0,
+        }
     }
 }
 
@@ -75,7 +84,14 @@ fn place(rng: &mut StdRng, size: u32, s: u32, taken: &[PixelBox]) -> PixelBox {
         let y = rng.random_range(0..=size - s);
         let b = [x, y, x + s, y + s];
         let margin = s / 4;
-        let grown = |t: &PixelBox| [t[0].saturating_sub(margin), t[1].saturating_sub(margin), t[2] + margin, t[3] + margin];
+        let grown = |t: &PixelBox| {
+            [
+                t[0].saturating_sub(margin),
+                t[1].saturating_sub(margin),
+                t[2] + margin,
+                t[3] + margin,
+            ]
+        };
         if taken.iter().all(|t| !overlaps(&b, &grown(t))) {
             return b;
         }
@@ -87,12 +103,32 @@ fn draw_shape(img: &mut RgbImage, kind: usize, b: PixelBox, color: Rgb<u8>) {
     let (x0, y0, s) = (b[0] as i32, b[1] as i32, (b[2] - b[0]) as i32);
     match SHAPES[kind] {
         "disk" => draw_filled_circle_mut(img, (x0 + s / 2, y0 + s / 2), s / 2, color),
-        "square" => draw_filled_rect_mut(img, Rect::at(x0 + s / 8, y0 + s / 8).of_size((s * 3 / 4) as u32, (s * 3 / 4) as u32), color),
-        "triangle" => draw_polygon_mut(img, &[Point::new(x0 + s / 2, y0), Point::new(x0 + s - 1, y0 + s - 1), Point::new(x0, y0 + s - 1)], color),
+        "square" => draw_filled_rect_mut(
+            img,
+            Rect::at(x0 + s / 8, y0 + s / 8).of_size((s * 3 / 4) as u32, (s * 3 / 4) as u32),
+            color,
+        ),
+        "triangle" => draw_polygon_mut(
+            img,
+            &[
+                Point::new(x0 + s / 2, y0),
+                Point::new(x0 + s - 1, y0 + s - 1),
+                Point::new(x0, y0 + s - 1),
+            ],
+            color,
+        ),
         _ => {
             let t = (s / 4).max(1) as u32;
-            draw_filled_rect_mut(img, Rect::at(x0, y0 + s / 2 - t as i32 / 2).of_size(s as u32, t), color);
-            draw_filled_rect_mut(img, Rect::at(x0 + s / 2 - t as i32 / 2, y0).of_size(t, s as u32), color);
+            draw_filled_rect_mut(
+                img,
+                Rect::at(x0, y0 + s / 2 - t as i32 / 2).of_size(s as u32, t),
+                color,
+            );
+            draw_filled_rect_mut(
+                img,
+                Rect::at(x0 + s / 2 - t as i32 / 2, y0).of_size(t, s as u32),
+                color,
+            );
         }
     }
 }
@@ -106,7 +142,12 @@ fn draw_ring(img: &mut RgbImage, b: PixelBox) {
 }
 
 /// Renders one image; returns it with its annotation.
-fn render(rng: &mut StdRng, cfg: &SynthConfig, label: usize, with_counter: bool) -> (RgbImage, Annotation) {
+fn render(
+    rng: &mut StdRng,
+    cfg: &SynthConfig,
+    label: usize,
+    with_counter: bool,
+) -> (RgbImage, Annotation) {
     let shade = rng.random_range(215..=245u8);
     let mut img = RgbImage::from_pixel(cfg.size, cfg.size, Rgb([shade, shade, shade]));
     for p in img.pixels_mut() {
@@ -132,7 +173,15 @@ fn render(rng: &mut StdRng, cfg: &SynthConfig, label: usize, with_counter: bool)
     if let Some((other, b)) = counter {
         draw_shape(&mut img, other, b, ink);
     }
-    (img, Annotation { label, decisive, distractor, counter })
+    (
+        img,
+        Annotation {
+            label,
+            decisive,
+            distractor,
+            counter,
+        },
+    )
 }
 
 /// Writes `train/` and `test/` ImageFolder splits and `annotations.json` under `dir`.
@@ -140,14 +189,24 @@ fn render(rng: &mut StdRng, cfg: &SynthConfig, label: usize, with_counter: bool)
 pub fn generate(dir: impl AsRef<Path>, cfg: &SynthConfig) -> Result<Annotations> {
     let dir = dir.as_ref();
     if cfg.classes < 2 || cfg.classes > SHAPES.len() {
-        return Err(Error::Config(format!("synthetic data needs 2..={} classes, got {}", SHAPES.len(), cfg.classes)));
+        return Err(Error::Config(format!(
+            "synthetic data needs 2..={} classes, got {}",
+            SHAPES.len(),
+            cfg.classes
+        )));
     }
     if cfg.shape_size * 3 > cfg.size {
-        return Err(Error::Config(format!("shape size {} is too large for {}-pixel images", cfg.shape_size, cfg.size)));
+        return Err(Error::Config(format!(
+            "shape size {} is too large for {}-pixel images",
+            cfg.shape_size, cfg.size
+        )));
     }
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let mut annotations = Annotations::new();
-    for (split, per_class, counter_fraction) in [("train", cfg.train_per_class, 0.0), ("test", cfg.test_per_class, cfg.counter_fraction)] {
+    for (split, per_class, counter_fraction) in [
+        ("train", cfg.train_per_class, 0.0),
+        ("test", cfg.test_per_class, cfg.counter_fraction),
+    ] {
         for label in 0..cfg.classes {
             for i in 0..per_class {
                 let with_counter = rng.random::<f32>() < counter_fraction;
@@ -177,12 +236,23 @@ mod tests {
     #[test]
     fn shapes_are_drawn_inside_their_boxes_and_apart() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = SynthConfig { classes: 3, train_per_class: 2, test_per_class: 4, counter_fraction: 1.0, ..Default::default() };
+        let cfg = SynthConfig {
+            classes: 3,
+            train_per_class: 2,
+            test_per_class: 4,
+            counter_fraction: 1.0,
+            ..Default::default()
+        };
         let ann = generate(dir.path(), &cfg).unwrap();
         assert_eq!(ann.len(), 3 * 6);
         for (rel, a) in &ann {
             let img = image::open(dir.path().join(rel)).unwrap().to_rgb8();
-            let ink = |b: &PixelBox| (b[1]..b[3]).flat_map(|y| (b[0]..b[2]).map(move |x| (x, y))).filter(|&(x, y)| img.get_pixel(x, y).0 == [30, 30, 140]).count();
+            let ink = |b: &PixelBox| {
+                (b[1]..b[3])
+                    .flat_map(|y| (b[0]..b[2]).map(move |x| (x, y)))
+                    .filter(|&(x, y)| img.get_pixel(x, y).0 == [30, 30, 140])
+                    .count()
+            };
             assert!(ink(&a.decisive) > 200, "{rel}: decisive shape not drawn");
             let d = a.distractor.unwrap();
             assert!(!overlaps(&a.decisive, &d));

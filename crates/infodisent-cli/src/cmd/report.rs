@@ -37,13 +37,32 @@ pub struct Args {
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     let cache = FeatureCache::open(&args.cache)?;
-    let metrics = args.metrics.as_ref().map(infodisent::fsutil::read_json).transpose()?;
-    let sources = ReportSources { cache: &cache, head_dir: &args.head, probe_dir: args.probe.as_deref(), mi_dir: args.mi.as_deref(), metrics };
-    let opts = ReportOptions { split: args.split, sample_images: args.sample, ..ReportOptions::default() };
+    let metrics = args
+        .metrics
+        .as_ref()
+        .map(infodisent::fsutil::read_json)
+        .transpose()?;
+    let sources = ReportSources {
+        cache: &cache,
+        head_dir: &args.head,
+        probe_dir: args.probe.as_deref(),
+        mi_dir: args.mi.as_deref(),
+        metrics,
+    };
+    let opts = ReportOptions {
+        split: args.split,
+        sample_images: args.sample,
+        ..ReportOptions::default()
+    };
     let summary = build(&sources, &opts, &args.out)?;
     if global.json {
         return super::print_json(&summary);
     }
-    println!("report with {} pages over {} images: {}", summary.pages, summary.images, summary.index.display());
+    println!(
+        "report with {} pages over {} images: {}",
+        summary.pages,
+        summary.images,
+        summary.index.display()
+    );
     Ok(())
 }

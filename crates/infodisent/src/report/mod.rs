@@ -9,8 +9,13 @@ pub mod plots;
 use crate::cache::FeatureCache;
 use crate::classifier::LinearClassifier;
 use crate::error::{Error, Result};
-use crate::explain::render::{class_figure, image_figure, network_view, overlay, save_png, write_prototype_images, ImageStore};
-use crate::explain::{explain_classes, find_prototypes, ClassExplanation, Grid, ImageExplainer, ImageExplanation, Prototypes};
+use crate::explain::render::{
+    class_figure, image_figure, network_view, overlay, save_png, write_prototype_images, ImageStore,
+};
+use crate::explain::{
+    explain_classes, find_prototypes, ClassExplanation, Grid, ImageExplainer, ImageExplanation,
+    Prototypes,
+};
 use crate::fsutil::{write_atomic, write_json_atomic};
 use crate::head_params::HeadParams;
 use crate::metrics::concentration::ConcentrationStats;
@@ -44,7 +49,15 @@ pub struct ReportOptions {
 
 impl Default for ReportOptions {
     fn default() -> Self {
-        ReportOptions { split: "test".into(), prototype_split: "train".into(), sample_images: 24, mi_images: 8, class_channels: 5, prototypes: 5, tile: 96 }
+        ReportOptions {
+            split: "test".into(),
+            prototype_split: "train".into(),
+            sample_images: 24,
+            mi_images: 8,
+            class_channels: 5,
+            prototypes: 5,
+            tile: 96,
+        }
     }
 }
 
@@ -105,23 +118,54 @@ pub fn build(src: &ReportSources, opts: &ReportOptions, out: &Path) -> Result<Re
     let cache = src.cache;
     let head_path = src.head_dir.join("head.safetensors");
     if !head_path.exists() {
-        return Err(Error::cache(src.head_dir, "no head.safetensors: train an InfoDisent head with `infodisent train` first"));
+        return Err(Error::cache(
+            src.head_dir,
+            "no head.safetensors: train an InfoDisent head with `infodisent train` first",
+        ));
     }
     let head = HeadParams::load(&head_path)?;
     let grid = Grid::from_shape(cache.feature_shape());
-    let pre = manifest_preprocess(cache).ok_or_else(|| Error::cache(cache.dir(), "manifest preprocessing is unreadable"))?;
+    let pre = manifest_preprocess(cache)
+        .ok_or_else(|| Error::cache(cache.dir(), "manifest preprocessing is unreadable"))?;
     let class_names = cache.manifest().classes.clone();
-    let original = cache.classifier()?.filter(|c| c.classes == head.classes && c.dim == head.dim);
-    let probe = src.probe_dir.map(|d| LinearClassifier::load(d.join("linear.safetensors"))).transpose()?;
-    let baseline = original.as_ref().map(|c| (baseline_label(true), c)).or(probe.as_ref().map(|p| (baseline_label(false), p)));
+    let original = cache
+        .classifier()?
+        .filter(|c| c.classes == head.classes && c.dim == head.dim);
+    let probe = src
+        .probe_dir
+        .map(|d| LinearClassifier::load(d.join("linear.safetensors")))
+        .transpose()?;
+    let baseline = original
+        .as_ref()
+        .map(|c| (baseline_label(true), c))
+        .or(probe.as_ref().map(|p| (baseline_label(false), p)));
 
     let metrics = match &src.metrics {
         Some(m) => m.clone(),
-        None => cache_metrics(cache, &head, baseline, None, &MetricsOptions { split: opts.split.clone(), ..Default::default() })?,
+        None => cache_metrics(
+            cache,
+            &head,
+            baseline,
+            None,
+            &MetricsOptions {
+                split: opts.split.clone(),
+                ..Default::default()
+            },
+        )?,
     };
-    let explainer = ImageExplainer::new(head.clone(), baseline.map(|b| b.1.clone()), grid, cache.manifest().input_size, class_names.clone())?;
+    let explainer = ImageExplainer::new(
+        head.clone(),
+        baseline.map(|b| b.1.clone()),
+        grid,
+        cache.manifest().input_size,
+        class_names.clone(),
+    )?;
     let classes = explain_classes(cache, &explainer, &opts.split, None, opts.class_channels)?;
-    let proto_split = if cache.manifest().splits.contains_key(&opts.prototype_split) { opts.prototype_split.as_str() } else { opts.split.as_str() };
+    let proto_split = if cache.manifest().splits.contains_key(&opts.prototype_split) {
+        opts.prototype_split.as_str()
+    } else {
+        opts.split.as_str()
+    };
     let prototypes = find_prototypes(cache, &head, proto_split, opts.prototypes)?;
     prototypes.save(out.join("prototypes.json"))?;
 
@@ -130,14 +174,29 @@ pub fn build(src: &ReportSources, opts: &ReportOptions, out: &Path) -> Result<Re
     let gallery: Vec<usize> = classes
         .iter()
         .flat_map(|c| c.channels.iter().map(|ch| ch.channel))
-        .chain(samples.iter().flat_map(|s| s.positive.iter().chain(&s.negative).map(|c| c.channel)))
+        .chain(
+            samples
+                .iter()
+                .flat_map(|s| s.positive.iter().chain(&s.negative).map(|c| c.channel)),
+        )
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    write_prototype_images(&prototypes, &gallery, &out.join("prototypes"), &mut store, &pre, opts.tile)?;
+    write_prototype_images(
+        &prototypes,
+        &gallery,
+        &out.join("prototypes"),
+        &mut store,
+        &pre,
+        opts.tile,
+    )?;
     for class in &classes {
         let fig = class_figure(class, &prototypes, &mut store, &pre, opts.tile)?;
-        save_png(&fig, out.join("classes").join(format!("class-{:04}.png", class.class)))?;
+        save_png(
+            &fig,
+            out.join("classes")
+                .join(format!("class-{:04}.png", class.class)),
+        )?;
     }
     let mut samples = samples;
     for s in &mut samples {
@@ -146,10 +205,22 @@ pub fn build(src: &ReportSources, opts: &ReportOptions, out: &Path) -> Result<Re
         let name = format!("item-{:06}.png", s.item.unwrap_or(0));
         save_png(&fig, out.join("images").join(&name))?;
         s.figure = Some(name);
-        write_json_atomic(out.join("images").join(format!("item-{:06}.json", s.item.unwrap_or(0))), s)?;
+        write_json_atomic(
+            out.join("images")
+                .join(format!("item-{:06}.json", s.item.unwrap_or(0))),
+            s,
+        )?;
     }
     let mi = match src.mi_dir {
-        Some(dir) => mi_section(dir, cache, &opts.split, &samples[..samples.len().min(opts.mi_images)], &mut store, &pre, out)?,
+        Some(dir) => mi_section(
+            dir,
+            cache,
+            &opts.split,
+            &samples[..samples.len().min(opts.mi_images)],
+            &mut store,
+            &pre,
+            out,
+        )?,
         None => Vec::new(),
     };
     let content = Content {
@@ -166,11 +237,22 @@ pub fn build(src: &ReportSources, opts: &ReportOptions, out: &Path) -> Result<Re
     };
     let pages = write_pages(&content, out)?;
     write_json_atomic(out.join("metrics.json"), &content.metrics)?;
-    Ok(ReportSummary { dir: out.to_path_buf(), index: out.join("index.html"), pages, images: content.metrics.images, metrics: content.metrics })
+    Ok(ReportSummary {
+        dir: out.to_path_buf(),
+        index: out.join("index.html"),
+        pages,
+        images: content.metrics.images,
+        metrics: content.metrics,
+    })
 }
 
 /// Explains `n` images spread evenly over the split, reading only the shards they live in.
-fn explain_samples(cache: &FeatureCache, explainer: &ImageExplainer, split: &str, n: usize) -> Result<Vec<ImageExplanation>> {
+fn explain_samples(
+    cache: &FeatureCache,
+    explainer: &ImageExplainer,
+    split: &str,
+    n: usize,
+) -> Result<Vec<ImageExplanation>> {
     let info = cache.split(split)?;
     let items = cache.items(split)?;
     let n = n.min(items.len());
@@ -185,7 +267,11 @@ fn explain_samples(cache: &FeatureCache, explainer: &ImageExplainer, split: &str
         }
         let shard = &loaded.as_ref().expect("just loaded").1;
         let at = i % info.shard_size;
-        let mut ex = explainer.explain(&shard.features[at * len..(at + 1) * len], None, &items[i].path)?;
+        let mut ex = explainer.explain(
+            &shard.features[at * len..(at + 1) * len],
+            None,
+            &items[i].path,
+        )?;
         ex.item = Some(i);
         ex.label = usize::try_from(items[i].label).ok();
         out.push(ex);
@@ -209,13 +295,27 @@ fn mi_section(
     for s in samples {
         let item = s.item.unwrap_or(0);
         let mut ex = explain_cached_item(&model, cache, split, item, &dir)?;
-        for f in [&mut ex.files.total, &mut ex.files.decision, &mut ex.files.redundant, &mut ex.files.panel, &mut ex.files.json] {
-            *f = f.strip_prefix(out).map(Path::to_path_buf).unwrap_or_else(|_| f.clone());
+        for f in [
+            &mut ex.files.total,
+            &mut ex.files.decision,
+            &mut ex.files.redundant,
+            &mut ex.files.panel,
+            &mut ex.files.json,
+        ] {
+            *f = f
+                .strip_prefix(out)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|_| f.clone());
         }
         let view = network_view(store.get(&s.source)?, pre)?;
         let hm = &s.heatmaps;
         let shared = hm.positive.max().max(hm.negative.max());
-        let side = overlay(&overlay(&view, &hm.positive, [200, 30, 30], shared), &hm.negative, [30, 70, 200], shared);
+        let side = overlay(
+            &overlay(&view, &hm.positive, [200, 30, 30], shared),
+            &hm.negative,
+            [30, 70, 200],
+            shared,
+        );
         let name = format!("mi/item-{item:06}_infodisent.png");
         save_png(&side, out.join(&name))?;
         result.push((ex, name));
@@ -224,17 +324,30 @@ fn mi_section(
 }
 
 /// Series from the `metrics.jsonl` training logs: every numeric field other than `epoch`.
-fn training_curves(head_dir: &Path, probe_dir: Option<&Path>) -> Result<Vec<(String, Vec<(f64, f64)>)>> {
+fn training_curves(
+    head_dir: &Path,
+    probe_dir: Option<&Path>,
+) -> Result<Vec<(String, Vec<(f64, f64)>)>> {
     let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for (who, dir) in [("infodisent", Some(head_dir)), ("probe", probe_dir)] {
         let Some(dir) = dir else { continue };
         let path = dir.join("metrics.jsonl");
-        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| Error::cache(&path, format!("bad JSON line: {e}")))?;
-            let Some(epoch) = v.get("epoch").and_then(|e| e.as_f64()) else { continue };
+            let v: serde_json::Value = serde_json::from_str(line)
+                .map_err(|e| Error::cache(&path, format!("bad JSON line: {e}")))?;
+            let Some(epoch) = v.get("epoch").and_then(|e| e.as_f64()) else {
+                continue;
+            };
             for (k, val) in v.as_object().into_iter().flatten() {
-                let Some(y) = val.as_f64().filter(|_| k.ends_with("acc") || k.ends_with("accuracy")) else { continue };
+                let Some(y) = val
+                    .as_f64()
+                    .filter(|_| k.ends_with("acc") || k.ends_with("accuracy"))
+                else {
+                    continue;
+                };
                 let name = format!("{who} {k}");
                 match series.iter_mut().find(|s| s.0 == name) {
                     Some(s) => s.1.push((epoch, y)),
@@ -251,13 +364,22 @@ fn write_page(out: &Path, rel: &str, title: &str, depth: usize, body: Markup) ->
 }
 
 fn class_name(names: &[String], c: usize) -> String {
-    names.get(c).cloned().unwrap_or_else(|| format!("class {c}"))
+    names
+        .get(c)
+        .cloned()
+        .unwrap_or_else(|| format!("class {c}"))
 }
 
 fn proto_strip(c: &Content, channel: usize, positive: bool, depth: usize) -> Markup {
     let up = "../".repeat(depth);
-    let Some(entry) = c.prototypes.channels.get(channel) else { return html! {} };
-    let (list, tag) = if positive { (&entry.positive, "pos") } else { (&entry.negative, "neg") };
+    let Some(entry) = c.prototypes.channels.get(channel) else {
+        return html! {};
+    };
+    let (list, tag) = if positive {
+        (&entry.positive, "pos")
+    } else {
+        (&entry.negative, "neg")
+    };
     html! {
         div.gallery {
             @for (rank, p) in list.iter().enumerate() {
@@ -279,13 +401,36 @@ fn concentration_row(name: &str, s: &ConcentrationStats) -> Markup {
 fn write_pages(c: &Content, out: &Path) -> Result<usize> {
     let m = &c.metrics;
     let manifest = c.cache.manifest();
-    let hist = |s: &ConcentrationStats| -> Vec<(String, f64)> { s.histogram.iter().filter(|b| b.count > 0 || b.upto <= 5).map(|b| (format!("≤{}", b.upto), b.count as f64)).collect() };
-    plots::bar_chart(&out.join("plots/channels95_infodisent.svg"), "Channels for 95% — InfoDisent", "channels", "images", &hist(&m.channels_for_95))?;
+    let hist = |s: &ConcentrationStats| -> Vec<(String, f64)> {
+        s.histogram
+            .iter()
+            .filter(|b| b.count > 0 || b.upto <= 5)
+            .map(|b| (format!("≤{}", b.upto), b.count as f64))
+            .collect()
+    };
+    plots::bar_chart(
+        &out.join("plots/channels95_infodisent.svg"),
+        "Channels for 95% — InfoDisent",
+        "channels",
+        "images",
+        &hist(&m.channels_for_95),
+    )?;
     if let Some(b) = &m.baseline_channels_for_95 {
-        plots::bar_chart(&out.join("plots/channels95_baseline.svg"), "Channels for 95% — baseline", "channels", "images", &hist(b))?;
+        plots::bar_chart(
+            &out.join("plots/channels95_baseline.svg"),
+            "Channels for 95% — baseline",
+            "channels",
+            "images",
+            &hist(b),
+        )?;
     }
     if !c.training.is_empty() {
-        plots::line_chart(&out.join("plots/training.svg"), "Accuracy during training", "epoch", &c.training)?;
+        plots::line_chart(
+            &out.join("plots/training.svg"),
+            "Accuracy during training",
+            "epoch",
+            &c.training,
+        )?;
     }
     let summary = html! {
         div.card {
@@ -361,7 +506,13 @@ fn write_pages(c: &Content, out: &Path) -> Result<usize> {
                 }
             }
         };
-        write_page(out, &format!("classes/class-{:04}.html", cl.class), &class_name(&c.class_names, cl.class), 1, body)?;
+        write_page(
+            out,
+            &format!("classes/class-{:04}.html", cl.class),
+            &class_name(&c.class_names, cl.class),
+            1,
+            body,
+        )?;
     }
 
     let gallery = html! {
@@ -376,11 +527,13 @@ fn write_pages(c: &Content, out: &Path) -> Result<usize> {
     };
     write_page(out, "prototypes.html", "Prototype gallery", 0, gallery)?;
 
-    let contribution_table = |s: &ImageExplanation| html! {
-        table {
-            tr { th { "channel" } th { "contribution" } th { "share" } }
-            @for x in &s.positive { tr.pos { td { (x.channel) } td { (num(x.contribution as f64, 3)) } td { (pct(x.share as f64)) } } }
-            @for x in &s.negative { tr.neg { td { (x.channel) } td { (num(x.contribution as f64, 3)) } td { (pct(x.share as f64)) } } }
+    let contribution_table = |s: &ImageExplanation| {
+        html! {
+            table {
+                tr { th { "channel" } th { "contribution" } th { "share" } }
+                @for x in &s.positive { tr.pos { td { (x.channel) } td { (num(x.contribution as f64, 3)) } td { (pct(x.share as f64)) } } }
+                @for x in &s.negative { tr.neg { td { (x.channel) } td { (num(x.contribution as f64, 3)) } td { (pct(x.share as f64)) } } }
+            }
         }
     };
     let images = html! {

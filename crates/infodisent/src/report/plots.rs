@@ -10,7 +10,13 @@ fn plot_err(path: &Path) -> impl Fn(String) -> Error + '_ {
 }
 
 /// A bar chart of `(label, value)` pairs.
-pub fn bar_chart(path: &Path, title: &str, x_desc: &str, y_desc: &str, bars: &[(String, f64)]) -> Result<()> {
+pub fn bar_chart(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    bars: &[(String, f64)],
+) -> Result<()> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (560, 320)).into_drawing_area();
@@ -51,7 +57,12 @@ pub fn bar_chart(path: &Path, title: &str, x_desc: &str, y_desc: &str, bars: &[(
 }
 
 /// Line plot of several named series over a shared x axis (e.g. metrics per epoch).
-pub fn line_chart(path: &Path, title: &str, x_desc: &str, series: &[(String, Vec<(f64, f64)>)]) -> Result<()> {
+pub fn line_chart(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<()> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (560, 320)).into_drawing_area();
@@ -73,14 +84,20 @@ pub fn line_chart(path: &Path, title: &str, x_desc: &str, series: &[(String, Vec
             .y_label_area_size(52)
             .build_cartesian_2d(x0..x1.max(x0 + 1e-9), (y0 - pad)..(y1 + pad))
             .map_err(|e| err(e.to_string()))?;
-        chart.configure_mesh().x_desc(x_desc).draw().map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
         for (i, (name, pts)) in series.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
             chart
                 .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
                 .map_err(|e| err(e.to_string()))?
                 .label(name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
