@@ -189,24 +189,6 @@ pub fn write_explanation(
     Ok(explanation)
 }
 
-/// Decodes a cache item's image: a file path, or `<idx file>#<index>` for IDX datasets.
-fn load_item_image(source: &str) -> Result<RgbImage> {
-    let as_file = Path::new(source);
-    if as_file.exists() {
-        return crate::imageio::load_rgb(as_file);
-    }
-    if let Some((file, index)) = source.rsplit_once('#') {
-        if let Ok(index) = index.parse::<usize>() {
-            let (images, _) = crate::dataset::idx::read_images(Path::new(file))?;
-            return images.rgb(index);
-        }
-    }
-    Err(Error::input(
-        as_file,
-        "image of this cache item not found (was the dataset moved?)",
-    ))
-}
-
 /// Explains item `index` of a cached split: computes the maps from the cached features, draws
 /// them over the item's image as the network saw it, and writes PNGs + JSON named
 /// `<split>-<index>` under `out_dir` (see [`write_explanation`]).
@@ -238,7 +220,7 @@ pub fn explain_cached_item(
         .maps(&shard.features[j * per_item..(j + 1) * per_item], 1)?
         .remove(0);
     let item = cache.items(split)?.swap_remove(index);
-    let image = cache_preprocess(cache)?.resize_crop(&load_item_image(&item.path)?)?;
+    let image = cache_preprocess(cache)?.resize_crop(crate::explain::render::ImageStore::default().get(&item.path)?)?;
     let label = usize::try_from(item.label).ok();
     write_explanation(
         out_dir,
