@@ -126,9 +126,18 @@ pub fn prototype_crop(img: &RgbImage, pre: &Preprocess, proto: &Prototype, side:
     let y0 = b[1].saturating_sub(bh / 2);
     let x1 = (b[2] + bw / 2).min(img.width());
     let y1 = (b[3] + bh / 2).min(img.height());
-    let mut crop = imageops::crop_imm(img, x0, y0, (x1 - x0).max(1), (y1 - y0).max(1)).to_image();
-    draw_box(&mut crop, [b[0] - x0, b[1] - y0, b[2] - x0, b[3] - y0]);
-    imageops::resize(&crop, side, side, imageops::FilterType::Triangle)
+    let (cw, ch) = ((x1 - x0).max(1), (y1 - y0).max(1));
+    let crop = imageops::crop_imm(img, x0, y0, cw, ch).to_image();
+    // The box is drawn after scaling: on small originals (28×28 digits) a box drawn first would
+    // be a few pixels wide and its 2-pixel border would fill it.
+    let mut tile = imageops::resize(&crop, side, side, imageops::FilterType::Triangle);
+    let sx = |x: u32| x * side / cw;
+    let sy = |y: u32| y * side / ch;
+    draw_box(
+        &mut tile,
+        [sx(b[0] - x0), sy(b[1] - y0), sx(b[2] - x0), sy(b[3] - y0)],
+    );
+    tile
 }
 
 /// A white canvas the figures are composed on.
