@@ -53,12 +53,23 @@ impl PipelineConfig {
             model: "efficientnet-lite0".into(),
             data: "fashion-mnist".into(),
             out: out.into(),
-            train_per_class: Some(300),
-            test_per_class: Some(100),
+            train_per_class: Some(100),
+            test_per_class: Some(50),
             threads,
-            train: TrainConfig { epochs: 20, batch_size: 128, ..TrainConfig::default() },
-            mi: Some(MiConfig { epochs: 5, ..MiConfig::default() }),
-            faithfulness_images: 16,
+            train: TrainConfig {
+                epochs: 10,
+                batch_size: 64,
+                lr: 3e-3,
+                ..TrainConfig::default()
+            },
+            mi: Some(MiConfig {
+                epochs: 2,
+                max_train_items: Some(512),
+                eval_items: 256,
+                pool_items: 512,
+                ..MiConfig::default()
+            }),
+            faithfulness_images: 8,
             report: ReportOptions::default(),
         }
     }
@@ -81,7 +92,11 @@ pub struct PipelineSummary {
     pub seconds: Vec<(String, f64)>,
 }
 
-fn timed<T>(seconds: &mut Vec<(String, f64)>, stage: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+fn timed<T>(
+    seconds: &mut Vec<(String, f64)>,
+    stage: &str,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
     tracing::info!("stage: {stage}");
     let start = Instant::now();
     let out = f()?;
@@ -105,41 +120,91 @@ fn train_head(cache: &FeatureCache, cfg: &TrainConfig, dir: &Path) -> Result<()>
 pub fn run(cfg: &PipelineConfig) -> Result<PipelineSummary> {
     let mut seconds = Vec::new();
     let cache_dir = cfg.out.join("cache");
-    let (head_dir, probe_dir, mi_dir, report_dir) = (cfg.out.join("infodisent"), cfg.out.join("probe"), cfg.out.join("mi"), cfg.out.join("report"));
-    let mut backbone = timed(&mut seconds, "load model", || Backbone::load(&cfg.model, None, cfg.threads))?;
+    let (head_dir, probe_dir, mi_dir, report_dir) = (
+        cfg.out.join("infodisent"),
+        cfg.out.join("probe"),
+        cfg.out.join("mi"),
+        cfg.out.join("report"),
+    );
+    let mut backbone = timed(&mut seconds, "load model", || {
+        Backbone::load(&cfg.model, None, cfg.threads)
+    })?;
     let cache = timed(&mut seconds, "extract", || {
         let mut dataset = Dataset::open(&cfg.data)?;
         for split in &mut dataset.splits {
-            let per_class = if split.name == "train" { cfg.train_per_class } else { cfg.test_per_class };
+            let per_class = if split.name == "train" {
+                cfg.train_per_class
+            } else {
+                cfg.test_per_class
+            };
             split.limit(per_class, None);
         }
         let opts = ExtractOptions::new(backbone.model().preprocess.clone());
         extract(&mut backbone, &dataset, &opts, &cache_dir)?;
         FeatureCache::open(&cache_dir)
     })?;
-    let test = if cache.manifest().splits.contains_key("test") { "test" } else { "train" };
-    timed(&mut seconds, "train infodisent", || train_head(&cache, &cfg.train, &head_dir))?;
+    let test = if cache.manifest().splits.contains_key("test") {
+        "test"
+    } else {
+        "train"
+    };
+    timed(&mut seconds, "train infodisent", || {
+        train_head(&cache, &cfg.train, &head_dir)
+    })?;
     let mut probe_cfg = cfg.train.clone();
     probe_cfg.head.kind = HeadKind::LinearProbe;
-    timed(&mut seconds, "train linear probe", || train_head(&cache, &probe_cfg, &probe_dir))?;
+    timed(&mut seconds, "train linear probe", || {
+        train_head(&cache, &probe_cfg, &probe_dir)
+    })?;
 
     let head = HeadParams::load(head_dir.join("head.safetensors"))?;
     let probe = LinearClassifier::load(probe_dir.join("linear.safetensors"))?;
-    let evals: Vec<(String, std::result::Result<EvalReport, String>)> = timed(&mut seconds, "evaluate", || {
-        Ok(vec![
-            ("InfoDisent".to_owned(), Ok(evaluate(&cache, test, "InfoDisent", &Evaluated::InfoDisent(head.clone()))?)),
-            ("linear probe".to_owned(), Ok(evaluate(&cache, test, "linear probe", &Evaluated::Linear(probe.clone()))?)),
-            ("original classifier".to_owned(), evaluate_original(&cache, test)?),
-        ])
-    })?;
-    write_json_atomic(cfg.out.join("eval.json"), &evals.iter().map(|(n, r)| (n, r.as_ref().ok())).collect::<Vec<_>>())?;
+    let evals: Vec<(String, std::result::Result<EvalReport, String>)> =
+        timed(&mut seconds, "evaluate", || {
+            Ok(vec![
+                (
+                    "InfoDisent".to_owned(),
+                    Ok(evaluate(
+                        &cache,
+                        test,
+                        "InfoDisent",
+                        &Evaluated::InfoDisent(head.clone()),
+                    )?),
+                ),
+                (
+                    "linear probe".to_owned(),
+                    Ok(evaluate(
+                        &cache,
+                        test,
+                        "linear probe",
+                        &Evaluated::Linear(probe.clone()),
+                    )?),
+                ),
+                (
+                    "original classifier".to_owned(),
+                    evaluate_original(&cache, test)?,
+                ),
+            ])
+        })?;
+    write_json_atomic(
+        cfg.out.join("eval.json"),
+        &evals
+            .iter()
+            .map(|(n, r)| (n, r.as_ref().ok()))
+            .collect::<Vec<_>>(),
+    )?;
 
     let metrics = timed(&mut seconds, "metrics", || {
-        let opts = MetricsOptions { split: test.into(), deletion_images: cfg.faithfulness_images, ..MetricsOptions::default() };
+        let opts = MetricsOptions {
+            split: test.into(),
+            deletion_images: cfg.faithfulness_images,
+            ..MetricsOptions::default()
+        };
         let mut report = cache_metrics(&cache, &head, Some(("linear probe", &probe)), None, &opts)?;
         if cfg.faithfulness_images > 0 {
             let mut features = |input: &[f32], n: usize| backbone.run(input, n).map(|o| o.features);
-            report.faithfulness = faithfulness_metrics(&cache, &head, Some(&probe), &mut features, &opts)?;
+            report.faithfulness =
+                faithfulness_metrics(&cache, &head, Some(&probe), &mut features, &opts)?;
         }
         write_json_atomic(cfg.out.join("metrics.json"), &report)?;
         Ok(report)
@@ -150,8 +215,17 @@ pub fn run(cfg: &PipelineConfig) -> Result<PipelineSummary> {
             if mi_dir.join("mi.safetensors").exists() {
                 return Ok(());
             }
-            let (classifier, source) = resolve_classifier(&cache, &ClassifierChoice::Probe(probe_dir.clone()))?;
-            crate::mi::train::train(&cache, &classifier, &source, mi_cfg, &mi_dir, mi_dir.join("config.json").exists()).map(|_| ())
+            let (classifier, source) =
+                resolve_classifier(&cache, &ClassifierChoice::Probe(probe_dir.clone()))?;
+            crate::mi::train::train(
+                &cache,
+                &classifier,
+                &source,
+                mi_cfg,
+                &mi_dir,
+                mi_dir.join("config.json").exists(),
+            )
+            .map(|_| ())
         })?;
     }
 
@@ -163,14 +237,24 @@ pub fn run(cfg: &PipelineConfig) -> Result<PipelineSummary> {
             mi_dir: cfg.mi.as_ref().map(|_| mi_dir.as_path()),
             metrics: Some(metrics),
         };
-        crate::report::build(&sources, &ReportOptions { split: test.into(), ..cfg.report.clone() }, &report_dir)
+        crate::report::build(
+            &sources,
+            &ReportOptions {
+                split: test.into(),
+                ..cfg.report.clone()
+            },
+            &report_dir,
+        )
     })?;
     let summary = PipelineSummary {
         cache: cache_dir,
         head: head_dir,
         probe: probe_dir,
         report: report.index,
-        accuracy: evals.into_iter().map(|(n, r)| (n, r.ok().map(|r| r.top1))).collect(),
+        accuracy: evals
+            .into_iter()
+            .map(|(n, r)| (n, r.ok().map(|r| r.top1)))
+            .collect(),
         seconds,
     };
     write_json_atomic(cfg.out.join("summary.json"), &summary)?;

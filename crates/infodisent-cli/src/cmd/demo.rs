@@ -17,13 +17,13 @@ pub struct Args {
     #[arg(long, default_value = "fashion-mnist")]
     data: String,
     /// Training images per class (0: all).
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 100)]
     train_per_class: usize,
     /// Test images per class (0: all).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 50)]
     test_per_class: usize,
     /// Training epochs of both heads.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 10)]
     epochs: usize,
     /// Skip the mutual-information stage.
     #[arg(long)]
