@@ -220,7 +220,8 @@ pub fn explain_cached_item(
         .maps(&shard.features[j * per_item..(j + 1) * per_item], 1)?
         .remove(0);
     let item = cache.items(split)?.swap_remove(index);
-    let image = cache_preprocess(cache)?.resize_crop(crate::explain::render::ImageStore::default().get(&item.path)?)?;
+    let image = cache_preprocess(cache)?
+        .resize_crop(crate::explain::render::ImageStore::default().get(&item.path)?)?;
     let label = usize::try_from(item.label).ok();
     write_explanation(
         out_dir,
