@@ -73,3 +73,30 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// Reads the named f32 tensors of a safetensors file as `(shape, values)`, naming the file and
+/// the tensor in any error (missing, wrong dtype, corrupt file).
+pub fn read_f32_tensors(
+    path: impl AsRef<Path>,
+    names: &[&str],
+) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::cache(path, format!("corrupt: {e}")))?;
+    names
+        .iter()
+        .map(|&name| {
+            let t = st
+                .tensor(name)
+                .map_err(|_| Error::cache(path, format!("lacks tensor `{name}`")))?;
+            if t.dtype() != safetensors::Dtype::F32 {
+                return Err(Error::cache(
+                    path,
+                    format!("`{name}` is {:?}, expected f32", t.dtype()),
+                ));
+            }
+            Ok((t.shape().to_vec(), bytemuck::pod_collect_to_vec(t.data())))
+        })
+        .collect()
+}

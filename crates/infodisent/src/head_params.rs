@@ -179,24 +179,11 @@ impl HeadParams {
     /// Loads what [`HeadParams::save`] wrote, validating shapes and W ≥ 0.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let st = safetensors::SafeTensors::deserialize(&bytes)
-            .map_err(|e| Error::cache(path, format!("corrupt head file: {e}")))?;
-        let read = |name: &str| -> Result<(Vec<usize>, Vec<f32>)> {
-            let t = st
-                .tensor(name)
-                .map_err(|_| Error::cache(path, format!("head file lacks `{name}`")))?;
-            if t.dtype() != Dtype::F32 {
-                return Err(Error::cache(
-                    path,
-                    format!("`{name}` is {:?}, expected f32", t.dtype()),
-                ));
-            }
-            Ok((t.shape().to_vec(), bytemuck::pod_collect_to_vec(t.data())))
-        };
-        let (rs, r) = read("rotation")?;
-        let (ws, w) = read("weight")?;
-        let (_, b) = read("bias")?;
+        let mut tensors =
+            crate::fsutil::read_f32_tensors(path, &["rotation", "weight", "bias"])?.into_iter();
+        let (rs, r) = tensors.next().expect("one entry per name");
+        let (ws, w) = tensors.next().expect("one entry per name");
+        let (_, b) = tensors.next().expect("one entry per name");
         if rs.len() != 2 || ws.len() != 2 || rs[0] != rs[1] || ws[1] != rs[0] {
             return Err(Error::cache(
                 path,

@@ -27,6 +27,18 @@ impl Grid {
             w: shape[2],
         }
     }
+    /// The grid of a cache's features, refused unless it has the head's `dim` channels.
+    pub fn for_head(cache: &crate::cache::FeatureCache, dim: usize) -> crate::error::Result<Self> {
+        let grid = Self::from_shape(cache.feature_shape());
+        if grid.dim != dim {
+            return Err(crate::error::Error::Shape(format!(
+                "head has D = {dim} but the cache at {} has D = {}",
+                cache.dir().display(),
+                grid.dim
+            )));
+        }
+        Ok(grid)
+    }
     /// Cells per channel, `h · w`.
     pub fn cells(&self) -> usize {
         self.h * self.w

@@ -139,15 +139,7 @@ pub fn find_prototypes(
     split: &str,
     k: usize,
 ) -> Result<Prototypes> {
-    let grid = Grid::from_shape(cache.feature_shape());
-    if grid.dim != head.dim {
-        return Err(Error::Shape(format!(
-            "head has D = {} but the cache at {} has D = {}",
-            head.dim,
-            cache.dir().display(),
-            grid.dim
-        )));
-    }
+    let grid = Grid::for_head(cache, head.dim)?;
     if k == 0 {
         return Err(Error::Config(
             "prototypes per channel must be at least 1".into(),

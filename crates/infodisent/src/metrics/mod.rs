@@ -106,15 +106,7 @@ pub fn cache_metrics(
     annotations: Option<&Annotations>,
     opts: &MetricsOptions,
 ) -> Result<MetricsReport> {
-    let grid = Grid::from_shape(cache.feature_shape());
-    if grid.dim != head.dim {
-        return Err(Error::Shape(format!(
-            "head has D = {} but the cache at {} has D = {}",
-            head.dim,
-            cache.dir().display(),
-            grid.dim
-        )));
-    }
+    let grid = Grid::for_head(cache, head.dim)?;
     let baseline = baseline.and_then(|(name, b)| baseline_check(head, Some(b)).map(|b| (name, b)));
     let (d, cells) = (grid.dim, grid.cells());
     let input_size = cache.manifest().input_size;
