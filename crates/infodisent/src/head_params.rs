@@ -5,7 +5,7 @@
 //! and `bias` [C], all f32.
 
 use crate::error::{Error, Result};
-use candle_core::{Device, Tensor};
+use crate::head::linalg::gemm_into;
 use safetensors::tensor::{Dtype, TensorView};
 use std::path::Path;
 
@@ -117,11 +117,25 @@ impl HeadParams {
                 features.len()
             )));
         }
-        let dev = Device::Cpu;
-        let u = Tensor::from_slice(&self.rotation, (d, d), &dev)?;
-        let f = Tensor::from_slice(features, (n, d, cells), &dev)?;
-        let j = u.broadcast_left(n)?.matmul(&f)?;
-        Ok(j.flatten_all()?.to_vec1::<f32>()?)
+        // Straight into gemm on the stored slices: wrapping U in a tensor copied D² floats per
+        // call, which at D = 1280 cost as much as the rotation of one image itself.
+        let mut j = vec![0.0f32; n * d * cells];
+        let step = d * cells;
+        for (f, out) in features.chunks_exact(step).zip(j.chunks_exact_mut(step)) {
+            gemm_into(
+                d,
+                cells,
+                d,
+                &self.rotation,
+                false,
+                f,
+                false,
+                out,
+                false,
+                1.0,
+            );
+        }
+        Ok(j)
     }
 
     /// Logits from pooled values.

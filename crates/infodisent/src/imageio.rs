@@ -8,6 +8,8 @@
 //! applied.
 
 use crate::error::{Error, Result};
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 use std::io::Cursor;
 use std::path::Path;
@@ -209,4 +211,39 @@ mod tests {
         let e = decode_rgb(b"hello, I am text", p).unwrap_err().to_string();
         assert!(e.contains("not an image") && e.contains("JPEG"), "{e}");
     }
+}
+
+/// Resamples the `(left, top, width, height)` rectangle of `img` (the whole image when `None`)
+/// to `width × height` with a bilinear filter, in one SIMD pass.
+pub fn resize_rgb(
+    img: &RgbImage,
+    width: u32,
+    height: u32,
+    source: Option<(f64, f64, f64, f64)>,
+) -> Result<RgbImage> {
+    if img.width() == 0 || img.height() == 0 || width == 0 || height == 0 {
+        return Err(Error::Shape(format!(
+            "cannot resize a {}×{} image to {width}×{height}",
+            img.width(),
+            img.height()
+        )));
+    }
+    let src = ImageRef::new(img.width(), img.height(), img.as_raw(), PixelType::U8x3)
+        .map_err(|e| Error::Shape(format!("image buffer: {e}")))?;
+    let mut dst = Image::new(width, height, PixelType::U8x3);
+    let mut options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    if let Some((left, top, w, h)) = source {
+        options = options.crop(left, top, w, h);
+    }
+    Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| {
+            Error::Shape(format!(
+                "resize {}×{} to {width}×{height}: {e}",
+                img.width(),
+                img.height()
+            ))
+        })?;
+    RgbImage::from_raw(width, height, dst.into_vec())
+        .ok_or_else(|| Error::Shape("resized buffer has the wrong length".to_owned()))
 }

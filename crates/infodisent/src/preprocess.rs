@@ -1,8 +1,6 @@
 //! Image preprocessing presets: resize, center crop, normalisation, grey to RGB.
 
 use crate::error::{Error, Result};
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
@@ -176,24 +174,8 @@ impl Preprocess {
         }
         let side = u32::try_from(self.crop)
             .map_err(|_| Error::Config(format!("crop {} is too large", self.crop)))?;
-        let src = ImageRef::new(img.width(), img.height(), img.as_raw(), PixelType::U8x3)
-            .map_err(|e| Error::Shape(format!("image buffer: {e}")))?;
-        let mut dst = Image::new(side, side, PixelType::U8x3);
-        let (left, top, w, h) = self.source_box(img.width(), img.height());
-        let options = ResizeOptions::new()
-            .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
-            .crop(left, top, w, h);
-        Resizer::new()
-            .resize(&src, &mut dst, &options)
-            .map_err(|e| {
-                Error::Shape(format!(
-                    "resize {}×{} to {side}×{side}: {e}",
-                    img.width(),
-                    img.height()
-                ))
-            })?;
-        RgbImage::from_raw(side, side, dst.into_vec())
-            .ok_or_else(|| Error::Shape("resized buffer has the wrong length".to_owned()))
+        let source = self.source_box(img.width(), img.height());
+        crate::imageio::resize_rgb(img, side, side, Some(source))
     }
 
     /// Normalises `crop × crop` RGB bytes into `out` as planar [3, S, S] floats.

@@ -103,25 +103,73 @@ fn top_prototypes_sit_on_the_deciding_shape() {
         "weight-ranked channels {:?}, contribution-ranked {channels:?}",
         top_weighted_channels(&head, 2)
     );
-    let (mut on, mut total) = (0, 0);
+    let (mut on, mut on_distractor, mut total) = (0, 0, 0);
     for ch in channels {
         for p in &protos.channels[ch].positive {
             let ann = index
                 .get(&p.path)
                 .expect("prototype comes from the generated training set");
             total += 1;
-            on += usize::from(boxes_overlap(&p.input_box, &ann.decisive));
+            if boxes_overlap(&p.input_box, &ann.decisive) {
+                on += 1;
+            } else if ann
+                .distractor
+                .is_some_and(|d| boxes_overlap(&p.input_box, &d))
+            {
+                on_distractor += 1;
+            }
         }
     }
     let rate = on as f64 / total as f64;
-    println!("prototype boxes on the deciding shape: {on}/{total} = {rate:.3}");
+    println!(
+        "prototype boxes on the deciding shape: {on}/{total} = {rate:.3}; on the distractor: {on_distractor}"
+    );
+    assert!(
+        on_distractor * 10 <= total,
+        "{on_distractor} of {total} prototype boxes lie on the label-free distractor"
+    );
     assert!(total >= 10, "too few prototypes to judge: {total}");
-    // The goal is 90%; heads trained on this small set measured 80% and 97% (see the
-    // printed rate), so the bar sits at three times chance (shape boxes cover ~1/4 of a
-    // prototype's image) until training on the generated data is made more stable.
+    // Gallery prototypes are the best images over the whole training set, and some channels
+    // peak one cell beside the shape (the misses are adjacent cells, never the distractor):
+    // measured 80% and 97% for heads trained on this small set. Three times chance (a shape
+    // box covers ~1/4 of an image's cells) is the bar; the per-image boxes
+    // (top_contribution_boxes_sit_on_the_deciding_shape) carry the 90%.
     assert!(
         rate >= 0.75,
         "only {on} of {total} prototype boxes lie on the deciding shape"
+    );
+}
+
+#[test]
+fn top_contribution_boxes_sit_on_the_deciding_shape() {
+    // What a user sees on an explained image: the part that matched each of the top channels'
+    // prototypes, boxed at the channel's argmax cell.
+    let fx = fixture();
+    let cache = FeatureCache::open(&fx.cache).unwrap();
+    let index = AnnotationIndex::new(&fx.annotations);
+    let (mut first, mut top3, mut boxes, mut total) = (0, 0, 0, 0);
+    for (ex, path) in explain_test_split(&cache) {
+        let ann = index.get(&path).unwrap();
+        let hits: Vec<bool> = ex
+            .positive
+            .iter()
+            .take(3)
+            .map(|c| boxes_overlap(&c.input_box, &ann.decisive))
+            .collect();
+        first += usize::from(hits[0]);
+        top3 += hits.iter().filter(|&&h| h).count();
+        boxes += hits.len();
+        total += 1;
+    }
+    println!("top part box on the deciding shape: {first}/{total}; top-3 boxes {top3}/{boxes}");
+    assert!(
+        first as f64 >= 0.9 * total as f64,
+        "the top contribution's box lay on the shape in only {first} of {total} images"
+    );
+    // Second and third channels often hold context next to the shape (measured 85%).
+    assert!(
+        top3 as f64 >= 0.8 * boxes as f64,
+        "only {top3} of {boxes} top-3 contribution boxes lay on the shape"
     );
 }
 

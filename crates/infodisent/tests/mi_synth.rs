@@ -7,6 +7,7 @@ mod mi_common;
 
 use infodisent::cache::FeatureCache;
 use infodisent::engine::Backbone;
+use infodisent::explain::render::ImageStore;
 use infodisent::mi::{self, MiConfig, MiModel};
 use infodisent::synth::{self, SynthConfig};
 use mi_common::{cell_touches, fit_probe, probe_accuracy, write_cache, SplitData};
@@ -130,7 +131,15 @@ fn decision_map_finds_the_shape_and_redundant_map_the_ring() {
     );
     assert!(red >= 0.8, "redundant map peaks on the ring in only {red}");
 
-    let ex = mi::explain_cached_item(&model, &cache, "test", 3, &tmp.path().join("ex")).unwrap();
+    let ex = mi::explain_cached_item(
+        &model,
+        &cache,
+        "test",
+        3,
+        &tmp.path().join("ex"),
+        &ImageStore::default(),
+    )
+    .unwrap();
     for f in [
         &ex.files.total,
         &ex.files.decision,

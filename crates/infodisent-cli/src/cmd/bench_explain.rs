@@ -3,7 +3,7 @@
 
 use super::super::Global;
 use infodisent::bench::explain::{synthetic, time_explanations, ExplainBench, ExplainBenchOptions};
-use infodisent::explain::render::{network_view, ImageStore};
+use infodisent::explain::render::network_view;
 use infodisent::explain::session::ExplainSession;
 use std::path::PathBuf;
 
@@ -70,7 +70,7 @@ fn measure(
 ) -> anyhow::Result<Vec<ExplainBench>> {
     let mut rows: Vec<ExplainBench> = Vec::new();
     if let (Some(head), Some(cache)) = (&args.head, &args.cache) {
-        let mut s = ExplainSession::open(cache, head, None, None, 5)?;
+        let s = ExplainSession::open(cache, head, None, None, 5)?;
         let split = if s.cache.manifest().splits.contains_key("test") {
             "test".to_owned()
         } else {
@@ -78,14 +78,13 @@ fn measure(
         };
         let shard = s.cache.read_shard(&split, 0)?;
         let path = s.cache.items(&split)?[0].path.clone();
-        let view = network_view(s.store.get(&path)?, &s.preprocess)?;
-        let mut store = ImageStore::default();
+        let view = network_view(s.store.get(&path)?.as_ref(), &s.preprocess)?;
         rows.push(time_explanations(
             &s.explainer,
             &shard.features,
             shard.len,
             Some(&s.prototypes),
-            &mut store,
+            &s.store,
             &s.preprocess,
             &view,
             scratch,

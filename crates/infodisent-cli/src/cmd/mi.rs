@@ -4,6 +4,7 @@
 use super::Global;
 use infodisent::cache::FeatureCache;
 use infodisent::engine::Backbone;
+use infodisent::explain::render::ImageStore;
 use infodisent::mi::{self, Bound, ClassifierChoice, MiConfig, MiModel, Pairing};
 use std::path::PathBuf;
 
@@ -183,9 +184,10 @@ fn explain(a: ExplainArgs, global: &Global) -> anyhow::Result<()> {
         );
     }
     let mut explanations = Vec::new();
+    let store = ImageStore::default();
     for &i in &a.items {
         explanations.push(mi::explain_cached_item(
-            &model, &cache, &a.split, i, &a.out,
+            &model, &cache, &a.split, i, &a.out, &store,
         )?);
     }
     if !a.images.is_empty() {

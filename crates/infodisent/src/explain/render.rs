@@ -8,11 +8,13 @@ use super::prototypes::{Prototype, Prototypes};
 use super::{ClassExplanation, Heatmap, ImageGeometry, PixelBox};
 use crate::error::{Error, Result};
 use crate::preprocess::Preprocess;
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{imageops, Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut};
 use imageproc::rect::Rect;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 /// Evidence for a class.
 pub const RED: [u8; 3] = [220, 30, 30];
@@ -25,24 +27,32 @@ const GAP: u32 = 6;
 const BAR: u32 = 8;
 
 /// Loads the images of cache items or files, keeping what it loaded for reuse (an IDX file is
-/// read once for all its images).
+/// read once for all its images). Shared by reference across the threads that draw figures.
 #[derive(Default)]
 pub struct ImageStore {
-    loaded: HashMap<String, RgbImage>,
-    idx_files: HashMap<String, crate::dataset::idx::IdxImages>,
+    loaded: Mutex<HashMap<String, Arc<RgbImage>>>,
+    idx_files: Mutex<HashMap<String, Arc<crate::dataset::idx::IdxImages>>>,
+}
+
+/// A poisoned lock only means another figure failed; the maps stay valid.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl ImageStore {
     /// The image at `path`: a file, or `<idx file>#<index>` for IDX datasets.
-    pub fn get(&mut self, path: &str) -> Result<&RgbImage> {
-        if !self.loaded.contains_key(path) {
-            let img = self.load(path)?;
-            self.loaded.insert(path.to_owned(), img);
+    pub fn get(&self, path: &str) -> Result<Arc<RgbImage>> {
+        if let Some(img) = lock(&self.loaded).get(path) {
+            return Ok(Arc::clone(img));
         }
-        Ok(&self.loaded[path])
+        // Decoded outside the lock so threads load different images at once.
+        let img = Arc::new(self.load(path)?);
+        Ok(Arc::clone(
+            lock(&self.loaded).entry(path.to_owned()).or_insert(img),
+        ))
     }
 
-    fn load(&mut self, path: &str) -> Result<RgbImage> {
+    fn load(&self, path: &str) -> Result<RgbImage> {
         let idx_item = path
             .rsplit_once('#')
             .filter(|(file, _)| !Path::new(path).exists() && Path::new(file).is_file());
@@ -52,11 +62,19 @@ impl ImageStore {
         let index: usize = index
             .parse()
             .map_err(|_| Error::input(path, "item index after `#` is not a number"))?;
-        if !self.idx_files.contains_key(file) {
-            let (images, _) = crate::dataset::idx::read_images(Path::new(file))?;
-            self.idx_files.insert(file.to_owned(), images);
-        }
-        self.idx_files[file].rgb(index)
+        let images = {
+            let mut files = lock(&self.idx_files);
+            match files.get(file) {
+                Some(images) => Arc::clone(images),
+                None => {
+                    let (images, _) = crate::dataset::idx::read_images(Path::new(file))?;
+                    let images = Arc::new(images);
+                    files.insert(file.to_owned(), Arc::clone(&images));
+                    images
+                }
+            }
+        };
+        images.rgb(index)
     }
 }
 
@@ -64,7 +82,11 @@ impl ImageStore {
 pub fn save_png(img: &RgbImage, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let mut png = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+    // Fast deflate: reports draw figures by the thousand, where encoding time matters more
+    // than a somewhat smaller file.
+    let encoder =
+        PngEncoder::new_with_quality(&mut png, CompressionType::Fast, FilterType::Adaptive);
+    img.write_with_encoder(encoder)
         .map_err(|e| Error::input(path, format!("PNG encoding failed: {e}")))?;
     crate::fsutil::write_atomic(path, &png)
 }
@@ -119,7 +141,12 @@ pub fn prototype_full(img: &RgbImage, pre: &Preprocess, proto: &Prototype) -> Rg
 
 /// A prototype as a crop of the original image around its box (with half a box of context on
 /// each side), resized to `side × side`, the box in yellow.
-pub fn prototype_crop(img: &RgbImage, pre: &Preprocess, proto: &Prototype, side: u32) -> RgbImage {
+pub fn prototype_crop(
+    img: &RgbImage,
+    pre: &Preprocess,
+    proto: &Prototype,
+    side: u32,
+) -> Result<RgbImage> {
     let b = ImageGeometry::new(pre, img.width(), img.height()).to_image(proto.input_box);
     let (bw, bh) = ((b[2] - b[0]).max(1), (b[3] - b[1]).max(1));
     let x0 = b[0].saturating_sub(bw / 2);
@@ -127,17 +154,17 @@ pub fn prototype_crop(img: &RgbImage, pre: &Preprocess, proto: &Prototype, side:
     let x1 = (b[2] + bw / 2).min(img.width());
     let y1 = (b[3] + bh / 2).min(img.height());
     let (cw, ch) = ((x1 - x0).max(1), (y1 - y0).max(1));
-    let crop = imageops::crop_imm(img, x0, y0, cw, ch).to_image();
     // The box is drawn after scaling: on small originals (28×28 digits) a box drawn first would
     // be a few pixels wide and its 2-pixel border would fill it.
-    let mut tile = imageops::resize(&crop, side, side, imageops::FilterType::Triangle);
+    let source = (f64::from(x0), f64::from(y0), f64::from(cw), f64::from(ch));
+    let mut tile = crate::imageio::resize_rgb(img, side, side, Some(source))?;
     let sx = |x: u32| x * side / cw;
     let sy = |y: u32| y * side / ch;
     draw_box(
         &mut tile,
         [sx(b[0] - x0), sy(b[1] - y0), sx(b[2] - x0), sy(b[3] - y0)],
     );
-    tile
+    Ok(tile)
 }
 
 /// A white canvas the figures are composed on.
@@ -151,9 +178,15 @@ impl Canvas {
             img: RgbImage::from_pixel(width.max(1), height.max(1), Rgb(BACKGROUND)),
         }
     }
-    fn tile(&mut self, tile: &RgbImage, x: u32, y: u32, side: u32) {
-        let scaled = imageops::resize(tile, side, side, imageops::FilterType::Triangle);
-        imageops::replace(&mut self.img, &scaled, i64::from(x), i64::from(y));
+    fn tile(&mut self, tile: &RgbImage, x: u32, y: u32, side: u32) -> Result<()> {
+        let (x, y) = (i64::from(x), i64::from(y));
+        if tile.dimensions() == (side, side) {
+            imageops::replace(&mut self.img, tile, x, y);
+        } else {
+            let scaled = crate::imageio::resize_rgb(tile, side, side, None)?;
+            imageops::replace(&mut self.img, &scaled, x, y);
+        }
+        Ok(())
     }
     /// A horizontal bar of `fraction` of `width`, in `color`, on a light grey track.
     fn bar(&mut self, x: u32, y: u32, width: u32, fraction: f32, color: [u8; 3]) {
@@ -194,7 +227,7 @@ pub fn image_figure(
     view: &RgbImage,
     ex: &ImageExplanation,
     prototypes: Option<&Prototypes>,
-    store: &mut ImageStore,
+    store: &ImageStore,
     pre: &Preprocess,
     tile: u32,
 ) -> Result<RgbImage> {
@@ -221,7 +254,7 @@ pub fn image_figure(
     let row_height = tile + BAR + 2 * GAP;
     let mut canvas = Canvas::new(width, row_height * (1 + rows.len() as u32) + GAP);
     for (i, t) in top_row.iter().enumerate() {
-        canvas.tile(t, GAP + i as u32 * step, GAP, tile);
+        canvas.tile(t, GAP + i as u32 * step, GAP, tile)?;
     }
     let scale_x = GAP + top_row.len() as u32 * step;
     canvas.scale(scale_x, GAP, tile, RED);
@@ -230,7 +263,7 @@ pub fn image_figure(
         let y = GAP + (r as u32 + 1) * row_height;
         let mut boxed = view.clone();
         draw_box(&mut boxed, c.input_box);
-        canvas.tile(&boxed, GAP, y, tile);
+        canvas.tile(&boxed, GAP, y, tile)?;
         canvas.bar(
             GAP,
             y + tile + 2,
@@ -249,11 +282,11 @@ pub fn image_figure(
         for (i, p) in list.iter().enumerate() {
             let img = store.get(&p.path)?;
             canvas.tile(
-                &prototype_crop(img, pre, p, tile),
+                &prototype_crop(&img, pre, p, tile)?,
                 GAP + (i as u32 + 1) * step,
                 y,
                 tile,
-            );
+            )?;
         }
     }
     Ok(canvas.img)
@@ -264,7 +297,7 @@ pub fn image_figure(
 pub fn class_figure(
     class: &ClassExplanation,
     prototypes: &Prototypes,
-    store: &mut ImageStore,
+    store: &ImageStore,
     pre: &Preprocess,
     tile: u32,
 ) -> Result<RgbImage> {
@@ -287,11 +320,11 @@ pub fn class_figure(
         for (i, p) in protos.positive.iter().enumerate() {
             let img = store.get(&p.path)?;
             canvas.tile(
-                &prototype_crop(img, pre, p, tile),
+                &prototype_crop(&img, pre, p, tile)?,
                 GAP + i as u32 * step,
                 y,
                 tile,
-            );
+            )?;
         }
         let fraction = if largest > 0.0 {
             ch.mean_contribution / largest
@@ -309,30 +342,33 @@ pub fn write_prototype_images(
     prototypes: &Prototypes,
     channels: &[usize],
     dir: &Path,
-    store: &mut ImageStore,
+    store: &ImageStore,
     pre: &Preprocess,
     side: u32,
 ) -> Result<Vec<String>> {
-    let mut written = Vec::new();
-    for &ch in channels {
-        let Some(entry) = prototypes.channels.get(ch) else {
-            continue;
-        };
-        for (polarity, list) in [("pos", &entry.positive), ("neg", &entry.negative)] {
-            for (rank, p) in list.iter().enumerate() {
-                let img = store.get(&p.path)?;
-                for (kind, picture) in [
-                    ("crop", prototype_crop(img, pre, p, side)),
-                    ("full", prototype_full(img, pre, p)),
-                ] {
-                    let name = format!("ch{ch:04}_{polarity}{rank}_{kind}.png");
-                    save_png(&picture, dir.join(&name))?;
-                    written.push(name);
+    use rayon::prelude::*;
+    let per_channel: Vec<Vec<String>> = channels
+        .par_iter()
+        .filter_map(|&ch| prototypes.channels.get(ch).map(|entry| (ch, entry)))
+        .map(|(ch, entry)| {
+            let mut written = Vec::new();
+            for (polarity, list) in [("pos", &entry.positive), ("neg", &entry.negative)] {
+                for (rank, p) in list.iter().enumerate() {
+                    let img = store.get(&p.path)?;
+                    for (kind, picture) in [
+                        ("crop", prototype_crop(&img, pre, p, side)?),
+                        ("full", prototype_full(&img, pre, p)),
+                    ] {
+                        let name = format!("ch{ch:04}_{polarity}{rank}_{kind}.png");
+                        save_png(&picture, dir.join(&name))?;
+                        written.push(name);
+                    }
                 }
             }
-        }
-    }
-    Ok(written)
+            Ok(written)
+        })
+        .collect::<Result<_>>()?;
+    Ok(per_channel.into_iter().flatten().collect())
 }
 
 #[cfg(test)]
@@ -369,7 +405,7 @@ mod tests {
         let full = prototype_full(&img, &pre, &p);
         assert_eq!(full.get_pixel(64, 64).0, YELLOW);
         assert_eq!(full.get_pixel(100, 100).0, [0, 0, 0]);
-        let crop = prototype_crop(&img, &pre, &p, 96);
+        let crop = prototype_crop(&img, &pre, &p, 96).unwrap();
         assert_eq!(crop.dimensions(), (96, 96));
     }
 }

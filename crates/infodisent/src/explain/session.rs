@@ -148,7 +148,7 @@ impl ExplainSession {
                 .zip(input.chunks_exact_mut(self.preprocess.input_len()))
             {
                 let img = self.store.get(&p.display().to_string())?;
-                self.preprocess.apply_into(img, slot)?;
+                self.preprocess.apply_into(&img, slot)?;
             }
             let f = features(&input, chunk.len())?;
             if f.len() != chunk.len() * self.explainer.grid.len() {
@@ -174,13 +174,13 @@ impl ExplainSession {
     /// Draws the figure of `ex` and writes `<stem>.png` and `<stem>.json` into `dir`; records
     /// the figure's file name in `ex`.
     pub fn write(&mut self, ex: &mut ImageExplanation, dir: &Path, stem: &str) -> Result<()> {
-        let img = self.store.get(&ex.source)?.clone();
+        let img = self.store.get(&ex.source)?;
         let view = network_view(&img, &self.preprocess)?;
         let figure = image_figure(
             &view,
             ex,
             Some(&self.prototypes),
-            &mut self.store,
+            &self.store,
             &self.preprocess,
             self.tile,
         )?;

@@ -264,7 +264,7 @@ pub fn faithfulness_metrics(
     let info = cache.split(&opts.split)?;
     let items = cache.items(&opts.split)?;
     let n = opts.deletion_images.min(items.len());
-    let mut store = ImageStore::default();
+    let store = ImageStore::default();
     let mut images = Vec::with_capacity(n);
     for t in 0..n {
         let i = t * items.len() / n;
@@ -274,7 +274,7 @@ pub fn faithfulness_metrics(
         let j = head.rotate(&f, 1, grid.cells())?;
         let class = argmax(&head.logits(&sparse_pool(&j, grid.dim, grid.cells()).v));
         images.push(PerturbationImage::new(
-            store.get(&items[i].path)?,
+            store.get(&items[i].path)?.as_ref(),
             &pre,
             f,
             class,

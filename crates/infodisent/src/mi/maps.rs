@@ -8,6 +8,7 @@
 use super::model::MiModel;
 use crate::cache::FeatureCache;
 use crate::error::{Error, Result};
+use crate::explain::render::ImageStore;
 use crate::fsutil::{write_atomic, write_json_atomic};
 use crate::preprocess::Preprocess;
 use image::imageops::{self, FilterType};
@@ -198,6 +199,7 @@ pub fn explain_cached_item(
     split: &str,
     index: usize,
     out_dir: &Path,
+    store: &ImageStore,
 ) -> Result<MiExplanation> {
     if cache.feature_shape() != model.meta.feature_shape {
         return Err(Error::Shape(format!(
@@ -220,8 +222,7 @@ pub fn explain_cached_item(
         .maps(&shard.features[j * per_item..(j + 1) * per_item], 1)?
         .remove(0);
     let item = cache.items(split)?.swap_remove(index);
-    let image = cache_preprocess(cache)?
-        .resize_crop(crate::explain::render::ImageStore::default().get(&item.path)?)?;
+    let image = cache_preprocess(cache)?.resize_crop(store.get(&item.path)?.as_ref())?;
     let label = usize::try_from(item.label).ok();
     write_explanation(
         out_dir,

@@ -24,6 +24,7 @@ use crate::mi::maps::{explain_cached_item, MiExplanation};
 use crate::mi::model::MiModel;
 use maud::{html, Markup};
 use page::{num, page, pct};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -169,7 +170,7 @@ pub fn build(src: &ReportSources, opts: &ReportOptions, out: &Path) -> Result<Re
     let prototypes = find_prototypes(cache, &head, proto_split, opts.prototypes)?;
     prototypes.save(out.join("prototypes.json"))?;
 
-    let mut store = ImageStore::default();
+    let store = ImageStore::default();
     let samples = explain_samples(cache, &explainer, &opts.split, opts.sample_images)?;
     let gallery: Vec<usize> = classes
         .iter()
@@ -186,22 +187,22 @@ pub fn build(src: &ReportSources, opts: &ReportOptions, out: &Path) -> Result<Re
         &prototypes,
         &gallery,
         &out.join("prototypes"),
-        &mut store,
+        &store,
         &pre,
         opts.tile,
     )?;
-    for class in &classes {
-        let fig = class_figure(class, &prototypes, &mut store, &pre, opts.tile)?;
+    classes.par_iter().try_for_each(|class| {
+        let fig = class_figure(class, &prototypes, &store, &pre, opts.tile)?;
         save_png(
             &fig,
             out.join("classes")
                 .join(format!("class-{:04}.png", class.class)),
-        )?;
-    }
+        )
+    })?;
     let mut samples = samples;
-    for s in &mut samples {
-        let view = network_view(store.get(&s.source)?, &pre)?;
-        let fig = image_figure(&view, s, Some(&prototypes), &mut store, &pre, opts.tile)?;
+    samples.par_iter_mut().try_for_each(|s| -> Result<()> {
+        let view = network_view(store.get(&s.source)?.as_ref(), &pre)?;
+        let fig = image_figure(&view, s, Some(&prototypes), &store, &pre, opts.tile)?;
         let name = format!("item-{:06}.png", s.item.unwrap_or(0));
         save_png(&fig, out.join("images").join(&name))?;
         s.figure = Some(name);
@@ -209,15 +210,15 @@ pub fn build(src: &ReportSources, opts: &ReportOptions, out: &Path) -> Result<Re
             out.join("images")
                 .join(format!("item-{:06}.json", s.item.unwrap_or(0))),
             s,
-        )?;
-    }
+        )
+    })?;
     let mi = match src.mi_dir {
         Some(dir) => mi_section(
             dir,
             cache,
             &opts.split,
             &samples[..samples.len().min(opts.mi_images)],
-            &mut store,
+            &store,
             &pre,
             out,
         )?,
@@ -285,7 +286,7 @@ fn mi_section(
     cache: &FeatureCache,
     split: &str,
     samples: &[ImageExplanation],
-    store: &mut ImageStore,
+    store: &ImageStore,
     pre: &crate::preprocess::Preprocess,
     out: &Path,
 ) -> Result<Vec<(MiExplanation, String)>> {
@@ -294,7 +295,7 @@ fn mi_section(
     let mut result = Vec::with_capacity(samples.len());
     for s in samples {
         let item = s.item.unwrap_or(0);
-        let mut ex = explain_cached_item(&model, cache, split, item, &dir)?;
+        let mut ex = explain_cached_item(&model, cache, split, item, &dir, store)?;
         for f in [
             &mut ex.files.total,
             &mut ex.files.decision,
@@ -307,7 +308,7 @@ fn mi_section(
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|_| f.clone());
         }
-        let view = network_view(store.get(&s.source)?, pre)?;
+        let view = network_view(store.get(&s.source)?.as_ref(), pre)?;
         let hm = &s.heatmaps;
         let shared = hm.positive.max().max(hm.negative.max());
         let side = overlay(
