@@ -2,7 +2,6 @@
 //! read from its graph, or a linear probe.
 
 use crate::error::{Error, Result};
-use safetensors::tensor::{Dtype, TensorView};
 use std::path::Path;
 
 /// Dense weights of a linear layer, row-major `weight[c * dim + k]`.
@@ -48,23 +47,13 @@ impl LinearClassifier {
 
     /// Saves as safetensors with tensors `weight` [C, D] and `bias` [C].
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        let w: &[u8] = bytemuck::cast_slice(&self.weight);
-        let b: &[u8] = bytemuck::cast_slice(&self.bias);
-        let err = |e: safetensors::SafeTensorError| Error::Shape(e.to_string());
-        let tensors = vec![
-            (
-                "weight",
-                TensorView::new(Dtype::F32, vec![self.classes, self.dim], w).map_err(err)?,
-            ),
-            (
-                "bias",
-                TensorView::new(Dtype::F32, vec![self.classes], b).map_err(err)?,
-            ),
-        ];
-        let bytes =
-            safetensors::serialize(tensors, None).map_err(|e| Error::cache(path, e.to_string()))?;
-        crate::fsutil::write_atomic(path, &bytes)
+        crate::fsutil::write_f32_tensors(
+            path,
+            &[
+                ("weight", vec![self.classes, self.dim], &self.weight),
+                ("bias", vec![self.classes], &self.bias),
+            ],
+        )
     }
 
     /// Loads what [`LinearClassifier::save`] wrote.

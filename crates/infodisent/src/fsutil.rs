@@ -74,6 +74,29 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
+/// Writes `(name, shape, values)` f32 tensors as one safetensors file, atomically.
+pub fn write_f32_tensors(
+    path: impl AsRef<Path>,
+    tensors: &[(&str, Vec<usize>, &[f32])],
+) -> Result<()> {
+    let path = path.as_ref();
+    let views = tensors
+        .iter()
+        .map(|(name, shape, data)| {
+            safetensors::tensor::TensorView::new(
+                safetensors::Dtype::F32,
+                shape.clone(),
+                bytemuck::cast_slice(data),
+            )
+            .map(|view| (*name, view))
+            .map_err(|e| Error::Shape(format!("tensor `{name}`: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let bytes =
+        safetensors::serialize(views, None).map_err(|e| Error::cache(path, e.to_string()))?;
+    write_atomic(path, &bytes)
+}
+
 /// Reads the named f32 tensors of a safetensors file as `(shape, values)`, naming the file and
 /// the tensor in any error (missing, wrong dtype, corrupt file).
 pub fn read_f32_tensors(

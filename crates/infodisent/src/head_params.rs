@@ -6,7 +6,6 @@
 
 use crate::error::{Error, Result};
 use crate::head::linalg::gemm_into;
-use safetensors::tensor::{Dtype, TensorView};
 use std::path::Path;
 
 /// U, W and b of a trained head. `J = U · F` per pixel, `v = max ReLU(J) − max ReLU(−J)`,
@@ -154,40 +153,14 @@ impl HeadParams {
 
     /// Saves as safetensors (`rotation`, `weight`, `bias`).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        let err = |e: safetensors::SafeTensorError| Error::Shape(e.to_string());
-        let tensors = vec![
-            (
-                "rotation",
-                TensorView::new(
-                    Dtype::F32,
-                    vec![self.dim, self.dim],
-                    bytemuck::cast_slice(&self.rotation),
-                )
-                .map_err(err)?,
-            ),
-            (
-                "weight",
-                TensorView::new(
-                    Dtype::F32,
-                    vec![self.classes, self.dim],
-                    bytemuck::cast_slice(&self.weight),
-                )
-                .map_err(err)?,
-            ),
-            (
-                "bias",
-                TensorView::new(
-                    Dtype::F32,
-                    vec![self.classes],
-                    bytemuck::cast_slice(&self.bias),
-                )
-                .map_err(err)?,
-            ),
-        ];
-        let bytes =
-            safetensors::serialize(tensors, None).map_err(|e| Error::cache(path, e.to_string()))?;
-        crate::fsutil::write_atomic(path, &bytes)
+        crate::fsutil::write_f32_tensors(
+            path,
+            &[
+                ("rotation", vec![self.dim, self.dim], &self.rotation),
+                ("weight", vec![self.classes, self.dim], &self.weight),
+                ("bias", vec![self.classes], &self.bias),
+            ],
+        )
     }
 
     /// Loads what [`HeadParams::save`] wrote, validating shapes and W ≥ 0.

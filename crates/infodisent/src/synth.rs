@@ -36,6 +36,16 @@ pub struct SynthConfig {
     pub shape_size: u32,
     /// Draw a label-independent distractor (a ring) in every image.
     pub distractor: bool,
+    /// Colour each image's ring at random from a palette, independently of the label: the ring
+    /// then tells a representation something about the image that the decision does not need
+    /// (what the mutual-information maps call redundant). A ring of one colour in every image
+    /// carries no information at all.
+    #[serde(default)]
+    pub distractor_colors: bool,
+    /// Draw each image's background grey level at random (215–245) instead of a fixed 230. A
+    /// level that varies per image is information about the image in every cell.
+    #[serde(default = "yes")]
+    pub background_shades: bool,
     /// Fraction of test images that also carry another class's shape as counter-evidence.
     pub counter_fraction: f32,
     /// Random seed.
@@ -51,10 +61,16 @@ impl Default for SynthConfig {
             size: 224,
             shape_size: 56,
             distractor: true,
+            distractor_colors: false,
+            background_shades: true,
             counter_fraction: 0.0,
             seed: 0,
         }
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Ground truth of one generated image.
@@ -133,11 +149,21 @@ fn draw_shape(img: &mut RgbImage, kind: usize, b: PixelBox, color: Rgb<u8>) {
     }
 }
 
+/// Ring colours: the first is the fixed one, the rest are drawn from with `distractor_colors`.
+const RING_COLORS: [[u8; 3]; 6] = [
+    [40, 160, 60],
+    [200, 40, 40],
+    [230, 150, 20],
+    [140, 40, 170],
+    [20, 150, 170],
+    [90, 60, 30],
+];
+
 /// Draws the distractor ring filling box `b`.
-fn draw_ring(img: &mut RgbImage, b: PixelBox) {
+fn draw_ring(img: &mut RgbImage, b: PixelBox, color: [u8; 3]) {
     let s = (b[2] - b[0]) as i32;
     let c = (b[0] as i32 + s / 2, b[1] as i32 + s / 2);
-    draw_filled_circle_mut(img, c, s / 2, Rgb([40, 160, 60]));
+    draw_filled_circle_mut(img, c, s / 2, Rgb(color));
     draw_filled_circle_mut(img, c, s / 4, Rgb([235, 235, 235]));
 }
 
@@ -148,7 +174,11 @@ fn render(
     label: usize,
     with_counter: bool,
 ) -> (RgbImage, Annotation) {
-    let shade = rng.random_range(215..=245u8);
+    let shade = if cfg.background_shades {
+        rng.random_range(215..=245u8)
+    } else {
+        230
+    };
     let mut img = RgbImage::from_pixel(cfg.size, cfg.size, Rgb([shade, shade, shade]));
     for p in img.pixels_mut() {
         let n = rng.random_range(0..12u8);
@@ -168,7 +198,12 @@ fn render(
     let ink = Rgb([30, 30, 140]);
     draw_shape(&mut img, label, decisive, ink);
     if let Some(b) = distractor {
-        draw_ring(&mut img, b);
+        let color = if cfg.distractor_colors {
+            RING_COLORS[rng.random_range(0..RING_COLORS.len())]
+        } else {
+            RING_COLORS[0]
+        };
+        draw_ring(&mut img, b, color);
     }
     if let Some((other, b)) = counter {
         draw_shape(&mut img, other, b, ink);

@@ -36,6 +36,8 @@ pub fn synth_config() -> SynthConfig {
         size: 224,
         shape_size: 56,
         distractor: true,
+        distractor_colors: false,
+        background_shades: true,
         counter_fraction: 0.5,
         seed: 7,
     }
