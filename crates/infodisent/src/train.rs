@@ -47,6 +47,12 @@ pub struct TrainConfig {
     pub patience: Option<usize>,
     /// Shards held in memory and shuffled together; the rest of the cache stays on disk.
     pub shuffle_window: usize,
+    /// Compact explanations (METHOD.md §1.7): after `prune_after` epochs keep only the
+    /// `keep_top` largest weights of each class row, and fine-tune the rest of the run with
+    /// every other weight held at zero. InfoDisent heads only.
+    pub keep_top: Option<usize>,
+    /// Epochs trained before pruning (default: half the epochs).
+    pub prune_after: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -64,6 +70,8 @@ impl Default for TrainConfig {
             val_fraction: 0.0,
             patience: None,
             shuffle_window: 2,
+            keep_top: None,
+            prune_after: None,
         }
     }
 }
@@ -142,7 +150,32 @@ impl TrainConfig {
         if self.split.is_empty() {
             return Err(Error::Config("split must name a cache split".into()));
         }
+        if let Some(k) = self.keep_top {
+            if k == 0 {
+                return Err(Error::Config("keep_top must be at least 1".into()));
+            }
+            if self.head.kind != HeadKind::InfoDisent {
+                return Err(Error::Config(
+                    "keep_top prunes an InfoDisent head's nonnegative weights; the linear probe has none to prune"
+                        .into(),
+                ));
+            }
+            if self.pruning_epoch() >= self.epochs {
+                return Err(Error::Config(format!(
+                    "prune_after must leave epochs to fine-tune: it is {} of {} epochs",
+                    self.pruning_epoch(),
+                    self.epochs
+                )));
+            }
+        } else if self.prune_after.is_some() {
+            return Err(Error::Config("prune_after needs keep_top".into()));
+        }
         Ok(())
+    }
+
+    /// The epoch (0-based) at whose start W is pruned.
+    fn pruning_epoch(&self) -> usize {
+        self.prune_after.unwrap_or(self.epochs / 2)
     }
 }
 
@@ -202,6 +235,10 @@ struct Progress {
     stopped_early: bool,
     cache_fingerprint: String,
     config: TrainConfig,
+    /// Per class, the weight indices kept by pruning, once it has happened. Stored because
+    /// a kept weight can also sit at zero, so the pattern is not readable from W.
+    #[serde(default)]
+    kept: Option<Vec<Vec<u32>>>,
 }
 
 /// Mixes a seed with a stream number (SplitMix64 finaliser) so per-epoch and per-step random
@@ -640,6 +677,7 @@ pub fn train_partial(
         stopped_early: false,
         cache_fingerprint: fingerprint.clone(),
         config: cfg.clone(),
+        kept: None,
     };
     let mut best: Option<Vec<Vec<f32>>> = None;
     let metrics_path = out_dir.join("metrics.jsonl");
@@ -682,6 +720,23 @@ pub fn train_partial(
     {
         let epoch = progress.epochs_done;
         let started = std::time::Instant::now();
+        if let Some(k) = cfg.keep_top {
+            if progress.kept.is_none() && epoch >= cfg.pruning_epoch() {
+                progress.kept = Some(head.top_weights(k)?);
+                // Dense weights from before pruning must not be what the run ends with.
+                best = None;
+                progress.best_val_acc = None;
+                progress.best_epoch = None;
+                progress.epochs_since_best = 0;
+            }
+        }
+        let keep_mask = match &progress.kept {
+            Some(kept) => Some(head.weight_mask(kept)?),
+            None => None,
+        };
+        if let Some(mask) = &keep_mask {
+            head.apply_weight_mask(mask)?;
+        }
         let tau = cfg
             .head
             .gumbel
@@ -727,6 +782,9 @@ pub fn train_partial(
                     cfg.weight_decay,
                 )?;
                 head.clamp_weights()?;
+                if let Some(mask) = &keep_mask {
+                    head.apply_weight_mask(mask)?;
+                }
                 let rows = logits.to_vec2::<f32>()?;
                 correct += rows
                     .iter()

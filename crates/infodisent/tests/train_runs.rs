@@ -159,6 +159,44 @@ fn killed_and_resumed_equals_uninterrupted() {
 }
 
 #[test]
+fn pruned_fine_tune_keeps_k_weights_per_class_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = write_cache(&dir.path().join("cache"), 180, 60, 5);
+    let mut cfg = config(HeadKind::InfoDisent, 6);
+    cfg.lr_rotation = Some(0.01);
+    cfg.keep_top = Some(2);
+    cfg.prune_after = Some(3);
+    cfg.val_fraction = 0.1;
+    let full = dir.path().join("full");
+    let parts = dir.path().join("parts");
+    single_thread(|| {
+        train(&cache, &cfg, &full, false).unwrap();
+        // Interrupted once before and once right after the pruning epoch.
+        train_partial(&cache, &cfg, &parts, false, Some(3)).unwrap();
+        train_partial(&cache, &cfg, &parts, true, Some(1)).unwrap();
+        train(&cache, &cfg, &parts, true).unwrap();
+    });
+    for file in ["head.safetensors", "checkpoint.safetensors"] {
+        assert!(
+            std::fs::read(full.join(file)).unwrap() == std::fs::read(parts.join(file)).unwrap(),
+            "{file} differs between the uninterrupted and the resumed pruned run"
+        );
+    }
+    let head = HeadParams::load(full.join("head.safetensors")).unwrap();
+    for row in head.weight.chunks(head.dim) {
+        let nonzero = row.iter().filter(|&&w| w > 0.0).count();
+        assert!((1..=2).contains(&nonzero), "a class kept {nonzero} weights");
+        assert!(row.iter().all(|&w| w >= 0.0));
+    }
+    let report = evaluate(&cache, "test", "pruned", &Evaluated::InfoDisent(head)).unwrap();
+    assert!(
+        report.top1 > 0.9,
+        "two channels per class still decide: top-1 {}",
+        report.top1
+    );
+}
+
+#[test]
 fn bad_configs_are_rejected_with_clear_errors() {
     let bad = |edit: &dyn Fn(&mut TrainConfig), needle: &str| {
         let mut cfg = TrainConfig::default();
@@ -178,6 +216,22 @@ fn bad_configs_are_rejected_with_clear_errors() {
     bad(&|c| c.val_fraction = 1.0, "val_fraction");
     bad(&|c| c.patience = Some(3), "val_fraction");
     bad(&|c| c.warmup_epochs = 10.0, "warmup_epochs");
+    bad(&|c| c.keep_top = Some(0), "keep_top");
+    bad(&|c| c.prune_after = Some(2), "keep_top");
+    bad(
+        &|c| {
+            c.keep_top = Some(5);
+            c.prune_after = Some(10);
+        },
+        "prune_after",
+    );
+    bad(
+        &|c| {
+            c.keep_top = Some(5);
+            c.head.kind = HeadKind::LinearProbe;
+        },
+        "linear probe",
+    );
     bad(
         &|c| {
             c.head.gumbel = true;

@@ -66,6 +66,13 @@ pub struct Args {
     /// Initial scale of W.
     #[arg(long)]
     pub w_init: Option<f64>,
+    /// Compact explanations: keep only the K largest weights of each class, then fine-tune
+    /// (every prediction is then explained by at most K channels).
+    #[arg(long, value_name = "K")]
+    pub keep_top: Option<usize>,
+    /// Epochs trained before pruning to --keep-top (default: half of --epochs).
+    #[arg(long, value_name = "EPOCHS", requires = "keep_top")]
+    pub prune_after: Option<usize>,
 }
 
 impl Args {
@@ -112,6 +119,12 @@ impl Args {
         }
         if self.patience.is_some() {
             cfg.patience = self.patience;
+        }
+        if self.keep_top.is_some() {
+            cfg.keep_top = self.keep_top;
+        }
+        if self.prune_after.is_some() {
+            cfg.prune_after = self.prune_after;
         }
         cfg.validate()?;
         Ok(cfg)

@@ -289,6 +289,44 @@ impl Head {
         }
     }
 
+    /// Per class row, the indices of the `k` largest weights (ties broken by index).
+    pub fn top_weights(&self, k: usize) -> Result<Vec<Vec<u32>>> {
+        let w = self.var("w_raw").as_tensor().relu()?.to_vec2::<f32>()?;
+        Ok(w.iter()
+            .map(|row| {
+                let mut idx: Vec<u32> = (0..row.len() as u32).collect();
+                idx.sort_by(|&a, &b| row[b as usize].total_cmp(&row[a as usize]).then(a.cmp(&b)));
+                idx.truncate(k);
+                idx.sort_unstable();
+                idx
+            })
+            .collect())
+    }
+
+    /// A 0/1 tensor shaped like W with ones at the `kept` indices of each row.
+    pub fn weight_mask(&self, kept: &[Vec<u32>]) -> Result<Tensor> {
+        let (c, d) = self.var("w_raw").as_tensor().dims2()?;
+        if kept.len() != c || kept.iter().flatten().any(|&i| i as usize >= d) {
+            return Err(Error::Shape(format!(
+                "kept-weight pattern does not fit a [{c}, {d}] weight matrix"
+            )));
+        }
+        let mut mask = vec![0f32; c * d];
+        for (row, idx) in kept.iter().enumerate() {
+            for &i in idx {
+                mask[row * d + i as usize] = 1.0;
+            }
+        }
+        Ok(Tensor::from_vec(mask, (c, d), &Device::Cpu)?)
+    }
+
+    /// Zeroes every weight outside `mask`.
+    pub fn apply_weight_mask(&self, mask: &Tensor) -> Result<()> {
+        let w = self.var("w_raw");
+        w.set(&w.as_tensor().mul(mask)?)?;
+        Ok(())
+    }
+
     /// Projects W_raw onto W ≥ 0 after an optimiser step (a no-op for the linear probe).
     pub fn clamp_weights(&self) -> Result<()> {
         if self.config.kind == HeadKind::InfoDisent {
