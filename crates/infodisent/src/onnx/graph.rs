@@ -138,13 +138,7 @@ fn element_count(t: &TensorProto) -> Result<usize, String> {
 
 /// Decodes a float tensor (float, or double narrowed) stored inline or as raw bytes.
 pub fn tensor_f32(t: &TensorProto) -> Result<Vec<f32>, String> {
-    if !t.external_data.is_empty() {
-        return Err(format!(
-            "tensor `{}` uses external data, which is not supported: save the model as one file",
-            t.name
-        ));
-    }
-    let n = element_count(t)?;
+    let n = inline_count(t)?;
     let values: Vec<f32> = match t.data_type {
         dtype::FLOAT if !t.raw_data.is_empty() => {
             raw_le(&t.raw_data, n, &t.name, f32::from_le_bytes)?
@@ -163,20 +157,12 @@ pub fn tensor_f32(t: &TensorProto) -> Result<Vec<f32>, String> {
             ))
         }
     };
-    if values.len() != n {
-        return Err(format!(
-            "tensor `{}` holds {} values for dims {:?}",
-            t.name,
-            values.len(),
-            t.dims
-        ));
-    }
-    Ok(values)
+    with_count(values, n, t)
 }
 
 /// Decodes an integer tensor (int64 or int32) stored inline or as raw bytes.
 pub fn tensor_i64(t: &TensorProto) -> Result<Vec<i64>, String> {
-    let n = element_count(t)?;
+    let n = inline_count(t)?;
     let values: Vec<i64> = match t.data_type {
         dtype::INT64 if !t.raw_data.is_empty() => {
             raw_le(&t.raw_data, n, &t.name, i64::from_le_bytes)?
@@ -193,6 +179,22 @@ pub fn tensor_i64(t: &TensorProto) -> Result<Vec<i64>, String> {
             ))
         }
     };
+    with_count(values, n, t)
+}
+
+/// The element count of a tensor whose data is inside the model file.
+fn inline_count(t: &TensorProto) -> Result<usize, String> {
+    if !t.external_data.is_empty() {
+        return Err(format!(
+            "tensor `{}` uses external data, which is not supported: save the model as one file",
+            t.name
+        ));
+    }
+    element_count(t)
+}
+
+/// `values` when they are as many as the tensor's dims say.
+fn with_count<T>(values: Vec<T>, n: usize, t: &TensorProto) -> Result<Vec<T>, String> {
     if values.len() != n {
         return Err(format!(
             "tensor `{}` holds {} values for dims {:?}",
