@@ -179,40 +179,6 @@ fn to_rgb8(img: DynamicImage) -> RgbImage {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use image::{Rgba, RgbaImage};
-
-    #[test]
-    fn alpha_is_composited_on_white() {
-        let img = RgbaImage::from_fn(2, 1, |x, _| {
-            if x == 0 {
-                Rgba([0, 0, 0, 0])
-            } else {
-                Rgba([0, 100, 200, 255])
-            }
-        });
-        let rgb = to_rgb8(DynamicImage::ImageRgba8(img));
-        assert_eq!(rgb.get_pixel(0, 0).0, [255, 255, 255]);
-        assert_eq!(rgb.get_pixel(1, 0).0, [0, 100, 200]);
-        let half = RgbaImage::from_pixel(1, 1, Rgba([0, 0, 0, 128]));
-        assert_eq!(
-            to_rgb8(DynamicImage::ImageRgba8(half)).get_pixel(0, 0).0,
-            [127, 127, 127]
-        );
-    }
-
-    #[test]
-    fn empty_and_garbage_bytes_are_named_errors() {
-        let p = Path::new("x/photo.jpg");
-        let e = decode_rgb(&[], p).unwrap_err().to_string();
-        assert!(e.contains("x/photo.jpg") && e.contains("empty"), "{e}");
-        let e = decode_rgb(b"hello, I am text", p).unwrap_err().to_string();
-        assert!(e.contains("not an image") && e.contains("JPEG"), "{e}");
-    }
-}
-
 /// Resamples the `(left, top, width, height)` rectangle of `img` (the whole image when `None`)
 /// to `width × height` with a bilinear filter, in one SIMD pass.
 pub fn resize_rgb(
@@ -246,4 +212,38 @@ pub fn resize_rgb(
         })?;
     RgbImage::from_raw(width, height, dst.into_vec())
         .ok_or_else(|| Error::Shape("resized buffer has the wrong length".to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{Rgba, RgbaImage};
+
+    #[test]
+    fn alpha_is_composited_on_white() {
+        let img = RgbaImage::from_fn(2, 1, |x, _| {
+            if x == 0 {
+                Rgba([0, 0, 0, 0])
+            } else {
+                Rgba([0, 100, 200, 255])
+            }
+        });
+        let rgb = to_rgb8(DynamicImage::ImageRgba8(img));
+        assert_eq!(rgb.get_pixel(0, 0).0, [255, 255, 255]);
+        assert_eq!(rgb.get_pixel(1, 0).0, [0, 100, 200]);
+        let half = RgbaImage::from_pixel(1, 1, Rgba([0, 0, 0, 128]));
+        assert_eq!(
+            to_rgb8(DynamicImage::ImageRgba8(half)).get_pixel(0, 0).0,
+            [127, 127, 127]
+        );
+    }
+
+    #[test]
+    fn empty_and_garbage_bytes_are_named_errors() {
+        let p = Path::new("x/photo.jpg");
+        let e = decode_rgb(&[], p).unwrap_err().to_string();
+        assert!(e.contains("x/photo.jpg") && e.contains("empty"), "{e}");
+        let e = decode_rgb(b"hello, I am text", p).unwrap_err().to_string();
+        assert!(e.contains("not an image") && e.contains("JPEG"), "{e}");
+    }
 }

@@ -99,7 +99,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
             let fig = class_figure(
                 c,
                 &session.prototypes,
-                &mut session.store,
+                &session.store,
                 &session.preprocess,
                 session.tile,
             )?;

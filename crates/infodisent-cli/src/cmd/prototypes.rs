@@ -63,7 +63,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
             &protos,
             &channels,
             &out.join("prototypes"),
-            &mut ImageStore::default(),
+            &ImageStore::default(),
             &pre,
             128,
         )?;
