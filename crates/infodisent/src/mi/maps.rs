@@ -11,8 +11,8 @@ use crate::error::{Error, Result};
 use crate::explain::render::ImageStore;
 use crate::fsutil::{write_atomic, write_json_atomic};
 use crate::preprocess::Preprocess;
-use image::imageops::{self, FilterType};
-use image::{ImageBuffer, Luma, Rgb, RgbImage};
+use image::imageops;
+use image::{Rgb, RgbImage};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -61,19 +61,22 @@ fn overlay(image: &RgbImage, values: &[f32], h: usize, w: usize) -> Result<RgbIm
             values.len()
         )));
     }
-    let grid: ImageBuffer<Luma<f32>, Vec<f32>> =
-        ImageBuffer::from_raw(w as u32, h as u32, values.to_vec())
-            .ok_or_else(|| Error::Shape("map buffer".into()))?;
-    let up = imageops::resize(&grid, image.width(), image.height(), FilterType::Triangle);
+    let up = crate::explain::geometry::upsample_bilinear(
+        values,
+        h,
+        w,
+        image.height() as usize,
+        image.width() as usize,
+    );
     let (lo, hi) = up
-        .pixels()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), p| {
-            (lo.min(p.0[0]), hi.max(p.0[0]))
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
         });
     let span = if hi - lo > 1e-12 { hi - lo } else { 1.0 };
     let mut out = image.clone();
-    for (px, v) in out.pixels_mut().zip(up.pixels()) {
-        let colour = jet((v.0[0] - lo) / span);
+    for (px, v) in out.pixels_mut().zip(up) {
+        let colour = jet((v - lo) / span);
         for (ch, c) in px.0.iter_mut().zip(colour) {
             *ch = (0.5 * f32::from(*ch) + 0.5 * 255.0 * c)
                 .round()
