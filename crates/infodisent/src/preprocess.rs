@@ -165,13 +165,6 @@ impl Preprocess {
     /// Resizes and crops to `crop × crop` RGB bytes.
     pub fn resize_crop(&self, img: &RgbImage) -> Result<RgbImage> {
         self.validate()?;
-        if img.width() == 0 || img.height() == 0 {
-            return Err(Error::Shape(format!(
-                "cannot preprocess an empty {}×{} image",
-                img.width(),
-                img.height()
-            )));
-        }
         let side = u32::try_from(self.crop)
             .map_err(|_| Error::Config(format!("crop {} is too large", self.crop)))?;
         let source = self.source_box(img.width(), img.height());

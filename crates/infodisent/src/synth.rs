@@ -42,10 +42,10 @@ pub struct SynthConfig {
     /// carries no information at all.
     #[serde(default)]
     pub distractor_colors: bool,
-    /// Draw each image's background grey level at random (215–245) instead of a fixed 230. A
-    /// level that varies per image is information about the image in every cell.
-    #[serde(default = "yes")]
-    pub background_shades: bool,
+    /// Paint every background the same grey (230) instead of a level drawn per image
+    /// (215–245): a level that varies per image is information about the image in every cell.
+    #[serde(default)]
+    pub fixed_background: bool,
     /// Fraction of test images that also carry another class's shape as counter-evidence.
     pub counter_fraction: f32,
     /// Random seed.
@@ -62,15 +62,11 @@ impl Default for SynthConfig {
             shape_size: 56,
             distractor: true,
             distractor_colors: false,
-            background_shades: true,
+            fixed_background: false,
             counter_fraction: 0.0,
             seed: 0,
         }
     }
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// Ground truth of one generated image.
@@ -174,10 +170,10 @@ fn render(
     label: usize,
     with_counter: bool,
 ) -> (RgbImage, Annotation) {
-    let shade = if cfg.background_shades {
-        rng.random_range(215..=245u8)
-    } else {
+    let shade = if cfg.fixed_background {
         230
+    } else {
+        rng.random_range(215..=245u8)
     };
     let mut img = RgbImage::from_pixel(cfg.size, cfg.size, Rgb([shade, shade, shade]));
     for p in img.pixels_mut() {

@@ -734,8 +734,8 @@ pub fn train_partial(
             Some(kept) => Some(head.weight_mask(kept)?),
             None => None,
         };
-        if let Some(mask) = &keep_mask {
-            head.apply_weight_mask(mask)?;
+        if keep_mask.is_some() {
+            head.clamp_weights(keep_mask.as_ref())?;
         }
         let tau = cfg
             .head
@@ -781,10 +781,7 @@ pub fn train_partial(
                     lr_rotation * factor,
                     cfg.weight_decay,
                 )?;
-                head.clamp_weights()?;
-                if let Some(mask) = &keep_mask {
-                    head.apply_weight_mask(mask)?;
-                }
+                head.clamp_weights(keep_mask.as_ref())?;
                 let rows = logits.to_vec2::<f32>()?;
                 correct += rows
                     .iter()

@@ -320,18 +320,16 @@ impl Head {
         Ok(Tensor::from_vec(mask, (c, d), &Device::Cpu)?)
     }
 
-    /// Zeroes every weight outside `mask`.
-    pub fn apply_weight_mask(&self, mask: &Tensor) -> Result<()> {
-        let w = self.var("w_raw");
-        w.set(&w.as_tensor().mul(mask)?)?;
-        Ok(())
-    }
-
-    /// Projects W_raw onto W ≥ 0 after an optimiser step (a no-op for the linear probe).
-    pub fn clamp_weights(&self) -> Result<()> {
+    /// Projects W_raw onto W ≥ 0 after an optimiser step, and onto the pruned pattern `keep`
+    /// (a [`Head::weight_mask`]) when given; a no-op for the linear probe.
+    pub fn clamp_weights(&self, keep: Option<&Tensor>) -> Result<()> {
         if self.config.kind == HeadKind::InfoDisent {
             let w = self.var("w_raw");
-            w.set(&w.as_tensor().relu()?)?;
+            let clamped = w.as_tensor().relu()?;
+            w.set(&match keep {
+                Some(mask) => clamped.mul(mask)?,
+                None => clamped,
+            })?;
         }
         Ok(())
     }

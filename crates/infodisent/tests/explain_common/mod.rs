@@ -37,7 +37,7 @@ pub fn synth_config() -> SynthConfig {
         shape_size: 56,
         distractor: true,
         distractor_colors: false,
-        background_shades: true,
+        fixed_background: false,
         counter_fraction: 0.5,
         seed: 7,
     }
