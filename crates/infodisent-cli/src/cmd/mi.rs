@@ -36,9 +36,12 @@ pub struct TrainArgs {
     /// Images per step.
     #[arg(long, default_value_t = MiConfig::default().batch)]
     batch: usize,
-    /// Adam learning rate.
+    /// Adam learning rate of the critic.
     #[arg(long, default_value_t = MiConfig::default().lr)]
     lr: f64,
+    /// Adam learning rate of the mask.
+    #[arg(long, default_value_t = MiConfig::default().mask_lr)]
+    mask_lr: f64,
     /// Seed of initialisation, item order and negatives.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -124,6 +127,7 @@ fn train(a: TrainArgs, global: &Global) -> anyhow::Result<()> {
         negatives: a.negatives,
         mask_from_mi: a.mask_from_mi,
         lr: a.lr,
+        mask_lr: a.mask_lr,
         seed: a.seed,
         mask_hidden: a.mask_hidden,
         proj_dim: a.proj_dim,

@@ -31,6 +31,7 @@ pub mod critic;
 pub mod maps;
 pub mod mask;
 pub mod model;
+pub mod standardize;
 pub mod train;
 
 pub use bounds::Bound;

@@ -4,6 +4,7 @@
 use super::bounds::Bound;
 use super::critic::Critic;
 use super::mask::MaskModule;
+use super::standardize::ChannelNorm;
 use super::train::MiMeta;
 use crate::classifier::LinearClassifier;
 use crate::error::{Error, Result};
@@ -27,13 +28,16 @@ pub struct NetDims {
     pub critic_hidden: usize,
 }
 
-/// The trainable part: mask and critic, with their variables.
+/// The trainable part: mask and critic, with their variables, and the fixed standardisation of
+/// their inputs.
 pub struct MiNet {
     varmap: VarMap,
-    /// The mask module.
-    pub mask: MaskModule,
-    /// The critic shared by the raw and masked terms.
-    pub critic: Critic,
+    mask: MaskModule,
+    critic: Critic,
+    /// Standardisation of local features (the mask's and the critic's `x`).
+    x_norm: ChannelNorm,
+    /// Standardisation of representations (the critic's `z`).
+    z_norm: ChannelNorm,
 }
 
 impl MiNet {
@@ -48,6 +52,8 @@ impl MiNet {
             varmap,
             mask,
             critic,
+            x_norm: ChannelNorm::identity(dims.dim, &Device::Cpu)?,
+            z_norm: ChannelNorm::identity(dims.dim, &Device::Cpu)?,
         };
         let mut rng = StdRng::seed_from_u64(seed);
         for (_, var) in net.vars() {
@@ -64,6 +70,70 @@ impl MiNet {
             var.set(&Tensor::from_vec(values, dims, &Device::Cpu)?)?;
         }
         Ok(net)
+    }
+
+    /// Fits the input standardisation to training feature maps `[B, D, h, w]`.
+    pub fn fit_norms(&mut self, features: &Tensor) -> Result<()> {
+        self.x_norm = ChannelNorm::fit(&locals(features)?)?;
+        self.z_norm = ChannelNorm::fit(&pooled(features)?)?;
+        Ok(())
+    }
+
+    /// The mask `[B, 1, h, w]` of feature maps `[B, D, h, w]`.
+    pub fn lambda(&self, features: &Tensor) -> Result<Tensor> {
+        Ok(self.mask.forward(&self.x_norm.maps(features)?)?)
+    }
+
+    /// The critic's first-layer embedding of representations `[B, D]`.
+    pub fn embed_z(&self, z: &Tensor) -> Result<Tensor> {
+        Ok(self.critic.embed_z(&self.z_norm.rows(z)?)?)
+    }
+
+    /// The critic's projection of local features `[M, D]` (what a reference bank stores).
+    pub fn project_x(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.critic.project_x(&self.x_norm.rows(x)?)?)
+    }
+
+    /// The critic's first-layer embedding of local features `[M, D]`.
+    pub fn embed_x(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.critic.embed_projected_x(&self.project_x(x)?)?)
+    }
+
+    /// Variables and standardisation statistics, as saved in `mi.safetensors`.
+    pub fn tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out: Vec<(String, Tensor)> = self
+            .vars()
+            .into_iter()
+            .map(|(k, v)| (k, v.as_tensor().clone()))
+            .collect();
+        for (name, norm) in [("x", &self.x_norm), ("z", &self.z_norm)] {
+            out.push((format!("{NORM_PREFIX}{name}_shift"), norm.shift.clone()));
+            out.push((format!("{NORM_PREFIX}{name}_scale"), norm.scale.clone()));
+        }
+        out
+    }
+
+    /// Loads what [`MiNet::tensors`] saved.
+    pub fn load(&mut self, tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+        self.load_vars(tensors, "", path)?;
+        let dim = self.x_norm.shift.dim(0)?;
+        let get = |k: String| -> Result<Tensor> {
+            let t = tensors
+                .get(&k)
+                .ok_or_else(|| Error::cache(path, format!("lacks tensor `{k}` (trained by an older version: re-run `infodisent mi train`)")))?;
+            if t.dims() != [dim] {
+                return Err(Error::cache(
+                    path,
+                    format!("`{k}` has shape {:?}, expected [{dim}]", t.dims()),
+                ));
+            }
+            Ok(t.to_dtype(DType::F32)?)
+        };
+        for (name, norm) in [("x", &mut self.x_norm), ("z", &mut self.z_norm)] {
+            norm.shift = get(format!("{NORM_PREFIX}{name}_shift"))?;
+            norm.scale = get(format!("{NORM_PREFIX}{name}_scale"))?;
+        }
+        Ok(())
     }
 
     /// Every variable with its name, sorted by name (a stable order for optimizers and files).
@@ -103,6 +173,12 @@ impl MiNet {
         Ok(())
     }
 }
+
+/// Name prefix of the mask's variables.
+pub(crate) const MASK_PREFIX: &str = "mask.";
+
+/// Key prefix of the standardisation statistics in `mi.safetensors`.
+const NORM_PREFIX: &str = "norm/";
 
 /// Local features `[B·N, D]` (position-major within each image) of feature maps `[B, D, h, w]`.
 pub fn locals(features: &Tensor) -> Result<Tensor> {
@@ -209,7 +285,7 @@ pub fn forward(
     mask_from_mi: bool,
 ) -> Result<BatchForward> {
     let (_, _, h, w) = x_features.dims4()?;
-    let lambda = net.mask.forward(x_features)?;
+    let lambda = net.lambda(x_features)?;
     let masked = x_features.broadcast_mul(&lambda)?;
     let logits = classifier.logits(&pooled(&masked)?)?;
     let masked_for_mi = if mask_from_mi {
@@ -217,12 +293,12 @@ pub fn forward(
     } else {
         x_features.broadcast_mul(&lambda.detach())?
     };
-    let ez = net.critic.embed_z(&pooled(z_features)?)?;
+    let ez = net.embed_z(&pooled(z_features)?)?;
     let mi_raw = batch_values(
         &net.critic,
         bound,
         &ez,
-        &net.critic.embed_x(&locals(x_features)?)?,
+        &net.embed_x(&locals(x_features)?)?,
         h * w,
         negatives,
     )?;
@@ -230,7 +306,7 @@ pub fn forward(
         &net.critic,
         bound,
         &ez,
-        &net.critic.embed_x(&locals(&masked_for_mi)?)?,
+        &net.embed_x(&locals(&masked_for_mi)?)?,
         h * w,
         negatives,
     )?;
@@ -282,8 +358,8 @@ impl MiModel {
         if !params_path.exists() {
             return Err(Error::cache(dir, "no mi.safetensors: training has not finished (re-run `infodisent mi train --resume`)"));
         }
-        let net = MiNet::new(&meta.dims(), 0)?;
-        net.load_vars(&read_tensors(&params_path)?, "", &params_path)?;
+        let mut net = MiNet::new(&meta.dims(), 0)?;
+        net.load(&read_tensors(&params_path)?, &params_path)?;
         let classifier = LinearClassifier::load(dir.join("classifier.safetensors"))?;
         let classifier = FrozenClassifier::new(&classifier, meta.feature_shape[0])?;
         let ref_path = dir.join("reference.safetensors");
@@ -328,15 +404,15 @@ impl MiModel {
         let mut out = Vec::with_capacity(n);
         for f in features.chunks_exact(d * h * w) {
             let feats = Tensor::from_slice(f, (1, d, h, w), &Device::Cpu)?;
-            let lambda = self.net.mask.forward(&feats)?;
+            let lambda = self.net.lambda(&feats)?;
             let masked = feats.broadcast_mul(&lambda)?;
             let logits = self.classifier.logits(&pooled(&masked)?)?;
-            let ez = self.net.critic.embed_z(&pooled(&feats)?)?;
+            let ez = self.net.embed_z(&pooled(&feats)?)?;
             let value = |x: &Tensor, reference: &Tensor| -> Result<Vec<f32>> {
                 let positives = self
                     .net
                     .critic
-                    .scores(&ez, &self.net.critic.embed_x(&locals(x)?)?)?;
+                    .scores(&ez, &self.net.embed_x(&locals(x)?)?)?;
                 let negatives = self.net.critic.scores(&ez, reference)?;
                 Ok(bound
                     .per_position(&positives, &negatives, None)?

@@ -10,7 +10,7 @@
 use super::bounds::Bound;
 use super::model::{
     accuracy, forward, locals, read_tensors, sample_negatives, write_tensors, FrozenClassifier,
-    MiNet, NetDims,
+    MiNet, NetDims, MASK_PREFIX,
 };
 use crate::cache::FeatureCache;
 use crate::classifier::LinearClassifier;
@@ -52,8 +52,12 @@ pub struct MiConfig {
     /// estimator maximised over the critic; letting the mask maximise it as well pulls λ → 1
     /// everywhere, which makes decision-related equal total.
     pub mask_from_mi: bool,
-    /// Adam learning rate.
+    /// Adam learning rate of the critic.
     pub lr: f64,
+    /// Adam learning rate of the mask. Higher than the critic's: the sparsity term moves every
+    /// λ by the same small amount per step, and at the critic's rate the mask stays near its
+    /// starting 0.5 for thousands of steps.
+    pub mask_lr: f64,
     /// Seed of everything random.
     pub seed: u64,
     /// Hidden channels of the mask's first convolution.
@@ -89,6 +93,7 @@ impl Default for MiConfig {
             negatives: 256,
             mask_from_mi: false,
             lr: 1e-3,
+            mask_lr: 1e-3,
             seed: 0,
             mask_hidden: 64,
             proj_dim: 64,
@@ -123,6 +128,7 @@ impl MiConfig {
             return Err(Error::Config("mi module widths must be positive".into()));
         }
         if !(self.lr > 0.0 && self.lr.is_finite())
+            || !(self.mask_lr > 0.0 && self.mask_lr.is_finite())
             || !(self.sparsity >= 0.0 && self.sparsity.is_finite())
         {
             return Err(Error::Config(
@@ -278,7 +284,7 @@ struct CheckpointState {
 /// Adam with its moments kept as plain tensors so a checkpoint can store them: candle-nn's
 /// optimizers keep theirs private, which would make a resumed run diverge from an unbroken one.
 struct Adam {
-    lr: f64,
+    lrs: Vec<f64>,
     vars: Vec<(String, Var)>,
     first: Vec<Tensor>,
     second: Vec<Tensor>,
@@ -290,7 +296,7 @@ const BETA2: f64 = 0.999;
 const EPS: f64 = 1e-8;
 
 impl Adam {
-    fn new(vars: Vec<(String, Var)>, lr: f64) -> Result<Self> {
+    fn new(vars: Vec<(String, Var)>, lr: impl Fn(&str) -> f64) -> Result<Self> {
         let zeros = |v: &Var| v.zeros_like();
         let first = vars
             .iter()
@@ -301,7 +307,7 @@ impl Adam {
             .map(|(_, v)| zeros(v))
             .collect::<candle_core::Result<_>>()?;
         Ok(Adam {
-            lr,
+            lrs: vars.iter().map(|(name, _)| lr(name)).collect(),
             vars,
             first,
             second,
@@ -319,7 +325,7 @@ impl Adam {
             self.first[i] = ((&self.first[i] * BETA1)? + (g * (1.0 - BETA1))?)?;
             self.second[i] = ((&self.second[i] * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
             let update = ((&self.first[i] / c1)? / ((&self.second[i] / c2)?.sqrt()? + EPS)?)?;
-            var.set(&var.as_tensor().sub(&(update * self.lr)?)?)?;
+            var.set(&var.as_tensor().sub(&(update * self.lrs[i])?)?)?;
         }
         Ok(())
     }
@@ -569,14 +575,43 @@ fn reference_bank(
         (picks.len(), shape[0], shape[1], shape[2]),
         &Device::Cpu,
     )?;
-    let masked = f.broadcast_mul(&net.mask.forward(&f)?)?;
+    let masked = f.broadcast_mul(&net.lambda(&f)?)?;
     Ok(vec![
-        ("x_raw".to_owned(), net.critic.project_x(&locals(&f)?)?),
-        (
-            "x_masked".to_owned(),
-            net.critic.project_x(&locals(&masked)?)?,
-        ),
+        ("x_raw".to_owned(), net.project_x(&locals(&f)?)?),
+        ("x_masked".to_owned(), net.project_x(&locals(&masked)?)?),
     ])
+}
+
+/// Items whose features fix the input standardisation.
+const NORM_ITEMS: usize = 1024;
+
+/// The first [`NORM_ITEMS`] training feature maps in shard order, `[n, D, h, w]`: a fixed
+/// sample, so a resumed run standardises exactly as the original did.
+fn norm_sample(cache: &FeatureCache, cfg: &MiConfig) -> Result<Tensor> {
+    let shape = cache.feature_shape();
+    let per_item = shape.iter().product::<usize>();
+    let limit = NORM_ITEMS.min(cfg.max_train_items.unwrap_or(usize::MAX));
+    let mut feats = Vec::new();
+    for shard in cache.shards(&cfg.train_split)? {
+        let s = shard?;
+        let take = s.len.min(limit - feats.len() / per_item);
+        feats.extend_from_slice(&s.features[..take * per_item]);
+        if feats.len() >= limit * per_item {
+            break;
+        }
+    }
+    let n = feats.len() / per_item;
+    if n == 0 {
+        return Err(Error::cache(
+            cache.dir(),
+            format!("split `{}` has no items to train on", cfg.train_split),
+        ));
+    }
+    Ok(Tensor::from_vec(
+        feats,
+        (n, shape[0], shape[1], shape[2]),
+        &Device::Cpu,
+    )?)
 }
 
 /// Metadata key of the checkpoint's JSON state.
@@ -642,8 +677,15 @@ pub fn train(
         classes: cache.manifest().classes.clone(),
         classifier_source: classifier_source.to_owned(),
     };
-    let net = MiNet::new(&meta.dims(), cfg.seed)?;
-    let mut adam = Adam::new(net.vars(), cfg.lr)?;
+    let mut net = MiNet::new(&meta.dims(), cfg.seed)?;
+    net.fit_norms(&norm_sample(cache, cfg)?)?;
+    let mut adam = Adam::new(net.vars(), |name| {
+        if name.starts_with(MASK_PREFIX) {
+            cfg.mask_lr
+        } else {
+            cfg.lr
+        }
+    })?;
     let ckpt_path = out.join("checkpoint.safetensors");
     let mut state = CheckpointState {
         meta: meta.clone(),
@@ -773,12 +815,7 @@ pub fn train(
         write_metrics(out, &state.metrics)?;
     }
     bar.finish_and_clear();
-    let params: Vec<(String, Tensor)> = net
-        .vars()
-        .into_iter()
-        .map(|(k, v)| (k, v.as_tensor().clone()))
-        .collect();
-    write_tensors(&out.join("mi.safetensors"), &params, None)?;
+    write_tensors(&out.join("mi.safetensors"), &net.tensors(), None)?;
     write_tensors(
         &out.join("reference.safetensors"),
         &reference_bank(&net, cache, cfg)?,
