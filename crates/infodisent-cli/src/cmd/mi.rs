@@ -5,7 +5,7 @@ use super::Global;
 use infodisent::cache::FeatureCache;
 use infodisent::engine::Backbone;
 use infodisent::explain::render::ImageStore;
-use infodisent::mi::{self, Bound, ClassifierChoice, MiConfig, MiModel, Pairing};
+use infodisent::mi::{self, Bound, ClassifierChoice, MapNegatives, MiConfig, MiModel, Pairing};
 use std::path::PathBuf;
 
 /// Mutual-information subcommands.
@@ -69,6 +69,12 @@ pub struct TrainArgs {
     /// Control run: pair each image's local features with another image's representation.
     #[arg(long)]
     shuffled_pairs: bool,
+    /// What each cell's score is compared with in the maps: `representations` (the cell's
+    /// feature scored with other images' representations; cancels what the critic learned
+    /// about a feature alone) or `locals` (other images' cells scored with this image's
+    /// representation, the training bound's form).
+    #[arg(long, default_value = "representations")]
+    map_negatives: String,
     /// Use at most this many training items per epoch.
     #[arg(long)]
     max_items: Option<usize>,
@@ -120,8 +126,19 @@ fn train(a: TrainArgs, global: &Global) -> anyhow::Result<()> {
     let bound = Bound::parse(&a.bound).ok_or_else(|| {
         infodisent::Error::Config(format!("--bound `{}`: expected dv, js or infonce", a.bound))
     })?;
+    let map_negatives = match a.map_negatives.as_str() {
+        "representations" => MapNegatives::Representations,
+        "locals" => MapNegatives::Locals,
+        other => {
+            return Err(infodisent::Error::Config(format!(
+                "--map-negatives `{other}`: expected representations or locals"
+            ))
+            .into())
+        }
+    };
     let cfg = MiConfig {
         bound,
+        map_negatives,
         epochs: a.epochs,
         batch: a.batch,
         negatives: a.negatives,

@@ -6,6 +6,13 @@
 //! layer is linear in the concatenation, it is computed as `A·proj_z(z) + B·proj_x(x)`: one
 //! embedding per representation and one per local feature, added for every pair. Scoring all
 //! pairs then costs only the two hidden layers per pair.
+//!
+//! The score also adds the scaled inner product of the two projections, `proj_z(z)·proj_x(x)/√proj`.
+//! A ReLU MLP on a concatenation has to assemble "does x match z" out of many hidden units and
+//! learns it slowly; the inner product expresses it directly (the separable critic of
+//! contrastive estimators), so image-specific details such as the colour of a ring that the
+//! representation shares with one position are picked up in hundreds of steps, not thousands.
+//! An embedding is therefore the first-layer contribution followed by the projection.
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{linear, linear_no_bias, Linear, VarBuilder};
@@ -34,9 +41,10 @@ impl Critic {
         })
     }
 
-    /// First-layer contribution of representations `[B, D]` → `[B, hidden]`.
+    /// Embedding of representations `[B, D]` → `[B, hidden + proj]`.
     pub fn embed_z(&self, z: &Tensor) -> Result<Tensor> {
-        self.first_z.forward(&self.proj_z.forward(z)?)
+        let p = self.proj_z.forward(z)?;
+        Tensor::cat(&[&self.first_z.forward(&p)?, &p], 1)
     }
 
     /// Projection of local features `[M, D]` → `[M, proj]` (what a reference bank stores).
@@ -44,26 +52,38 @@ impl Critic {
         self.proj_x.forward(x)
     }
 
-    /// First-layer contribution of projected local features `[M, proj]` → `[M, hidden]`.
+    /// Embedding of projected local features `[M, proj]` → `[M, hidden + proj]`.
     pub fn embed_projected_x(&self, xp: &Tensor) -> Result<Tensor> {
-        self.first_x.forward(xp)
+        Tensor::cat(&[&self.first_x.forward(xp)?, xp], 1)
     }
 
-    /// First-layer contribution of local features `[M, D]` → `[M, hidden]`.
+    /// Embedding of local features `[M, D]` → `[M, hidden + proj]`.
     pub fn embed_x(&self, x: &Tensor) -> Result<Tensor> {
         self.embed_projected_x(&self.project_x(x)?)
     }
 
-    /// Scores of every pair: `ez` `[B, hidden]` × `ex` `[M, hidden]` → `[B, M]`.
+    /// Scores of every pair: `ez` `[B, hidden + proj]` × `ex` `[M, hidden + proj]` → `[B, M]`.
     pub fn scores(&self, ez: &Tensor, ex: &Tensor) -> Result<Tensor> {
         self.score_per_anchor(ez, &ex.unsqueeze(0)?)
     }
 
-    /// Scores of each anchor with its own local features: `ez` `[B, hidden]` × `ex`
-    /// `[B, M, hidden]` (or `[1, M, hidden]`, shared) → `[B, M]`.
+    /// Scores of each anchor with its own local features: `ez` `[B, hidden + proj]` × `ex`
+    /// `[B, M, hidden + proj]` (or `[1, M, hidden + proj]`, shared) → `[B, M]`.
     pub fn score_per_anchor(&self, ez: &Tensor, ex: &Tensor) -> Result<Tensor> {
-        let pre = ez.unsqueeze(1)?.broadcast_add(ex)?.relu()?;
+        let hidden = self.second.weight().dim(0)?;
+        let proj = ez.dim(1)? - hidden;
+        let (hz, pz) = (ez.narrow(1, 0, hidden)?, ez.narrow(1, hidden, proj)?);
+        let (hx, px) = (ex.narrow(2, 0, hidden)?, ex.narrow(2, hidden, proj)?);
+        let pre = hz.unsqueeze(1)?.broadcast_add(&hx)?.relu()?;
         let h = self.second.forward(&pre)?.relu()?;
-        self.out.forward(&h)?.squeeze(2)
+        let mlp = self.out.forward(&h)?.squeeze(2)?;
+        // [B, 1, proj] × [B or 1, proj, M] → [B, 1, M].
+        let px_t = px.transpose(1, 2)?.contiguous()?;
+        let inner = if px_t.dim(0)? == 1 {
+            pz.matmul(&px_t.squeeze(0)?)?
+        } else {
+            pz.unsqueeze(1)?.contiguous()?.matmul(&px_t)?.squeeze(1)?
+        };
+        mlp + (inner / (proj as f64).sqrt())?
     }
 }

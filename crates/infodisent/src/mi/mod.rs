@@ -41,5 +41,6 @@ pub use maps::{
 };
 pub use model::MiModel;
 pub use train::{
-    resolve_classifier, train, ClassifierChoice, EpochMetrics, MiConfig, MiMeta, MiSummary, Pairing,
+    resolve_classifier, train, ClassifierChoice, EpochMetrics, MapNegatives, MiConfig, MiMeta,
+    MiSummary, Pairing,
 };

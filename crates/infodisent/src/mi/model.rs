@@ -5,7 +5,7 @@ use super::bounds::Bound;
 use super::critic::Critic;
 use super::mask::MaskModule;
 use super::standardize::ChannelNorm;
-use super::train::MiMeta;
+use super::train::{MapNegatives, MiMeta};
 use crate::classifier::LinearClassifier;
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor, Var, D};
@@ -211,7 +211,7 @@ pub fn sample_negatives(rng: &mut StdRng, b: usize, n: usize, k: usize) -> Resul
 
 /// Per-position bound values `[B, N]`: anchor `b` is scored against its own N local features
 /// (positives) and against the local features `negatives[b]` of other images.
-/// `ez` is `[B, hidden]`, `ex` is `[B·N, hidden]`, `negatives` is `[B, K]` indices into `ex`.
+/// `ez` is `[B, E]`, `ex` is `[B·N, E]` (critic embeddings), `negatives` is `[B, K]` indices into `ex`.
 pub fn batch_values(
     critic: &Critic,
     bound: Bound,
@@ -335,10 +335,12 @@ pub struct MiModel {
     pub meta: MiMeta,
     net: MiNet,
     classifier: FrozenClassifier,
-    /// First-layer embeddings of the reference local features, raw `[K·N, hidden]`.
+    /// Critic embeddings of the reference local features, raw `[K·N, E]`.
     reference_raw: Tensor,
     /// The same for the masked reference features.
     reference_masked: Tensor,
+    /// Critic embeddings of the reference representations, `[K, E]`.
+    reference_z: Tensor,
 }
 
 impl MiModel {
@@ -381,12 +383,30 @@ impl MiModel {
             Ok(net.critic.embed_projected_x(&t.to_dtype(DType::F32)?)?)
         };
         let (reference_raw, reference_masked) = (get("x_raw")?, get("x_masked")?);
+        let z = refs.get("z").ok_or_else(|| {
+            Error::cache(
+                &ref_path,
+                "lacks tensor `z` (trained by an older version: re-run `infodisent mi train`)",
+            )
+        })?;
+        if z.dims().len() != 2 || z.dim(1)? != meta.feature_shape[0] {
+            return Err(Error::cache(
+                &ref_path,
+                format!(
+                    "`z` has shape {:?}, expected [K, {}]",
+                    z.dims(),
+                    meta.feature_shape[0]
+                ),
+            ));
+        }
+        let reference_z = net.embed_z(&z.to_dtype(DType::F32)?)?;
         Ok(MiModel {
             meta,
             net,
             classifier,
             reference_raw,
             reference_masked,
+            reference_z,
         })
     }
 
@@ -409,15 +429,19 @@ impl MiModel {
             let logits = self.classifier.logits(&pooled(&masked)?)?;
             let ez = self.net.embed_z(&pooled(&feats)?)?;
             let value = |x: &Tensor, reference: &Tensor| -> Result<Vec<f32>> {
-                let positives = self
-                    .net
-                    .critic
-                    .scores(&ez, &self.net.embed_x(&locals(x)?)?)?;
-                let negatives = self.net.critic.scores(&ez, reference)?;
-                Ok(bound
-                    .per_position(&positives, &negatives, None)?
-                    .flatten_all()?
-                    .to_vec1()?)
+                let ex = self.net.embed_x(&locals(x)?)?;
+                let positives = self.net.critic.scores(&ez, &ex)?;
+                let values = match self.meta.config.map_negatives {
+                    MapNegatives::Locals => {
+                        let negatives = self.net.critic.scores(&ez, reference)?;
+                        bound.per_position(&positives, &negatives, None)?
+                    }
+                    MapNegatives::Representations => {
+                        let negatives = self.net.critic.scores(&self.reference_z, &ex)?;
+                        bound.per_position(&positives.t()?, &negatives.t()?, None)?
+                    }
+                };
+                Ok(values.flatten_all()?.to_vec1()?)
             };
             let total = value(&feats, &self.reference_raw)?;
             let decision = value(&masked, &self.reference_masked)?;

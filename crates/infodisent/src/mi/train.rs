@@ -9,8 +9,8 @@
 
 use super::bounds::Bound;
 use super::model::{
-    accuracy, forward, locals, read_tensors, sample_negatives, write_tensors, FrozenClassifier,
-    MiNet, NetDims, MASK_PREFIX,
+    accuracy, forward, locals, pooled, read_tensors, sample_negatives, write_tensors,
+    FrozenClassifier, MiNet, NetDims, MASK_PREFIX,
 };
 use crate::cache::FeatureCache;
 use crate::classifier::LinearClassifier;
@@ -34,6 +34,22 @@ pub enum Pairing {
     /// The control: representations from the other half of the batch, so every pair is
     /// independent and the true mutual information is zero.
     Shuffled,
+}
+
+/// What each position's score is compared with when the maps are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MapNegatives {
+    /// The same local feature scored with other images' representations: `T(z_i, x_p) − log
+    /// mean_j exp T(z_j, x_p)`. Any part of the critic that depends on `x` alone cancels, so a
+    /// position scores high only for telling its own image apart, and a masked-out position
+    /// (a constant input) scores about zero.
+    #[default]
+    Representations,
+    /// Other images' local features scored with this image's representation, as in the
+    /// training bound (METHOD.md §2): within one image the map is then `T(z_i, x_p)` shifted
+    /// by a constant, including whatever the critic learned about `x` alone.
+    Locals,
 }
 
 /// Settings of `infodisent mi train`.
@@ -80,8 +96,11 @@ pub struct MiConfig {
     pub eval_items: usize,
     /// Items loaded and shuffled together; bounds memory (a 1280×7×7 map is 250 KB).
     pub pool_items: usize,
-    /// Training images whose local features serve as negatives when one image is explained.
+    /// Training images whose local features and representations serve as negatives when one
+    /// image is explained.
     pub reference_items: usize,
+    /// What the maps compare each position's score with.
+    pub map_negatives: MapNegatives,
 }
 
 impl Default for MiConfig {
@@ -105,7 +124,8 @@ impl Default for MiConfig {
             max_train_items: None,
             eval_items: 1024,
             pool_items: 4096,
-            reference_items: 32,
+            reference_items: 128,
+            map_negatives: MapNegatives::Representations,
         }
     }
 }
@@ -477,7 +497,7 @@ fn evaluate(
 ) -> Result<[f32; 4]> {
     let mut sums = [0f32; 4];
     let mut count = 0f32;
-    let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0xe7a1_0e9);
+    let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x0e7a_10e9);
     for batch in eval {
         let (x, z, labels) = pair_up(batch, cfg.pairing)?;
         let negatives = negatives_for(&mut rng, &x, cfg.negatives)?;
@@ -554,7 +574,7 @@ fn reference_bank(
 ) -> Result<Vec<(String, Tensor)>> {
     let info = cache.split(&cfg.train_split)?;
     let mut picks: Vec<usize> = (0..info.num_items).collect();
-    picks.shuffle(&mut StdRng::seed_from_u64(cfg.seed ^ 0x5eed_4ef));
+    picks.shuffle(&mut StdRng::seed_from_u64(cfg.seed ^ 0x05ee_d4ef));
     picks.truncate(cfg.reference_items);
     picks.sort_unstable();
     let shape = cache.feature_shape();
@@ -579,6 +599,7 @@ fn reference_bank(
     Ok(vec![
         ("x_raw".to_owned(), net.project_x(&locals(&f)?)?),
         ("x_masked".to_owned(), net.project_x(&locals(&masked)?)?),
+        ("z".to_owned(), pooled(&f)?),
     ])
 }
 

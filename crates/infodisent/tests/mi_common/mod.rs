@@ -173,3 +173,14 @@ pub fn cell_touches(cell: (usize, usize), h: usize, w: usize, size: u32, b: [u32
     let (x0, x1) = (cell.1 as f32 * cw, (cell.1 + 1) as f32 * cw);
     x0 <= b[2] as f32 && (b[0] as f32) <= x1 && y0 <= b[3] as f32 && (b[1] as f32) <= y1
 }
+
+/// Fraction of grid cell (row, col) of an `h × w` grid over a `size`-pixel image that the
+/// pixel box [x0, y0, x1, y1) covers.
+pub fn cell_coverage(cell: (usize, usize), h: usize, w: usize, size: u32, b: [u32; 4]) -> f32 {
+    let (ch, cw) = (size as f32 / h as f32, size as f32 / w as f32);
+    let (y0, y1) = (cell.0 as f32 * ch, (cell.0 + 1) as f32 * ch);
+    let (x0, x1) = (cell.1 as f32 * cw, (cell.1 + 1) as f32 * cw);
+    let ix = (x1.min(b[2] as f32) - x0.max(b[0] as f32)).max(0.0);
+    let iy = (y1.min(b[3] as f32) - y0.max(b[1] as f32)).max(0.0);
+    ix * iy / (cw * ch)
+}
