@@ -21,9 +21,9 @@
 //! checkpoint.safetensors   parameters + Adam moments after the last finished epoch, with the
 //!                          epoch, step and metrics in its metadata (resume)
 //! metrics.jsonl            one EpochMetrics per line (epoch 0 = before training)
-//! mi.safetensors           final mask and critic parameters
-//! reference.safetensors    projected local features of reference images: the negatives used
-//!                          when a single image is explained
+//! mi.safetensors           final mask and critic parameters, and the input standardisation
+//! reference.safetensors    projected local features and pooled representations of reference
+//!                          training images: the negatives used when a single image is explained
 //! ```
 
 pub mod bounds;
