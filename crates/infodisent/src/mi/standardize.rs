@@ -18,9 +18,11 @@ pub struct ChannelNorm {
     pub scale: Tensor,
 }
 
-/// Channels whose standard deviation is below this are left unscaled: they are constant in the
-/// data (a dead ReLU channel), and dividing by their spread would amplify round-off.
-const MIN_STD: f64 = 1e-4;
+/// No channel's spread counts as less than this fraction of the mean spread. A channel that is
+/// nearly constant in the sample (dead, or active only for classes the sample lacks) would
+/// otherwise be scaled up so far that one unusual image gives the critic scores in the
+/// hundreds.
+const MIN_STD_FRACTION: f64 = 0.01;
 
 impl ChannelNorm {
     /// The identity on `dim` channels.
@@ -36,8 +38,8 @@ impl ChannelNorm {
         let shift = samples.mean(0)?;
         let var = samples.broadcast_sub(&shift)?.sqr()?.mean(0)?;
         let std = var.sqrt()?;
-        let keep = std.ge(MIN_STD)?;
-        let scale = keep.where_cond(&std.recip()?, &std.ones_like()?)?;
+        let floor = (std.mean_all()?.to_scalar::<f32>()? as f64 * MIN_STD_FRACTION).max(1e-6);
+        let scale = std.maximum(floor)?.recip()?;
         Ok(ChannelNorm { shift, scale })
     }
 

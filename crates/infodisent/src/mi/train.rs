@@ -566,16 +566,39 @@ fn eval_batches(cache: &FeatureCache, cfg: &MiConfig) -> Result<Vec<Batch>> {
     Ok(out)
 }
 
-/// Projected local features (raw and masked) of `reference_items` random training images.
+/// Projected local features (raw and masked) and pooled representations of
+/// `reference_items` random training images.
 fn reference_bank(
     net: &MiNet,
     cache: &FeatureCache,
     cfg: &MiConfig,
 ) -> Result<Vec<(String, Tensor)>> {
+    let f = sample_items(cache, cfg, cfg.reference_items, cfg.seed ^ 0x05ee_d4ef)?;
+    let masked = f.broadcast_mul(&net.lambda(&f)?)?;
+    Ok(vec![
+        ("x_raw".to_owned(), net.project_x(&locals(&f)?)?),
+        ("x_masked".to_owned(), net.project_x(&locals(&masked)?)?),
+        ("z".to_owned(), pooled(&f)?),
+    ])
+}
+
+/// Training items whose features fix the input standardisation.
+const NORM_ITEMS: usize = 1024;
+
+/// Feature maps `[n, D, h, w]` of `n` training items drawn with `seed` across the whole split
+/// (a class-sorted split read from the front would give one class only). Fixed by the seed, so
+/// a resumed run sees the same items.
+fn sample_items(cache: &FeatureCache, cfg: &MiConfig, n: usize, seed: u64) -> Result<Tensor> {
     let info = cache.split(&cfg.train_split)?;
+    if info.num_items == 0 {
+        return Err(Error::cache(
+            cache.dir(),
+            format!("split `{}` has no items to train on", cfg.train_split),
+        ));
+    }
     let mut picks: Vec<usize> = (0..info.num_items).collect();
-    picks.shuffle(&mut StdRng::seed_from_u64(cfg.seed ^ 0x05ee_d4ef));
-    picks.truncate(cfg.reference_items);
+    picks.shuffle(&mut StdRng::seed_from_u64(seed));
+    picks.truncate(n);
     picks.sort_unstable();
     let shape = cache.feature_shape();
     let per_item = shape.iter().product::<usize>();
@@ -590,47 +613,9 @@ fn reference_bank(
         let j = p - shard_no * info.shard_size;
         feats.extend_from_slice(&s.features[j * per_item..(j + 1) * per_item]);
     }
-    let f = Tensor::from_vec(
-        feats,
-        (picks.len(), shape[0], shape[1], shape[2]),
-        &Device::Cpu,
-    )?;
-    let masked = f.broadcast_mul(&net.lambda(&f)?)?;
-    Ok(vec![
-        ("x_raw".to_owned(), net.project_x(&locals(&f)?)?),
-        ("x_masked".to_owned(), net.project_x(&locals(&masked)?)?),
-        ("z".to_owned(), pooled(&f)?),
-    ])
-}
-
-/// Items whose features fix the input standardisation.
-const NORM_ITEMS: usize = 1024;
-
-/// The first [`NORM_ITEMS`] training feature maps in shard order, `[n, D, h, w]`: a fixed
-/// sample, so a resumed run standardises exactly as the original did.
-fn norm_sample(cache: &FeatureCache, cfg: &MiConfig) -> Result<Tensor> {
-    let shape = cache.feature_shape();
-    let per_item = shape.iter().product::<usize>();
-    let limit = NORM_ITEMS.min(cfg.max_train_items.unwrap_or(usize::MAX));
-    let mut feats = Vec::new();
-    for shard in cache.shards(&cfg.train_split)? {
-        let s = shard?;
-        let take = s.len.min(limit - feats.len() / per_item);
-        feats.extend_from_slice(&s.features[..take * per_item]);
-        if feats.len() >= limit * per_item {
-            break;
-        }
-    }
-    let n = feats.len() / per_item;
-    if n == 0 {
-        return Err(Error::cache(
-            cache.dir(),
-            format!("split `{}` has no items to train on", cfg.train_split),
-        ));
-    }
     Ok(Tensor::from_vec(
         feats,
-        (n, shape[0], shape[1], shape[2]),
+        (picks.len(), shape[0], shape[1], shape[2]),
         &Device::Cpu,
     )?)
 }
@@ -699,7 +684,12 @@ pub fn train(
         classifier_source: classifier_source.to_owned(),
     };
     let mut net = MiNet::new(&meta.dims(), cfg.seed)?;
-    net.fit_norms(&norm_sample(cache, cfg)?)?;
+    net.fit_norms(&sample_items(
+        cache,
+        cfg,
+        NORM_ITEMS,
+        cfg.seed ^ 0x0a0b_0c0d,
+    )?)?;
     let mut adam = Adam::new(net.vars(), |name| {
         if name.starts_with(MASK_PREFIX) {
             cfg.mask_lr
