@@ -82,6 +82,10 @@ fn python_onnxruntime() -> Option<PathBuf> {
         })
 }
 
+/// A backbone as a callback: a preprocessed batch of `n` images in, their feature maps out
+/// (what explanations and metrics call when they must look at new or perturbed pixels).
+pub type FeatureFn<'a> = dyn FnMut(&[f32], usize) -> Result<Vec<f32>> + 'a;
+
 /// What one run of a backbone returns.
 #[derive(Debug, Clone)]
 pub struct BackboneOutput {

@@ -197,7 +197,7 @@ mod tests {
         assert_eq!(p.argmin, vec![1, 2]);
         assert_eq!(p.v, vec![2.0 - 3.0, 0.0 - 2.0]);
         let logit = head.logits(&p.v)[0];
-        assert!((logit - (0.5 * -1.0 + 2.0 * -2.0 + 0.25)).abs() < 1e-6);
+        assert!((logit - (-0.5 - 2.0 * 2.0 + 0.25)).abs() < 1e-6);
     }
 
     #[test]

@@ -238,11 +238,11 @@ pub fn generate(dir: impl AsRef<Path>, cfg: &SynthConfig) -> Result<Annotations>
         ("train", cfg.train_per_class, 0.0),
         ("test", cfg.test_per_class, cfg.counter_fraction),
     ] {
-        for label in 0..cfg.classes {
+        for (label, shape) in SHAPES.iter().enumerate().take(cfg.classes) {
             for i in 0..per_class {
                 let with_counter = rng.random::<f32>() < counter_fraction;
                 let (img, ann) = render(&mut rng, cfg, label, with_counter);
-                let rel = format!("{split}/{}/{i:04}.png", SHAPES[label]);
+                let rel = format!("{split}/{shape}/{i:04}.png");
                 let mut png = Vec::new();
                 img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
                     .map_err(|e| Error::input(dir.join(&rel), e.to_string()))?;

@@ -7,6 +7,7 @@ use super::prototypes::{find_prototypes, Prototypes, PROTOTYPES_FILE};
 use super::render::{image_figure, network_view, save_png, ImageStore};
 use super::{baseline_classifier, Grid, ImageExplanation};
 use crate::cache::FeatureCache;
+use crate::engine::FeatureFn;
 use crate::error::{Error, Result};
 use crate::head_params::HeadParams;
 use crate::preprocess::Preprocess;
@@ -138,7 +139,7 @@ impl ExplainSession {
         &mut self,
         paths: &[PathBuf],
         class: Option<usize>,
-        features: &mut dyn FnMut(&[f32], usize) -> Result<Vec<f32>>,
+        features: &mut FeatureFn<'_>,
     ) -> Result<Vec<ImageExplanation>> {
         let mut out = Vec::with_capacity(paths.len());
         for chunk in paths.chunks(16) {

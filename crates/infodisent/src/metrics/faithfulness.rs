@@ -3,6 +3,7 @@
 //! reveal them into a blurred image and watch it rise (insertion, higher is better). The
 //! perturbed images go through the backbone and the head in batches.
 
+use crate::engine::FeatureFn;
 use crate::error::{Error, Result};
 use crate::explain::{Explainer, Grid, Heatmap};
 use crate::preprocess::Preprocess;
@@ -108,7 +109,7 @@ pub fn deletion_insertion(
     grid: Grid,
     size: usize,
     steps: usize,
-    model: &mut dyn FnMut(&[f32], usize) -> Result<Vec<f32>>,
+    model: &mut FeatureFn<'_>,
 ) -> Result<Vec<FaithfulnessScore>> {
     if steps == 0 {
         return Err(Error::Config(

@@ -12,6 +12,7 @@ pub mod rv;
 
 use crate::cache::FeatureCache;
 use crate::classifier::LinearClassifier;
+use crate::engine::FeatureFn;
 use crate::error::{Error, Result};
 use crate::explain::image::argmax;
 use crate::explain::infodisent::evidence_map;
@@ -255,7 +256,7 @@ pub fn faithfulness_metrics(
     cache: &FeatureCache,
     head: &HeadParams,
     baseline: Option<&LinearClassifier>,
-    features: &mut dyn FnMut(&[f32], usize) -> Result<Vec<f32>>,
+    features: &mut FeatureFn<'_>,
     opts: &MetricsOptions,
 ) -> Result<Vec<FaithfulnessScore>> {
     let grid = Grid::from_shape(cache.feature_shape());

@@ -7,6 +7,7 @@
 
 use super::model::MiModel;
 use crate::cache::FeatureCache;
+use crate::engine::FeatureFn;
 use crate::error::{Error, Result};
 use crate::explain::render::ImageStore;
 use crate::fsutil::{write_atomic, write_json_atomic};
@@ -245,7 +246,7 @@ pub fn explain_files(
     model: &MiModel,
     cache: &FeatureCache,
     paths: &[PathBuf],
-    features: &mut dyn FnMut(&[f32], usize) -> Result<Vec<f32>>,
+    features: &mut FeatureFn<'_>,
     out_dir: &Path,
 ) -> Result<Vec<MiExplanation>> {
     let preprocess = cache_preprocess(cache)?;

@@ -147,10 +147,9 @@ impl MiConfig {
         {
             return Err(Error::Config("mi module widths must be positive".into()));
         }
-        if !(self.lr > 0.0 && self.lr.is_finite())
-            || !(self.mask_lr > 0.0 && self.mask_lr.is_finite())
-            || !(self.sparsity >= 0.0 && self.sparsity.is_finite())
-        {
+        let positive = |v: f64| v > 0.0 && v.is_finite();
+        let non_negative = |v: f64| v >= 0.0 && v.is_finite();
+        if !positive(self.lr) || !positive(self.mask_lr) || !non_negative(self.sparsity) {
             return Err(Error::Config(
                 "mi lr must be positive and sparsity non-negative".into(),
             ));

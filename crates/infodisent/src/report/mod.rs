@@ -325,11 +325,11 @@ fn mi_section(
 }
 
 /// Series from the `metrics.jsonl` training logs: every numeric field other than `epoch`.
-fn training_curves(
-    head_dir: &Path,
-    probe_dir: Option<&Path>,
-) -> Result<Vec<(String, Vec<(f64, f64)>)>> {
-    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+/// Named (epoch, value) series.
+type Curves = Vec<(String, Vec<(f64, f64)>)>;
+
+fn training_curves(head_dir: &Path, probe_dir: Option<&Path>) -> Result<Curves> {
+    let mut series: Curves = Vec::new();
     for (who, dir) in [("infodisent", Some(head_dir)), ("probe", probe_dir)] {
         let Some(dir) = dir else { continue };
         let path = dir.join("metrics.jsonl");
