@@ -6,7 +6,7 @@
 mod mi_common;
 
 use infodisent::cache::FeatureCache;
-use infodisent::mi::{self, MiConfig, MiModel, Pairing};
+use infodisent::mi::{self, MapNegatives, MiConfig, MiModel, Pairing};
 use mi_common::{write_cache, SplitData};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -257,4 +257,36 @@ fn resumed_training_matches_an_unbroken_run() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("--resume"), "{err}");
+}
+
+#[test]
+fn maps_against_local_negatives_decompose_and_stay_finite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cache, test) = setup(&tmp.path().join("cache"));
+    let cfg = MiConfig {
+        map_negatives: MapNegatives::Locals,
+        ..config(4)
+    };
+    let out = tmp.path().join("mi");
+    mi::train(
+        &cache,
+        &prototype_classifier(),
+        "constructed",
+        &cfg,
+        &out,
+        false,
+    )
+    .unwrap();
+    let model = MiModel::load(&out).unwrap();
+    assert_eq!(model.meta.config.map_negatives, MapNegatives::Locals);
+    let maps = model
+        .maps(&test.split.features, test.split.labels.len())
+        .unwrap();
+    for m in &maps {
+        assert_eq!(m.total.len(), SHAPE[1] * SHAPE[2]);
+        for i in 0..m.total.len() {
+            assert!(m.total[i].is_finite() && m.decision[i].is_finite());
+            assert!((m.total[i] - m.decision[i] - m.redundant[i]).abs() < 1e-5);
+        }
+    }
 }

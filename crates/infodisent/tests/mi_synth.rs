@@ -180,4 +180,35 @@ fn decision_map_is_highest_on_the_shape_and_redundant_map_on_the_ring() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&ex.files.json).unwrap()).unwrap();
     assert_eq!(json["maps"]["total"].as_array().unwrap().len(), h * w);
+
+    // The same image given as a file runs the backbone again: its maps must match the cached
+    // item's up to the cache's storage precision.
+    let mut backbone = Backbone::load("efficientnet-lite0", None, 2).unwrap();
+    let mut features = |input: &[f32], n: usize| Ok(backbone.run(input, n)?.features);
+    let from_file = mi::explain_files(
+        &model,
+        &cache,
+        &[PathBuf::from(&items[3].path)],
+        &mut features,
+        &tmp.path().join("ex-file"),
+    )
+    .unwrap()
+    .remove(0);
+    assert_eq!(from_file.masked_prediction_name, ex.masked_prediction_name);
+    for (a, b) in [
+        (&from_file.maps.total, &ex.maps.total),
+        (&from_file.maps.decision, &ex.maps.decision),
+    ] {
+        let range =
+            b.iter().fold(f32::MIN, |m, v| m.max(*v)) - b.iter().fold(f32::MAX, |m, v| m.min(*v));
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst <= 0.02 * range,
+            "file vs cache maps differ by {worst} (range {range})"
+        );
+    }
 }
