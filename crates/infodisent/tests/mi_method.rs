@@ -96,6 +96,17 @@ fn setup(dir: &std::path::Path) -> (FeatureCache, Constructed) {
     (FeatureCache::open(dir).unwrap(), test)
 }
 
+/// Every map has one finite value per cell and total = decision-related + redundant.
+fn assert_decomposes(maps: &[mi::MiMaps]) {
+    for m in maps {
+        assert_eq!(m.total.len(), SHAPE[1] * SHAPE[2]);
+        for i in 0..m.total.len() {
+            assert!(m.total[i].is_finite() && m.decision[i].is_finite());
+            assert!((m.total[i] - m.decision[i] - m.redundant[i]).abs() < 1e-5);
+        }
+    }
+}
+
 fn config(epochs: usize) -> MiConfig {
     MiConfig {
         epochs,
@@ -164,11 +175,7 @@ fn maps_separate_decisive_from_redundant_cells_and_estimates_behave() {
         redundant_hits >= 0.8,
         "redundant map peaks on the distractor in only {redundant_hits}"
     );
-    for m in &maps {
-        for i in 0..m.total.len() {
-            assert!((m.total[i] - m.decision[i] - m.redundant[i]).abs() < 1e-5);
-        }
-    }
+    assert_decomposes(&maps);
 }
 
 #[test]
@@ -282,11 +289,5 @@ fn maps_against_local_negatives_decompose_and_stay_finite() {
     let maps = model
         .maps(&test.split.features, test.split.labels.len())
         .unwrap();
-    for m in &maps {
-        assert_eq!(m.total.len(), SHAPE[1] * SHAPE[2]);
-        for i in 0..m.total.len() {
-            assert!(m.total[i].is_finite() && m.decision[i].is_finite());
-            assert!((m.total[i] - m.decision[i] - m.redundant[i]).abs() < 1e-5);
-        }
-    }
+    assert_decomposes(&maps);
 }
