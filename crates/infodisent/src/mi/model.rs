@@ -72,11 +72,10 @@ impl MiNet {
         Ok(net)
     }
 
-    /// Fits the input standardisation to training feature maps `[B, D, h, w]`.
-    pub fn fit_norms(&mut self, features: &Tensor) -> Result<()> {
-        self.x_norm = ChannelNorm::fit(&locals(features)?)?;
-        self.z_norm = ChannelNorm::fit(&pooled(features)?)?;
-        Ok(())
+    /// Sets the input standardisation of local features and of representations.
+    pub fn set_norms(&mut self, x_norm: ChannelNorm, z_norm: ChannelNorm) {
+        self.x_norm = x_norm;
+        self.z_norm = z_norm;
     }
 
     /// The mask `[B, 1, h, w]` of feature maps `[B, D, h, w]`.
@@ -84,7 +83,7 @@ impl MiNet {
         Ok(self.mask.forward(&self.x_norm.maps(features)?)?)
     }
 
-    /// The critic's first-layer embedding of representations `[B, D]`.
+    /// The critic's embedding of representations `[B, D]`.
     pub fn embed_z(&self, z: &Tensor) -> Result<Tensor> {
         Ok(self.critic.embed_z(&self.z_norm.rows(z)?)?)
     }
@@ -94,7 +93,7 @@ impl MiNet {
         Ok(self.critic.project_x(&self.x_norm.rows(x)?)?)
     }
 
-    /// The critic's first-layer embedding of local features `[M, D]`.
+    /// The critic's embedding of local features `[M, D]`.
     pub fn embed_x(&self, x: &Tensor) -> Result<Tensor> {
         Ok(self.critic.embed_projected_x(&self.project_x(x)?)?)
     }
@@ -147,7 +146,7 @@ impl MiNet {
 
     /// Overwrites the variables from `tensors` (keys as in [`MiNet::vars`], optionally behind
     /// `prefix`), checking that every one is present with the right shape.
-    pub fn load_vars(
+    fn load_vars(
         &self,
         tensors: &HashMap<String, Tensor>,
         prefix: &str,
@@ -366,40 +365,26 @@ impl MiModel {
         let classifier = FrozenClassifier::new(&classifier, meta.feature_shape[0])?;
         let ref_path = dir.join("reference.safetensors");
         let refs = read_tensors(&ref_path)?;
-        let get = |k: &str| -> Result<Tensor> {
-            let t = refs
-                .get(k)
-                .ok_or_else(|| Error::cache(&ref_path, format!("lacks tensor `{k}`")))?;
-            if t.dims().len() != 2 || t.dim(1)? != meta.config.proj_dim {
+        // Checked f32 tensor `[M, width]`.
+        let get = |k: &str, width: usize| -> Result<Tensor> {
+            let t = refs.get(k).ok_or_else(|| {
+                Error::cache(
+                    &ref_path,
+                    format!("lacks tensor `{k}` (trained by an older version? re-run `infodisent mi train`)"),
+                )
+            })?;
+            if t.dims().len() != 2 || t.dim(1)? != width {
                 return Err(Error::cache(
                     &ref_path,
-                    format!(
-                        "`{k}` has shape {:?}, expected [M, {}]",
-                        t.dims(),
-                        meta.config.proj_dim
-                    ),
+                    format!("`{k}` has shape {:?}, expected [M, {width}]", t.dims()),
                 ));
             }
-            Ok(net.critic.embed_projected_x(&t.to_dtype(DType::F32)?)?)
+            Ok(t.to_dtype(DType::F32)?)
         };
-        let (reference_raw, reference_masked) = (get("x_raw")?, get("x_masked")?);
-        let z = refs.get("z").ok_or_else(|| {
-            Error::cache(
-                &ref_path,
-                "lacks tensor `z` (trained by an older version: re-run `infodisent mi train`)",
-            )
-        })?;
-        if z.dims().len() != 2 || z.dim(1)? != meta.feature_shape[0] {
-            return Err(Error::cache(
-                &ref_path,
-                format!(
-                    "`z` has shape {:?}, expected [K, {}]",
-                    z.dims(),
-                    meta.feature_shape[0]
-                ),
-            ));
-        }
-        let reference_z = net.embed_z(&z.to_dtype(DType::F32)?)?;
+        let proj = meta.config.proj_dim;
+        let reference_raw = net.critic.embed_projected_x(&get("x_raw", proj)?)?;
+        let reference_masked = net.critic.embed_projected_x(&get("x_masked", proj)?)?;
+        let reference_z = net.embed_z(&get("z", meta.feature_shape[0])?)?;
         Ok(MiModel {
             meta,
             net,

@@ -18,6 +18,35 @@ pub struct ChannelNorm {
     pub scale: Tensor,
 }
 
+/// Running per-channel sums, so the statistics of many feature maps never need them in memory
+/// at once (1024 maps of 1280×7×7 are 256 MB, and a tensor fit copies them three times more).
+#[derive(Debug, Clone)]
+pub struct Moments {
+    count: Vec<f64>,
+    sum: Vec<f64>,
+    sum_sq: Vec<f64>,
+}
+
+impl Moments {
+    /// Empty sums over `dim` channels.
+    pub fn new(dim: usize) -> Self {
+        Moments {
+            count: vec![0.0; dim],
+            sum: vec![0.0; dim],
+            sum_sq: vec![0.0; dim],
+        }
+    }
+
+    /// Adds observations of channel `k`.
+    pub fn add(&mut self, k: usize, values: &[f32]) {
+        self.count[k] += values.len() as f64;
+        for &v in values {
+            self.sum[k] += f64::from(v);
+            self.sum_sq[k] += f64::from(v) * f64::from(v);
+        }
+    }
+}
+
 /// No channel's spread counts as less than this fraction of the mean spread. A channel that is
 /// nearly constant in the sample (dead, or active only for classes the sample lacks) would
 /// otherwise be scaled up so far that one unusual image gives the critic scores in the
@@ -33,14 +62,24 @@ impl ChannelNorm {
         })
     }
 
-    /// Mean and spread of the rows of `samples` `[M, D]`.
-    pub fn fit(samples: &Tensor) -> Result<Self> {
-        let shift = samples.mean(0)?;
-        let var = samples.broadcast_sub(&shift)?.sqr()?.mean(0)?;
-        let std = var.sqrt()?;
-        let floor = (std.mean_all()?.to_scalar::<f32>()? as f64 * MIN_STD_FRACTION).max(1e-6);
-        let scale = std.maximum(floor)?.recip()?;
-        Ok(ChannelNorm { shift, scale })
+    /// Mean and spread per channel of what `moments` accumulated.
+    pub fn fit(moments: &Moments) -> Result<Self> {
+        let (mean, std): (Vec<f32>, Vec<f64>) = (0..moments.count.len())
+            .map(|k| {
+                let n = moments.count[k].max(1.0);
+                let mean = moments.sum[k] / n;
+                let var = (moments.sum_sq[k] / n - mean * mean).max(0.0);
+                (mean as f32, var.sqrt())
+            })
+            .unzip();
+        let mean_std = std.iter().sum::<f64>() / std.len().max(1) as f64;
+        let floor = (mean_std * MIN_STD_FRACTION).max(1e-6);
+        let scale: Vec<f32> = std.iter().map(|s| (1.0 / s.max(floor)) as f32).collect();
+        let device = candle_core::Device::Cpu;
+        Ok(ChannelNorm {
+            shift: Tensor::new(mean, &device)?,
+            scale: Tensor::new(scale, &device)?,
+        })
     }
 
     /// Standardised rows `[M, D]`.
@@ -66,8 +105,14 @@ mod tests {
         let v: Vec<f32> = (0..40)
             .flat_map(|i| [i as f32 * 0.01, 100.0 + (i % 2) as f32 * 10.0, 3.0])
             .collect();
+        let mut moments = Moments::new(3);
+        for row in v.chunks_exact(3) {
+            for (k, value) in row.iter().enumerate() {
+                moments.add(k, std::slice::from_ref(value));
+            }
+        }
+        let norm = ChannelNorm::fit(&moments).unwrap();
         let x = Tensor::from_vec(v, (40, 3), &Device::Cpu).unwrap();
-        let norm = ChannelNorm::fit(&x).unwrap();
         let y = norm.rows(&x).unwrap();
         let mean: Vec<f32> = y.mean(0).unwrap().to_vec1().unwrap();
         let std: Vec<f32> = y

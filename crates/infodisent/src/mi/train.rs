@@ -12,6 +12,7 @@ use super::model::{
     accuracy, forward, locals, pooled, read_tensors, sample_negatives, write_tensors,
     FrozenClassifier, MiNet, NetDims, MASK_PREFIX,
 };
+use super::standardize::{ChannelNorm, Moments};
 use crate::cache::FeatureCache;
 use crate::classifier::LinearClassifier;
 use crate::error::{Error, Result};
@@ -70,9 +71,8 @@ pub struct MiConfig {
     pub mask_from_mi: bool,
     /// Adam learning rate of the critic.
     pub lr: f64,
-    /// Adam learning rate of the mask. Higher than the critic's: the sparsity term moves every
-    /// λ by the same small amount per step, and at the critic's rate the mask stays near its
-    /// starting 0.5 for thousands of steps.
+    /// Adam learning rate of the mask, set apart from the critic's: the sparsity term moves
+    /// every λ by about this much per step, so it sets how fast the mask leaves its starting 0.5.
     pub mask_lr: f64,
     /// Seed of everything random.
     pub seed: u64,
@@ -572,7 +572,16 @@ fn reference_bank(
     cache: &FeatureCache,
     cfg: &MiConfig,
 ) -> Result<Vec<(String, Tensor)>> {
-    let f = sample_items(cache, cfg, cfg.reference_items, cfg.seed ^ 0x05ee_d4ef)?;
+    let mut feats = Vec::new();
+    let n = for_sampled_items(
+        cache,
+        cfg,
+        cfg.reference_items,
+        cfg.seed ^ 0x05ee_d4ef,
+        |f| feats.extend_from_slice(f),
+    )?;
+    let [d, h, w] = cache.feature_shape();
+    let f = Tensor::from_vec(feats, (n, d, h, w), &Device::Cpu)?;
     let masked = f.broadcast_mul(&net.lambda(&f)?)?;
     Ok(vec![
         ("x_raw".to_owned(), net.project_x(&locals(&f)?)?),
@@ -584,10 +593,32 @@ fn reference_bank(
 /// Training items whose features fix the input standardisation.
 const NORM_ITEMS: usize = 1024;
 
-/// Feature maps `[n, D, h, w]` of `n` training items drawn with `seed` across the whole split
-/// (a class-sorted split read from the front would give one class only). Fixed by the seed, so
-/// a resumed run sees the same items.
-fn sample_items(cache: &FeatureCache, cfg: &MiConfig, n: usize, seed: u64) -> Result<Tensor> {
+/// Standardisation of local features and of representations, from [`NORM_ITEMS`] sampled
+/// training maps, one map in memory at a time.
+fn fit_norms(cache: &FeatureCache, cfg: &MiConfig) -> Result<(ChannelNorm, ChannelNorm)> {
+    let [d, h, w] = cache.feature_shape();
+    let cells = h * w;
+    let (mut x, mut z) = (Moments::new(d), Moments::new(d));
+    for_sampled_items(cache, cfg, NORM_ITEMS, cfg.seed ^ 0x0a0b_0c0d, |f| {
+        for (k, channel) in f.chunks_exact(cells).enumerate() {
+            x.add(k, channel);
+            z.add(k, &[channel.iter().sum::<f32>() / cells as f32]);
+        }
+    })?;
+    Ok((ChannelNorm::fit(&x)?, ChannelNorm::fit(&z)?))
+}
+
+/// Calls `visit` with the feature map `[D, h, w]` of each of `n` training items drawn with
+/// `seed` across the whole split (a class-sorted split read from the front would give one
+/// class only), and returns how many it visited. Fixed by the seed, so a resumed run sees the
+/// same items.
+fn for_sampled_items(
+    cache: &FeatureCache,
+    cfg: &MiConfig,
+    n: usize,
+    seed: u64,
+    mut visit: impl FnMut(&[f32]),
+) -> Result<usize> {
     let info = cache.split(&cfg.train_split)?;
     if info.num_items == 0 {
         return Err(Error::cache(
@@ -599,9 +630,7 @@ fn sample_items(cache: &FeatureCache, cfg: &MiConfig, n: usize, seed: u64) -> Re
     picks.shuffle(&mut StdRng::seed_from_u64(seed));
     picks.truncate(n);
     picks.sort_unstable();
-    let shape = cache.feature_shape();
-    let per_item = shape.iter().product::<usize>();
-    let mut feats = Vec::with_capacity(picks.len() * per_item);
+    let per_item = cache.feature_shape().iter().product::<usize>();
     let mut loaded: Option<(usize, crate::cache::Shard)> = None;
     for &p in &picks {
         let shard_no = p / info.shard_size;
@@ -610,13 +639,9 @@ fn sample_items(cache: &FeatureCache, cfg: &MiConfig, n: usize, seed: u64) -> Re
         }
         let (_, s) = loaded.as_ref().expect("loaded above");
         let j = p - shard_no * info.shard_size;
-        feats.extend_from_slice(&s.features[j * per_item..(j + 1) * per_item]);
+        visit(&s.features[j * per_item..(j + 1) * per_item]);
     }
-    Ok(Tensor::from_vec(
-        feats,
-        (picks.len(), shape[0], shape[1], shape[2]),
-        &Device::Cpu,
-    )?)
+    Ok(picks.len())
 }
 
 /// Metadata key of the checkpoint's JSON state.
@@ -683,12 +708,8 @@ pub fn train(
         classifier_source: classifier_source.to_owned(),
     };
     let mut net = MiNet::new(&meta.dims(), cfg.seed)?;
-    net.fit_norms(&sample_items(
-        cache,
-        cfg,
-        NORM_ITEMS,
-        cfg.seed ^ 0x0a0b_0c0d,
-    )?)?;
+    let (x_norm, z_norm) = fit_norms(cache, cfg)?;
+    net.set_norms(x_norm, z_norm);
     let mut adam = Adam::new(net.vars(), |name| {
         if name.starts_with(MASK_PREFIX) {
             cfg.mask_lr
