@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/fetch-assets.sh
+scripts/export-zoo.sh
 scripts/install-browser.sh
 cargo test --workspace --no-fail-fast 2>&1

@@ -99,6 +99,10 @@ pub struct CacheManifest {
     pub classes: Vec<String>,
     /// Number of outputs of the original classifier, if the model has one.
     pub original_classes: Option<usize>,
+    /// What the model does with its pooled map, so later commands can say why CAM or the
+    /// original-head baseline is missing (absent in caches made before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_head: Option<crate::model::OriginalHead>,
     /// Splits by name.
     pub splits: BTreeMap<String, SplitInfo>,
 }

@@ -4,7 +4,7 @@
 //! when the graph has a classifier, its original logits.
 
 use crate::error::{Error, Result};
-use crate::model::{FeatureLayout, PreparedModel};
+use crate::model::{FeatureLayout, OriginalHead, OriginalHeadKind, PreparedModel};
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -95,17 +95,19 @@ pub struct BackboneOutput {
     pub logits: Option<Vec<f32>>,
 }
 
-/// The feature output as the graph gives it (before any token-to-grid conversion).
+/// The outputs as the graph gives them (before any layout conversion).
 struct RawOutput {
     shape: Vec<usize>,
     features: Vec<f32>,
-    logits: Option<Vec<f32>>,
+    logits: Option<(Vec<usize>, Vec<f32>)>,
 }
 
 /// A prepared model with its ONNX Runtime session.
 pub struct Backbone {
     model: PreparedModel,
     session: Session,
+    /// Set when the graph only runs one image at a time (a batch dim baked to 1 by its exporter).
+    one_at_a_time: bool,
 }
 
 impl std::fmt::Debug for Backbone {
@@ -116,6 +118,10 @@ impl std::fmt::Debug for Backbone {
             .finish()
     }
 }
+
+/// The ONNX Runtime session option that resolves external tensor files of a model loaded from
+/// memory (without it they are looked up in the working directory).
+const EXTERNAL_FOLDER_KEY: &str = "session.model_external_initializers_file_folder_path";
 
 impl Backbone {
     /// Loads a built-in model by name (`efficientnet-lite0/1/2`) or an `.onnx` file, with
@@ -140,8 +146,9 @@ impl Backbone {
         Backbone::from_prepared(model, threads)
     }
 
-    /// Opens a session for an already prepared model; probes one input when the feature shape
-    /// is not known from the graph.
+    /// Opens a session for an already prepared model, then runs a probe batch that learns what
+    /// the graph does not say: the feature shape, whether the graph takes more than one image,
+    /// how many classes its logits have, and whether the detected linear head reproduces them.
     pub fn from_prepared(model: PreparedModel, threads: usize) -> Result<Backbone> {
         let env = environment()?;
         let fail = |e: String| {
@@ -150,25 +157,24 @@ impl Backbone {
                 format!("ONNX Runtime cannot load the graph: {e}"),
             )
         };
-        let session = Session::builder(env)
+        let mut builder = Session::builder(env)
             .map_err(|e| fail(e.to_string()))?
             .with_intra_threads(threads.max(1))
-            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| fail(e.to_string()))?;
+        if let Some(external) = &model.external {
+            builder = builder
+                .with_config_entry(EXTERNAL_FOLDER_KEY, external.dir().to_string_lossy())
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        let session = builder
             .commit_from_memory(&model.onnx)
             .map_err(|e| fail(e.to_string()))?;
-        let mut backbone = Backbone { model, session };
-        if backbone.model.feature_shape.contains(&0) {
-            backbone.probe()?;
-        }
-        let dim = backbone.model.feature_shape[0];
-        if let Some(c) = backbone.model.classifier.as_ref().filter(|c| c.dim != dim) {
-            tracing::warn!(
-                "{}: the classifier reads {} channels but the feature map has {dim}; ignoring it",
-                backbone.model.name,
-                c.dim
-            );
-            backbone.model.classifier = None;
-        }
+        let mut backbone = Backbone {
+            model,
+            session,
+            one_at_a_time: false,
+        };
+        backbone.probe()?;
         Ok(backbone)
     }
 
@@ -182,21 +188,52 @@ impl Backbone {
         self.model.preprocess.crop
     }
 
-    /// Runs a zero image to learn the feature shape (and whether the output is tokens).
+    /// Whether the graph runs only one image per call.
+    pub fn one_at_a_time(&self) -> bool {
+        self.one_at_a_time
+    }
+
+    /// Runs two deterministic images (one when the graph only takes one at a time).
     fn probe(&mut self) -> Result<()> {
         let s = self.input_size();
-        let zeros = vec![0.0f32; 3 * s * s];
-        let shape = {
-            let RawOutput { shape, .. } = self.raw_run(&zeros, 1, false)?;
-            shape
+        let probe: Vec<f32> = (0..2 * 3 * s * s)
+            .map(|i| ((i.wrapping_mul(2_654_435_761) >> 7) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
+        let raw = match self.raw_run(&probe, 2) {
+            Ok(raw) => raw,
+            Err(batch_err) => {
+                let raw = self
+                    .raw_run(&probe[..3 * s * s], 1)
+                    .map_err(|_| batch_err)?;
+                tracing::warn!(
+                    "{}: the graph does not run a batch of 2 images (its exporter fixed the batch \
+                     size to 1); images will go through it one at a time",
+                    self.model.name
+                );
+                self.one_at_a_time = true;
+                raw
+            }
         };
+        let n = if self.one_at_a_time { 1 } else { 2 };
+        self.learn_feature_shape(&raw.shape, n)?;
+        self.learn_logits(raw.logits.as_ref(), n);
+        let features = self.to_nchw(&raw.shape, raw.features, n)?;
+        self.check_classifier(&features, raw.logits.as_ref().map(|(_, l)| l.as_slice()), n);
+        Ok(())
+    }
+
+    /// Fills in the per-image feature shape from the first run's output shape.
+    fn learn_feature_shape(&mut self, shape: &[usize], n: usize) -> Result<()> {
         let name = &self.model.name;
-        self.model.feature_shape = match (shape.as_slice(), self.model.layout) {
-            ([1, d, h, w], FeatureLayout::Nchw) => [*d, *h, *w],
-            ([1, t, d], _) => {
+        let learned = match (shape, self.model.layout) {
+            ([b, d, h, w], FeatureLayout::Nchw) if *b == n => [*d, *h, *w],
+            ([b, h, w, d], FeatureLayout::Nhwc) if *b == n => [*d, *h, *w],
+            ([b, t, d], _) if *b == n => {
+                // Static shapes may not have known the token count when the prefix was guessed.
+                let guessed = crate::onnx::detect::token_skip(*t);
                 let skip = match self.model.layout {
-                    FeatureLayout::Tokens { skip } => skip,
-                    FeatureLayout::Nchw => crate::onnx::detect::token_skip(*t),
+                    FeatureLayout::Tokens { skip } if is_square(t.saturating_sub(skip)) => skip,
+                    _ => guessed,
                 };
                 let side = ((t.saturating_sub(skip)) as f64).sqrt().round() as usize;
                 if side == 0 || side * side + skip != *t {
@@ -212,17 +249,84 @@ impl Backbone {
                 return Err(Error::model(
                     name,
                     format!(
-                    "feature output `{}` has shape {other:?}; expected [N,D,h,w] or tokens [N,T,D]",
-                    self.model.feature_output
-                ),
+                        "feature output `{}` has shape {other:?} for {n} images; expected \
+                         [N,D,h,w], [N,h,w,D] or tokens [N,T,D]",
+                        self.model.feature_output
+                    ),
                 ))
             }
         };
+        if self.model.feature_shape != [0, 0, 0] && self.model.feature_shape != learned {
+            tracing::debug!(
+                "{name}: static shapes said {:?}, the run gives {learned:?}",
+                self.model.feature_shape
+            );
+        }
+        self.model.feature_shape = learned;
         Ok(())
     }
 
-    /// Runs the session; returns the raw feature shape (and data) and the logits if asked.
-    fn raw_run(&mut self, input: &[f32], batch: usize, want_logits: bool) -> Result<RawOutput> {
+    /// Keeps the logits output only when it is `[N, C]`, and records `C`.
+    fn learn_logits(&mut self, logits: Option<&(Vec<usize>, Vec<f32>)>, n: usize) {
+        match logits.map(|(shape, _)| shape.as_slice()) {
+            Some(&[b, c]) if b == n && c > 0 => self.model.original_classes = Some(c),
+            _ => {
+                self.model.logits_output = None;
+                self.model.original_classes = None;
+            }
+        }
+    }
+
+    /// Drops a detected linear head that does not fit the map, or (for a plain linear head) does
+    /// not reproduce the graph's logits from the average-pooled map.
+    fn check_classifier(&mut self, features: &[f32], logits: Option<&[f32]>, n: usize) {
+        let Some(c) = &self.model.classifier else {
+            return;
+        };
+        let [d, h, w] = self.model.feature_shape;
+        let problem = if c.dim != d {
+            Some(format!(
+                "the classifier reads {} channels but the feature map has {d}",
+                c.dim
+            ))
+        } else if self.model.head.kind == OriginalHeadKind::Linear {
+            logits.and_then(|logits| {
+                let cells = h * w;
+                let worst = (0..n)
+                    .flat_map(|i| {
+                        let pooled: Vec<f32> = features[i * d * cells..(i + 1) * d * cells]
+                            .chunks(cells)
+                            .map(|m| m.iter().sum::<f32>() / cells as f32)
+                            .collect();
+                        let ours = c.logits(&pooled);
+                        let theirs = logits[i * c.classes..(i + 1) * c.classes].to_vec();
+                        ours.into_iter().zip(theirs)
+                    })
+                    .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+                    .fold(0.0f32, f32::max);
+                (worst > 1e-3).then(|| {
+                    format!(
+                        "the linear layer applied to the average-pooled map misses the graph's \
+                         logits by up to {worst:.2e} (relative)"
+                    )
+                })
+            })
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            tracing::warn!("{}: {problem}; ignoring that classifier", self.model.name);
+            self.model.head = OriginalHead {
+                kind: OriginalHeadKind::Other,
+                detail: format!("{problem}; the model's own logits are still cached"),
+            };
+            self.model.classifier = None;
+        }
+    }
+
+    /// Runs the session on `batch` images; returns the raw feature shape and data, and the
+    /// logits with their shape when the graph has them.
+    fn raw_run(&mut self, input: &[f32], batch: usize) -> Result<RawOutput> {
         let s = self.model.preprocess.crop;
         let name = self.model.name.clone();
         let rt = |e: ort::Error| Error::model(&name, format!("ONNX Runtime run failed: {e}"));
@@ -240,14 +344,18 @@ impl Backbone {
         let (shape, data) = value.try_extract_tensor::<f32>().map_err(rt)?;
         let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
         let features = data.to_vec();
-        let logits = match (&self.model.logits_output, want_logits) {
-            (Some(out), true) => {
+        let logits = match &self.model.logits_output {
+            Some(out) => {
                 let value = outputs.get(out).ok_or_else(|| {
                     Error::model(&name, format!("the graph does not output `{out}`"))
                 })?;
-                Some(value.try_extract_tensor::<f32>().map_err(rt)?.1.to_vec())
+                let (shape, data) = value.try_extract_tensor::<f32>().map_err(rt)?;
+                Some((
+                    shape.iter().map(|&d| d.max(0) as usize).collect(),
+                    data.to_vec(),
+                ))
             }
-            _ => None,
+            None => None,
         };
         Ok(RawOutput {
             shape,
@@ -259,56 +367,73 @@ impl Backbone {
     /// Runs `batch` preprocessed images (`[batch, 3, S, S]`, NCHW) through the backbone.
     pub fn run(&mut self, input: &[f32], batch: usize) -> Result<BackboneOutput> {
         let s = self.input_size();
-        if batch == 0 || input.len() != batch * 3 * s * s {
+        let per_image = 3 * s * s;
+        if batch == 0 || input.len() != batch * per_image {
             return Err(Error::Shape(format!(
                 "{}: input holds {} values, expected {batch} images of 3×{s}×{s} = {}",
                 self.model.name,
                 input.len(),
-                batch * 3 * s * s
+                batch * per_image
             )));
         }
-        let RawOutput {
-            shape,
-            features: raw,
-            logits,
-        } = self.raw_run(input, batch, true)?;
-        let [d, h, w] = self.model.feature_shape;
-        let features = match self.model.layout {
-            FeatureLayout::Nchw => {
-                if shape != [batch, d, h, w] {
-                    return Err(self.shape_error(&shape, &[batch, d, h, w]));
+        if self.one_at_a_time && batch > 1 {
+            let mut features = Vec::new();
+            let mut logits: Option<Vec<f32>> = None;
+            for image in input.chunks(per_image) {
+                let out = self.run(image, 1)?;
+                features.extend(out.features);
+                if let Some(l) = out.logits {
+                    logits.get_or_insert_with(Vec::new).extend(l);
                 }
-                raw
             }
-            FeatureLayout::Tokens { skip } => {
-                if shape != [batch, skip + h * w, d] {
-                    return Err(self.shape_error(&shape, &[batch, skip + h * w, d]));
-                }
-                tokens_to_nchw(&raw, batch, skip, h * w, d)
-            }
-        };
-        if let (Some(l), Some(c)) = (&logits, &self.model.classifier) {
-            if l.len() != batch * c.classes {
-                return Err(Error::Shape(format!(
-                    "{}: {} logits for {batch} images of {} classes",
-                    self.model.name,
-                    l.len(),
-                    c.classes
-                )));
-            }
+            return Ok(BackboneOutput { features, logits });
         }
+        let raw = self.raw_run(input, batch)?;
+        let features = self.to_nchw(&raw.shape, raw.features, batch)?;
+        let logits = match (raw.logits, self.model.original_classes) {
+            (Some((shape, l)), Some(c)) => {
+                if shape != [batch, c] {
+                    return Err(Error::Shape(format!(
+                        "{}: logits `{}` are {shape:?} for {batch} images of {c} classes",
+                        self.model.name,
+                        self.model.logits_output.as_deref().unwrap_or("?")
+                    )));
+                }
+                Some(l)
+            }
+            _ => None,
+        };
         Ok(BackboneOutput { features, logits })
     }
 
-    fn shape_error(&self, got: &[usize], want: &[usize]) -> Error {
-        Error::Shape(format!(
-            "{}: feature output `{}` is {got:?}, expected {want:?}",
-            self.model.name, self.model.feature_output
-        ))
+    /// The raw feature output as `[n, D, h, w]`, after checking its shape.
+    fn to_nchw(&self, shape: &[usize], raw: Vec<f32>, batch: usize) -> Result<Vec<f32>> {
+        let [d, h, w] = self.model.feature_shape;
+        let (want, skip) = match self.model.layout {
+            FeatureLayout::Nchw => (vec![batch, d, h, w], None),
+            FeatureLayout::Nhwc => (vec![batch, h, w, d], Some(0)),
+            FeatureLayout::Tokens { skip } => (vec![batch, skip + h * w, d], Some(skip)),
+        };
+        if shape != want.as_slice() {
+            return Err(Error::Shape(format!(
+                "{}: feature output `{}` is {shape:?}, expected {want:?}",
+                self.model.name, self.model.feature_output
+            )));
+        }
+        Ok(match skip {
+            None => raw,
+            Some(skip) => tokens_to_nchw(&raw, batch, skip, h * w, d),
+        })
     }
 }
 
-/// `[n, skip + cells, d]` tokens to `[n, d, cells]` channel-major maps, dropping the first `skip`.
+fn is_square(n: usize) -> bool {
+    let side = (n as f64).sqrt().round() as usize;
+    side > 0 && side * side == n
+}
+
+/// `[n, skip + cells, d]` tokens (or an NHWC map, `skip` 0) to `[n, d, cells]` channel-major
+/// maps, dropping the first `skip`.
 fn tokens_to_nchw(raw: &[f32], n: usize, skip: usize, cells: usize, d: usize) -> Vec<f32> {
     let mut out = vec![0.0; n * d * cells];
     for b in 0..n {

@@ -86,6 +86,8 @@ pub struct SplitSummary {
 /// The outcome of an extraction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExtractSummary {
+    /// Preprocessing applied to every image.
+    pub preprocess: Preprocess,
     /// Cache folder.
     pub cache: PathBuf,
     /// Cache fingerprint.
@@ -376,13 +378,7 @@ pub fn extract(
 
     let model = backbone.model().clone();
     let feature_shape = model.feature_shape;
-    let original_classes = model.logits_output.as_ref().and(
-        model
-            .classifier
-            .as_ref()
-            .map(|c| c.classes)
-            .or(model.class_names.as_ref().map(Vec::len)),
-    );
+    let original_classes = model.original_classes;
     let fresh = CacheManifest {
         version: CACHE_VERSION,
         fingerprint: fingerprint(backbone, dataset, opts),
@@ -394,6 +390,7 @@ pub fn extract(
         preprocess: opts.preprocess.to_json(),
         classes: dataset.classes.clone(),
         original_classes,
+        original_head: Some(model.head.clone()),
         splits: BTreeMap::new(),
     };
     let mut writer = CacheWriter::create_or_resume(cache_dir, fresh, opts.overwrite)?;
@@ -489,6 +486,7 @@ pub fn extract(
 
     let seconds = started.elapsed().as_secs_f64();
     Ok(ExtractSummary {
+        preprocess: opts.preprocess.clone(),
         cache: writer.dir().to_path_buf(),
         fingerprint: writer.manifest().fingerprint.clone(),
         model: model.name.clone(),

@@ -187,6 +187,17 @@ pub fn resize_rgb(
     height: u32,
     source: Option<(f64, f64, f64, f64)>,
 ) -> Result<RgbImage> {
+    resize_rgb_with(img, width, height, source, FilterType::Bilinear)
+}
+
+/// [`resize_rgb`] with another convolution filter (bicubic for timm's models).
+pub fn resize_rgb_with(
+    img: &RgbImage,
+    width: u32,
+    height: u32,
+    source: Option<(f64, f64, f64, f64)>,
+    filter: FilterType,
+) -> Result<RgbImage> {
     if img.width() == 0 || img.height() == 0 || width == 0 || height == 0 {
         return Err(Error::Shape(format!(
             "cannot resize a {}×{} image to {width}×{height}",
@@ -197,7 +208,7 @@ pub fn resize_rgb(
     let src = ImageRef::new(img.width(), img.height(), img.as_raw(), PixelType::U8x3)
         .map_err(|e| Error::Shape(format!("image buffer: {e}")))?;
     let mut dst = Image::new(width, height, PixelType::U8x3);
-    let mut options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    let mut options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
     if let Some((left, top, w, h)) = source {
         options = options.crop(left, top, w, h);
     }

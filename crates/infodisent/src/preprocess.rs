@@ -54,6 +54,141 @@ impl std::str::FromStr for Normalize {
     }
 }
 
+/// The resampling filter used to resize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Interpolation {
+    /// Bilinear (torchvision's and TensorFlow's default).
+    #[default]
+    Bilinear,
+    /// Bicubic (most timm models).
+    Bicubic,
+}
+
+impl Interpolation {
+    fn filter(self) -> fast_image_resize::FilterType {
+        match self {
+            Interpolation::Bilinear => fast_image_resize::FilterType::Bilinear,
+            Interpolation::Bicubic => fast_image_resize::FilterType::CatmullRom,
+        }
+    }
+
+    fn is_bilinear(&self) -> bool {
+        *self == Interpolation::Bilinear
+    }
+}
+
+impl std::str::FromStr for Interpolation {
+    type Err = Error;
+
+    /// Parses the CLI spelling: `bilinear` or `bicubic`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "bilinear" => Ok(Interpolation::Bilinear),
+            "bicubic" => Ok(Interpolation::Bicubic),
+            other => Err(Error::Config(format!(
+                "unknown interpolation `{other}` (expected bilinear or bicubic)"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for Preprocess {
+    /// One line, as the CLI prints it: `timm: resize 248, crop 224, imagenet, bicubic`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(preset) = self.preset {
+            write!(
+                f,
+                "{}: ",
+                serde_json::to_value(preset)
+                    .map_err(|_| std::fmt::Error)?
+                    .as_str()
+                    .unwrap_or("?")
+            )?;
+        }
+        let normalize = match self.normalize {
+            Normalize::Imagenet => "imagenet mean/std".to_owned(),
+            Normalize::Centered127 => "(x - 127) / 128".to_owned(),
+            Normalize::Unit => "x / 255".to_owned(),
+            Normalize::MeanStd { mean, std } => format!("mean {mean:?} std {std:?}"),
+        };
+        let how = if self.resize == self.crop {
+            format!("squash to {0}×{0}", self.crop)
+        } else {
+            format!("shorter side {}, center crop {}", self.resize, self.crop)
+        };
+        write!(f, "{how}, {normalize}, {:?}", self.interpolation)
+    }
+}
+
+/// The preprocessing conventions of the places models come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// torchvision: shorter side to size/0.875 (256 for 224), center crop, ImageNet mean/std,
+    /// bilinear.
+    Torchvision,
+    /// timm: shorter side to size/crop_pct (crop_pct 0.875 unless given), center crop, ImageNet
+    /// mean/std, bicubic unless given.
+    Timm,
+    /// TensorFlow Lite image models (EfficientNet-Lite): the whole image squashed to size × size,
+    /// (x − 127) / 128, bilinear.
+    Tflite,
+}
+
+impl Preset {
+    /// The preprocessing this preset gives at input side `size`; `crop_pct` and `interpolation`
+    /// override timm's per-model values (and apply to the other presets too).
+    pub fn at(
+        self,
+        size: usize,
+        crop_pct: Option<f64>,
+        interpolation: Option<Interpolation>,
+    ) -> Result<Preprocess> {
+        let scaled = |pct: f64| -> Result<usize> {
+            if !(pct > 0.0 && pct <= 1.0) {
+                return Err(Error::Config(format!(
+                    "crop_pct must be in (0, 1], got {pct}"
+                )));
+            }
+            Ok((size as f64 / pct).floor() as usize)
+        };
+        let mut p = match self {
+            Preset::Torchvision => Preprocess::torchvision(size),
+            Preset::Timm => Preprocess {
+                interpolation: Interpolation::Bicubic,
+                ..Preprocess::new(scaled(0.875)?, size, Normalize::Imagenet)
+            },
+            Preset::Tflite => Preprocess::efficientnet_lite(size),
+        };
+        if let Some(pct) = crop_pct {
+            p.resize = scaled(pct)?;
+        }
+        if let Some(i) = interpolation {
+            p.interpolation = i;
+        }
+        p.preset = Some(self);
+        p.validate()?;
+        Ok(p)
+    }
+}
+
+impl std::str::FromStr for Preset {
+    type Err = Error;
+
+    /// Parses the CLI spelling: `torchvision`, `timm` or `tflite`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "torchvision" => Ok(Preset::Torchvision),
+            "timm" => Ok(Preset::Timm),
+            "tflite" => Ok(Preset::Tflite),
+            other => Err(Error::Config(format!(
+                "unknown preset `{other}` (expected torchvision, timm or tflite)"
+            ))),
+        }
+    }
+}
+
 /// Everything that turns a decoded image into the network's input tensor; part of the cache
 /// fingerprint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,27 +200,37 @@ pub struct Preprocess {
     pub crop: usize,
     /// Value mapping.
     pub normalize: Normalize,
+    /// Resampling filter (left out of the JSON when bilinear, so older caches keep their
+    /// fingerprints).
+    #[serde(default, skip_serializing_if = "Interpolation::is_bilinear")]
+    pub interpolation: Interpolation,
+    /// The preset these values came from, when one was chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<Preset>,
 }
 
 impl Preprocess {
+    /// Resize, crop and normalisation with bilinear resampling and no preset.
+    pub fn new(resize: usize, crop: usize, normalize: Normalize) -> Self {
+        Preprocess {
+            resize,
+            crop,
+            normalize,
+            interpolation: Interpolation::Bilinear,
+            preset: None,
+        }
+    }
+
     /// The EfficientNet-Lite convention: the whole image squashed to `size × size` (bilinear),
     /// then `(x − 127) / 128`.
     pub fn efficientnet_lite(size: usize) -> Self {
-        Preprocess {
-            resize: size,
-            crop: size,
-            normalize: Normalize::Centered127,
-        }
+        Preprocess::new(size, size, Normalize::Centered127)
     }
 
     /// The torchvision convention: shorter side to `size · 256/224`, center crop `size`,
     /// ImageNet mean/std.
     pub fn torchvision(size: usize) -> Self {
-        Preprocess {
-            resize: size * 256 / 224,
-            crop: size,
-            normalize: Normalize::Imagenet,
-        }
+        Preprocess::new(size * 256 / 224, size, Normalize::Imagenet)
     }
 
     /// A copy with the given fields replaced; when only `crop` is given, `resize` follows it so
@@ -106,6 +251,7 @@ impl Preprocess {
             resize: resize_new,
             crop: crop_new,
             normalize: normalize.unwrap_or(self.normalize),
+            ..self.clone()
         };
         p.validate()?;
         Ok(p)
@@ -168,7 +314,7 @@ impl Preprocess {
         let side = u32::try_from(self.crop)
             .map_err(|_| Error::Config(format!("crop {} is too large", self.crop)))?;
         let source = self.source_box(img.width(), img.height());
-        crate::imageio::resize_rgb(img, side, side, Some(source))
+        crate::imageio::resize_rgb_with(img, side, side, Some(source), self.interpolation.filter())
     }
 
     /// Normalises `crop × crop` RGB bytes into `out` as planar [3, S, S] floats.
@@ -242,11 +388,7 @@ mod tests {
             1 => Rgb([0, 255, 0]),
             _ => Rgb([0, 0, 255]),
         });
-        let p = Preprocess {
-            resize: 50,
-            crop: 40,
-            normalize: Normalize::Unit,
-        };
+        let p = Preprocess::new(50, 40, Normalize::Unit);
         let out = p.resize_crop(&img).unwrap();
         assert_eq!(out.dimensions(), (40, 40));
         assert!(
@@ -255,11 +397,7 @@ mod tests {
             out.get_pixel(0, 0)
         );
 
-        let squash = Preprocess {
-            resize: 30,
-            crop: 30,
-            normalize: Normalize::Unit,
-        };
+        let squash = Preprocess::new(30, 30, Normalize::Unit);
         let out = squash.resize_crop(&img).unwrap();
         assert_eq!(out.get_pixel(0, 15).0, [255, 0, 0]);
         assert_eq!(out.get_pixel(29, 15).0, [0, 0, 255]);
@@ -275,11 +413,7 @@ mod tests {
             Preprocess::efficientnet_lite(8).apply(&empty),
             Err(Error::Shape(_))
         ));
-        let bad = Preprocess {
-            resize: 4,
-            crop: 8,
-            normalize: Normalize::Unit,
-        };
+        let bad = Preprocess::new(4, 8, Normalize::Unit);
         assert!(matches!(bad.apply(&one), Err(Error::Config(_))));
     }
 
@@ -305,5 +439,63 @@ mod tests {
             r#"{"resize":224,"crop":224,"normalize":"centered127"}"#
         );
         assert_eq!(serde_json::from_str::<Preprocess>(&json).unwrap(), lite);
+    }
+
+    #[test]
+    fn presets_follow_their_libraries() {
+        let tv = Preset::Torchvision.at(224, None, None).unwrap();
+        assert_eq!(
+            (tv.resize, tv.crop, tv.normalize),
+            (256, 224, Normalize::Imagenet)
+        );
+        assert_eq!(tv.interpolation, Interpolation::Bilinear);
+        // timm: resize = floor(size / crop_pct), bicubic unless the model's config says otherwise.
+        let timm = Preset::Timm.at(224, None, None).unwrap();
+        assert_eq!(
+            (timm.resize, timm.interpolation),
+            (256, Interpolation::Bicubic)
+        );
+        let vit = Preset::Timm.at(224, Some(0.9), None).unwrap();
+        assert_eq!(vit.resize, 248);
+        let bilinear = Preset::Timm
+            .at(256, Some(0.95), Some(Interpolation::Bilinear))
+            .unwrap();
+        assert_eq!(
+            (bilinear.resize, bilinear.interpolation),
+            (269, Interpolation::Bilinear)
+        );
+        let lite = Preset::Tflite.at(240, None, None).unwrap();
+        assert_eq!(
+            (lite.resize, lite.crop, lite.normalize),
+            (240, 240, Normalize::Centered127)
+        );
+        assert!(Preset::Timm.at(224, Some(1.5), None).is_err());
+        // The preset is part of the stored preprocessing (and so of cache fingerprints); plain
+        // bilinear preprocessing keeps the JSON older caches were fingerprinted with.
+        let json = serde_json::to_string(&vit).unwrap();
+        assert!(
+            json.contains(r#""preset":"timm""#) && json.contains("bicubic"),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Preprocess>(&json).unwrap(), vit);
+        assert_eq!(
+            vit.to_string(),
+            "timm: shorter side 248, center crop 224, imagenet mean/std, Bicubic"
+        );
+        // Bicubic and bilinear resampling really differ on an edge.
+        let img = RgbImage::from_fn(64, 64, |x, _| {
+            image::Rgb(if x < 32 { [0; 3] } else { [255; 3] })
+        });
+        let a = Preset::Timm
+            .at(16, Some(0.5), None)
+            .unwrap()
+            .resize_crop(&img)
+            .unwrap();
+        let b = Preset::Torchvision
+            .at(16, Some(0.5), None)
+            .unwrap()
+            .resize_crop(&img)
+            .unwrap();
+        assert_ne!(a.as_raw(), b.as_raw());
     }
 }

@@ -98,8 +98,11 @@ fn norm_params(matmul_head: bool) -> (Vec<f32>, Vec<f32>) {
     let (graph, _) = onnx_common::vit(matmul_head);
     let g = graph.graph.unwrap();
     let read = |name: &str| {
-        infodisent::onnx::graph::tensor_f32(g.initializer.iter().find(|t| t.name == name).unwrap())
-            .unwrap()
+        infodisent::onnx::graph::tensor_f32(
+            g.initializer.iter().find(|t| t.name == name).unwrap(),
+            None,
+        )
+        .unwrap()
     };
     (read("norm.scale"), read("norm.bias"))
 }

@@ -6,12 +6,25 @@ use infodisent::dataset::{Dataset, OpenOptions};
 use infodisent::extract::{
     extract, load_backbone, ExtractOptions, ExtractSummary, DEFAULT_BATCH, DEFAULT_SHARD_SIZE,
 };
-use infodisent::preprocess::{Normalize, Preprocess};
+use infodisent::preprocess::{Interpolation, Normalize, Preprocess, Preset};
 use std::path::PathBuf;
 
-/// Overrides of a model's default preprocessing.
+/// A preprocessing preset, or overrides of the model's default.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct PreprocessArgs {
+    /// Preprocessing convention of where the model came from: torchvision (resize 256, crop
+    /// 224, ImageNet mean/std, bilinear), timm (resize size/crop_pct, bicubic) or tflite
+    /// (squash, (x-127)/128). Default: the model's own (tflite for the built-ins, torchvision
+    /// for .onnx files).
+    #[arg(long, value_parser = parse_preset)]
+    pub preset: Option<Preset>,
+    /// timm's crop_pct from the model's pretrained config (e.g. 0.9 for ViT/DeiT/Swin, 0.95 for
+    /// ConvNeXt): resize = crop / crop_pct.
+    #[arg(long)]
+    pub crop_pct: Option<f64>,
+    /// Resampling filter: bilinear or bicubic (timm's pretrained config says which).
+    #[arg(long, value_parser = parse_interpolation)]
+    pub interpolation: Option<Interpolation>,
     /// Resize the shorter side to this many pixels (default: the model's preset; equal to
     /// --crop squashes the whole image to a square).
     #[arg(long)]
@@ -28,10 +41,32 @@ fn parse_normalize(s: &str) -> Result<Normalize, String> {
     s.parse().map_err(|e: infodisent::Error| e.to_string())
 }
 
+fn parse_preset(s: &str) -> Result<Preset, String> {
+    s.parse().map_err(|e: infodisent::Error| e.to_string())
+}
+
+fn parse_interpolation(s: &str) -> Result<Interpolation, String> {
+    s.parse().map_err(|e: infodisent::Error| e.to_string())
+}
+
 impl PreprocessArgs {
-    /// The model's preset with these overrides applied.
-    pub fn resolve(&self, preset: &Preprocess) -> infodisent::Result<Preprocess> {
-        preset.with_overrides(self.resize, self.crop, self.normalize)
+    /// The chosen preset (or the model's default) at the model's input side, with these
+    /// overrides applied.
+    pub fn resolve(&self, model_default: &Preprocess) -> infodisent::Result<Preprocess> {
+        let base = match (self.preset, self.crop_pct, self.interpolation) {
+            (Some(preset), pct, interp) => preset.at(model_default.crop, pct, interp)?,
+            (None, None, None) => model_default.clone(),
+            (None, pct, interp) => {
+                let preset = model_default.preset.unwrap_or(Preset::Torchvision);
+                let mut p = preset.at(model_default.crop, pct, interp)?;
+                p.normalize = model_default.normalize;
+                if pct.is_none() {
+                    p.resize = model_default.resize;
+                }
+                p
+            }
+        };
+        base.with_overrides(self.resize, self.crop, self.normalize)
     }
 }
 
@@ -136,6 +171,7 @@ fn print_summary(s: &ExtractSummary) {
         "model    {} (features `{}`, [{d}, {h}, {w}], {:?})",
         s.model, s.feature_node, s.dtype
     );
+    println!("input    {}", s.preprocess);
     println!("classes  {}", s.classes.len());
     for split in &s.splits {
         let state = if split.complete {

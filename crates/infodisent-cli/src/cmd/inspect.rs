@@ -1,8 +1,7 @@
 //! `infodisent inspect`: a model's inputs, outputs, detected feature map, classifier and FLOPs.
 
 use super::Global;
-use infodisent::engine::Backbone;
-use infodisent::model::FeatureLayout;
+use infodisent::model::{FeatureLayout, OriginalHeadKind};
 
 /// Options of `infodisent inspect`.
 #[derive(clap::Args, Debug)]
@@ -12,13 +11,20 @@ pub struct Args {
     /// Take features from this node or value instead of the detected one.
     #[arg(long)]
     pub feature_node: Option<String>,
+    #[command(flatten)]
+    pub preprocess: super::extract::PreprocessArgs,
 }
 
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     // Loading a backbone also runs a probe image when the graph does not tell the feature shape.
-    let backbone = Backbone::load(&args.model, args.feature_node.as_deref(), global.threads())?;
-    let info = infodisent::onnx::inspect(backbone.model())?;
+    let backbone = infodisent::extract::load_backbone(
+        &args.model,
+        args.feature_node.as_deref(),
+        global.threads(),
+        |p| args.preprocess.resolve(p),
+    )?;
+    let info = infodisent::onnx::inspect(&backbone)?;
     if global.json {
         return super::print_json(&info);
     }
@@ -41,20 +47,36 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     }
     let layout = match info.layout {
         FeatureLayout::Nchw => "NCHW map".to_owned(),
+        FeatureLayout::Nhwc => "NHWC map".to_owned(),
         FeatureLayout::Tokens { skip } => format!("tokens, first {skip} dropped, rest as a grid"),
     };
     println!("feature node   {} ({layout})", info.feature_node);
+    println!("  why          {}", info.reason);
     let [d, h, w] = info.feature_shape;
     println!("feature shape  {d} × {h} × {w}");
+    let kind = match info.head.kind {
+        OriginalHeadKind::Linear => "linear",
+        OriginalHeadKind::ClassToken => "linear on the class token",
+        OriginalHeadKind::NormLinear => "LayerNorm + linear",
+        OriginalHeadKind::Other => "not a single linear layer",
+        OriginalHeadKind::Missing => "none",
+    };
+    println!("head           {kind}: {}", info.head.detail);
     match info.classifier {
-        Some([c, dim]) => println!("classifier     {c} classes × {dim} channels"),
-        None => println!("classifier     not found"),
+        Some([c, dim]) => println!("classifier     {c} classes × {dim} channels (CAM available)"),
+        None => println!("classifier     none usable for CAM"),
     }
-    let p = &info.preprocess;
-    println!(
-        "preprocess     resize {}, crop {}, {:?}",
-        p.resize, p.crop, p.normalize
-    );
+    match info.original_classes {
+        Some(c) => println!("logits         {c} classes, cached from the graph's output"),
+        None => println!("logits         the graph outputs none"),
+    }
+    if info.one_at_a_time {
+        println!("batch          1 only (the exporter fixed it): images run one at a time");
+    }
+    if let Some(dir) = &info.external_data {
+        println!("weights        external data in {}", dir.display());
+    }
+    println!("preprocess     {}", info.preprocess);
     match (info.flops, &info.flops_error) {
         (Some(f), _) => println!(
             "FLOPs          {:.3} G per image ({:.3} G multiply-adds)",

@@ -188,26 +188,10 @@ mod tests {
         assert_eq!(g.cell_box(0, 224), [0, 0, 32, 32]);
         assert_eq!(g.cell_box(48, 224), [192, 192, 224, 224]);
         assert_eq!(g.cell_box(8, 224), [32, 32, 64, 64]);
-        let squash = ImageGeometry::new(
-            &Preprocess {
-                resize: 224,
-                crop: 224,
-                normalize: Normalize::Unit,
-            },
-            448,
-            224,
-        );
+        let squash = ImageGeometry::new(&Preprocess::new(224, 224, Normalize::Unit), 448, 224);
         assert_eq!(squash.to_image([32, 32, 64, 64]), [64, 32, 128, 64]);
         // Shorter side 256 → 224 crop: a 512×512 image scales by 2 and loses 32 px of margin.
-        let crop = ImageGeometry::new(
-            &Preprocess {
-                resize: 256,
-                crop: 224,
-                normalize: Normalize::Unit,
-            },
-            512,
-            512,
-        );
+        let crop = ImageGeometry::new(&Preprocess::new(256, 224, Normalize::Unit), 512, 512);
         assert_eq!(crop.to_image([0, 0, 224, 224]), [32, 32, 480, 480]);
     }
 

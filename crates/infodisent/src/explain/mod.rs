@@ -76,10 +76,30 @@ pub fn baseline_classifier(
     if let Some(p) = probe {
         return Ok(Some(("linear probe".to_owned(), load_probe(p)?)));
     }
-    Ok(cache
+    let found = cache
         .classifier()?
         .filter(|c| c.classes == cache.num_classes())
-        .map(|c| ("original classifier".to_owned(), c)))
+        .map(|c| ("original classifier".to_owned(), c));
+    if found.is_none() {
+        let why = match (
+            &cache.manifest().original_head,
+            cache.manifest().original_classes,
+        ) {
+            (Some(head), _)
+                if head.kind == crate::model::OriginalHeadKind::Other
+                    || head.kind == crate::model::OriginalHeadKind::Missing =>
+            {
+                head.detail.clone()
+            }
+            (_, Some(c)) if c != cache.num_classes() => format!(
+                "the original classifier has {c} classes, the dataset {}",
+                cache.num_classes()
+            ),
+            _ => "the cache holds no original classifier".to_owned(),
+        };
+        tracing::warn!("no CAM baseline: {why}; pass --probe DIR (a linear probe) for one");
+    }
+    Ok(found)
 }
 
 /// Which side of the evidence a map shows.

@@ -85,13 +85,9 @@ impl GraphBuilder {
         inputs: &[&str],
         attrs: Vec<(&str, Attr)>,
     ) -> String {
-        let mut node = NodeProto::new();
-        node.op_type = op.to_owned();
-        node.name = name.to_owned();
-        node.input = inputs.iter().map(|s| (*s).to_owned()).collect();
-        node.output = vec![name.to_owned()];
-        node.attribute = attrs.into_iter().map(|(k, v)| attribute(k, v)).collect();
-        self.graph.node.push(node);
+        self.graph
+            .node
+            .push(node_proto(op, name, inputs, name, attrs));
         name.to_owned()
     }
 
@@ -119,6 +115,23 @@ impl GraphBuilder {
         model.graph = protobuf::MessageField::some(self.graph);
         model
     }
+}
+
+/// A node named `name` computing `output` from `inputs`.
+pub fn node_proto(
+    op: &str,
+    name: &str,
+    inputs: &[&str],
+    output: &str,
+    attrs: Vec<(&str, Attr)>,
+) -> NodeProto {
+    let mut node = NodeProto::new();
+    node.op_type = op.to_owned();
+    node.name = name.to_owned();
+    node.input = inputs.iter().map(|s| (*s).to_owned()).collect();
+    node.output = vec![output.to_owned()];
+    node.attribute = attrs.into_iter().map(|(k, v)| attribute(k, v)).collect();
+    node
 }
 
 fn attribute(name: &str, value: Attr) -> AttributeProto {

@@ -1,11 +1,21 @@
 //! Finding what a classifier pools: the last spatial feature map (CNNs) or the final token grid
-//! (ViTs), and the linear layer that turns the pooled vector into logits.
+//! (ViTs), and what the model does with the pooled vector: a linear layer (possibly after a
+//! LayerNorm, as ConvNeXt, Swin and mean-pooled ViTs have), or something else whose logits are
+//! then only taken from the graph's own output.
+//!
+//! Real exporters put reshaping glue between the pool and the linear layer (`Flatten`, `Reshape`,
+//! `Squeeze`, or the `Reshape`/`Gather`/`Reshape` of `as_strided` from torch's dynamo exporter),
+//! so the walk from the pool follows any data-moving op, ignoring `Shape` reads of the value.
 
+use super::build::{node_proto, Attr};
 use super::graph::{attr_f, attr_i, attr_ints, node_label, GraphView};
 use super::shapes::{norm_axis, Shapes};
 use crate::classifier::LinearClassifier;
-use crate::model::FeatureLayout;
+use crate::model::{FeatureLayout, OriginalHead, OriginalHeadKind};
 use onnx_protobuf::NodeProto;
+
+/// The graph value the per-pixel norm is written to when the head normalises after pooling.
+pub const NORMED_FEATURES: &str = "infodisent_normed_features";
 
 /// What detection found.
 #[derive(Debug, Clone)]
@@ -16,19 +26,28 @@ pub struct Detection {
     pub feature_node: String,
     /// How the feature value is laid out.
     pub layout: FeatureLayout,
-    /// The final linear layer, when it could be read.
+    /// Why this map was chosen, for `inspect`.
+    pub reason: String,
+    /// The final linear layer, when the head is one (possibly after a per-pixel norm).
     pub classifier: Option<LinearClassifier>,
-    /// The value holding the classifier's logits (exposed as an output if it is not one).
+    /// What follows the pool.
+    pub head: OriginalHead,
+    /// The value holding the model's logits (exposed as an output if it is not one).
     pub logits_value: Option<String>,
+    /// Nodes to append so the exposed map is what the linear layer reads (the head's LayerNorm
+    /// applied per pixel).
+    pub extra_nodes: Vec<NodeProto>,
 }
 
 /// A pooling site: where a feature map is reduced to one vector per image.
 struct Pool<'g> {
     node: &'g NodeProto,
     layout: FeatureLayout,
+    what: &'static str,
+    class_token: bool,
 }
 
-/// Ops that only reshape a pooled vector on its way to the linear layer.
+/// Ops that only move or reshape a pooled vector on its way to the linear layer.
 const PASS_THROUGH: &[&str] = &[
     "Flatten",
     "Reshape",
@@ -36,6 +55,9 @@ const PASS_THROUGH: &[&str] = &[
     "Identity",
     "Dropout",
     "Unsqueeze",
+    "Gather",
+    "Transpose",
+    "Cast",
 ];
 
 /// Ops that may follow the logits at the very end of a classifier.
@@ -63,6 +85,24 @@ const SPATIAL_OPS: &[&str] = &[
     "Div",
 ];
 
+/// A LayerNormalization between the pool and the linear layer.
+struct Norm<'g> {
+    node: &'g NodeProto,
+}
+
+/// How the walk from a pool ended.
+enum HeadWalk<'g> {
+    /// A linear layer whose logits reach the graph's answer.
+    Linear {
+        norm: Option<Norm<'g>>,
+        linear: &'g NodeProto,
+        classifier: LinearClassifier,
+        logits: String,
+    },
+    /// Anything else, with what was found.
+    Other(String),
+}
+
 /// Detects the feature map and classifier. `Err` carries a message for the user.
 pub fn detect(
     view: &GraphView,
@@ -70,13 +110,13 @@ pub fn detect(
     feature_node: Option<&str>,
 ) -> Result<Detection, String> {
     let pools = pools(view, shapes);
-    let with_head = pools
+    let walked: Vec<(&Pool, HeadWalk)> = pools.iter().map(|p| (p, walk_head(view, p))).collect();
+    let chosen = walked
         .iter()
         .rev()
-        .find_map(|p| follow_head(view, p).map(|head| (p, head)));
-    let auto = with_head
-        .map(|(p, (c, l))| (p, Some(c), Some(l)))
-        .or_else(|| pools.last().map(|p| (p, None, None)));
+        .find(|(_, w)| matches!(w, HeadWalk::Linear { .. }))
+        .or_else(|| walked.last());
+    let graph_logits = graph_logits(view);
     match feature_node {
         Some(wanted) => {
             let value = resolve(view, wanted).ok_or_else(|| {
@@ -96,36 +136,189 @@ pub fn detect(
                 ))
                 }
             };
-            let (classifier, logits_value) = auto.map_or((None, None), |(_, c, l)| (c, l));
+            // The detected head reads another map; it applies to this one only when its width
+            // matches, which the engine checks once the shape is known.
+            let (classifier, head, logits) = match chosen {
+                Some((
+                    pool,
+                    HeadWalk::Linear {
+                        classifier,
+                        logits,
+                        norm,
+                        linear,
+                    },
+                )) => (
+                    Some(classifier.clone()),
+                    head_of(pool, norm.as_ref(), linear, classifier, logits),
+                    Some(logits.clone()),
+                ),
+                Some((_, HeadWalk::Other(why))) => (None, other_head(why), graph_logits),
+                None => (None, missing_head(), graph_logits),
+            };
             Ok(Detection {
                 feature_node: wanted.to_owned(),
                 feature_value: value,
                 layout,
+                reason: format!("`{wanted}` was asked for with --feature-node"),
                 classifier,
-                logits_value,
+                head,
+                logits_value: logits,
+                extra_nodes: Vec::new(),
             })
         }
         None => {
-            let (pool, classifier, logits_value) = auto.ok_or_else(|| {
+            let (pool, walk) = chosen.ok_or_else(|| {
                 format!(
-                    "found no global pooling (GlobalAveragePool, spatial ReduceMean, full-map AveragePool) or \
-                     class-token selection to take features from; {}",
+                    "found no global pooling (GlobalAveragePool, ReduceMean over the map, full-map \
+                     AveragePool) or class-token selection to take features from; {}",
                     candidates_message(view, shapes)
                 )
             })?;
-            let feature_value = pool.node.input[0].clone();
+            let map = pool.node.input[0].clone();
             let feature_node = view
-                .producer(&feature_value)
-                .map_or_else(|| feature_value.clone(), |(_, n)| node_label(n));
-            Ok(Detection {
-                feature_value,
+                .producer(&map)
+                .map_or_else(|| map.clone(), |(_, n)| node_label(n));
+            let mut reason = format!(
+                "input of {} `{}` ({})",
+                pool.node.op_type,
+                node_label(pool.node),
+                pool.what
+            );
+            let mut detection = Detection {
+                feature_value: map.clone(),
                 feature_node,
                 layout: pool.layout,
-                classifier,
-                logits_value,
-            })
+                reason: String::new(),
+                classifier: None,
+                head: missing_head(),
+                logits_value: graph_logits,
+                extra_nodes: Vec::new(),
+            };
+            match walk {
+                HeadWalk::Linear {
+                    norm,
+                    linear,
+                    classifier,
+                    logits,
+                } => {
+                    reason.push_str(&format!(
+                        ", whose result reaches {} `{}` and then the model's output",
+                        linear.op_type,
+                        node_label(linear)
+                    ));
+                    if let Some(norm) = norm {
+                        let (value, layout, nodes) = normed_map(&map, pool.layout, norm.node);
+                        detection.feature_value = value;
+                        detection.layout = layout;
+                        detection.extra_nodes = nodes;
+                        reason.push_str(&format!(
+                            "; the head's LayerNorm `{}` is applied per pixel",
+                            node_label(norm.node)
+                        ));
+                    }
+                    detection.head = head_of(pool, norm.as_ref(), linear, classifier, logits);
+                    detection.classifier = Some(classifier.clone());
+                    detection.logits_value = Some(logits.clone());
+                }
+                HeadWalk::Other(why) => detection.head = other_head(why),
+            }
+            detection.reason = reason;
+            Ok(detection)
         }
     }
+}
+
+fn head_of(
+    pool: &Pool,
+    norm: Option<&Norm>,
+    linear: &NodeProto,
+    c: &LinearClassifier,
+    logits: &str,
+) -> OriginalHead {
+    let shape = format!(
+        "{} `{}` [{} × {}]",
+        linear.op_type,
+        node_label(linear),
+        c.classes,
+        c.dim
+    );
+    match norm {
+        None if pool.class_token => OriginalHead {
+            kind: OriginalHeadKind::ClassToken,
+            detail: format!("{shape} on the class token, logits `{logits}`"),
+        },
+        Some(n) => OriginalHead {
+            kind: OriginalHeadKind::NormLinear,
+            detail: format!(
+                "LayerNorm `{}` then {shape}, logits `{logits}`",
+                node_label(n.node)
+            ),
+        },
+        None => OriginalHead {
+            kind: OriginalHeadKind::Linear,
+            detail: format!("{shape}, logits `{logits}`"),
+        },
+    }
+}
+
+fn other_head(why: &str) -> OriginalHead {
+    OriginalHead {
+        kind: OriginalHeadKind::Other,
+        detail: format!(
+            "{why}; the model's own logits are still cached, but CAM and the original-head \
+             baseline need a single linear layer"
+        ),
+    }
+}
+
+fn missing_head() -> OriginalHead {
+    OriginalHead {
+        kind: OriginalHeadKind::Missing,
+        detail: "no pooled classifier found".to_owned(),
+    }
+}
+
+/// The model's answer as the graph gives it: its first output (the engine drops it when a run
+/// shows it is not `[N, C]`).
+fn graph_logits(view: &GraphView) -> Option<String> {
+    view.graph.output.first().map(|o| o.name.clone())
+}
+
+/// Nodes applying the head's LayerNorm per pixel to `map`: NCHW maps are first moved to NHWC
+/// (the norm runs over the last axis), tokens and NHWC maps are normalised as they are.
+fn normed_map(
+    map: &str,
+    layout: FeatureLayout,
+    norm: &NodeProto,
+) -> (String, FeatureLayout, Vec<NodeProto>) {
+    let mut nodes = Vec::new();
+    let (input, layout) = match layout {
+        FeatureLayout::Nchw => {
+            let moved = format!("{NORMED_FEATURES}_nhwc");
+            nodes.push(node_proto(
+                "Transpose",
+                &moved,
+                &[map],
+                &moved,
+                vec![("perm", Attr::Ints(vec![0, 2, 3, 1]))],
+            ));
+            (moved, FeatureLayout::Nhwc)
+        }
+        other => (map.to_owned(), other),
+    };
+    let mut inputs: Vec<&str> = vec![&input];
+    inputs.extend(norm.input.iter().skip(1).map(String::as_str));
+    nodes.push(node_proto(
+        "LayerNormalization",
+        NORMED_FEATURES,
+        &inputs,
+        NORMED_FEATURES,
+        vec![
+            ("axis", Attr::Int(-1)),
+            ("epsilon", Attr::Float(attr_f(norm, "epsilon", 1e-5))),
+        ],
+    ));
+    (NORMED_FEATURES.to_owned(), layout, nodes)
 }
 
 /// The number of leading tokens to drop so that the rest forms a square grid (class, register or
@@ -150,23 +343,22 @@ fn pools<'g>(view: &GraphView<'g>, shapes: &Shapes) -> Vec<Pool<'g>> {
         .iter()
         .filter_map(|node| {
             let x = node.input.first()?;
-            let layout = match node.op_type.as_str() {
-                "GlobalAveragePool" => FeatureLayout::Nchw,
+            let (layout, what) = match node.op_type.as_str() {
+                "GlobalAveragePool" => (FeatureLayout::Nchw, "global average over H, W"),
                 "ReduceMean" => {
-                    let r = rank(x).unwrap_or(4);
                     let axes = attr_ints(node, "axes")
                         .or_else(|| node.input.get(1).and_then(|a| view.constant_i64(a)))?;
+                    let r = rank(x).unwrap_or(if axes.len() == 1 { 3 } else { 4 });
                     let mut axes: Vec<usize> = axes
                         .iter()
                         .map(|&a| norm_axis(a, r))
                         .collect::<Option<_>>()?;
                     axes.sort_unstable();
-                    if r == 4 && axes == [2, 3] {
-                        FeatureLayout::Nchw
-                    } else if r == 3 && axes == [1] {
-                        FeatureLayout::Tokens { skip: 0 }
-                    } else {
-                        return None;
+                    match (r, axes.as_slice()) {
+                        (4, [2, 3]) => (FeatureLayout::Nchw, "mean over H, W of an NCHW map"),
+                        (4, [1, 2]) => (FeatureLayout::Nhwc, "mean over H, W of an NHWC map"),
+                        (3, [1]) => (FeatureLayout::Tokens { skip: 0 }, "mean over tokens"),
+                        _ => return None,
                     }
                 }
                 "AveragePool" => {
@@ -180,16 +372,19 @@ fn pools<'g>(view: &GraphView<'g>, shapes: &Shapes) -> Vec<Pool<'g>> {
                     if !whole || pads.iter().any(|&p| p != 0) {
                         return None;
                     }
-                    FeatureLayout::Nchw
+                    (FeatureLayout::Nchw, "average over the whole map")
                 }
                 "Gather" if attr_i(node, "axis", 0) == 1 && rank(x).unwrap_or(3) == 3 => {
                     let idx = view.constant_i64(node.input.get(1)?)?;
                     if idx != [0] {
                         return None;
                     }
-                    FeatureLayout::Tokens {
-                        skip: shapes.get(x).map_or(1, |s| token_skip(s[1])),
-                    }
+                    (
+                        FeatureLayout::Tokens {
+                            skip: shapes.get(x).map_or(1, |s| token_skip(s[1])),
+                        },
+                        "class token",
+                    )
                 }
                 "Slice" if rank(x).unwrap_or(3) == 3 => {
                     let starts = view.constant_i64(node.input.get(1)?)?;
@@ -202,61 +397,128 @@ fn pools<'g>(view: &GraphView<'g>, shapes: &Shapes) -> Vec<Pool<'g>> {
                     if starts != [0] || ends != [1] || norm_axis(*axes.first()?, 3) != Some(1) {
                         return None;
                     }
-                    FeatureLayout::Tokens {
-                        skip: shapes.get(x).map_or(1, |s| token_skip(s[1])),
-                    }
+                    (
+                        FeatureLayout::Tokens {
+                            skip: shapes.get(x).map_or(1, |s| token_skip(s[1])),
+                        },
+                        "class token",
+                    )
                 }
                 _ => return None,
             };
-            Some(Pool { node, layout })
+            let class_token = what == "class token";
+            Some(Pool {
+                node,
+                layout,
+                what,
+                class_token,
+            })
         })
         .collect()
 }
 
-/// The single consumer of `value`, if exactly one node reads it.
-fn only_consumer<'g>(view: &GraphView<'g>, value: &str) -> Option<&'g NodeProto> {
-    match view.consumers(value).as_slice() {
-        [one] => Some(one),
+/// The one node that reads `value` as data: `Shape` reads are not uses of the values.
+fn data_consumer<'g>(view: &GraphView<'g>, value: &str) -> Option<&'g NodeProto> {
+    let mut readers = view
+        .consumers(value)
+        .into_iter()
+        .filter(|n| n.op_type != "Shape");
+    match (readers.next(), readers.next()) {
+        (Some(one), None) => Some(one),
         _ => None,
     }
 }
 
-/// Follows a pool's output through reshapes to a linear layer; returns it and its logits value.
-fn follow_head(view: &GraphView, pool: &Pool) -> Option<(LinearClassifier, String)> {
-    let mut value = pool.node.output.first()?.clone();
-    let mut node = only_consumer(view, &value)?;
-    while PASS_THROUGH.contains(&node.op_type.as_str()) {
-        value = node.output.first()?.clone();
-        node = only_consumer(view, &value)?;
-    }
-    if node.input.first() != Some(&value) {
-        return None;
-    }
-    let (classifier, mut logits) = linear(view, node)?;
+/// Follows a pool's output through data movement to a linear layer and on to the output.
+fn walk_head<'g>(view: &GraphView<'g>, pool: &Pool<'g>) -> HeadWalk<'g> {
+    let Some(mut value) = pool.node.output.first().cloned() else {
+        return HeadWalk::Other("the pool has no output".to_owned());
+    };
+    let mut norm = None;
+    let linear = loop {
+        let Some(node) = data_consumer(view, &value) else {
+            let n = view.consumers(&value).len();
+            return HeadWalk::Other(if view.is_output(&value) {
+                "the pooled vector is itself the output (no classifier)".to_owned()
+            } else {
+                format!("the pooled vector `{value}` is read by {n} nodes, not by one classifier")
+            });
+        };
+        if node.input.first() != Some(&value) {
+            return HeadWalk::Other(format!(
+                "the pooled vector enters {} `{}` as a parameter",
+                node.op_type,
+                node_label(node)
+            ));
+        }
+        match node.op_type.as_str() {
+            op if PASS_THROUGH.contains(&op) => {}
+            "LayerNormalization" if norm.is_none() => norm = Some(Norm { node }),
+            "Gemm" | "MatMul" | "Conv" => break node,
+            op => {
+                return HeadWalk::Other(format!(
+                    "the pooled vector goes through {op} `{}` before any linear layer",
+                    node_label(node)
+                ))
+            }
+        }
+        let Some(out) = node.output.first() else {
+            return HeadWalk::Other(format!("{} has no output", node_label(node)));
+        };
+        value = out.clone();
+    };
+    let Some((classifier, mut logits)) = linear_layer(view, linear) else {
+        return HeadWalk::Other(format!(
+            "{} `{}` after the pool has no constant weights of a linear layer",
+            linear.op_type,
+            node_label(linear)
+        ));
+    };
     while let Some(next) =
-        only_consumer(view, &logits).filter(|n| PASS_THROUGH.contains(&n.op_type.as_str()))
+        data_consumer(view, &logits).filter(|n| PASS_THROUGH.contains(&n.op_type.as_str()))
     {
-        logits = next.output.first()?.clone();
+        match next.output.first() {
+            Some(out) => logits = out.clone(),
+            None => break,
+        }
     }
     // A pool feeding a linear layer inside the network (squeeze-excitation) is not the head: the
     // head's output is the graph's answer, possibly through a softmax or arg-max.
+    let consumers = view.consumers(&logits);
     let ends = view.is_output(&logits)
-        || view
-            .consumers(&logits)
+        || !consumers.is_empty()
+            && consumers
+                .iter()
+                .all(|n| HEAD_TAILS.contains(&n.op_type.as_str()));
+    if !ends {
+        let next = consumers
             .iter()
-            .all(|n| HEAD_TAILS.contains(&n.op_type.as_str()))
-            && !view.consumers(&logits).is_empty();
-    ends.then_some((classifier, logits))
+            .map(|n| format!("{} `{}`", n.op_type, node_label(n)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return HeadWalk::Other(format!(
+            "the linear layer {} `{}` [{} × {}] after the pool feeds {next}: the head is not a \
+             single linear layer",
+            linear.op_type,
+            node_label(linear),
+            classifier.classes,
+            classifier.dim
+        ));
+    }
+    HeadWalk::Linear {
+        norm,
+        linear,
+        classifier,
+        logits,
+    }
 }
 
 /// Reads a linear layer (Gemm, MatMul[+Add], or a 1×1 Conv) with constant weights.
-fn linear(view: &GraphView, node: &NodeProto) -> Option<(LinearClassifier, String)> {
+fn linear_layer(view: &GraphView, node: &NodeProto) -> Option<(LinearClassifier, String)> {
     let out = node.output.first()?.clone();
     match node.op_type.as_str() {
         "Gemm" => {
-            if attr_i(node, "transA", 0) != 0 {
-                return None;
-            }
+            // transA only says how the pooled input is laid out; the weights read the same.
             let (dims, w) = view.constant_f32(node.input.get(1)?)?;
             let [r, c] = dims[..] else { return None };
             let alpha = attr_f(node, "alpha", 1.0);
@@ -284,7 +546,7 @@ fn linear(view: &GraphView, node: &NodeProto) -> Option<(LinearClassifier, Strin
                 return None;
             };
             let weight = transpose(&w, dim, classes);
-            let add = only_consumer(view, &out).filter(|n| n.op_type == "Add");
+            let add = data_consumer(view, &out).filter(|n| n.op_type == "Add");
             let bias_and_out = add.and_then(|a| {
                 let other = a.input.iter().find(|i| **i != out)?;
                 Some((

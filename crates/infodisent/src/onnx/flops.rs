@@ -16,7 +16,7 @@ pub fn count_flops(model: &PreparedModel, batch: usize) -> Result<f64> {
         .graph
         .as_ref()
         .ok_or_else(|| Error::model(&model.name, "the model has no graph"))?;
-    let view = GraphView::new(graph);
+    let view = GraphView::new(graph, model.external.as_ref());
     let shapes = infer(&view, batch, model.preprocess.crop);
     graph_flops(&view, &shapes).map_err(|msg| Error::model(&model.name, msg))
 }

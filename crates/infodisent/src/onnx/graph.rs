@@ -2,7 +2,9 @@
 //! attributes. Every lookup fails with a message instead of panicking, since model files are user
 //! input.
 
+use super::external::{is_external, ExternalData};
 use onnx_protobuf::{attribute_proto::AttributeType, GraphProto, NodeProto, TensorProto};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// ONNX `TensorProto.DataType` codes this crate reads.
@@ -24,11 +26,13 @@ pub struct GraphView<'g> {
     producer: HashMap<&'g str, usize>,
     consumers: HashMap<&'g str, Vec<usize>>,
     initializers: HashMap<&'g str, &'g TensorProto>,
+    external: Option<&'g ExternalData>,
 }
 
 impl<'g> GraphView<'g> {
-    /// Indexes `graph`.
-    pub fn new(graph: &'g GraphProto) -> Self {
+    /// Indexes `graph`; `external` resolves tensors stored beside the model file (without it,
+    /// such tensors read as unknown).
+    pub fn new(graph: &'g GraphProto, external: Option<&'g ExternalData>) -> Self {
         let mut producer = HashMap::new();
         let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, node) in graph.node.iter().enumerate() {
@@ -49,6 +53,7 @@ impl<'g> GraphView<'g> {
             producer,
             consumers,
             initializers,
+            external,
         }
     }
 
@@ -101,13 +106,13 @@ impl<'g> GraphView<'g> {
     /// A constant as f32 values with its dims.
     pub fn constant_f32(&self, value: &str) -> Option<(Vec<usize>, Vec<f32>)> {
         let t = self.constant(value)?;
-        Some((dims(t)?, tensor_f32(t).ok()?))
+        Some((dims(t)?, tensor_f32(t, self.external).ok()?))
     }
 
     /// A constant as i64 values (also `Constant` nodes with `value_int(s)`).
     pub fn constant_i64(&self, value: &str) -> Option<Vec<i64>> {
         if let Some(t) = self.constant(value) {
-            return tensor_i64(t).ok();
+            return tensor_i64(t, self.external).ok();
         }
         let (_, node) = self.producer(value)?;
         if node.op_type != "Constant" {
@@ -136,21 +141,18 @@ fn element_count(t: &TensorProto) -> Result<usize, String> {
         .ok_or_else(|| format!("tensor `{}` has negative dims {:?}", t.name, t.dims))
 }
 
-/// Decodes a float tensor (float, or double narrowed) stored inline or as raw bytes.
-pub fn tensor_f32(t: &TensorProto) -> Result<Vec<f32>, String> {
-    let n = inline_count(t)?;
-    let values: Vec<f32> = match t.data_type {
-        dtype::FLOAT if !t.raw_data.is_empty() => {
-            raw_le(&t.raw_data, n, &t.name, f32::from_le_bytes)?
+/// Decodes a float tensor (float, or double narrowed) stored inline, as raw bytes, or in an
+/// external file resolved by `external`.
+pub fn tensor_f32(t: &TensorProto, external: Option<&ExternalData>) -> Result<Vec<f32>, String> {
+    let n = element_count(t)?;
+    let values: Vec<f32> = match (t.data_type, raw_bytes(t, n, external)?) {
+        (dtype::FLOAT, Some(raw)) => raw_le(&raw, n, &t.name, f32::from_le_bytes)?,
+        (dtype::FLOAT, None) => t.float_data.clone(),
+        (dtype::DOUBLE, Some(raw)) => {
+            raw_le(&raw, n, &t.name, |b: [u8; 8]| f64::from_le_bytes(b) as f32)?
         }
-        dtype::FLOAT => t.float_data.clone(),
-        dtype::DOUBLE if !t.raw_data.is_empty() => {
-            raw_le(&t.raw_data, n, &t.name, |b: [u8; 8]| {
-                f64::from_le_bytes(b) as f32
-            })?
-        }
-        dtype::DOUBLE => t.double_data.iter().map(|&v| v as f32).collect(),
-        other => {
+        (dtype::DOUBLE, None) => t.double_data.iter().map(|&v| v as f32).collect(),
+        (other, _) => {
             return Err(format!(
                 "tensor `{}` has data type {other}, expected float",
                 t.name
@@ -160,19 +162,17 @@ pub fn tensor_f32(t: &TensorProto) -> Result<Vec<f32>, String> {
     with_count(values, n, t)
 }
 
-/// Decodes an integer tensor (int64 or int32) stored inline or as raw bytes.
-pub fn tensor_i64(t: &TensorProto) -> Result<Vec<i64>, String> {
-    let n = inline_count(t)?;
-    let values: Vec<i64> = match t.data_type {
-        dtype::INT64 if !t.raw_data.is_empty() => {
-            raw_le(&t.raw_data, n, &t.name, i64::from_le_bytes)?
+/// Decodes an integer tensor (int64 or int32) stored inline, as raw bytes, or externally.
+pub fn tensor_i64(t: &TensorProto, external: Option<&ExternalData>) -> Result<Vec<i64>, String> {
+    let n = element_count(t)?;
+    let values: Vec<i64> = match (t.data_type, raw_bytes(t, n, external)?) {
+        (dtype::INT64, Some(raw)) => raw_le(&raw, n, &t.name, i64::from_le_bytes)?,
+        (dtype::INT64, None) => t.int64_data.clone(),
+        (dtype::INT32, Some(raw)) => {
+            raw_le(&raw, n, &t.name, |b: [u8; 4]| i32::from_le_bytes(b) as i64)?
         }
-        dtype::INT64 => t.int64_data.clone(),
-        dtype::INT32 if !t.raw_data.is_empty() => raw_le(&t.raw_data, n, &t.name, |b: [u8; 4]| {
-            i32::from_le_bytes(b) as i64
-        })?,
-        dtype::INT32 => t.int32_data.iter().map(|&v| v as i64).collect(),
-        other => {
+        (dtype::INT32, None) => t.int32_data.iter().map(|&v| v as i64).collect(),
+        (other, _) => {
             return Err(format!(
                 "tensor `{}` has data type {other}, expected an integer",
                 t.name
@@ -182,15 +182,33 @@ pub fn tensor_i64(t: &TensorProto) -> Result<Vec<i64>, String> {
     with_count(values, n, t)
 }
 
-/// The element count of a tensor whose data is inside the model file.
-fn inline_count(t: &TensorProto) -> Result<usize, String> {
-    if !t.external_data.is_empty() {
-        return Err(format!(
-            "tensor `{}` uses external data, which is not supported: save the model as one file",
-            t.name
-        ));
+/// The tensor's raw bytes when it has them (inline `raw_data` or an external file), `None` when
+/// its values sit in the typed fields.
+fn raw_bytes<'t>(
+    t: &'t TensorProto,
+    n: usize,
+    external: Option<&ExternalData>,
+) -> Result<Option<Cow<'t, [u8]>>, String> {
+    if is_external(t) {
+        let external = external.ok_or_else(|| {
+            format!(
+                "tensor `{}` stores its values in an external file; load the model by its path",
+                t.name
+            )
+        })?;
+        let width = match t.data_type {
+            dtype::FLOAT | dtype::INT32 => 4,
+            dtype::INT64 | dtype::DOUBLE => 8,
+            other => {
+                return Err(format!(
+                    "tensor `{}` has data type {other}, which this reader does not decode",
+                    t.name
+                ))
+            }
+        };
+        return external.read(t, n * width).map(|b| Some(Cow::Owned(b)));
     }
-    element_count(t)
+    Ok((!t.raw_data.is_empty()).then_some(Cow::Borrowed(t.raw_data.as_slice())))
 }
 
 /// `values` when they are as many as the tensor's dims say.

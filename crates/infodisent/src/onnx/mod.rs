@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod detect;
+pub mod external;
 pub mod flops;
 pub mod graph;
 pub mod shapes;
@@ -11,8 +12,9 @@ pub mod shapes;
 pub use flops::count_flops;
 
 use crate::error::{Error, Result};
-use crate::model::PreparedModel;
+use crate::model::{FeatureLayout, PreparedModel};
 use crate::preprocess::Preprocess;
+use external::ExternalData;
 use graph::{dtype, GraphView};
 use onnx_protobuf::{type_proto, ModelProto};
 use protobuf::Message;
@@ -34,14 +36,31 @@ pub fn parse(bytes: &[u8], origin: &Path) -> Result<ModelProto> {
     }
 }
 
-/// Reads an `.onnx` file and prepares it (see [`prepare`]).
+/// Reads an `.onnx` file and prepares it (see [`prepare`]). Tensors stored in external files
+/// (`model.onnx.data`) are resolved in the model's folder, whatever the working directory, and
+/// may not point outside it.
 pub fn prepare_file(path: &Path, feature_node: Option<&str>) -> Result<PreparedModel> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let model = parse(&bytes, path)?;
     let name = path
         .file_stem()
         .map_or_else(|| "model".to_owned(), |s| s.to_string_lossy().into_owned());
-    prepare(model, path, &name, feature_node)
+    let external = ExternalData::beside(path).map_err(|msg| Error::model(path, msg))?;
+    let files = external
+        .validate(&model)
+        .map_err(|msg| Error::model(path, msg))?;
+    let external = (!files.is_empty()).then_some(external);
+    let mut prepared = prepare_inner(model, path, &name, feature_node, None, external)?;
+    if !files.is_empty() {
+        // The weights live outside the graph bytes: a changed data file must change every
+        // fingerprint built on this model.
+        let mut key = prepared.fingerprint.clone();
+        for f in &files {
+            key.push_str(&crate::fsutil::sha256_file(f)?);
+        }
+        prepared.fingerprint = crate::fsutil::sha256_bytes(key.as_bytes());
+    }
+    Ok(prepared)
 }
 
 /// Finds the feature map (or takes `feature_node`, a node or value name) and the classifier of
@@ -54,30 +73,42 @@ pub fn prepare(
     name: &str,
     feature_node: Option<&str>,
 ) -> Result<PreparedModel> {
-    prepare_sized(model, origin, name, feature_node, None)
+    prepare_inner(model, origin, name, feature_node, None, None)
 }
 
 /// [`prepare`] with the input side to assume when the graph's input size is symbolic.
 pub fn prepare_sized(
-    mut model: ModelProto,
+    model: ModelProto,
     origin: &Path,
     name: &str,
     feature_node: Option<&str>,
     symbolic_size: Option<usize>,
 ) -> Result<PreparedModel> {
+    prepare_inner(model, origin, name, feature_node, symbolic_size, None)
+}
+
+fn prepare_inner(
+    mut model: ModelProto,
+    origin: &Path,
+    name: &str,
+    feature_node: Option<&str>,
+    symbolic_size: Option<usize>,
+    external: Option<ExternalData>,
+) -> Result<PreparedModel> {
     let graph = model
         .graph
         .as_ref()
         .ok_or_else(|| Error::model(origin, "the model has no graph"))?;
-    let view = GraphView::new(graph);
+    let view = GraphView::new(graph, external.as_ref());
     let (input_name, size) = image_input(&view).map_err(|msg| Error::model(origin, msg))?;
     let size = size.or(symbolic_size).unwrap_or(DEFAULT_INPUT_SIZE);
     let shapes = shapes::infer(&view, 1, size);
     let found =
         detect::detect(&view, &shapes, feature_node).map_err(|msg| Error::model(origin, msg))?;
     let feature_shape = match (shapes.get(&found.feature_value), found.layout) {
-        (Some(&[_, d, h, w]), crate::model::FeatureLayout::Nchw) => [d, h, w],
-        (Some(&[_, t, d]), crate::model::FeatureLayout::Tokens { skip }) => {
+        (Some(&[_, d, h, w]), FeatureLayout::Nchw) => [d, h, w],
+        (Some(&[_, h, w, d]), FeatureLayout::Nhwc) => [d, h, w],
+        (Some(&[_, t, d]), FeatureLayout::Tokens { skip }) => {
             let side = ((t - skip) as f64).sqrt().round() as usize;
             if side * side == t - skip {
                 [d, side, side]
@@ -85,12 +116,14 @@ pub fn prepare_sized(
                 [0, 0, 0]
             }
         }
+        // Added nodes and exporter glue leave shapes unknown: the engine's probe run fills them.
         _ => [0, 0, 0],
     };
     let graph = model
         .graph
         .as_mut()
         .ok_or_else(|| Error::model(origin, "the model has no graph"))?;
+    graph.node.extend(found.extra_nodes.iter().cloned());
     let mut expose = |value: &str| {
         if !graph.output.iter().any(|o| o.name == value) {
             graph
@@ -115,11 +148,15 @@ pub fn prepare_sized(
         feature_output: found.feature_value,
         feature_node: found.feature_node,
         layout: found.layout,
+        reason: found.reason,
+        head: found.head,
         feature_shape,
         logits_output: found.logits_value,
+        original_classes: found.classifier.as_ref().map(|c| c.classes),
         classifier: found.classifier,
         class_names: None,
         preprocess: Preprocess::torchvision(size),
+        external,
         fingerprint,
     })
 }
@@ -203,8 +240,18 @@ pub struct Inspection {
     pub outputs: Vec<Port>,
     /// Node (or value) the features come from.
     pub feature_node: String,
+    /// Why that map was chosen.
+    pub reason: String,
     /// Layout of that value.
     pub layout: crate::model::FeatureLayout,
+    /// What the model does with the pooled map.
+    pub head: crate::model::OriginalHead,
+    /// Number of classes of the model's own logits, when it outputs any.
+    pub original_classes: Option<usize>,
+    /// Whether the graph runs only one image per call (its batch size fixed to 1).
+    pub one_at_a_time: bool,
+    /// Folder external tensor data is read from, when the model has any.
+    pub external_data: Option<std::path::PathBuf>,
     /// Per-image feature map [D, h, w] (zeros when unknown without a run).
     pub feature_shape: [usize; 3],
     /// Original classifier as [classes, dim].
@@ -219,14 +266,15 @@ pub struct Inspection {
     pub fingerprint: String,
 }
 
-/// Summarises a prepared model's graph and what detection found.
-pub fn inspect(model: &PreparedModel) -> Result<Inspection> {
+/// Summarises a loaded model's graph and what detection and the probe run found.
+pub fn inspect(backbone: &crate::engine::Backbone) -> Result<Inspection> {
+    let model = backbone.model();
     let proto = parse(&model.onnx, Path::new(&model.name))?;
     let graph = proto
         .graph
         .as_ref()
         .ok_or_else(|| Error::model(&model.name, "the model has no graph"))?;
-    let view = GraphView::new(graph);
+    let view = GraphView::new(graph, model.external.as_ref());
     let inferred = shapes::infer(&view, 1, model.preprocess.crop);
     let port = |vi: &onnx_protobuf::ValueInfoProto| {
         let shape = match vi.type_.as_ref().and_then(|t| t.value.as_ref()) {
@@ -276,7 +324,12 @@ pub fn inspect(model: &PreparedModel) -> Result<Inspection> {
         inputs: view.real_inputs().into_iter().map(port).collect(),
         outputs: graph.output.iter().map(port).collect(),
         feature_node: model.feature_node.clone(),
+        reason: model.reason.clone(),
         layout: model.layout,
+        head: model.head.clone(),
+        original_classes: model.original_classes,
+        one_at_a_time: backbone.one_at_a_time(),
+        external_data: model.external.as_ref().map(|e| e.dir().to_path_buf()),
         feature_shape: model.feature_shape,
         classifier: model.classifier.as_ref().map(|c| [c.classes, c.dim]),
         preprocess: model.preprocess.clone(),

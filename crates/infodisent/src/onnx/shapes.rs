@@ -57,6 +57,7 @@ pub fn infer(view: &GraphView, batch: usize, size: usize) -> Shapes {
             }
         }
     }
+    let recorded = recorded_shapes(view, batch);
     for node in view.nodes() {
         if node.op_type == "Constant" {
             if let Some(t) = view.constant(&node.output[0]) {
@@ -70,13 +71,56 @@ pub fn infer(view: &GraphView, batch: usize, size: usize) -> Shapes {
             continue;
         }
         fold_ints(node, &mut s);
-        if let Some(out) = infer_node(node, &s) {
-            if let Some(name) = node.output.first() {
-                s.shapes.insert(name.clone(), out);
+        for (i, name) in node.output.iter().enumerate() {
+            // What the exporter recorded beats what this partial inference works out.
+            let shape = match recorded.get(name.as_str()) {
+                Some(shape) => Some(shape.clone()),
+                None if i == 0 => infer_node(node, &s),
+                None => None,
+            };
+            if let Some(shape) = shape {
+                s.shapes.insert(name.clone(), shape);
             }
         }
     }
     s
+}
+
+/// Shapes the exporter recorded in `value_info` (torch's dynamo exporter records most), with the
+/// image input's symbolic batch dim read as `batch`; a value with any other symbolic dim is left
+/// out.
+fn recorded_shapes<'g>(view: &GraphView<'g>, batch: usize) -> HashMap<&'g str, Vec<usize>> {
+    let batch_name =
+        view.real_inputs()
+            .first()
+            .and_then(|i| match i.type_.as_ref()?.value.as_ref()? {
+                type_proto::Value::TensorType(t) => match t.shape.as_ref()?.dim.first()?.value {
+                    Some(Dim::DimParam(ref p)) => Some(p.clone()),
+                    _ => None,
+                },
+                _ => None,
+            });
+    view.graph
+        .value_info
+        .iter()
+        .filter_map(|vi| {
+            let type_proto::Value::TensorType(t) = vi.type_.as_ref()?.value.as_ref()? else {
+                return None;
+            };
+            let dims = t
+                .shape
+                .as_ref()?
+                .dim
+                .iter()
+                .map(|d| match &d.value {
+                    Some(Dim::DimValue(v)) if *v >= 0 => Some(*v as usize),
+                    Some(Dim::DimParam(p)) if Some(p) == batch_name.as_ref() => Some(batch),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()?;
+            Some((vi.name.as_str(), dims))
+        })
+        .collect()
 }
 
 /// Tracks small integer tensors (shape arithmetic) so `Reshape` targets can be resolved.

@@ -38,6 +38,7 @@ pub fn write_cache(
         preprocess,
         classes: (0..classes).map(|c| format!("class{c}")).collect(),
         original_classes: None,
+        original_head: None,
         splits: BTreeMap::new(),
     };
     let mut w = CacheWriter::create_or_resume(dir, manifest, false).unwrap();

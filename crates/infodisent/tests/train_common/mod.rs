@@ -28,6 +28,7 @@ pub fn write_cache(dir: &Path, train: usize, test: usize, seed: u64) -> FeatureC
         preprocess: serde_json::json!({}),
         classes: (0..CLASSES).map(|c| format!("class{c}")).collect(),
         original_classes: Some(CLASSES),
+        original_head: None,
         splits: BTreeMap::new(),
     };
     let mut w = CacheWriter::create_or_resume(dir, manifest, false).unwrap();
