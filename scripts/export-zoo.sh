@@ -20,5 +20,7 @@ OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}" "$assets/python/bin/python" -W ig
   "$root/tools/zoo/export.py" --out "$out" --photos "${photos[@]}" "$@" 2>&1 \
   | grep -E '^\[export-zoo\]|Error|error' >&2 || true
 ln -sfn "$key" "$assets/zoo/current"
+# Exports made with another environment or script are stale: nothing reads them any more.
+find "$assets/zoo" -mindepth 1 -maxdepth 1 -type d ! -name "$key" -exec rm -rf {} +
 n=$(ls "$out"/*/export.json 2>/dev/null | wc -l)
 echo "[export-zoo] $n exports ready in $out" >&2

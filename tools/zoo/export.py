@@ -107,8 +107,10 @@ def write_inputs(photos, side, out_dir):
     return sorted(paths)
 
 
-# Exported once more without dynamic axes: the batch size is then baked to that of the example.
-STATIC = ["resnet18"]
+# Extra exports: without dynamic axes (the batch size is then baked to that of the example), and
+# with the legacy exporter at opset 13 (LayerNorm written out as ops; ViTs need opset 14).
+EXTRA = [("resnet18", "dynamo-static"), ("resnet18", "legacy-opset13"),
+         ("convnext_atto", "legacy-opset13"), ("swin_tiny_patch4_window7_224", "legacy-opset13")]
 
 
 def export(model, x, path, exporter):
@@ -117,6 +119,8 @@ def export(model, x, path, exporter):
         kwargs["dynamic_axes"] = {"input": {0: "batch"}, "logits": {0: "batch"}}
     if exporter == "legacy":
         torch.onnx.export(model, (x,), path, dynamo=False, **kwargs)
+    elif exporter == "legacy-opset13":
+        torch.onnx.export(model, (x,), path, dynamo=False, opset_version=13, **kwargs)
     elif exporter == "dynamo-static":
         torch.onnx.export(model, (x[:1],), path, **kwargs)
     else:
@@ -132,7 +136,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     jobs = [(n, e) for n in args.models.split(",") for e in args.exporters.split(",")]
-    jobs += [(n, "dynamo-static") for n in STATIC if n in args.models.split(",")]
+    jobs += [(n, e) for n, e in EXTRA if n in args.models.split(",")]
     for name, exporter in jobs:
         folder = os.path.join(args.out, f"{name}-{exporter}")
         done = os.path.join(folder, "export.json")

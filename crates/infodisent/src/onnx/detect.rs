@@ -86,8 +86,109 @@ const SPATIAL_OPS: &[&str] = &[
 ];
 
 /// A LayerNormalization between the pool and the linear layer.
-struct Norm<'g> {
-    node: &'g NodeProto,
+enum Norm<'g> {
+    /// One LayerNormalization node (opset 17 and later).
+    Node(&'g NodeProto),
+    /// The mean/variance ops an exporter wrote instead (older opsets), in graph order, reading
+    /// `input` and producing `output`.
+    Decomposed {
+        input: String,
+        nodes: Vec<&'g NodeProto>,
+        output: String,
+    },
+}
+
+impl Norm<'_> {
+    fn label(&self) -> String {
+        match self {
+            Norm::Node(node) => node_label(node),
+            Norm::Decomposed { nodes, .. } => format!(
+                "{} .. {} ({} ops)",
+                node_label(nodes[0]),
+                node_label(nodes[nodes.len() - 1]),
+                nodes.len()
+            ),
+        }
+    }
+}
+
+/// Ops a LayerNorm decomposes into.
+const NORM_OPS: &[&str] = &[
+    "ReduceMean",
+    "Sub",
+    "Pow",
+    "Mul",
+    "Add",
+    "Sqrt",
+    "Div",
+    "Reciprocal",
+    "Cast",
+];
+
+/// Recognises a LayerNorm written out as ops (older opsets): starting at `value`, the nodes that
+/// read it or what they compute, with only constants besides, until one value is left that the
+/// rest of the graph reads. It must reduce only over the last axis, twice (mean and variance).
+fn decomposed_norm<'g>(view: &GraphView<'g>, value: &str) -> Option<Norm<'g>> {
+    let mut nodes: Vec<&NodeProto> = Vec::new();
+    let mut produced: Vec<&str> = vec![value];
+    let mut means = 0;
+    for node in view.nodes() {
+        if !node.input.iter().any(|i| produced.contains(&i.as_str())) {
+            continue;
+        }
+        if !NORM_OPS.contains(&node.op_type.as_str()) || nodes.len() >= 16 {
+            return None;
+        }
+        let inputs_ok = node
+            .input
+            .iter()
+            .all(|i| i.is_empty() || produced.contains(&i.as_str()) || view.constant(i).is_some());
+        if !inputs_ok {
+            return None;
+        }
+        if node.op_type == "ReduceMean" {
+            let axes = attr_ints(node, "axes")
+                .or_else(|| node.input.get(1).and_then(|a| view.constant_i64(a)))?;
+            if axes != [-1] {
+                return None;
+            }
+            means += 1;
+        }
+        nodes.push(node);
+        produced.extend(node.output.iter().map(String::as_str));
+        let open: Vec<&str> = produced
+            .iter()
+            .copied()
+            .filter(|v| {
+                view.is_output(v)
+                    || view
+                        .consumers(v)
+                        .iter()
+                        .any(|c| !nodes.iter().any(|n| std::ptr::eq(*n, *c)))
+            })
+            .collect();
+        if let [last] = open[..] {
+            if last != value && means == 2 {
+                // The scale and shift follow the normalisation itself.
+                let mut output = last.to_owned();
+                while let Some(affine) = data_consumer(view, &output).filter(|n| {
+                    matches!(n.op_type.as_str(), "Mul" | "Add")
+                        && n.input
+                            .iter()
+                            .any(|i| *i != output && view.constant(i).is_some())
+                }) {
+                    nodes.push(affine);
+                    output = affine.output.first()?.clone();
+                }
+                return Some(Norm::Decomposed {
+                    input: value.to_owned(),
+                    nodes,
+                    output,
+                });
+            }
+        }
+    }
+    None
 }
 
 /// How the walk from a pool ended.
@@ -207,13 +308,13 @@ pub fn detect(
                         node_label(linear)
                     ));
                     if let Some(norm) = norm {
-                        let (value, layout, nodes) = normed_map(&map, pool.layout, norm.node);
+                        let (value, layout, nodes) = normed_map(&map, pool.layout, norm);
                         detection.feature_value = value;
                         detection.layout = layout;
                         detection.extra_nodes = nodes;
                         reason.push_str(&format!(
                             "; the head's LayerNorm `{}` is applied per pixel",
-                            node_label(norm.node)
+                            norm.label()
                         ));
                     }
                     detection.head = head_of(pool, norm.as_ref(), linear, classifier, logits);
@@ -249,10 +350,7 @@ fn head_of(
         },
         Some(n) => OriginalHead {
             kind: OriginalHeadKind::NormLinear,
-            detail: format!(
-                "LayerNorm `{}` then {shape}, logits `{logits}`",
-                node_label(n.node)
-            ),
+            detail: format!("LayerNorm `{}` then {shape}, logits `{logits}`", n.label()),
         },
         None => OriginalHead {
             kind: OriginalHeadKind::Linear,
@@ -285,11 +383,12 @@ fn graph_logits(view: &GraphView) -> Option<String> {
 }
 
 /// Nodes applying the head's LayerNorm per pixel to `map`: NCHW maps are first moved to NHWC
-/// (the norm runs over the last axis), tokens and NHWC maps are normalised as they are.
+/// (the norm runs over the last axis), tokens and NHWC maps are normalised as they are. A
+/// decomposed norm is copied op for op, reading the map instead of the pooled vector.
 fn normed_map(
     map: &str,
     layout: FeatureLayout,
-    norm: &NodeProto,
+    norm: &Norm,
 ) -> (String, FeatureLayout, Vec<NodeProto>) {
     let mut nodes = Vec::new();
     let (input, layout) = match layout {
@@ -306,18 +405,46 @@ fn normed_map(
         }
         other => (map.to_owned(), other),
     };
-    let mut inputs: Vec<&str> = vec![&input];
-    inputs.extend(norm.input.iter().skip(1).map(String::as_str));
-    nodes.push(node_proto(
-        "LayerNormalization",
-        NORMED_FEATURES,
-        &inputs,
-        NORMED_FEATURES,
-        vec![
-            ("axis", Attr::Int(-1)),
-            ("epsilon", Attr::Float(attr_f(norm, "epsilon", 1e-5))),
-        ],
-    ));
+    match norm {
+        Norm::Node(node) => {
+            let mut inputs: Vec<&str> = vec![&input];
+            inputs.extend(node.input.iter().skip(1).map(String::as_str));
+            nodes.push(node_proto(
+                "LayerNormalization",
+                NORMED_FEATURES,
+                &inputs,
+                NORMED_FEATURES,
+                vec![
+                    ("axis", Attr::Int(-1)),
+                    ("epsilon", Attr::Float(attr_f(node, "epsilon", 1e-5))),
+                ],
+            ));
+        }
+        Norm::Decomposed {
+            input: pooled,
+            nodes: ops,
+            output,
+        } => {
+            let rename = |v: &String| {
+                if v == pooled {
+                    input.clone()
+                } else if v == output {
+                    NORMED_FEATURES.to_owned()
+                } else if ops.iter().any(|n| n.output.contains(v)) {
+                    format!("{NORMED_FEATURES}/{v}")
+                } else {
+                    v.clone()
+                }
+            };
+            for op in ops {
+                let mut copy = (*op).clone();
+                copy.name = format!("{NORMED_FEATURES}/{}", node_label(op));
+                copy.input = copy.input.iter().map(rename).collect();
+                copy.output = copy.output.iter().map(rename).collect();
+                nodes.push(copy);
+            }
+        }
+    }
     (NORMED_FEATURES.to_owned(), layout, nodes)
 }
 
@@ -436,6 +563,15 @@ fn walk_head<'g>(view: &GraphView<'g>, pool: &Pool<'g>) -> HeadWalk<'g> {
     };
     let mut norm = None;
     let linear = loop {
+        if norm.is_none() && data_consumer(view, &value).is_none() {
+            if let Some(found @ Norm::Decomposed { .. }) = decomposed_norm(view, &value) {
+                if let Norm::Decomposed { output, .. } = &found {
+                    value = output.clone();
+                }
+                norm = Some(found);
+                continue;
+            }
+        }
         let Some(node) = data_consumer(view, &value) else {
             let n = view.consumers(&value).len();
             return HeadWalk::Other(if view.is_output(&value) {
@@ -453,7 +589,7 @@ fn walk_head<'g>(view: &GraphView<'g>, pool: &Pool<'g>) -> HeadWalk<'g> {
         }
         match node.op_type.as_str() {
             op if PASS_THROUGH.contains(&op) => {}
-            "LayerNormalization" if norm.is_none() => norm = Some(Norm { node }),
+            "LayerNormalization" if norm.is_none() => norm = Some(Norm::Node(node)),
             "Gemm" | "MatMul" | "Conv" => break node,
             op => {
                 return HeadWalk::Other(format!(

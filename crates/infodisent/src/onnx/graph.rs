@@ -88,19 +88,22 @@ impl<'g> GraphView<'g> {
             .collect()
     }
 
-    /// The constant tensor behind `value`: an initializer or the output of a `Constant` node.
+    /// The constant tensor behind `value`: an initializer or the output of a `Constant` node,
+    /// also through `Identity` nodes (exporters alias deduplicated weights that way).
     pub fn constant(&self, value: &str) -> Option<&'g TensorProto> {
         if let Some(t) = self.initializers.get(value) {
             return Some(t);
         }
         let (_, node) = self.producer(value)?;
-        if node.op_type != "Constant" {
-            return None;
+        match node.op_type.as_str() {
+            "Identity" => self.constant(node.input.first()?),
+            "Constant" => node
+                .attribute
+                .iter()
+                .find(|a| a.name == "value")
+                .and_then(|a| a.t.as_ref()),
+            _ => None,
         }
-        node.attribute
-            .iter()
-            .find(|a| a.name == "value")
-            .and_then(|a| a.t.as_ref())
     }
 
     /// A constant as f32 values with its dims.
