@@ -233,6 +233,65 @@ impl FeatureCache {
         Ok((0..n).map(move |i| self.read_shard(split, i)))
     }
 
+    /// Reads the items `indices` of `split` (in that order) into one shard, reading only their
+    /// rows from the shard files: what a shuffled pass over a split larger than memory needs.
+    /// Logits are not read.
+    pub fn read_items(&self, split: &str, indices: &[usize]) -> Result<Shard> {
+        let info = self.split(split)?;
+        let [d, h, w] = self.manifest.feature_shape;
+        let per_image = d * h * w;
+        let mut out = Shard {
+            len: indices.len(),
+            features: vec![0.0; indices.len() * per_image],
+            labels: vec![0; indices.len()],
+            logits: None,
+            index: indices.iter().map(|&i| i as i64).collect(),
+        };
+        // Items of one shard are read through one open file, in file order.
+        let mut order: Vec<usize> = (0..indices.len()).collect();
+        order.sort_by_key(|&k| indices[k]);
+        let mut open: Option<(usize, ShardRows)> = None;
+        for k in order {
+            let item = indices[k];
+            if item >= info.num_items {
+                return Err(Error::cache(
+                    &self.dir,
+                    format!(
+                        "split `{split}` has {} items, not {}",
+                        info.num_items,
+                        item + 1
+                    ),
+                ));
+            }
+            let shard = item / info.shard_size;
+            if open.as_ref().map(|(s, _)| *s) != Some(shard) {
+                let path = self.dir.join(split).join(&info.shards[shard]);
+                let rows = (info.num_items - shard * info.shard_size).min(info.shard_size);
+                open = Some((shard, ShardRows::open(&path, [rows, d, h, w])?));
+            }
+            let (_, rows) = open.as_mut().expect("opened above");
+            let row = item % info.shard_size;
+            rows.features(row, &mut out.features[k * per_image..(k + 1) * per_image])?;
+            out.labels[k] = rows.label(row)?;
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` with the items `order` of `split`, `batch` at a time, each batch read on its own
+    /// (see [`FeatureCache::read_items`]): a pass in any order, one batch in memory.
+    pub fn visit_batches(
+        &self,
+        split: &str,
+        order: &[usize],
+        batch: usize,
+        mut f: impl FnMut(Shard) -> Result<()>,
+    ) -> Result<()> {
+        for chunk in order.chunks(batch.max(1)) {
+            f(self.read_items(split, chunk)?)?;
+        }
+        Ok(())
+    }
+
     /// Reads a whole split into one shard (for data that fits in memory).
     pub fn read_split(&self, split: &str) -> Result<Shard> {
         let mut all = Shard {
@@ -296,6 +355,125 @@ fn tensor_i64(path: &Path, t: &TensorView<'_>) -> Result<Vec<i64>> {
         .chunks_exact(8)
         .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
         .collect())
+}
+
+/// One shard file opened for reading single rows of its features and labels.
+struct ShardRows {
+    path: PathBuf,
+    file: std::fs::File,
+    data_start: u64,
+    features_start: u64,
+    /// Bytes per feature value: 2 (f16) or 4 (f32).
+    width: usize,
+    labels_start: u64,
+    per_image: usize,
+}
+
+impl ShardRows {
+    /// Opens a shard and checks that its features have `shape`.
+    fn open(path: &Path, shape: [usize; 4]) -> Result<Self> {
+        use std::io::Read;
+        let corrupt = |msg: String| Error::cache(path, format!("corrupt shard: {msg}"));
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut n = [0u8; 8];
+        file.read_exact(&mut n).map_err(|e| Error::io(path, e))?;
+        let n = u64::from_le_bytes(n);
+        if n > 100 << 20 {
+            return Err(corrupt(format!("header of {n} bytes")));
+        }
+        let mut header = vec![0u8; n as usize];
+        file.read_exact(&mut header)
+            .map_err(|e| Error::io(path, e))?;
+        // The header alone (safetensors' own reader insists on the whole file).
+        #[derive(serde::Deserialize)]
+        struct Info {
+            dtype: String,
+            shape: Vec<usize>,
+            data_offsets: (u64, u64),
+        }
+        let mut meta: std::collections::HashMap<String, serde_json::Value> =
+            serde_json::from_slice(&header).map_err(|e| corrupt(e.to_string()))?;
+        let mut tensor = |name: &str| -> Result<Info> {
+            let value = meta
+                .remove(name)
+                .ok_or_else(|| Error::cache(path, format!("shard lacks tensor `{name}`")))?;
+            serde_json::from_value(value).map_err(|e| corrupt(format!("`{name}`: {e}")))
+        };
+        let feats = tensor("features")?;
+        if feats.shape != shape {
+            return Err(Error::cache(
+                path,
+                format!(
+                    "features have shape {:?}, manifest says {shape:?}",
+                    feats.shape
+                ),
+            ));
+        }
+        let width = match feats.dtype.as_str() {
+            "F16" => 2,
+            "F32" => 4,
+            other => {
+                return Err(Error::cache(
+                    path,
+                    format!("features are {other}, expected F16 or F32"),
+                ))
+            }
+        };
+        let per_image = shape[1] * shape[2] * shape[3];
+        let labels = tensor("labels")?;
+        let sizes_ok = feats.data_offsets.1 - feats.data_offsets.0
+            == (shape[0] * per_image * width) as u64
+            && labels.data_offsets.1 - labels.data_offsets.0 == (shape[0] * 8) as u64;
+        if labels.shape != [shape[0]] || labels.dtype != "I64" || !sizes_ok {
+            return Err(corrupt("tensor sizes do not match their shapes".to_owned()));
+        }
+        Ok(ShardRows {
+            path: path.to_path_buf(),
+            file,
+            data_start: 8 + n,
+            features_start: feats.data_offsets.0,
+            width,
+            labels_start: labels.data_offsets.0,
+            per_image,
+        })
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file
+            .read_exact_at(buf, self.data_start + offset)
+            .map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// Row `row` of the features, as f32, into `out`.
+    fn features(&mut self, row: usize, out: &mut [f32]) -> Result<()> {
+        let (start, width) = (self.features_start, self.width);
+        let mut bytes = vec![0u8; self.per_image * width];
+        self.read_at(start + (row * self.per_image * width) as u64, &mut bytes)?;
+        if width == 2 {
+            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *o = f16::from_le_bytes([b[0], b[1]]).to_f32();
+            }
+        } else {
+            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        }
+        if out.iter().any(|v| !v.is_finite()) {
+            return Err(Error::cache(
+                &self.path,
+                format!("features of row {row} contain NaN or infinity"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Label of row `row`.
+    fn label(&mut self, row: usize) -> Result<i64> {
+        let mut b = [0u8; 8];
+        self.read_at(self.labels_start + (row * 8) as u64, &mut b)?;
+        Ok(i64::from_le_bytes(b))
+    }
 }
 
 fn read_shard_file(

@@ -7,7 +7,7 @@
 //! epoch), `summary.json`, and the final head: `head.safetensors` ([`HeadParams`] format) for
 //! InfoDisent or `linear.safetensors` ([`LinearClassifier`] format) for the linear probe.
 
-use crate::cache::{FeatureCache, Shard};
+use crate::cache::FeatureCache;
 use crate::error::{Error, Result};
 use crate::fsutil::{read_json, write_atomic, write_json_atomic};
 use crate::head::{Batch, Head, HeadConfig, HeadKind, TrainMode, TrainedHead};
@@ -45,8 +45,6 @@ pub struct TrainConfig {
     pub val_fraction: f64,
     /// Stop after this many epochs without a better validation accuracy (needs validation).
     pub patience: Option<usize>,
-    /// Shards held in memory and shuffled together; the rest of the cache stays on disk.
-    pub shuffle_window: usize,
     /// Compact explanations (METHOD.md §1.7): after `prune_after` epochs keep only the
     /// `keep_top` largest weights of each class row, and fine-tune the rest of the run with
     /// every other weight held at zero. InfoDisent heads only.
@@ -69,7 +67,6 @@ impl Default for TrainConfig {
             seed: 0,
             val_fraction: 0.0,
             patience: None,
-            shuffle_window: 2,
             keep_top: None,
             prune_after: None,
         }
@@ -141,11 +138,6 @@ impl TrainConfig {
                         .into(),
                 ));
             }
-        }
-        if self.shuffle_window == 0 {
-            return Err(Error::Config(
-                "shuffle_window must be at least 1 shard".into(),
-            ));
         }
         if self.split.is_empty() {
             return Err(Error::Config("split must name a cache split".into()));
@@ -263,86 +255,41 @@ fn is_val(cfg: &TrainConfig, index: i64) -> bool {
         && (mix(cfg.seed ^ STREAM_VAL, index as u64) as f64 / u64::MAX as f64) < cfg.val_fraction
 }
 
-/// Feeds the images of `split` that pass `keep` to `f` in batches. With `shuffle`, the shard order
-/// and the images within each window of `window` shards are permuted by `rng`; only the window
-/// (and less than one batch carried over) is in memory.
+/// Feeds the images of `split` that pass `keep` to `f` in batches. With `rng`, each pass draws a
+/// permutation of the whole split, so batches mix classes whatever order the cache was written in
+/// (ImageFolder caches are written class by class); only one batch is in memory.
 fn for_each_batch(
     cache: &FeatureCache,
     split: &str,
     batch_size: usize,
-    window: usize,
-    mut rng: Option<&mut rand::rngs::StdRng>,
+    rng: Option<&mut rand::rngs::StdRng>,
     keep: impl Fn(i64) -> bool,
     mut f: impl FnMut(Batch) -> Result<()>,
 ) -> Result<()> {
     let [dim, h, w] = cache.feature_shape();
     let cells = h * w;
     let per_image = dim * cells;
-    let num_shards = cache.split(split)?.shards.len();
-    let mut order: Vec<usize> = (0..num_shards).collect();
-    if let Some(r) = rng.as_deref_mut() {
+    let mut order: Vec<usize> = (0..cache.split(split)?.num_items)
+        .filter(|&i| keep(i as i64))
+        .collect();
+    if let Some(r) = rng {
         order.shuffle(r);
     }
     let classes = cache.num_classes() as i64;
-    let mut carry: Vec<(Vec<f32>, u32)> = Vec::new();
-    for group in order.chunks(window) {
-        let shards: Vec<Shard> = group
-            .iter()
-            .map(|&i| cache.read_shard(split, i))
-            .collect::<Result<_>>()?;
-        let mut pool: Vec<(usize, usize)> = Vec::new();
-        for (s, shard) in shards.iter().enumerate() {
-            for i in 0..shard.len {
-                let label = shard.labels[i];
-                if !(0..classes).contains(&label) {
-                    return Err(Error::cache(
-                        cache.dir(),
-                        format!(
-                            "split `{split}` item {} has label {label}, outside 0..{classes}",
-                            shard.index[i]
-                        ),
-                    ));
-                }
-                if keep(shard.index[i]) {
-                    pool.push((s, i));
-                }
+    cache.visit_batches(split, &order, batch_size, |shard| {
+        let mut labels = Vec::with_capacity(shard.len);
+        for (&label, &index) in shard.labels.iter().zip(&shard.index) {
+            if !(0..classes).contains(&label) {
+                return Err(Error::cache(
+                    cache.dir(),
+                    format!("split `{split}` item {index} has label {label}, outside 0..{classes}"),
+                ));
             }
+            labels.push(label as u32);
         }
-        if let Some(r) = rng.as_deref_mut() {
-            pool.shuffle(r);
-        }
-        // Leftovers of the previous window go first, so every batch but the last is full.
-        let mut maps: Vec<&[f32]> = carry.iter().map(|(m, _)| m.as_slice()).collect();
-        let mut labels: Vec<u32> = carry.iter().map(|(_, l)| *l).collect();
-        for &(s, i) in &pool {
-            maps.push(&shards[s].features[i * per_image..(i + 1) * per_image]);
-            labels.push(shards[s].labels[i] as u32);
-        }
-        let full = maps.len() / batch_size * batch_size;
-        for start in (0..full).step_by(batch_size) {
-            f(batch_from(
-                &maps[start..start + batch_size],
-                labels[start..start + batch_size].to_vec(),
-                dim,
-                cells,
-            ))?;
-        }
-        carry = maps[full..]
-            .iter()
-            .zip(&labels[full..])
-            .map(|(m, l)| (m.to_vec(), *l))
-            .collect();
-    }
-    if !carry.is_empty() {
-        let maps: Vec<&[f32]> = carry.iter().map(|(m, _)| m.as_slice()).collect();
-        f(batch_from(
-            &maps,
-            carry.iter().map(|(_, l)| *l).collect(),
-            dim,
-            cells,
-        ))?;
-    }
-    Ok(())
+        let maps: Vec<&[f32]> = shard.features.chunks_exact(per_image).collect();
+        f(batch_from(&maps, labels, dim, cells))
+    })
 }
 
 fn batch_from(maps: &[&[f32]], labels: Vec<u32>, dim: usize, cells: usize) -> Batch {
@@ -582,7 +529,6 @@ fn validate(cache: &FeatureCache, cfg: &TrainConfig, head: &Head) -> Result<f64>
         cache,
         &cfg.split,
         cfg.batch_size,
-        1,
         None,
         |i| is_val(cfg, i),
         |batch| {
@@ -754,7 +700,6 @@ pub fn train_partial(
             cache,
             &cfg.split,
             cfg.batch_size,
-            cfg.shuffle_window,
             Some(&mut rng),
             |i| !is_val(cfg, i),
             |batch| {
