@@ -357,6 +357,36 @@ fn tensor_i64(path: &Path, t: &TensorView<'_>) -> Result<Vec<i64>> {
         .collect())
 }
 
+/// Up to `n` item indices of a split, spread over its classes as evenly as they allow and drawn
+/// at random within each class (seeded), in ascending order: a sample that does not depend on
+/// the order the cache was written in.
+pub fn balanced_sample(items: &[Item], n: usize, seed: u64) -> Vec<usize> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut by_class: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        by_class.entry(item.label).or_default().push(i);
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    for members in by_class.values_mut() {
+        members.shuffle(&mut rng);
+    }
+    let mut chosen = Vec::with_capacity(n.min(items.len()));
+    let mut round = 0;
+    while chosen.len() < n.min(items.len()) {
+        for members in by_class.values() {
+            if let Some(&i) = members.get(round) {
+                if chosen.len() < n {
+                    chosen.push(i);
+                }
+            }
+        }
+        round += 1;
+    }
+    chosen.sort_unstable();
+    chosen
+}
+
 /// One shard file opened for reading single rows of its features and labels.
 struct ShardRows {
     path: PathBuf,

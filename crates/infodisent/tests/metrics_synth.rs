@@ -55,13 +55,18 @@ fn pointing_game_channel_counts_and_rv_from_the_cache() {
         .filter(|(k, a)| k.starts_with("test/") && a.counter.is_some())
         .count();
     assert_eq!(r.counter_pointing[0].total, planted);
-    let c = &r.channels_for_95;
+    let c = &r.channels_for_95.strict;
     assert!(c.mean >= 1.0 && c.median >= 1.0 && c.mean <= head.dim as f64);
     assert_eq!(c.histogram.iter().map(|b| b.count).sum::<usize>(), 60);
+    let paper = &r.channels_for_95;
+    assert_eq!(paper.paper.images + paper.paper_undefined, 60);
     let b = r.baseline_channels_for_95.as_ref().unwrap();
-    assert_eq!(b.images, 60);
-    assert!(r.rv.images == 60 && r.rv.pairs == 300);
-    assert!((0.0..=1.0).contains(&r.rv.infodisent) && (0.0..=1.0).contains(&r.rv.raw));
+    assert_eq!(b.strict.images, 60);
+    assert!(r.rv.images == 60 && r.rv.pairs <= 300);
+    for stat in [r.rv.infodisent, r.rv.raw] {
+        assert!((0.0..=1.0).contains(&stat.mean) && (0.0..=1.0).contains(&stat.null));
+    }
+    assert!((0.0..=1.0).contains(&r.weights.zero_share));
 }
 
 #[test]

@@ -1,8 +1,60 @@
-//! Channels for 95%: how many channels carry a decision. For one image and class, sort the
-//! positive contributions in descending order; the answer is the smallest m whose top-m sum
-//! reaches the fraction of the total positive contribution.
+//! Channels for 95%: how many channels carry a decision, under the two readings METHOD.md §1.5
+//! names. For one image, sort a class's contributions `a_ck = W[c,k]·v_k` in descending order:
+//! - **paper**: the image's true class, the smallest m whose top-m sum reaches 95 % of the *net*
+//!   total Σ_k a_ck (negative contributions included);
+//! - **strict**: the predicted class, 95 % of the sum of the *positive* contributions only.
+//!
+//! Contributions are gauge-fixed first: under softmax cross-entropy a row added to W for every
+//! class changes no prediction, so InfoDisent's W is read as W − min_c W (still ≥ 0) and a
+//! baseline's as W − mean_c W.
 
 use serde::{Deserialize, Serialize};
+
+/// How a weight matrix is gauge-fixed before contributions are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gauge {
+    /// Subtract each channel's smallest weight over the classes (keeps W ≥ 0).
+    Min,
+    /// Subtract each channel's mean weight over the classes.
+    Mean,
+}
+
+/// `weight` `[classes, dim]` with the per-channel part shared by every class removed.
+pub fn gauge_fixed(weight: &[f32], classes: usize, dim: usize, gauge: Gauge) -> Vec<f32> {
+    let shift: Vec<f32> = (0..dim)
+        .map(|k| {
+            let column = (0..classes).map(|c| weight[c * dim + k]);
+            match gauge {
+                Gauge::Min => column.fold(f32::INFINITY, f32::min),
+                Gauge::Mean => column.sum::<f32>() / classes as f32,
+            }
+        })
+        .collect();
+    weight
+        .chunks_exact(dim)
+        .flat_map(|row| row.iter().zip(&shift).map(|(w, s)| w - s))
+        .collect()
+}
+
+/// The paper's reading: fewest channels (largest contributions first) whose sum reaches
+/// `fraction` of the net total; `None` when the net total is not positive.
+pub fn channels_for_net_fraction(contributions: &[f32], fraction: f32) -> Option<usize> {
+    let total: f64 = contributions.iter().map(|&x| f64::from(x)).sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let mut sorted = contributions.to_vec();
+    sorted.sort_unstable_by(|a, b| b.total_cmp(a));
+    let target = total * f64::from(fraction);
+    let mut acc = 0.0;
+    for (m, &x) in sorted.iter().enumerate() {
+        acc += f64::from(x);
+        if acc >= target * (1.0 - 1e-9) {
+            return Some(m + 1);
+        }
+    }
+    Some(sorted.len())
+}
 
 /// Fewest channels whose positive contributions reach `fraction` of their sum (0 when no
 /// contribution is positive).
@@ -96,6 +148,44 @@ mod tests {
         assert_eq!(channels_for_fraction(&[1.0, 1.0, 1.0, 1.0], 0.95), 4);
         assert_eq!(channels_for_fraction(&[3.0, 1.0, 0.2], 0.95), 2);
         assert_eq!(channels_for_fraction(&[-1.0, 0.0], 0.95), 0);
+    }
+
+    #[test]
+    fn the_paper_reading_counts_against_the_net_total() {
+        // Net total 10 − 5 + 0.1 + 0.1 = 5.2: the largest contribution alone exceeds 95 % of it.
+        assert_eq!(
+            channels_for_net_fraction(&[10.0, -5.0, 0.1, 0.1], 0.95),
+            Some(1)
+        );
+        assert_eq!(
+            channels_for_net_fraction(&[2.0, 2.0, 1.0, -1.0], 0.95),
+            Some(2)
+        );
+        assert_eq!(
+            channels_for_net_fraction(&[2.0, 2.0, 1.0, -0.5], 0.95),
+            Some(3)
+        );
+        assert_eq!(channels_for_net_fraction(&[1.0, -2.0], 0.95), None);
+    }
+
+    #[test]
+    fn gauge_fixing_removes_what_every_class_shares() {
+        // Channel 1 carries the same weight 3 for both classes: it decides nothing.
+        let w = [1.0, 3.0, 0.0, 3.0];
+        assert_eq!(gauge_fixed(&w, 2, 2, Gauge::Min), vec![1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(
+            gauge_fixed(&w, 2, 2, Gauge::Mean),
+            vec![0.5, 0.0, -0.5, 0.0]
+        );
+        let v = [1.0f32, 1.0];
+        let raw: Vec<f32> = w[..2].iter().zip(&v).map(|(w, v)| w * v).collect();
+        let fixed: Vec<f32> = gauge_fixed(&w, 2, 2, Gauge::Min)[..2]
+            .iter()
+            .zip(&v)
+            .map(|(w, v)| w * v)
+            .collect();
+        assert_eq!(channels_for_fraction(&raw, 0.95), 2);
+        assert_eq!(channels_for_fraction(&fixed, 0.95), 1);
     }
 
     #[test]

@@ -24,7 +24,10 @@ use crate::explain::{
 use crate::head_params::{sparse_pool, HeadParams};
 use crate::preprocess::Preprocess;
 use crate::synth::Annotations;
-use concentration::{channels_for_fraction, summarize, ConcentrationStats};
+use concentration::{
+    channels_for_fraction, channels_for_net_fraction, gauge_fixed, summarize, ConcentrationStats,
+    Gauge,
+};
 use faithfulness::{FaithfulnessScore, PerturbationImage};
 use pointing::{points_at, AnnotationIndex, PointingScore};
 use rv::RvReport;
@@ -35,7 +38,7 @@ use serde::{Deserialize, Serialize};
 pub struct MetricsOptions {
     /// Split measured (normally `test`).
     pub split: String,
-    /// Images stacked for the RV coefficient.
+    /// Images stacked for the RV coefficient (a class-balanced sample across the split).
     pub rv_images: usize,
     /// Channel pairs sampled for the RV coefficient.
     pub rv_pairs: usize,
@@ -53,7 +56,7 @@ impl Default for MetricsOptions {
     fn default() -> Self {
         MetricsOptions {
             split: "test".into(),
-            rv_images: 256,
+            rv_images: 1024,
             rv_pairs: 2000,
             deletion_images: 16,
             steps: 16,
@@ -72,14 +75,16 @@ pub struct MetricsReport {
     pub images: usize,
     /// Top-1 accuracy of the InfoDisent head.
     pub accuracy: f64,
-    /// Channels for 95% of the InfoDisent head (predicted class).
-    pub channels_for_95: ConcentrationStats,
+    /// Channels for 95 % of the InfoDisent head, gauge-fixed (W − min_c W), both readings.
+    pub channels_for_95: ChannelCounts,
     /// What the baseline numbers refer to (`linear probe`, `original classifier`), if any.
     pub baseline: Option<String>,
     /// Top-1 accuracy of the baseline.
     pub baseline_accuracy: Option<f64>,
-    /// Channels for 95% of the baseline, contributions `W[c,k] · avgpool(F)_k`.
-    pub baseline_channels_for_95: Option<ConcentrationStats>,
+    /// Channels for 95 % of the baseline, contributions `(W − mean_c W)[c,k] · avgpool(F)_k`.
+    pub baseline_channels_for_95: Option<ChannelCounts>,
+    /// Sparsity of W and how far U moved from the identity.
+    pub weights: WeightStats,
     /// RV coefficients of InfoDisent vs raw channels.
     pub rv: RvReport,
     /// Pointing game for the true class (generated data only).
@@ -89,6 +94,84 @@ pub struct MetricsReport {
     pub counter_pointing: Vec<PointingScore>,
     /// Deletion and insertion AUC, when the backbone was run.
     pub faithfulness: Vec<FaithfulnessScore>,
+}
+
+/// Channels for 95 % under both readings of METHOD.md §1.5 (see [`concentration`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelCounts {
+    /// The paper's reading: true class, 95 % of the net total (negatives included).
+    pub paper: ConcentrationStats,
+    /// Images left out of `paper` because their true class's net total is not positive.
+    pub paper_undefined: usize,
+    /// The strict reading: predicted class, 95 % of the positive contributions.
+    pub strict: ConcentrationStats,
+}
+
+/// What the trained parameters look like.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WeightStats {
+    /// Share of W's entries that are exactly zero (after the nonnegativity clamp).
+    pub zero_share: f64,
+    /// ‖U − I‖_F / √D: 0 for the identity, about √2 for a random rotation.
+    pub rotation_from_identity: f64,
+}
+
+impl WeightStats {
+    /// The statistics of a head.
+    pub fn of(head: &HeadParams) -> Self {
+        let d = head.dim;
+        let zeros = head.weight.iter().filter(|&&w| w == 0.0).count();
+        let off: f64 = head
+            .rotation
+            .iter()
+            .enumerate()
+            .map(|(i, &u)| {
+                let identity = if i / d == i % d { 1.0 } else { 0.0 };
+                (f64::from(u) - identity).powi(2)
+            })
+            .sum();
+        WeightStats {
+            zero_share: zeros as f64 / head.weight.len().max(1) as f64,
+            rotation_from_identity: (off / d.max(1) as f64).sqrt(),
+        }
+    }
+}
+
+/// Per-image channel counts under both readings, gathered then summarised.
+#[derive(Default)]
+struct CountTally {
+    paper: Vec<usize>,
+    undefined: usize,
+    strict: Vec<usize>,
+}
+
+impl CountTally {
+    /// Adds one image: `weight` (gauge-fixed, `[classes, dim]`) times `v`, for the true and the
+    /// predicted class.
+    fn add(&mut self, weight: &[f32], v: &[f32], truth: usize, predicted: usize) {
+        let d = v.len();
+        let contributions = |c: usize| -> Vec<f32> {
+            weight[c * d..(c + 1) * d]
+                .iter()
+                .zip(v)
+                .map(|(w, x)| w * x)
+                .collect()
+        };
+        match channels_for_net_fraction(&contributions(truth), 0.95) {
+            Some(m) => self.paper.push(m),
+            None => self.undefined += 1,
+        }
+        self.strict
+            .push(channels_for_fraction(&contributions(predicted), 0.95));
+    }
+
+    fn finish(&self) -> ChannelCounts {
+        ChannelCounts {
+            paper: summarize(&self.paper),
+            paper_undefined: self.undefined,
+            strict: summarize(&self.strict),
+        }
+    }
 }
 
 fn baseline_check<'a>(
@@ -115,8 +198,15 @@ pub fn cache_metrics(
     let items = cache.items(&opts.split)?;
     let index = annotations.map(AnnotationIndex::new);
     let random = RandomMap::new(opts.seed, 1);
-    let mut counts = Vec::with_capacity(items.len());
-    let mut baseline_counts = Vec::new();
+    let fixed = gauge_fixed(&head.weight, head.classes, d, Gauge::Min);
+    let baseline_fixed =
+        baseline.map(|(_, b)| gauge_fixed(&b.weight, b.classes, b.dim, Gauge::Mean));
+    let rv_sample: std::collections::HashSet<usize> =
+        crate::cache::balanced_sample(&items, opts.rv_images, opts.seed)
+            .into_iter()
+            .collect();
+    let mut counts = CountTally::default();
+    let mut baseline_counts = CountTally::default();
     let (mut correct, mut baseline_correct) = (0usize, 0usize);
     let mut hits = [0usize; 4];
     let mut pointed = 0usize;
@@ -127,41 +217,29 @@ pub fn cache_metrics(
     for shard in cache.shards(&opts.split)? {
         let shard = shard?;
         let j = head.rotate(&shard.features, shard.len, cells)?;
-        let take = opts
-            .rv_images
-            .saturating_sub(rv_rotated.len() / (d * cells))
-            .min(shard.len);
-        rv_rotated.extend_from_slice(&j[..take * d * cells]);
-        rv_raw.extend_from_slice(&shard.features[..take * d * cells]);
         for i in 0..shard.len {
             let (f, ji) = (
                 &shard.features[i * d * cells..(i + 1) * d * cells],
                 &j[i * d * cells..(i + 1) * d * cells],
             );
+            if rv_sample.contains(&(shard.index[i] as usize)) {
+                rv_rotated.extend_from_slice(ji);
+                rv_raw.extend_from_slice(f);
+            }
+            let truth = shard.labels[i] as usize;
             let pooled = sparse_pool(ji, d, cells);
             let logits = head.logits(&pooled.v);
             let predicted = argmax(&logits);
-            correct += usize::from(predicted as i64 == shard.labels[i]);
-            let a: Vec<f32> = head.weight[predicted * d..(predicted + 1) * d]
-                .iter()
-                .zip(&pooled.v)
-                .map(|(w, v)| w * v)
-                .collect();
-            counts.push(channels_for_fraction(&a, 0.95));
-            if let Some((_, b)) = baseline {
+            correct += usize::from(predicted == truth);
+            counts.add(&fixed, &pooled.v, truth, predicted);
+            if let (Some((_, b)), Some(bw)) = (baseline, &baseline_fixed) {
                 let avg: Vec<f32> = f
                     .chunks_exact(cells)
                     .map(|c| c.iter().sum::<f32>() / cells as f32)
                     .collect();
-                let bl = b.logits(&avg);
-                let bp = argmax(&bl);
-                baseline_correct += usize::from(bp as i64 == shard.labels[i]);
-                let ba: Vec<f32> = b.weight[bp * d..(bp + 1) * d]
-                    .iter()
-                    .zip(&avg)
-                    .map(|(w, v)| w * v)
-                    .collect();
-                baseline_counts.push(channels_for_fraction(&ba, 0.95));
+                let bp = argmax(&b.logits(&avg));
+                baseline_correct += usize::from(bp == truth);
+                baseline_counts.add(bw, &avg, truth, bp);
             }
             let item = &items[shard.index[i] as usize];
             let Some(ann) = index.as_ref().and_then(|x| x.get(&item.path)) else {
@@ -203,11 +281,11 @@ pub fn cache_metrics(
         bar.inc(shard.len as u64);
     }
     bar.finish_and_clear();
-    let n = counts.len();
+    let n = counts.strict.len();
     let rv_n = rv_rotated.len() / (d * cells);
     let rv = RvReport {
         images: rv_n,
-        pairs: opts.rv_pairs.min(d * (d - 1) / 2),
+        pairs: opts.rv_pairs.min(d * d.saturating_sub(1) / 2),
         infodisent: rv::mean_rv(&rv_rotated, rv_n, d, cells, opts.rv_pairs, opts.seed),
         raw: rv::mean_rv(&rv_raw, rv_n, d, cells, opts.rv_pairs, opts.seed),
     };
@@ -232,10 +310,11 @@ pub fn cache_metrics(
         split: opts.split.clone(),
         images: n,
         accuracy: correct as f64 / n.max(1) as f64,
-        channels_for_95: summarize(&counts),
+        channels_for_95: counts.finish(),
         baseline: baseline.map(|(name, _)| name.to_owned()),
         baseline_accuracy: baseline.map(|_| baseline_correct as f64 / n.max(1) as f64),
-        baseline_channels_for_95: baseline.map(|_| summarize(&baseline_counts)),
+        baseline_channels_for_95: baseline.map(|_| baseline_counts.finish()),
+        weights: WeightStats::of(head),
         rv,
         pointing,
         counter_pointing,

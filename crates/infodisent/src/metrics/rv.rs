@@ -2,6 +2,11 @@
 //! stacks one channel's spatial maps over N images (rows = images, columns = cells,
 //! column-centred). 1 means the two channels carry the same spatial pattern up to a linear
 //! map; the mean over channel pairs measures how entangled a set of channels is.
+//!
+//! With N images the RV of independent channels is not 0 (about √(β_X β_Y)/(N−1), β the
+//! effective rank of a channel's maps), so the mean is reported beside a permutation null: the
+//! same pairs with channel `l` taken from another image (`π(i)`) than channel `k`. Constant
+//! channels (dead after a ReLU) have no RV and are left out of the pairs.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -10,51 +15,85 @@ use serde::{Deserialize, Serialize};
 /// Mean RV of InfoDisent channels (after U) and of the raw backbone channels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RvReport {
-    /// Images whose maps were stacked.
+    /// Images whose maps were stacked (a class-balanced sample across the split).
     pub images: usize,
     /// Channel pairs sampled.
     pub pairs: usize,
-    /// Mean RV of the rotated channels `J`.
-    pub infodisent: f64,
-    /// Mean RV of the raw channels `F` (U = I).
-    pub raw: f64,
+    /// The rotated channels `J`.
+    pub infodisent: RvStat,
+    /// The raw channels `F` (U = I).
+    pub raw: RvStat,
 }
 
-/// One channel's centred maps `[cells, n]` and `‖XᵀX‖_F`.
+/// Mean RV of one set of channels and what independent channels would score.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RvStat {
+    /// Mean RV over the sampled pairs.
+    pub mean: f64,
+    /// Mean RV of the same pairs with the images of one channel permuted.
+    pub null: f64,
+    /// Channels left out because their maps are constant over the sample.
+    pub constant_channels: usize,
+}
+
+impl RvStat {
+    /// The RV above the level of independent channels: the number to compare.
+    pub fn excess(&self) -> f64 {
+        self.mean - self.null
+    }
+}
+
+/// One channel's centred maps `[cells, n]` (f32 keeps 1,024-image samples of wide backbones in
+/// memory; sums run in f64) and `‖XᵀX‖_F`.
 struct Centred {
-    cols: Vec<f64>,
+    cols: Vec<f32>,
     self_norm: f64,
 }
 
 fn centre(maps: &[f32], n: usize, dim: usize, cells: usize, k: usize) -> Centred {
-    let mut cols = vec![0.0f64; cells * n];
+    let mut cols = vec![0.0f32; cells * n];
     for c in 0..cells {
         let col = &mut cols[c * n..(c + 1) * n];
         for (i, v) in col.iter_mut().enumerate() {
-            *v = f64::from(maps[(i * dim + k) * cells + c]);
+            *v = maps[(i * dim + k) * cells + c];
         }
-        let mean = col.iter().sum::<f64>() / n as f64;
-        col.iter_mut().for_each(|v| *v -= mean);
+        let mean = col.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
+        col.iter_mut()
+            .for_each(|v| *v = (f64::from(*v) - mean) as f32);
     }
-    let self_norm = cross_norm_sq(&cols, &cols, n, cells).sqrt();
+    let self_norm = cross_norm_sq(&cols, &cols, n, cells, None).sqrt();
     Centred { cols, self_norm }
 }
 
-/// `‖XᵀY‖²_F` for column-major centred maps.
-fn cross_norm_sq(x: &[f64], y: &[f64], n: usize, cells: usize) -> f64 {
+/// `‖XᵀY‖²_F` for column-major centred maps; with `perm`, row `i` of X meets row `perm[i]` of Y.
+fn cross_norm_sq(x: &[f32], y: &[f32], n: usize, cells: usize, perm: Option<&[usize]>) -> f64 {
     let mut total = 0.0;
-    for a in 0..cells {
-        let xa = &x[a * n..(a + 1) * n];
-        for b in 0..cells {
-            let dot: f64 = xa
+    let mut permuted = vec![0.0f32; n];
+    for b in 0..cells {
+        let yb = &y[b * n..(b + 1) * n];
+        let yb = match perm {
+            Some(p) => {
+                for (dst, &i) in permuted.iter_mut().zip(p) {
+                    *dst = yb[i];
+                }
+                permuted.as_slice()
+            }
+            None => yb,
+        };
+        for a in 0..cells {
+            let dot: f64 = x[a * n..(a + 1) * n]
                 .iter()
-                .zip(&y[b * n..(b + 1) * n])
-                .map(|(p, q)| p * q)
+                .zip(yb)
+                .map(|(&p, &q)| f64::from(p) * f64::from(q))
                 .sum();
             total += dot * dot;
         }
     }
     total
+}
+
+fn is_constant(c: &Centred) -> bool {
+    c.self_norm <= f64::EPSILON
 }
 
 /// RV coefficient of two channels `k`, `l` of maps `[n, dim, cells]`; 0 when either channel is
@@ -64,52 +103,76 @@ pub fn rv_coefficient(maps: &[f32], n: usize, dim: usize, cells: usize, k: usize
         centre(maps, n, dim, cells, k),
         centre(maps, n, dim, cells, l),
     );
-    rv_of(&x, &y, n, cells)
+    rv_of(&x, &y, n, cells, None)
 }
 
-fn rv_of(x: &Centred, y: &Centred, n: usize, cells: usize) -> f64 {
+fn rv_of(x: &Centred, y: &Centred, n: usize, cells: usize, perm: Option<&[usize]>) -> f64 {
     let denom = x.self_norm * y.self_norm;
     if denom <= f64::EPSILON {
         return 0.0;
     }
-    cross_norm_sq(&x.cols, &y.cols, n, cells) / denom
+    cross_norm_sq(&x.cols, &y.cols, n, cells, perm) / denom
 }
 
-/// Mean RV over `pairs` random pairs of distinct channels of maps `[n, dim, cells]` (every
-/// pair when there are fewer). The same `seed` samples the same pairs, so two sets of
-/// channels are compared on equal terms.
-pub fn mean_rv(maps: &[f32], n: usize, dim: usize, cells: usize, pairs: usize, seed: u64) -> f64 {
+/// Mean RV over `pairs` random pairs of distinct non-constant channels of maps `[n, dim, cells]`
+/// (every pair when there are fewer), and its permutation null. The same `seed` samples the
+/// same pairs and permutation, so two sets of channels are compared on equal terms.
+pub fn mean_rv(
+    maps: &[f32],
+    n: usize,
+    dim: usize,
+    cells: usize,
+    pairs: usize,
+    seed: u64,
+) -> RvStat {
+    use rand::seq::SliceRandom;
     use rayon::prelude::*;
-    let all = dim * (dim - 1) / 2;
+    let centred: Vec<Centred> = (0..dim)
+        .into_par_iter()
+        .map(|k| centre(maps, n, dim, cells, k))
+        .collect();
+    let live: Vec<usize> = (0..dim).filter(|&k| !is_constant(&centred[k])).collect();
+    let constant_channels = dim - live.len();
+    let m = live.len();
+    let all = m * m.saturating_sub(1) / 2;
+    let mut rng = StdRng::seed_from_u64(seed);
     let chosen: Vec<(usize, usize)> = if all <= pairs {
-        (0..dim)
-            .flat_map(|k| (k + 1..dim).map(move |l| (k, l)))
+        (0..m)
+            .flat_map(|a| (a + 1..m).map(move |b| (a, b)))
+            .map(|(a, b)| (live[a], live[b]))
             .collect()
     } else {
-        let mut rng = StdRng::seed_from_u64(seed);
         (0..pairs)
             .map(|_| {
-                let k = rng.random_range(0..dim);
-                let l = (k + rng.random_range(1..dim)) % dim;
-                (k, l)
+                let a = rng.random_range(0..m);
+                let b = (a + rng.random_range(1..m)) % m;
+                (live[a], live[b])
             })
             .collect()
     };
     if chosen.is_empty() || n < 2 {
-        return 0.0;
+        return RvStat {
+            mean: 0.0,
+            null: 0.0,
+            constant_channels,
+        };
     }
-    let mut needed: Vec<usize> = chosen.iter().flat_map(|&(k, l)| [k, l]).collect();
-    needed.sort_unstable();
-    needed.dedup();
-    let centred: std::collections::HashMap<usize, Centred> = needed
+    let mut perm: Vec<usize> = (0..n).collect();
+    perm.shuffle(&mut rng);
+    let (total, null): (f64, f64) = chosen
         .par_iter()
-        .map(|&k| (k, centre(maps, n, dim, cells, k)))
-        .collect();
-    let total: f64 = chosen
-        .par_iter()
-        .map(|(k, l)| rv_of(&centred[k], &centred[l], n, cells))
-        .sum();
-    total / chosen.len() as f64
+        .map(|&(k, l)| {
+            (
+                rv_of(&centred[k], &centred[l], n, cells, None),
+                rv_of(&centred[k], &centred[l], n, cells, Some(&perm)),
+            )
+        })
+        .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+    RvStat {
+        mean: total / chosen.len() as f64,
+        null: null / chosen.len() as f64,
+        constant_channels,
+    }
 }
 
 #[cfg(test)]
@@ -131,7 +194,35 @@ mod tests {
         }
         assert!((rv_coefficient(&maps, n, dim, cells, 0, 1) - 1.0).abs() < 1e-9);
         assert!(rv_coefficient(&maps, n, dim, cells, 0, 2) < 0.3);
-        let mean = mean_rv(&maps, n, dim, cells, 10, 0);
-        assert!(mean > 0.33 && mean < 0.6, "{mean}");
+        let stat = mean_rv(&maps, n, dim, cells, 10, 0);
+        assert!(stat.mean > 0.33 && stat.mean < 0.6, "{stat:?}");
+        // Pairing another image's maps breaks the identical pair: the null is the level of
+        // unrelated channels.
+        assert!(stat.null < 0.3, "{stat:?}");
+        assert_eq!(stat.constant_channels, 0);
+    }
+
+    #[test]
+    fn constant_channels_are_left_out_and_the_null_tracks_the_sample_size() {
+        let (dim, cells) = (6, 9);
+        let mut rng = StdRng::seed_from_u64(2);
+        let null_at = |n: usize, rng: &mut StdRng| {
+            let mut maps = vec![0.0f32; n * dim * cells];
+            for i in 0..n {
+                for k in 1..dim {
+                    for c in 0..cells {
+                        maps[(i * dim + k) * cells + c] = rng.random();
+                    }
+                }
+            }
+            mean_rv(&maps, n, dim, cells, 100, 3)
+        };
+        let small = null_at(20, &mut rng);
+        let large = null_at(400, &mut rng);
+        assert_eq!((small.constant_channels, large.constant_channels), (1, 1));
+        // Independent channels: the mean sits at the null, and both shrink with more images.
+        assert!((small.mean - small.null).abs() < 0.1, "{small:?}");
+        assert!(large.null < small.null / 5.0, "{small:?} {large:?}");
+        assert!(large.excess().abs() < 0.01, "{large:?}");
     }
 }

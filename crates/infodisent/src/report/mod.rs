@@ -395,8 +395,15 @@ fn proto_strip(c: &Content, channel: usize, positive: bool, depth: usize) -> Mar
     }
 }
 
-fn concentration_row(name: &str, s: &ConcentrationStats) -> Markup {
-    html! { tr { td { (name) } td { (num(s.mean, 2)) } td { (num(s.median, 1)) } td { (s.images) } } }
+fn concentration_row(name: &str, c: &crate::metrics::ChannelCounts) -> Markup {
+    html! { tr { td { (name) }
+    td { (num(c.paper.mean, 2)) " / " (num(c.paper.median, 1)) }
+    td { (num(c.strict.mean, 2)) " / " (num(c.strict.median, 1)) }
+    td { (c.strict.images) @if c.paper_undefined > 0 { " (" (c.paper_undefined) " with a non-positive net total left out of the paper's reading)" } } } }
+}
+
+fn rv_row(name: &str, r: &crate::metrics::rv::RvStat) -> Markup {
+    html! { tr { td { (name) } td { (num(r.mean, 4)) } td { (num(r.null, 4)) } td { (num(r.excess(), 4)) } td { (r.constant_channels) } } }
 }
 
 fn write_pages(c: &Content, out: &Path) -> Result<usize> {
@@ -414,7 +421,7 @@ fn write_pages(c: &Content, out: &Path) -> Result<usize> {
         "Channels for 95% — InfoDisent",
         "channels",
         "images",
-        &hist(&m.channels_for_95),
+        &hist(&m.channels_for_95.strict),
     )?;
     if let Some(b) = &m.baseline_channels_for_95 {
         plots::bar_chart(
@@ -422,7 +429,7 @@ fn write_pages(c: &Content, out: &Path) -> Result<usize> {
             "Channels for 95% — baseline",
             "channels",
             "images",
-            &hist(b),
+            &hist(&b.strict),
         )?;
     }
     if !c.training.is_empty() {
@@ -446,9 +453,13 @@ fn write_pages(c: &Content, out: &Path) -> Result<usize> {
             tr { td { "InfoDisent" } td { (pct(m.accuracy)) } }
             @if let (Some(name), Some(acc)) = (&m.baseline, m.baseline_accuracy) { tr { td { (name) } td { (pct(acc)) } } }
         }
-        h2 { "How many channels decide (channels for 95% of the positive evidence)" }
+        h2 { "How many channels decide (channels for 95%)" }
+        p.muted { "Paper's reading: the true class, 95% of the net total of its contributions (negatives included). "
+            "Strict reading: the predicted class, 95% of its positive contributions. "
+            "Both on gauge-fixed weights (InfoDisent W − min over classes, baseline W − mean over classes), "
+            "since a row shared by every class decides nothing. Histograms: strict reading." }
         table {
-            tr { th { "head" } th { "mean" } th { "median" } th { "images" } }
+            tr { th { "head" } th { "paper: mean / median" } th { "strict: mean / median" } th { "images" } }
             (concentration_row("InfoDisent", &m.channels_for_95))
             @if let Some(b) = &m.baseline_channels_for_95 { (concentration_row(m.baseline.as_deref().unwrap_or("baseline"), b)) }
         }
@@ -458,11 +469,12 @@ fn write_pages(c: &Content, out: &Path) -> Result<usize> {
         }
         h2 { "Disentanglement (RV coefficient, lower is more disentangled)" }
         table {
-            tr { th { "channels" } th { "mean RV" } }
-            tr { td { "InfoDisent (after U)" } td { (num(m.rv.infodisent, 4)) } }
-            tr { td { "raw backbone (U = I)" } td { (num(m.rv.raw, 4)) } }
+            tr { th { "channels" } th { "mean RV" } th { "permutation null" } th { "RV − null" } th { "constant channels left out" } }
+            (rv_row("InfoDisent (after U)", &m.rv.infodisent))
+            (rv_row("raw backbone (U = I)", &m.rv.raw))
         }
-        p.muted { (m.rv.pairs) " channel pairs over " (m.rv.images) " images." }
+        p.muted { (m.rv.pairs) " channel pairs over " (m.rv.images) " images sampled across the classes. The null pairs each channel with another image's maps: the RV that unrelated channels reach with this many images. "
+            "W: " (pct(m.weights.zero_share)) " of the weights are exactly zero; ‖U − I‖/√D = " (num(m.weights.rotation_from_identity, 3)) "." }
         @if !m.faithfulness.is_empty() {
             h2 { "Faithfulness of heatmaps" }
             table {
