@@ -201,6 +201,23 @@ impl FeatureCache {
         Ok(info)
     }
 
+    /// The split explanations, metrics and reports default to: `test`, else `val`, else the only
+    /// split there is.
+    pub fn evaluation_split(&self) -> Result<String> {
+        let splits = &self.manifest.splits;
+        for name in ["test", "val"] {
+            if splits.contains_key(name) {
+                return Ok(name.to_owned());
+            }
+        }
+        match splits.keys().collect::<Vec<_>>()[..] {
+            [only] => Ok(only.clone()),
+            ref names => Err(Error::Config(format!(
+                "the cache has no `test` or `val` split; choose one of {names:?} with --split"
+            ))),
+        }
+    }
+
     /// The items of a split in shard order.
     pub fn items(&self, split: &str) -> Result<Vec<Item>> {
         self.split(split)?;

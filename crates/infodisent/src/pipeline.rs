@@ -143,11 +143,8 @@ pub fn run(cfg: &PipelineConfig) -> Result<PipelineSummary> {
         extract(&mut backbone, &dataset, &opts, &cache_dir)?;
         FeatureCache::open(&cache_dir)
     })?;
-    let test = if cache.manifest().splits.contains_key("test") {
-        "test"
-    } else {
-        "train"
-    };
+    let test = cache.evaluation_split()?;
+    let test = test.as_str();
     timed(&mut seconds, "train infodisent", || {
         train_head(&cache, &cfg.train, &head_dir)
     })?;

@@ -71,11 +71,7 @@ fn measure(
     let mut rows: Vec<ExplainBench> = Vec::new();
     if let (Some(head), Some(cache)) = (&args.head, &args.cache) {
         let s = ExplainSession::open(cache, head, None, None, 5)?;
-        let split = if s.cache.manifest().splits.contains_key("test") {
-            "test".to_owned()
-        } else {
-            infodisent::explain::session::training_split(&s.cache)?
-        };
+        let split = s.cache.evaluation_split()?;
         let shard = s.cache.read_shard(&split, 0)?;
         let path = s.cache.items(&split)?[0].path.clone();
         let view = network_view(s.store.get(&path)?.as_ref(), &s.preprocess)?;

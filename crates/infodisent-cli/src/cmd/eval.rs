@@ -14,9 +14,9 @@ pub struct Args {
     /// Feature cache folder.
     #[arg(long)]
     pub cache: PathBuf,
-    /// Split to evaluate.
-    #[arg(long, default_value = "test")]
-    pub split: String,
+    /// Split to evaluate (default: test, else val, else the only one).
+    #[arg(long)]
+    pub split: Option<String>,
     /// Trained head: a training folder (head.safetensors or linear.safetensors inside) or the file
     /// itself; repeat to compare several.
     #[arg(long = "head", required = true)]
@@ -63,15 +63,16 @@ fn load(path: &Path) -> anyhow::Result<(String, Evaluated)> {
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     let cache = FeatureCache::open(&args.cache)?;
+    let split = super::chosen_split(&cache, args.split.as_deref())?;
     let mut rows: Vec<(String, Result<EvalReport, String>)> = Vec::new();
     for path in &args.heads {
         let (name, head) = load(path)?;
-        let report = evaluate(&cache, &args.split, &name, &head)?;
+        let report = evaluate(&cache, &split, &name, &head)?;
         rows.push((name, Ok(report)));
     }
     rows.push((
         "original classifier".into(),
-        evaluate_original(&cache, &args.split)?,
+        evaluate_original(&cache, &split)?,
     ));
     if let Some(out) = &args.out {
         for (i, (_, r)) in rows.iter().enumerate() {

@@ -25,9 +25,9 @@ pub struct Args {
     /// Explain cached item N of `--split` (repeatable); needs no backbone run.
     #[arg(long = "item")]
     items: Vec<usize>,
-    /// Split of `--item` and of class explanations.
-    #[arg(long, default_value = "test")]
-    split: String,
+    /// Split of `--item` and of class explanations (default: test, else val, else the only one).
+    #[arg(long)]
+    split: Option<String>,
     /// Class-level explanations: `all` or a comma-separated list of class indices.
     #[arg(long)]
     classes: Option<String>,
@@ -60,9 +60,10 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         args.k,
     )?;
     session.explainer.top = args.top;
+    let split = super::chosen_split(&session.cache, args.split.as_deref())?;
     let mut explanations: Vec<ImageExplanation> = Vec::new();
     for &i in &args.items {
-        explanations.push(session.explain_item(&args.split, i, args.class)?);
+        explanations.push(session.explain_item(&split, i, args.class)?);
     }
     if !args.images.is_empty() {
         let m = session.cache.manifest().clone();
@@ -91,7 +92,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         class_list = explain_classes(
             &session.cache,
             &session.explainer,
-            &args.split,
+            &split,
             wanted.as_deref(),
             args.top,
         )?;

@@ -20,9 +20,9 @@ pub struct Args {
     /// classifier when it has the dataset's classes).
     #[arg(long)]
     probe: Option<PathBuf>,
-    /// Split to measure.
-    #[arg(long, default_value = "test")]
-    split: String,
+    /// Split to measure (default: test, else val, else the only one).
+    #[arg(long)]
+    split: Option<String>,
     /// Images for deletion/insertion (re-runs the backbone; 0 skips it).
     #[arg(long, default_value_t = 16)]
     deletion: usize,
@@ -60,8 +60,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     let cache = FeatureCache::open(&args.cache)?;
     let head = load_head(&args.head)?;
     let baseline = baseline_classifier(&cache, args.probe.as_deref())?;
+    let split = super::chosen_split(&cache, args.split.as_deref())?;
     let opts = MetricsOptions {
-        split: args.split.clone(),
+        split: split.clone(),
         rv_images: args.rv_images,
         rv_pairs: args.rv_pairs,
         deletion_images: args.deletion,
@@ -71,7 +72,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     let ann_path = args
         .annotations
         .clone()
-        .or_else(|| find_annotations(&cache, &args.split));
+        .or_else(|| find_annotations(&cache, &split));
     let annotations = ann_path
         .as_ref()
         .map(infodisent::fsutil::read_json::<infodisent::synth::Annotations>)

@@ -24,7 +24,7 @@ pub struct TrainArgs {
     #[arg(long)]
     cache: PathBuf,
     /// Frozen classifier: `original` (the model's own, when its classes are the dataset's) or a
-    /// linear-probe folder from `infodisent train --kind linear` (or its `linear.safetensors`).
+    /// linear-probe folder from `infodisent train --kind linear-probe` (or its `linear.safetensors`).
     #[arg(long, default_value = "original")]
     classifier: String,
     /// Output folder (checkpoints, metrics.jsonl, final parameters).
@@ -104,9 +104,9 @@ pub struct ExplainArgs {
     /// Explain cached item N of --split (repeatable); needs no backbone run.
     #[arg(long = "item")]
     items: Vec<usize>,
-    /// Split of --item.
-    #[arg(long, default_value = "test")]
-    split: String,
+    /// Split of --item (default: test, else val, else the only one).
+    #[arg(long)]
+    split: Option<String>,
     /// Output folder for `<name>_{total,decision,redundant,panel}.png` and `<name>.json`.
     #[arg(long, default_value = "mi-explanations")]
     out: PathBuf,
@@ -206,9 +206,10 @@ fn explain(a: ExplainArgs, global: &Global) -> anyhow::Result<()> {
     }
     let mut explanations = Vec::new();
     let store = ImageStore::default();
+    let split = super::chosen_split(&cache, a.split.as_deref())?;
     for &i in &a.items {
         explanations.push(mi::explain_cached_item(
-            &model, &cache, &a.split, i, &a.out, &store,
+            &model, &cache, &split, i, &a.out, &store,
         )?);
     }
     if !a.images.is_empty() {

@@ -64,3 +64,21 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
+
+/// The split a command was asked for, or the cache's evaluation split (`test`, else `val`, else
+/// the only one), said on stderr so the user knows which.
+pub fn chosen_split(
+    cache: &infodisent::cache::FeatureCache,
+    asked: Option<&str>,
+) -> infodisent::Result<String> {
+    match asked {
+        Some(split) => Ok(split.to_owned()),
+        None => {
+            let split = cache.evaluation_split()?;
+            if split != "test" {
+                eprintln!("using split `{split}` (the cache has no `test` split)");
+            }
+            Ok(split)
+        }
+    }
+}

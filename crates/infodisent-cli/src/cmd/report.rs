@@ -26,9 +26,9 @@ pub struct Args {
     /// Report folder; open `index.html` in it.
     #[arg(long, short)]
     out: PathBuf,
-    /// Split summarised and sampled.
-    #[arg(long, default_value = "test")]
-    split: String,
+    /// Split summarised and sampled (default: test, else val, else the only one).
+    #[arg(long)]
+    split: Option<String>,
     /// Images with a full explanation.
     #[arg(long, default_value_t = 24)]
     sample: usize,
@@ -42,6 +42,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         .as_ref()
         .map(infodisent::fsutil::read_json)
         .transpose()?;
+    let split = super::chosen_split(&cache, args.split.as_deref())?;
     let sources = ReportSources {
         cache: &cache,
         head_dir: &args.head,
@@ -50,7 +51,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         metrics,
     };
     let opts = ReportOptions {
-        split: args.split,
+        split,
         sample_images: args.sample,
         ..ReportOptions::default()
     };

@@ -191,11 +191,11 @@ pub fn resolve_classifier(
     let (c, source) = match choice {
         ClassifierChoice::Original => {
             let c = cache.classifier()?.ok_or_else(|| {
-                Error::cache(cache.dir(), "has no original classifier; train a linear probe (`infodisent train --kind linear`) and pass --classifier DIR")
+                Error::cache(cache.dir(), "has no original classifier; train a linear probe (`infodisent train --kind linear-probe`) and pass --classifier DIR")
             })?;
             if c.classes != cache.num_classes() {
                 return Err(Error::Config(format!(
-                    "the original classifier has {} classes but the dataset has {}; train a linear probe (`infodisent train --kind linear`) and pass --classifier DIR",
+                    "the original classifier has {} classes but the dataset has {}; train a linear probe (`infodisent train --kind linear-probe`) and pass --classifier DIR",
                     c.classes,
                     cache.num_classes()
                 )));
