@@ -103,6 +103,10 @@ pub struct CacheManifest {
     /// original-head baseline is missing (absent in caches made before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_head: Option<crate::model::OriginalHead>,
+    /// The dataset's folder when the cache was made; item paths are relative to it (older
+    /// caches record no root and paths as given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_root: Option<PathBuf>,
     /// Splits by name.
     pub splits: BTreeMap<String, SplitInfo>,
 }
@@ -127,6 +131,8 @@ pub struct Shard {
 pub struct FeatureCache {
     dir: PathBuf,
     manifest: CacheManifest,
+    /// Where the dataset is now, when the user says it moved (`--data-root`).
+    data_root: Option<PathBuf>,
 }
 
 fn manifest_path(dir: &Path) -> PathBuf {
@@ -151,7 +157,11 @@ impl FeatureCache {
                 format!("cache format version {} but this build reads {CACHE_VERSION}: re-run `infodisent extract`", manifest.version),
             ));
         }
-        Ok(FeatureCache { dir, manifest })
+        Ok(FeatureCache {
+            dir,
+            manifest,
+            data_root: None,
+        })
     }
 
     /// Opens a cache and refuses it unless it was made with exactly this fingerprint.
@@ -218,10 +228,32 @@ impl FeatureCache {
         }
     }
 
-    /// The items of a split in shard order.
+    /// The same cache reading its images from `root`: the dataset moved since extraction.
+    pub fn with_data_root(mut self, root: &Path) -> Result<Self> {
+        if self.manifest.data_root.is_none() {
+            return Err(Error::cache(
+                &self.dir,
+                "records no dataset root (made by an older infodisent): re-extract it to move its dataset",
+            ));
+        }
+        let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
+        self.data_root = Some(root);
+        Ok(self)
+    }
+
+    /// The items of a split in shard order, their paths resolved against the dataset root
+    /// (or the one given by [`FeatureCache::with_data_root`]).
     pub fn items(&self, split: &str) -> Result<Vec<Item>> {
         self.split(split)?;
-        read_json(self.dir.join(split).join("items.json"))
+        let mut items: Vec<Item> = read_json(self.dir.join(split).join("items.json"))?;
+        if let Some(root) = self.data_root.as_ref().or(self.manifest.data_root.as_ref()) {
+            for item in &mut items {
+                if Path::new(&item.path).is_relative() {
+                    item.path = root.join(&item.path).display().to_string();
+                }
+            }
+        }
+        Ok(items)
     }
 
     /// Reads shard `i` of `split`, checking every tensor's shape against the manifest.

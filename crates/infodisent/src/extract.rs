@@ -280,14 +280,19 @@ fn screen(samples: &[Sample], split: &str, threads: usize) -> Result<(Vec<Sample
 /// begun before (resume), else the dataset's samples, screened under `skip_bad`.
 fn split_plan(
     writer: &mut CacheWriter,
+    dataset: &Dataset,
     split: &crate::dataset::Split,
     opts: &ExtractOptions,
 ) -> Result<Vec<Sample>> {
     if writer.manifest().splits.contains_key(&split.name) {
         let items_path = writer.dir().join(&split.name).join("items.json");
         let items: Vec<Item> = crate::fsutil::read_json(&items_path)?;
-        let by_path: HashMap<&str, &Sample> =
-            split.samples.iter().map(|s| (s.path.as_str(), s)).collect();
+        let keys: Vec<String> = split.samples.iter().map(|s| dataset.key(s)).collect();
+        let by_path: HashMap<&str, &Sample> = keys
+            .iter()
+            .map(String::as_str)
+            .zip(&split.samples)
+            .collect();
         return items
             .iter()
             .map(|item| {
@@ -315,7 +320,7 @@ fn split_plan(
     let items: Vec<Item> = samples
         .iter()
         .map(|s| Item {
-            path: s.path.clone(),
+            path: dataset.key(s),
             label: s.label as i64,
         })
         .collect();
@@ -391,6 +396,7 @@ pub fn extract(
         classes: dataset.classes.clone(),
         original_classes,
         original_head: Some(model.head.clone()),
+        data_root: dataset.root.clone(),
         splits: BTreeMap::new(),
     };
     let mut writer = CacheWriter::create_or_resume(cache_dir, fresh, opts.overwrite)?;
@@ -402,7 +408,7 @@ pub fn extract(
 
     let plans = splits
         .iter()
-        .map(|s| Ok((s.name.clone(), split_plan(&mut writer, s, opts)?)))
+        .map(|s| Ok((s.name.clone(), split_plan(&mut writer, dataset, s, opts)?)))
         .collect::<Result<Vec<_>>>()?;
     let mut shard_budget = opts.max_shards.unwrap_or(usize::MAX);
     let mut work = Vec::new();

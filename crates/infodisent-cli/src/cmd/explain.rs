@@ -28,6 +28,8 @@ pub struct Args {
     /// Split of `--item` and of class explanations (default: test, else val, else the only one).
     #[arg(long)]
     split: Option<String>,
+    #[command(flatten)]
+    data_root: super::DataRoot,
     /// Class-level explanations: `all` or a comma-separated list of class indices.
     #[arg(long)]
     classes: Option<String>,
@@ -60,6 +62,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         args.k,
     )?;
     session.explainer.top = args.top;
+    if let Some(root) = &args.data_root.data_root {
+        session = session.with_data_root(root)?;
+    }
     let split = super::chosen_split(&session.cache, args.split.as_deref())?;
     let mut explanations: Vec<ImageExplanation> = Vec::new();
     for &i in &args.items {

@@ -23,6 +23,8 @@ pub struct Args {
     /// Split to measure (default: test, else val, else the only one).
     #[arg(long)]
     split: Option<String>,
+    #[command(flatten)]
+    data_root: super::DataRoot,
     /// Images for deletion/insertion (re-runs the backbone; 0 skips it).
     #[arg(long, default_value_t = 16)]
     deletion: usize,
@@ -57,7 +59,7 @@ fn find_annotations(cache: &FeatureCache, split: &str) -> Option<PathBuf> {
 
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
-    let cache = FeatureCache::open(&args.cache)?;
+    let cache = args.data_root.apply(FeatureCache::open(&args.cache)?)?;
     let head = load_head(&args.head)?;
     let baseline = baseline_classifier(&cache, args.probe.as_deref())?;
     let split = super::chosen_split(&cache, args.split.as_deref())?;

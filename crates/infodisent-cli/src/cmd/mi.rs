@@ -107,6 +107,8 @@ pub struct ExplainArgs {
     /// Split of --item (default: test, else val, else the only one).
     #[arg(long)]
     split: Option<String>,
+    #[command(flatten)]
+    data_root: super::DataRoot,
     /// Output folder for `<name>_{total,decision,redundant,panel}.png` and `<name>.json`.
     #[arg(long, default_value = "mi-explanations")]
     out: PathBuf,
@@ -197,7 +199,7 @@ fn explain(a: ExplainArgs, global: &Global) -> anyhow::Result<()> {
         anyhow::bail!("nothing to explain: give image files or --item N");
     }
     let model = MiModel::load(&a.mi)?;
-    let cache = FeatureCache::open(&a.cache)?;
+    let cache = a.data_root.apply(FeatureCache::open(&a.cache)?)?;
     if cache.manifest().fingerprint != model.meta.cache_fingerprint {
         tracing::warn!(
             "{} is not the cache the mi run was trained on",

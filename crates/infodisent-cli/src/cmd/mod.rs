@@ -82,3 +82,25 @@ pub fn chosen_split(
         }
     }
 }
+
+/// `--data-root`: where the dataset a cache was extracted from lives now.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct DataRoot {
+    /// The dataset's folder, when it moved since `extract` (the cache records image paths
+    /// relative to the folder it was extracted from).
+    #[arg(long)]
+    pub data_root: Option<std::path::PathBuf>,
+}
+
+impl DataRoot {
+    /// `cache`, reading its images from the given folder when one was given.
+    pub fn apply(
+        &self,
+        cache: infodisent::cache::FeatureCache,
+    ) -> infodisent::Result<infodisent::cache::FeatureCache> {
+        match &self.data_root {
+            Some(root) => cache.with_data_root(root),
+            None => Ok(cache),
+        }
+    }
+}

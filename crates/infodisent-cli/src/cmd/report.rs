@@ -29,6 +29,8 @@ pub struct Args {
     /// Split summarised and sampled (default: test, else val, else the only one).
     #[arg(long)]
     split: Option<String>,
+    #[command(flatten)]
+    data_root: super::DataRoot,
     /// Images with a full explanation.
     #[arg(long, default_value_t = 24)]
     sample: usize,
@@ -36,7 +38,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
-    let cache = FeatureCache::open(&args.cache)?;
+    let cache = args.data_root.apply(FeatureCache::open(&args.cache)?)?;
     let metrics = args
         .metrics
         .as_ref()

@@ -157,6 +157,7 @@ pub fn open(root: &Path, opts: &OpenOptions) -> Result<Dataset> {
         .collect();
     Ok(Dataset {
         spec: root.display().to_string(),
+        root: Some(root.to_path_buf()),
         classes,
         splits,
     })

@@ -243,6 +243,7 @@ pub fn fashion_mnist() -> Result<Dataset> {
     }
     Ok(Dataset {
         spec: super::FASHION_MNIST.to_owned(),
+        root: dir.canonicalize().ok(),
         classes: FASHION_MNIST_CLASSES.map(str::to_owned).to_vec(),
         splits,
     })
@@ -258,6 +259,7 @@ pub fn open_dir(dir: &Path) -> Result<Dataset> {
         .unwrap_or(0);
     Ok(Dataset {
         spec: dir.display().to_string(),
+        root: Some(dir.to_path_buf()),
         classes: (0..num_classes).map(|c| c.to_string()).collect(),
         splits,
     })

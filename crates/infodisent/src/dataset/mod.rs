@@ -64,7 +64,8 @@ impl Sample {
 
     /// What identifies this sample's content in a cache fingerprint: the path plus size and
     /// modification time for files (IDX content is covered by the split's file hashes).
-    fn identity(&self) -> String {
+    /// What the dataset fingerprint records of the sample, under its root-relative `key`.
+    fn identity(&self, key: &str) -> String {
         match &self.source {
             Source::File(path) => match std::fs::metadata(path) {
                 Ok(meta) => {
@@ -73,11 +74,11 @@ impl Sample {
                         .ok()
                         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                         .map_or(0, |d| d.as_nanos());
-                    format!("{}\t{}\t{}", self.path, meta.len(), mtime)
+                    format!("{key}\t{}\t{mtime}", meta.len())
                 }
-                Err(_) => format!("{}\tunreadable", self.path),
+                Err(_) => format!("{key}\tunreadable"),
             },
-            Source::Idx { .. } => self.path.clone(),
+            Source::Idx { .. } => key.to_owned(),
         }
     }
 }
@@ -146,6 +147,9 @@ impl Split {
 pub struct Dataset {
     /// What was opened: a folder path or a built-in name.
     pub spec: String,
+    /// The dataset's folder (absolute): caches record image paths relative to it, so they
+    /// work from any working directory and follow a dataset that moves.
+    pub root: Option<PathBuf>,
     /// Class names, indexed by label.
     pub classes: Vec<String>,
     /// Splits in a fixed order.
@@ -178,10 +182,21 @@ impl Dataset {
                 "a dataset must be a folder (ImageFolder layout or IDX files)",
             ));
         }
+        // Sample paths are absolute, so nothing later depends on the working directory.
+        let path = &path.canonicalize().map_err(|e| Error::io(path, e))?;
         if idx::is_idx_dir(path) {
             return idx::open_dir(path);
         }
         folder::open(path, opts)
+    }
+
+    /// How a cache records `sample`: its path relative to the dataset root (the whole path
+    /// when it lies elsewhere).
+    pub fn key(&self, sample: &Sample) -> String {
+        self.root
+            .as_deref()
+            .and_then(|root| Path::new(&sample.path).strip_prefix(root).ok())
+            .map_or_else(|| sample.path.clone(), |rel| rel.display().to_string())
     }
 
     /// The split called `name`.
@@ -227,7 +242,8 @@ impl Dataset {
                 h.update(format!("source {source}\n").as_bytes());
             }
             for sample in &split.samples {
-                h.update(format!("{}\t{}\n", sample.identity(), sample.label).as_bytes());
+                let identity = sample.identity(&self.key(sample));
+                h.update(format!("{identity}\t{}\n", sample.label).as_bytes());
             }
         }
         hex::encode(h.finalize())

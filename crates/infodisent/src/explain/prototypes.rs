@@ -63,6 +63,30 @@ pub struct Prototypes {
 pub const PROTOTYPES_FILE: &str = "prototypes.json";
 
 impl Prototypes {
+    /// Points every prototype at its image as `cache` resolves it now (the dataset may have
+    /// moved since the prototypes were found).
+    pub fn resolve_paths(&mut self, cache: &FeatureCache) -> Result<()> {
+        let items = cache.items(&self.split)?;
+        for p in self
+            .channels
+            .iter_mut()
+            .flat_map(|c| c.positive.iter_mut().chain(c.negative.iter_mut()))
+        {
+            let item = items.get(p.item).ok_or_else(|| {
+                Error::cache(
+                    cache.dir(),
+                    format!(
+                        "a prototype names item {} beyond the split's {}",
+                        p.item,
+                        items.len()
+                    ),
+                )
+            })?;
+            p.path.clone_from(&item.path);
+        }
+        Ok(())
+    }
+
     /// Writes the JSON atomically.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         crate::fsutil::write_json_atomic(path, self)

@@ -38,11 +38,12 @@ pub fn load_or_find_prototypes(
     k: usize,
 ) -> Result<Prototypes> {
     if path.exists() {
-        let p = Prototypes::load(path)?;
+        let mut p = Prototypes::load(path)?;
         if p.check_matches(path, head, &cache.manifest().fingerprint)
             .is_ok()
             && p.k >= k
         {
+            p.resolve_paths(cache)?;
             return Ok(p);
         }
     }
@@ -66,6 +67,13 @@ pub fn training_split(cache: &FeatureCache) -> Result<String> {
 }
 
 impl ExplainSession {
+    /// The same session reading images from `root`: the dataset moved since extraction.
+    pub fn with_data_root(mut self, root: &Path) -> Result<Self> {
+        self.cache = self.cache.with_data_root(root)?;
+        self.prototypes.resolve_paths(&self.cache)?;
+        Ok(self)
+    }
+
     /// Opens a session; prototypes are read from (or saved to) `prototypes` (default
     /// `<head dir>/prototypes.json`).
     pub fn open(

@@ -39,6 +39,7 @@ pub fn write_cache(
         classes: (0..classes).map(|c| format!("class{c}")).collect(),
         original_classes: None,
         original_head: None,
+        data_root: None,
         splits: BTreeMap::new(),
     };
     let mut w = CacheWriter::create_or_resume(dir, manifest, false).unwrap();

@@ -29,6 +29,7 @@ pub fn write_cache(dir: &Path, train: usize, test: usize, seed: u64) -> FeatureC
         classes: (0..CLASSES).map(|c| format!("class{c}")).collect(),
         original_classes: Some(CLASSES),
         original_head: None,
+        data_root: None,
         splits: BTreeMap::new(),
     };
     let mut w = CacheWriter::create_or_resume(dir, manifest, false).unwrap();
