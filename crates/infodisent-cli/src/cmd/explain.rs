@@ -52,7 +52,10 @@ pub struct Args {
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     if args.images.is_empty() && args.items.is_empty() && args.classes.is_none() {
-        anyhow::bail!("nothing to explain: give image files, --item N or --classes all");
+        return Err(infodisent::Error::Config(
+            "nothing to explain: give image files, --item N or --classes all".into(),
+        )
+        .into());
     }
     let mut session = ExplainSession::open(
         &args.cache,
@@ -87,9 +90,12 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
             list => Some(
                 list.split(',')
                     .map(|s| {
-                        s.trim()
-                            .parse::<usize>()
-                            .map_err(|_| anyhow::anyhow!("--classes: `{s}` is not a class index"))
+                        s.trim().parse::<usize>().map_err(|_| {
+                            infodisent::Error::Config(format!(
+                                "--classes: `{s}` is not a class index"
+                            ))
+                            .into()
+                        })
                     })
                     .collect::<anyhow::Result<_>>()?,
             ),

@@ -196,7 +196,10 @@ fn train(a: TrainArgs, global: &Global) -> anyhow::Result<()> {
 
 fn explain(a: ExplainArgs, global: &Global) -> anyhow::Result<()> {
     if a.images.is_empty() && a.items.is_empty() {
-        anyhow::bail!("nothing to explain: give image files or --item N");
+        return Err(infodisent::Error::Config(
+            "nothing to explain: give image files or --item N".into(),
+        )
+        .into());
     }
     let model = MiModel::load(&a.mi)?;
     let cache = a.data_root.apply(FeatureCache::open(&a.cache)?)?;

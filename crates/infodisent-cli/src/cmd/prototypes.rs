@@ -54,10 +54,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     let mut written = Vec::new();
     if args.render > 0 {
         let pre = infodisent::metrics::manifest_preprocess(&cache).ok_or_else(|| {
-            anyhow::anyhow!(
-                "{}: manifest preprocessing is unreadable",
-                cache.dir().display()
-            )
+            infodisent::Error::cache(cache.dir(), "manifest preprocessing is unreadable")
         })?;
         written = write_prototype_images(
             &protos,

@@ -1,0 +1,125 @@
+//! The binary as users run it: help, documented exit codes, `--json` output, and `inspect` on a
+//! real export.
+
+use std::process::{Command, Output};
+
+fn infodisent(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_infodisent"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited normally")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn help_teaches_the_commands_and_exit_codes() {
+    let out = infodisent(&["--help"]);
+    assert_eq!(code(&out), 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in [
+        "inspect",
+        "extract",
+        "train",
+        "explain",
+        "metrics",
+        "report",
+        "Exit codes",
+    ] {
+        assert!(text.contains(word), "--help lacks `{word}`:\n{text}");
+    }
+    let out = infodisent(&["extract", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("--preset") && text.contains("--crop-pct"),
+        "{text}"
+    );
+}
+
+#[test]
+fn exit_codes_say_what_went_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2: invalid options.
+    assert_eq!(code(&infodisent(&["train", "--no-such-flag"])), 2);
+    let out = infodisent(&["explain", "--cache", "c", "--head", "h"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("nothing to explain"));
+    // 3: unreadable input, named.
+    let missing = dir.path().join("no-such-folder");
+    let cache = dir.path().join("cache");
+    let out = infodisent(&[
+        "extract",
+        "--data",
+        missing.to_str().unwrap(),
+        "--cache",
+        cache.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("no-such-folder"));
+    // 4: an unusable model, named.
+    let bogus = dir.path().join("bogus.onnx");
+    std::fs::write(&bogus, b"not a model").unwrap();
+    let out = infodisent(&["inspect", bogus.to_str().unwrap()]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(stderr(&out).contains("bogus.onnx"));
+    // 5: a folder that is not a cache.
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::write(cache.join("manifest.json"), b"{").unwrap();
+    let out = infodisent(&[
+        "metrics",
+        "--cache",
+        cache.to_str().unwrap(),
+        "--head",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+}
+
+#[test]
+fn inspect_json_describes_the_model() {
+    let out = infodisent(&["--json", "inspect", "efficientnet-lite0"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["feature_shape"], serde_json::json!([1280, 7, 7]));
+    assert_eq!(v["head"]["kind"], "linear");
+    assert_eq!(v["classifier"], serde_json::json!([1000, 1280]));
+    assert_eq!(v["original_classes"], 1000);
+    assert!(v["reason"].as_str().unwrap().contains("GlobalAveragePool"));
+}
+
+#[test]
+fn inspect_explains_a_real_export_with_its_preset() {
+    let zoo = infodisent::assets::assets_dir()
+        .unwrap()
+        .join("zoo/current/convnext_atto-dynamo/model.onnx");
+    assert!(
+        zoo.is_file(),
+        "{} is missing: run scripts/export-zoo.sh",
+        zoo.display()
+    );
+    let out = infodisent(&[
+        "inspect",
+        zoo.to_str().unwrap(),
+        "--preset",
+        "timm",
+        "--crop-pct",
+        "0.95",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "LayerNorm + linear",
+        "applied per pixel",
+        "320 × 7 × 7",
+        "timm: shorter side 235, center crop 224",
+        "external data in",
+    ] {
+        assert!(text.contains(want), "inspect lacks `{want}`:\n{text}");
+    }
+}
