@@ -217,3 +217,36 @@ fn pooling_matches_the_inference_pooling() {
         }
     }
 }
+
+#[test]
+fn gumbel_training_sees_the_inference_pooling() {
+    use infodisent::head::{Batch, Head, HeadConfig, TrainMode};
+    let (dim, cells, n, classes) = (6, 9, 4, 3);
+    let maps: Vec<f32> = (0..n * dim * cells)
+        .map(|i| ((i * 7919 % 23) as f32 - 11.0) / 5.0)
+        .collect();
+    let batch = Batch::from_maps(&maps, vec![0, 1, 2, 0], dim, cells);
+    let config = HeadConfig {
+        gumbel: true,
+        ..HeadConfig::default()
+    };
+    let head = Head::new(config, dim, classes, 5).unwrap();
+    let inference = head.logits(&batch, None).unwrap().to_vec2::<f32>().unwrap();
+    for (tau, seed) in [(1.0, 1), (0.3, 2), (0.1, 3)] {
+        let mode = TrainMode {
+            tau,
+            noise_seed: seed,
+        };
+        let train = head
+            .logits(&batch, Some(mode))
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        for (a, b) in train.iter().flatten().zip(inference.iter().flatten()) {
+            assert!(
+                (a - b).abs() < 1e-5,
+                "τ {tau}: training {a} vs inference {b}"
+            );
+        }
+    }
+}

@@ -375,8 +375,10 @@ pub enum TrainedHead {
     Linear(LinearClassifier),
 }
 
-/// Gumbel-softmax relaxation of both maxima: per channel, softmax over the cells of
-/// ReLU(±J)/τ + Gumbel noise weights ReLU(±J). Dense by nature; used only when asked for.
+/// Gumbel-softmax relaxation of both maxima, straight-through: per channel the forward value is
+/// the hard max of ReLU(±J), exactly what inference computes, while the gradient flows through
+/// softmax((ReLU(±J) + g)/τ) over the cells, g Gumbel noise (divided by τ with the values, so τ
+/// sharpens the sample instead of drowning the noise). Dense by nature; used only when asked for.
 fn gumbel_pool(u: &Tensor, pixels: &Tensor, batch: &Batch, mode: TrainMode) -> Result<Tensor> {
     let shape = (batch.n, batch.cells, batch.dim);
     let j = pixels.matmul(&u.t()?)?.reshape(shape)?;
@@ -389,8 +391,10 @@ fn gumbel_pool(u: &Tensor, pixels: &Tensor, batch: &Batch, mode: TrainMode) -> R
             })
             .collect();
         let g = Tensor::from_vec(noise, shape, x.device())?;
-        let weights = candle_nn::ops::softmax(&((&x / mode.tau)? + g)?, 1)?;
-        Ok((weights * x)?.sum(1)?)
+        let weights = candle_nn::ops::softmax(&((&x + g)? / mode.tau)?, 1)?;
+        let soft = (weights * &x)?.sum(1)?;
+        let hard = x.max(1)?;
+        Ok((&soft + (hard - &soft)?.detach())?)
     };
     let pos = soft_max(j.relu()?)?;
     let neg = soft_max(j.neg()?.relu()?)?;
