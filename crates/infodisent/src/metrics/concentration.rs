@@ -40,41 +40,32 @@ pub fn gauge_fixed(weight: &[f32], classes: usize, dim: usize, gauge: Gauge) -> 
 /// `fraction` of the net total; `None` when the net total is not positive.
 pub fn channels_for_net_fraction(contributions: &[f32], fraction: f32) -> Option<usize> {
     let total: f64 = contributions.iter().map(|&x| f64::from(x)).sum();
-    if total <= 0.0 {
-        return None;
-    }
-    let mut sorted = contributions.to_vec();
-    sorted.sort_unstable_by(|a, b| b.total_cmp(a));
-    let target = total * f64::from(fraction);
-    let mut acc = 0.0;
-    for (m, &x) in sorted.iter().enumerate() {
-        acc += f64::from(x);
-        if acc >= target * (1.0 - 1e-9) {
-            return Some(m + 1);
-        }
-    }
-    Some(sorted.len())
+    (total > 0.0).then(|| fewest_reaching(contributions.to_vec(), total * f64::from(fraction)))
 }
 
 /// Fewest channels whose positive contributions reach `fraction` of their sum (0 when no
 /// contribution is positive).
 pub fn channels_for_fraction(contributions: &[f32], fraction: f32) -> usize {
-    let mut pos: Vec<f32> = contributions.iter().copied().filter(|&x| x > 0.0).collect();
+    let pos: Vec<f32> = contributions.iter().copied().filter(|&x| x > 0.0).collect();
     let total: f64 = pos.iter().map(|&x| f64::from(x)).sum();
     if total <= 0.0 {
         return 0;
     }
-    pos.sort_unstable_by(|a, b| b.total_cmp(a));
-    let target = total * f64::from(fraction);
+    fewest_reaching(pos, total * f64::from(fraction))
+}
+
+/// How many of `values`, largest first, it takes for their running sum to reach `target`.
+fn fewest_reaching(mut values: Vec<f32>, target: f64) -> usize {
+    values.sort_unstable_by(|a, b| b.total_cmp(a));
     let mut acc = 0.0;
-    for (m, &x) in pos.iter().enumerate() {
+    for (m, &x) in values.iter().enumerate() {
         acc += f64::from(x);
         // The tolerance keeps m = all channels from failing on the last rounding error.
         if acc >= target * (1.0 - 1e-9) {
             return m + 1;
         }
     }
-    pos.len()
+    values.len()
 }
 
 /// One histogram bar: how many images needed at most `upto` channels (and more than the
