@@ -128,16 +128,12 @@ impl ExplainSession {
             )));
         }
         let items = self.cache.items(split)?;
-        let shard = self.cache.read_shard(split, index / info.shard_size)?;
-        let at = index % info.shard_size;
-        let len = self.explainer.grid.len();
-        let mut ex = self.explainer.explain(
-            &shard.features[at * len..(at + 1) * len],
-            class,
-            &items[index].path,
-        )?;
+        let row = self.cache.read_items(split, &[index])?;
+        let mut ex = self
+            .explainer
+            .explain(&row.features, class, &items[index].path)?;
         ex.item = Some(index);
-        ex.label = usize::try_from(shard.labels[at]).ok();
+        ex.label = usize::try_from(row.labels[0]).ok();
         Ok(ex)
     }
 

@@ -341,16 +341,14 @@ pub fn faithfulness_metrics(
     let grid = Grid::from_shape(cache.feature_shape());
     let pre = manifest_preprocess(cache)
         .ok_or_else(|| Error::cache(cache.dir(), "manifest preprocessing is unreadable"))?;
-    let info = cache.split(&opts.split)?;
     let items = cache.items(&opts.split)?;
     let n = opts.deletion_images.min(items.len());
+    let picks: Vec<usize> = (0..n).map(|t| t * items.len() / n).collect();
+    let rows = cache.read_items(&opts.split, &picks)?;
     let store = ImageStore::default();
     let mut images = Vec::with_capacity(n);
-    for t in 0..n {
-        let i = t * items.len() / n;
-        let shard = cache.read_shard(&opts.split, i / info.shard_size)?;
-        let at = i % info.shard_size;
-        let f = shard.features[at * grid.len()..(at + 1) * grid.len()].to_vec();
+    for (row, &i) in picks.iter().enumerate() {
+        let f = rows.features[row * grid.len()..(row + 1) * grid.len()].to_vec();
         let j = head.rotate(&f, 1, grid.cells())?;
         let class = argmax(&head.logits(&sparse_pool(&j, grid.dim, grid.cells()).v));
         images.push(PerturbationImage::new(

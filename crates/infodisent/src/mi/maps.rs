@@ -219,12 +219,8 @@ pub fn explain_cached_item(
             info.num_items
         )));
     }
-    let shard = cache.read_shard(split, index / info.shard_size)?;
-    let per_item = cache.feature_shape().iter().product::<usize>();
-    let j = index % info.shard_size;
-    let maps = model
-        .maps(&shard.features[j * per_item..(j + 1) * per_item], 1)?
-        .remove(0);
+    let row = cache.read_items(split, &[index])?;
+    let maps = model.maps(&row.features, 1)?.remove(0);
     let item = cache.items(split)?.swap_remove(index);
     let image = cache_preprocess(cache)?.resize_crop(store.get(&item.path)?.as_ref())?;
     let label = usize::try_from(item.label).ok();

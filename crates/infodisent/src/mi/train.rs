@@ -631,16 +631,10 @@ fn for_sampled_items(
     picks.truncate(n);
     picks.sort_unstable();
     let per_item = cache.feature_shape().iter().product::<usize>();
-    let mut loaded: Option<(usize, crate::cache::Shard)> = None;
-    for &p in &picks {
-        let shard_no = p / info.shard_size;
-        if loaded.as_ref().map(|(i, _)| *i) != Some(shard_no) {
-            loaded = Some((shard_no, cache.read_shard(&cfg.train_split, shard_no)?));
-        }
-        let (_, s) = loaded.as_ref().expect("loaded above");
-        let j = p - shard_no * info.shard_size;
-        visit(&s.features[j * per_item..(j + 1) * per_item]);
-    }
+    cache.visit_batches(&cfg.train_split, &picks, 64, |rows| {
+        rows.features.chunks_exact(per_item).for_each(&mut visit);
+        Ok(())
+    })?;
     Ok(picks.len())
 }
 

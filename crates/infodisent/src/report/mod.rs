@@ -254,22 +254,15 @@ fn explain_samples(
     split: &str,
     n: usize,
 ) -> Result<Vec<ImageExplanation>> {
-    let info = cache.split(split)?;
     let items = cache.items(split)?;
-    let n = n.min(items.len());
+    // The same classes get the same share whatever order the cache was written in.
+    let picks = crate::cache::balanced_sample(&items, n, 0);
     let len = explainer.grid.len();
-    let picks: Vec<usize> = (0..n).map(|t| t * items.len() / n.max(1)).collect();
-    let mut out = Vec::with_capacity(n);
-    let mut loaded: Option<(usize, crate::cache::Shard)> = None;
-    for &i in &picks {
-        let s = i / info.shard_size;
-        if loaded.as_ref().map(|l| l.0) != Some(s) {
-            loaded = Some((s, cache.read_shard(split, s)?));
-        }
-        let shard = &loaded.as_ref().expect("just loaded").1;
-        let at = i % info.shard_size;
+    let rows = cache.read_items(split, &picks)?;
+    let mut out = Vec::with_capacity(picks.len());
+    for (row, &i) in picks.iter().enumerate() {
         let mut ex = explainer.explain(
-            &shard.features[at * len..(at + 1) * len],
+            &rows.features[row * len..(row + 1) * len],
             None,
             &items[i].path,
         )?;
