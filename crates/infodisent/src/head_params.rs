@@ -39,6 +39,14 @@ pub struct Pooled {
     pub argmin: Vec<usize>,
 }
 
+/// Index of the largest value (the first on ties): the predicted class of a row of logits.
+pub fn argmax(values: &[f32]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .fold(0, |best, (i, &v)| if v > values[best] { i } else { best })
+}
+
 /// Sparse pooling of a rotated map J laid out [D, cells].
 pub fn sparse_pool(j: &[f32], dim: usize, cells: usize) -> Pooled {
     let mut p = Pooled {

@@ -11,6 +11,7 @@ use crate::cache::FeatureCache;
 use crate::error::{Error, Result};
 use crate::fsutil::{read_json, write_atomic, write_json_atomic};
 use crate::head::{Batch, Head, HeadConfig, HeadKind, TrainMode, TrainedHead};
+use crate::head_params::argmax;
 use candle_core::{Device, Tensor};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -510,16 +511,6 @@ fn restore(head: &Head, values: &[Vec<f32>]) -> Result<()> {
         )?)?;
     }
     Ok(())
-}
-
-fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in row.iter().enumerate() {
-        if x > row[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 /// Accuracy of the head (inference pooling) on the validation items of the split.

@@ -89,7 +89,7 @@ pub fn explain_classes(
             }
             let st = &mut stats[s];
             st.0 += 1;
-            st.1 += usize::from(super::image::argmax(&logits) == c);
+            st.1 += usize::from(crate::head_params::argmax(&logits) == c);
             st.2 += f64::from(logits[c]);
         }
         bar.inc(shard.len as u64);

@@ -8,7 +8,7 @@ use super::sparse::sparse_map;
 use super::{Grid, Heatmap, PixelBox, Polarity};
 use crate::classifier::LinearClassifier;
 use crate::error::{Error, Result};
-use crate::head_params::{sparse_pool, HeadParams};
+use crate::head_params::{argmax, sparse_pool, HeadParams};
 use serde::{Deserialize, Serialize};
 
 /// One channel's part in a decision.
@@ -255,14 +255,6 @@ impl ImageExplainer {
             figure: None,
         })
     }
-}
-
-/// Index of the largest value.
-pub fn argmax(values: &[f32]) -> usize {
-    values
-        .iter()
-        .enumerate()
-        .fold(0, |best, (i, &v)| if v > values[best] { i } else { best })
 }
 
 /// Softmax probability of entry `i`, computed stably.

@@ -126,10 +126,7 @@ pub struct Heatmap {
 impl Heatmap {
     /// Index of the largest value (the first on ties).
     pub fn argmax(&self) -> usize {
-        self.values.iter().enumerate().fold(
-            0,
-            |best, (i, &v)| if v > self.values[best] { i } else { best },
-        )
+        crate::head_params::argmax(&self.values)
     }
 
     /// The largest value.

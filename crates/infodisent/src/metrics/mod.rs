@@ -14,14 +14,13 @@ use crate::cache::FeatureCache;
 use crate::classifier::LinearClassifier;
 use crate::engine::FeatureFn;
 use crate::error::{Error, Result};
-use crate::explain::image::argmax;
 use crate::explain::infodisent::evidence_map;
 use crate::explain::render::ImageStore;
 use crate::explain::sparse::sparse_map;
 use crate::explain::{
     Cam, Explainer, Grid, ImageGeometry, InfoDisentMap, Polarity, RandomMap, SparseInfoDisentMap,
 };
-use crate::head_params::{sparse_pool, HeadParams};
+use crate::head_params::{argmax, sparse_pool, HeadParams};
 use crate::preprocess::Preprocess;
 use crate::synth::Annotations;
 use concentration::{
