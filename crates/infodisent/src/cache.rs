@@ -376,8 +376,12 @@ impl FeatureCache {
 }
 
 fn tensor_f32(path: &Path, t: &TensorView<'_>) -> Result<Vec<f32>> {
-    let data = t.data();
-    match t.dtype() {
+    decode_f32(path, t.dtype(), t.data())
+}
+
+/// Little-endian f16 or f32 feature bytes as f32.
+fn decode_f32(path: &Path, dtype: Dtype, data: &[u8]) -> Result<Vec<f32>> {
+    match dtype {
         Dtype::F32 => Ok(data
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -442,8 +446,8 @@ struct ShardRows {
     file: std::fs::File,
     data_start: u64,
     features_start: u64,
-    /// Bytes per feature value: 2 (f16) or 4 (f32).
-    width: usize,
+    /// How feature values are stored (f16 or f32; anything else is refused when read).
+    dtype: Dtype,
     labels_start: u64,
     per_image: usize,
 }
@@ -466,7 +470,7 @@ impl ShardRows {
         // The header alone (safetensors' own reader insists on the whole file).
         #[derive(serde::Deserialize)]
         struct Info {
-            dtype: String,
+            dtype: Dtype,
             shape: Vec<usize>,
             data_offsets: (u64, u64),
         }
@@ -488,22 +492,13 @@ impl ShardRows {
                 ),
             ));
         }
-        let width = match feats.dtype.as_str() {
-            "F16" => 2,
-            "F32" => 4,
-            other => {
-                return Err(Error::cache(
-                    path,
-                    format!("features are {other}, expected F16 or F32"),
-                ))
-            }
-        };
         let per_image = shape[1] * shape[2] * shape[3];
         let labels = tensor("labels")?;
-        let sizes_ok = feats.data_offsets.1 - feats.data_offsets.0
-            == (shape[0] * per_image * width) as u64
-            && labels.data_offsets.1 - labels.data_offsets.0 == (shape[0] * 8) as u64;
-        if labels.shape != [shape[0]] || labels.dtype != "I64" || !sizes_ok {
+        let span = |(start, end): (u64, u64)| end.checked_sub(start);
+        let sizes_ok = span(feats.data_offsets)
+            == Some((shape[0] * per_image * feats.dtype.bitsize().div_ceil(8)) as u64)
+            && span(labels.data_offsets) == Some((shape[0] * 8) as u64);
+        if labels.shape != [shape[0]] || labels.dtype != Dtype::I64 || !sizes_ok {
             return Err(corrupt("tensor sizes do not match their shapes".to_owned()));
         }
         Ok(ShardRows {
@@ -511,7 +506,7 @@ impl ShardRows {
             file,
             data_start: 8 + n,
             features_start: feats.data_offsets.0,
-            width,
+            dtype: feats.dtype,
             labels_start: labels.data_offsets.0,
             per_image,
         })
@@ -526,18 +521,13 @@ impl ShardRows {
 
     /// Row `row` of the features, as f32, into `out`.
     fn features(&mut self, row: usize, out: &mut [f32]) -> Result<()> {
-        let (start, width) = (self.features_start, self.width);
+        let width = self.dtype.bitsize().div_ceil(8);
         let mut bytes = vec![0u8; self.per_image * width];
-        self.read_at(start + (row * self.per_image * width) as u64, &mut bytes)?;
-        if width == 2 {
-            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                *o = f16::from_le_bytes([b[0], b[1]]).to_f32();
-            }
-        } else {
-            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            }
-        }
+        self.read_at(
+            self.features_start + (row * self.per_image * width) as u64,
+            &mut bytes,
+        )?;
+        out.copy_from_slice(&decode_f32(&self.path, self.dtype, &bytes)?);
         if out.iter().any(|v| !v.is_finite()) {
             return Err(Error::cache(
                 &self.path,
