@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 pub const CACHE_VERSION: u32 = 1;
 
 /// How feature values are stored on disk.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreDtype {
@@ -94,7 +95,7 @@ pub struct CacheManifest {
     /// Side length of the (square) network input, to map feature cells back to pixels.
     pub input_size: usize,
     /// Preprocessing, as its own JSON, so it can be shown and compared.
-    pub preprocess: serde_json::Value,
+    pub preprocess: crate::preprocess::Preprocess,
     /// Class names of the dataset, indexed by label.
     pub classes: Vec<String>,
     /// Number of outputs of the original classifier, if the model has one.
@@ -102,7 +103,7 @@ pub struct CacheManifest {
     /// What the model does with its pooled map, so later commands can say why CAM or the
     /// original-head baseline is missing (absent in caches made before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub original_head: Option<crate::model::OriginalHead>,
+    pub original_head: Option<crate::onnx::model::OriginalHead>,
     /// The dataset's folder when the cache was made; item paths are relative to it (older
     /// caches record no root and paths as given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -367,7 +368,7 @@ impl FeatureCache {
 
     /// The original classifier stored beside the features, if the model has one.
     pub fn classifier(&self) -> Result<Option<crate::classifier::LinearClassifier>> {
-        let path = self.dir.join("classifier.safetensors");
+        let path = self.dir.join(crate::runs::CLASSIFIER_FILE);
         if !path.exists() {
             return Ok(None);
         }
@@ -776,6 +777,6 @@ impl CacheWriter {
 
     /// Stores the original classifier beside the features.
     pub fn write_classifier(&self, classifier: &crate::classifier::LinearClassifier) -> Result<()> {
-        classifier.save(self.dir.join("classifier.safetensors"))
+        classifier.save(self.dir.join(crate::runs::CLASSIFIER_FILE))
     }
 }

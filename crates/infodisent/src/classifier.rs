@@ -17,6 +17,13 @@ pub struct LinearClassifier {
     pub bias: Vec<f32>,
 }
 
+/// Global average pooling of one feature map `[D, cells]` into `[D]`.
+pub fn average_pool(map: &[f32], cells: usize) -> Vec<f32> {
+    map.chunks_exact(cells.max(1))
+        .map(|c| c.iter().sum::<f32>() / cells as f32)
+        .collect()
+}
+
 impl LinearClassifier {
     /// Checks that the buffers match the stated shape.
     pub fn new(classes: usize, dim: usize, weight: Vec<f32>, bias: Vec<f32>) -> Result<Self> {
@@ -33,6 +40,11 @@ impl LinearClassifier {
             weight,
             bias,
         })
+    }
+
+    /// Logits for one feature map `[D, cells]`: global average pooling, then the layer.
+    pub fn logits_of_map(&self, map: &[f32], cells: usize) -> Vec<f32> {
+        self.logits(&average_pool(map, cells))
     }
 
     /// Logits for one pooled feature vector.

@@ -4,7 +4,7 @@
 //! when the graph has a classifier, its original logits.
 
 use crate::error::{Error, Result};
-use crate::model::{FeatureLayout, OriginalHead, OriginalHeadKind, PreparedModel};
+use crate::onnx::model::{FeatureLayout, OriginalHead, OriginalHeadKind, PreparedModel};
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -294,11 +294,8 @@ impl Backbone {
                 let cells = h * w;
                 let worst = (0..n)
                     .flat_map(|i| {
-                        let pooled: Vec<f32> = features[i * d * cells..(i + 1) * d * cells]
-                            .chunks(cells)
-                            .map(|m| m.iter().sum::<f32>() / cells as f32)
-                            .collect();
-                        let ours = c.logits(&pooled);
+                        let ours =
+                            c.logits_of_map(&features[i * d * cells..(i + 1) * d * cells], cells);
                         let theirs = logits[i * c.classes..(i + 1) * c.classes].to_vec();
                         ours.into_iter().zip(theirs)
                     })

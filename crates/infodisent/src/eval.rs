@@ -4,9 +4,8 @@
 use crate::cache::FeatureCache;
 use crate::classifier::LinearClassifier;
 use crate::error::{Error, Result};
-use crate::head::pool::rotate_pool;
-use crate::head::{Batch, TrainedHead};
-use crate::head_params::HeadParams;
+use crate::head::params::HeadParams;
+use crate::head::TrainedHead;
 use serde::{Deserialize, Serialize};
 
 /// Something that turns a batch of cached feature maps into logits over the dataset's classes.
@@ -35,20 +34,20 @@ impl Evaluated {
         }
     }
 
-    /// Logits [n][C] for a batch.
-    pub fn logits(&self, batch: &Batch) -> Vec<Vec<f32>> {
-        match self {
-            Evaluated::InfoDisent(p) => {
-                let (v, _) =
-                    rotate_pool(&p.rotation, &batch.pixels, batch.n, batch.cells, batch.dim);
-                v.chunks_exact(p.dim).map(|x| p.logits(x)).collect()
-            }
-            Evaluated::Linear(l) => batch
-                .pooled()
-                .chunks_exact(l.dim)
-                .map(|x| l.logits(x))
+    /// Logits [n][C] for `n` feature maps `[n, D, cells]`.
+    pub fn logits(&self, features: &[f32], n: usize, cells: usize) -> Result<Vec<Vec<f32>>> {
+        Ok(match self {
+            Evaluated::InfoDisent(p) => p
+                .decide_batch(features, n, cells)?
+                .into_iter()
+                .map(|d| d.logits)
                 .collect(),
-        }
+            Evaluated::Linear(l) => features
+                .chunks_exact(l.dim * cells)
+                .take(n)
+                .map(|f| l.logits_of_map(f, cells))
+                .collect(),
+        })
     }
 }
 
@@ -176,8 +175,11 @@ pub fn evaluate(
                 format!("split `{split}` has label {bad}, outside 0..{classes}"),
             ));
         }
-        let batch = Batch::from_maps(&shard.features, labels, dim, h * w);
-        for (row, &y) in head.logits(&batch).iter().zip(&batch.labels) {
+        for (row, &y) in head
+            .logits(&shard.features, shard.len, h * w)?
+            .iter()
+            .zip(&labels)
+        {
             tally.add(row, y as usize);
         }
     }
@@ -208,15 +210,11 @@ pub fn evaluate_original(
         let shard = shard?;
         let rows: Vec<Vec<f32>> = match (&shard.logits, &classifier) {
             (Some(l), _) => l.chunks_exact(classes).map(<[f32]>::to_vec).collect(),
-            (None, Some(c)) => {
-                let labels = vec![0; shard.len];
-                Evaluated::Linear(c.clone()).logits(&Batch::from_maps(
-                    &shard.features,
-                    labels,
-                    dim,
-                    h * w,
-                ))
-            }
+            (None, Some(c)) => shard
+                .features
+                .chunks_exact(dim * h * w)
+                .map(|f| c.logits_of_map(f, h * w))
+                .collect(),
             (None, None) => {
                 return Ok(Err(
                     "neither stored logits nor classifier weights are in the cache".into(),

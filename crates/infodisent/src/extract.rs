@@ -392,7 +392,7 @@ pub fn extract(
         feature_shape,
         dtype: opts.dtype,
         input_size: opts.preprocess.input_size(),
-        preprocess: opts.preprocess.to_json(),
+        preprocess: opts.preprocess.clone(),
         classes: dataset.classes.clone(),
         original_classes,
         original_head: Some(model.head.clone()),
@@ -401,7 +401,7 @@ pub fn extract(
     };
     let mut writer = CacheWriter::create_or_resume(cache_dir, fresh, opts.overwrite)?;
     if let Some(classifier) = &model.classifier {
-        if !writer.dir().join("classifier.safetensors").exists() {
+        if !writer.dir().join(crate::runs::CLASSIFIER_FILE).exists() {
             writer.write_classifier(classifier)?;
         }
     }

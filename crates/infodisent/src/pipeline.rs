@@ -3,7 +3,6 @@
 //! and data; every stage resumes from what an earlier, interrupted run left on disk.
 
 use crate::cache::FeatureCache;
-use crate::classifier::LinearClassifier;
 use crate::dataset::Dataset;
 use crate::engine::Backbone;
 use crate::error::{Error, Result};
@@ -11,10 +10,10 @@ use crate::eval::{evaluate, evaluate_original, EvalReport, Evaluated};
 use crate::extract::{extract, ExtractOptions};
 use crate::fsutil::write_json_atomic;
 use crate::head::HeadKind;
-use crate::head_params::HeadParams;
 use crate::metrics::{cache_metrics, faithfulness_metrics, MetricsOptions};
-use crate::mi::train::{resolve_classifier, ClassifierChoice, MiConfig};
+use crate::mi::{resolve_classifier, ClassifierChoice, MiConfig};
 use crate::report::{ReportOptions, ReportSources};
+use crate::runs;
 use crate::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -66,7 +65,6 @@ impl PipelineConfig {
                 epochs: 2,
                 max_train_items: Some(512),
                 eval_items: 256,
-                pool_items: 512,
                 ..MiConfig::default()
             }),
             faithfulness_images: 8,
@@ -106,14 +104,10 @@ fn timed<T>(
 
 /// Trains one head unless a finished one is already in `dir`.
 fn train_head(cache: &FeatureCache, cfg: &TrainConfig, dir: &Path) -> Result<()> {
-    let done = match cfg.head.kind {
-        HeadKind::InfoDisent => dir.join("head.safetensors"),
-        HeadKind::LinearProbe => dir.join("linear.safetensors"),
-    };
-    if done.exists() {
+    if runs::head_file(dir, cfg.head.kind).exists() {
         return Ok(());
     }
-    crate::train::train(cache, cfg, dir, dir.join("checkpoint.safetensors").exists()).map(|_| ())
+    crate::train::train(cache, cfg, dir, dir.join(runs::CHECKPOINT_FILE).exists()).map(|_| ())
 }
 
 /// Runs every stage, skipping or resuming those whose output is already on disk.
@@ -154,8 +148,8 @@ pub fn run(cfg: &PipelineConfig) -> Result<PipelineSummary> {
         train_head(&cache, &probe_cfg, &probe_dir)
     })?;
 
-    let head = HeadParams::load(head_dir.join("head.safetensors"))?;
-    let probe = LinearClassifier::load(probe_dir.join("linear.safetensors"))?;
+    let head = runs::load_head(&head_dir)?;
+    let probe = runs::load_probe(&probe_dir)?;
     let evals: Vec<(String, std::result::Result<EvalReport, String>)> =
         timed(&mut seconds, "evaluate", || {
             Ok(vec![
@@ -184,7 +178,7 @@ pub fn run(cfg: &PipelineConfig) -> Result<PipelineSummary> {
             ])
         })?;
     write_json_atomic(
-        cfg.out.join("eval.json"),
+        cfg.out.join(runs::EVAL_FILE),
         &evals
             .iter()
             .map(|(n, r)| (n, r.as_ref().ok()))
@@ -203,13 +197,13 @@ pub fn run(cfg: &PipelineConfig) -> Result<PipelineSummary> {
             report.faithfulness =
                 faithfulness_metrics(&cache, &head, Some(&probe), &mut features, &opts)?;
         }
-        write_json_atomic(cfg.out.join("metrics.json"), &report)?;
+        write_json_atomic(cfg.out.join(runs::METRICS_FILE), &report)?;
         Ok(report)
     })?;
 
     if let Some(mi_cfg) = &cfg.mi {
         timed(&mut seconds, "mutual information", || {
-            if mi_dir.join("mi.safetensors").exists() {
+            if mi_dir.join(runs::MI_FILE).exists() {
                 return Ok(());
             }
             let (classifier, source) =
@@ -220,7 +214,7 @@ pub fn run(cfg: &PipelineConfig) -> Result<PipelineSummary> {
                 &source,
                 mi_cfg,
                 &mi_dir,
-                mi_dir.join("config.json").exists(),
+                mi_dir.join(runs::CONFIG_FILE).exists(),
             )
             .map(|_| ())
         })?;
@@ -254,7 +248,7 @@ pub fn run(cfg: &PipelineConfig) -> Result<PipelineSummary> {
             .collect(),
         seconds,
     };
-    write_json_atomic(cfg.out.join("summary.json"), &summary)?;
+    write_json_atomic(cfg.out.join(runs::SUMMARY_FILE), &summary)?;
     if summary.accuracy.iter().all(|a| a.1.is_none()) {
         return Err(Error::Numeric("no head could be evaluated".into()));
     }

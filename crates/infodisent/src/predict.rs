@@ -3,7 +3,7 @@
 use crate::cache::Skipped;
 use crate::engine::{Backbone, BackboneOutput};
 use crate::error::{Error, Result};
-use crate::model::FeatureLayout;
+use crate::onnx::model::FeatureLayout;
 use crate::preprocess::Preprocess;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -90,13 +90,7 @@ fn batch_logits(backbone: &Backbone, out: BackboneOutput, n: usize) -> Result<Ve
     Ok(out
         .features
         .chunks_exact(d * cells)
-        .map(|f| {
-            let pooled: Vec<f32> = f
-                .chunks_exact(cells)
-                .map(|c| c.iter().sum::<f32>() / cells as f32)
-                .collect();
-            classifier.logits(&pooled)
-        })
+        .map(|f| classifier.logits_of_map(f, cells))
         .collect())
 }
 

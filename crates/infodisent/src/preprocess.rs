@@ -10,16 +10,19 @@ pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// How pixel values in [0, 255] are mapped to network inputs.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Normalize {
     /// `(x/255 − mean) / std` with the ImageNet statistics (torchvision models).
     Imagenet,
     /// `(x − 127) / 128` (TensorFlow-trained EfficientNet-Lite).
+    #[cfg_attr(feature = "clap", value(name = "centered127"))]
     Centered127,
     /// `x / 255`.
     Unit,
     /// `(x/255 − mean) / std` with explicit statistics.
+    #[cfg_attr(feature = "clap", value(skip))]
     MeanStd { mean: [f32; 3], std: [f32; 3] },
 }
 
@@ -38,23 +41,8 @@ impl Normalize {
     }
 }
 
-impl std::str::FromStr for Normalize {
-    type Err = Error;
-
-    /// Parses the CLI spelling: `imagenet`, `centered127` or `unit`.
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "imagenet" => Ok(Normalize::Imagenet),
-            "centered127" => Ok(Normalize::Centered127),
-            "unit" => Ok(Normalize::Unit),
-            other => Err(Error::Config(format!(
-                "unknown normalisation `{other}` (expected imagenet, centered127 or unit)"
-            ))),
-        }
-    }
-}
-
 /// The resampling filter used to resize.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Interpolation {
@@ -75,21 +63,6 @@ impl Interpolation {
 
     fn is_bilinear(&self) -> bool {
         *self == Interpolation::Bilinear
-    }
-}
-
-impl std::str::FromStr for Interpolation {
-    type Err = Error;
-
-    /// Parses the CLI spelling: `bilinear` or `bicubic`.
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "bilinear" => Ok(Interpolation::Bilinear),
-            "bicubic" => Ok(Interpolation::Bicubic),
-            other => Err(Error::Config(format!(
-                "unknown interpolation `{other}` (expected bilinear or bicubic)"
-            ))),
-        }
     }
 }
 
@@ -122,6 +95,7 @@ impl std::fmt::Display for Preprocess {
 }
 
 /// The preprocessing conventions of the places models come from.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
@@ -170,22 +144,6 @@ impl Preset {
         p.preset = Some(self);
         p.validate()?;
         Ok(p)
-    }
-}
-
-impl std::str::FromStr for Preset {
-    type Err = Error;
-
-    /// Parses the CLI spelling: `torchvision`, `timm` or `tflite`.
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "torchvision" => Ok(Preset::Torchvision),
-            "timm" => Ok(Preset::Timm),
-            "tflite" => Ok(Preset::Tflite),
-            other => Err(Error::Config(format!(
-                "unknown preset `{other}` (expected torchvision, timm or tflite)"
-            ))),
-        }
     }
 }
 
@@ -418,7 +376,7 @@ mod tests {
     }
 
     #[test]
-    fn overrides_and_parsing() {
+    fn overrides_and_serialisation() {
         let lite = Preprocess::efficientnet_lite(224);
         assert_eq!(
             lite.with_overrides(None, Some(240), None).unwrap(),
@@ -431,8 +389,6 @@ mod tests {
             128
         );
         assert!(lite.with_overrides(Some(100), Some(200), None).is_err());
-        assert_eq!("unit".parse::<Normalize>().unwrap(), Normalize::Unit);
-        assert!("bogus".parse::<Normalize>().is_err());
         let json = serde_json::to_string(&lite).unwrap();
         assert_eq!(
             json,

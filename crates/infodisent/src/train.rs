@@ -8,16 +8,17 @@
 //! InfoDisent or `linear.safetensors` ([`LinearClassifier`] format) for the linear probe.
 
 use crate::cache::FeatureCache;
+use crate::checkpoint::{self, Checkpoint, NamedTensor};
 use crate::error::{Error, Result};
-use crate::fsutil::{read_json, write_atomic, write_json_atomic};
+use crate::fsutil::{read_json, write_json_atomic};
+use crate::head::params::argmax;
 use crate::head::{Batch, Head, HeadConfig, HeadKind, TrainMode, TrainedHead};
-use crate::head_params::argmax;
+use crate::optim::{warmup_cosine, AdamW, Hyper};
+use crate::runs;
 use candle_core::{Device, Tensor};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Everything that defines a training run (TOML-loadable; unknown keys are rejected).
@@ -301,216 +302,120 @@ fn batch_from(maps: &[&[f32]], labels: Vec<u32>, dim: usize, cells: usize) -> Ba
     Batch::from_maps(&flat, labels, dim, cells)
 }
 
-/// AdamW state of one parameter.
-struct Moments {
-    m: Vec<f32>,
-    v: Vec<f32>,
+/// Checkpoint name of the dynamic trivialization's base `U₀`.
+const BASE: &str = "rotation_base";
+
+/// A copy of everything that defines the head's function: its variables and `U₀`.
+struct Snapshot {
+    values: Vec<Vec<f32>>,
+    base: Option<Vec<f32>>,
 }
 
-/// AdamW (decoupled weight decay) over the head's parameters; its state is plain vectors so it
-/// checkpoints exactly.
-struct AdamW {
-    moments: Vec<Moments>,
-    steps: u64,
-}
+impl Snapshot {
+    fn of(head: &Head) -> Result<Self> {
+        Ok(Snapshot {
+            values: head
+                .vars()
+                .iter()
+                .map(|(_, v)| Ok(v.as_tensor().flatten_all()?.to_vec1::<f32>()?))
+                .collect::<Result<_>>()?,
+            base: head.rotation_base(),
+        })
+    }
 
-const BETA1: f64 = 0.9;
-const BETA2: f64 = 0.999;
-const EPS: f64 = 1e-8;
+    fn restore(&self, head: &Head) -> Result<()> {
+        for ((_, var), v) in head.vars().iter().zip(&self.values) {
+            let shape = var.as_tensor().shape().clone();
+            var.set(&Tensor::from_vec(v.clone(), shape, &Device::Cpu)?)?;
+        }
+        head.set_rotation_base(self.base.clone())
+    }
 
-impl AdamW {
-    fn new(head: &Head) -> Result<Self> {
-        let moments = head
+    /// As checkpoint tensors named `<prefix><variable>` and `<prefix>rotation_base`.
+    fn tensors(&self, head: &Head, prefix: &str) -> Vec<NamedTensor> {
+        let mut out: Vec<NamedTensor> = head
             .vars()
             .iter()
-            .map(|(_, v)| {
-                let n = v.as_tensor().elem_count();
-                Moments {
-                    m: vec![0.0; n],
-                    v: vec![0.0; n],
-                }
+            .zip(&self.values)
+            .map(|((name, var), v)| {
+                NamedTensor::new(
+                    format!("{prefix}{name}"),
+                    var.as_tensor().dims().to_vec(),
+                    v.clone(),
+                )
             })
             .collect();
-        Ok(AdamW { moments, steps: 0 })
-    }
-
-    fn step(
-        &mut self,
-        head: &Head,
-        grads: &candle_core::backprop::GradStore,
-        lr: f64,
-        lr_rotation: f64,
-        weight_decay: f64,
-    ) -> Result<()> {
-        self.steps += 1;
-        let t = self.steps as i32;
-        let (c1, c2) = (1.0 - BETA1.powi(t), 1.0 - BETA2.powi(t));
-        for ((name, var), mom) in head.vars().iter().zip(&mut self.moments) {
-            let Some(g) = grads.get(var.as_tensor()) else {
-                continue;
-            };
-            let g = g.flatten_all()?.to_vec1::<f32>()?;
-            if g.iter().any(|x| !x.is_finite()) {
-                return Err(Error::Numeric(format!(
-                    "gradient of `{name}` is not finite at step {}: lower the learning rate",
-                    self.steps
-                )));
-            }
-            let lr_p = if name == "a" { lr_rotation } else { lr };
-            let decay = if name == "bias" { 0.0 } else { weight_decay };
-            let mut p = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-            for i in 0..p.len() {
-                let gi = f64::from(g[i]);
-                let m = BETA1 * f64::from(mom.m[i]) + (1.0 - BETA1) * gi;
-                let v = BETA2 * f64::from(mom.v[i]) + (1.0 - BETA2) * gi * gi;
-                mom.m[i] = m as f32;
-                mom.v[i] = v as f32;
-                let x = f64::from(p[i]);
-                p[i] = (x - lr_p * decay * x - lr_p * (m / c1) / ((v / c2).sqrt() + EPS)) as f32;
-            }
-            var.set(&Tensor::from_vec(p, var.as_tensor().shape(), &Device::Cpu)?)?;
+        if let Some(b) = &self.base {
+            out.push(NamedTensor::new(
+                format!("{prefix}{BASE}"),
+                vec![head.dim, head.dim],
+                b.clone(),
+            ));
         }
-        Ok(())
+        out
     }
-}
 
-/// Learning-rate multiplier at `step` of `total`: linear warm-up, then cosine decay to 0.
-fn schedule(step: u64, total: u64, warmup: u64) -> f64 {
-    if step < warmup {
-        return (step + 1) as f64 / warmup as f64;
+    fn read<S>(head: &Head, saved: &Checkpoint<S>, prefix: &str) -> Result<Self> {
+        let base_name = format!("{prefix}{BASE}");
+        Ok(Snapshot {
+            values: head
+                .vars()
+                .iter()
+                .map(|(name, var)| saved.tensor(&format!("{prefix}{name}"), var.as_tensor().dims()))
+                .collect::<Result<_>>()?,
+            base: if saved.has_prefix(&base_name) {
+                Some(saved.tensor(&base_name, &[head.dim, head.dim])?)
+            } else {
+                None
+            },
+        })
     }
-    let span = (total - warmup).max(1) as f64;
-    0.5 * (1.0 + (std::f64::consts::PI * (step - warmup) as f64 / span).cos())
-}
-
-fn checkpoint_path(out: &Path) -> PathBuf {
-    out.join("checkpoint.safetensors")
-}
-
-fn tensor_bytes(v: &[f32]) -> &[u8] {
-    bytemuck::cast_slice(v)
 }
 
 fn save_checkpoint(
     out: &Path,
     head: &Head,
     opt: &AdamW,
-    best: Option<&Vec<Vec<f32>>>,
+    best: Option<&Snapshot>,
     progress: &Progress,
 ) -> Result<()> {
-    let path = checkpoint_path(out);
-    let mut owned: Vec<(String, Vec<f32>, Vec<usize>)> = Vec::new();
-    for (i, (name, var)) in head.vars().iter().enumerate() {
-        let shape = var.as_tensor().dims().to_vec();
-        owned.push((
-            format!("param.{name}"),
-            var.as_tensor().flatten_all()?.to_vec1::<f32>()?,
-            shape.clone(),
+    let mut tensors = opt.state()?;
+    if let Some(b) = head.rotation_base() {
+        tensors.push(NamedTensor::new(
+            BASE.to_owned(),
+            vec![head.dim, head.dim],
+            b,
         ));
-        owned.push((
-            format!("adam_m.{name}"),
-            opt.moments[i].m.clone(),
-            shape.clone(),
-        ));
-        owned.push((
-            format!("adam_v.{name}"),
-            opt.moments[i].v.clone(),
-            shape.clone(),
-        ));
-        if let Some(b) = best {
-            owned.push((format!("best.{name}"), b[i].clone(), shape));
-        }
     }
-    let err = |e: safetensors::SafeTensorError| Error::cache(&path, e.to_string());
-    let views = owned
-        .iter()
-        .map(|(n, v, s)| {
-            Ok((
-                n.clone(),
-                TensorView::new(Dtype::F32, s.clone(), tensor_bytes(v)).map_err(err)?,
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    // A single metadata entry: safetensors writes a map's entries in hash order, which would
-    // make otherwise identical checkpoints differ byte-wise.
+    if let Some(best) = best {
+        tensors.extend(best.tensors(head, "best."));
+    }
     let progress = Progress {
-        adam_steps: opt.steps,
+        adam_steps: opt.steps(),
         ..progress.clone()
     };
-    let record = serde_json::to_string(&progress).map_err(|e| Error::Config(e.to_string()))?;
-    let meta = HashMap::from([("progress".to_owned(), record)]);
-    let bytes = safetensors::serialize(views, Some(meta)).map_err(err)?;
-    write_atomic(&path, &bytes)
+    checkpoint::save(&out.join(runs::CHECKPOINT_FILE), &progress, &tensors)
 }
 
-/// Restores parameters and optimiser state; returns the progress and the best parameters.
+/// Restores parameters, `U₀` and optimiser state; returns the progress and the best snapshot.
 fn load_checkpoint(
     out: &Path,
     head: &Head,
     opt: &mut AdamW,
-) -> Result<(Progress, Option<Vec<Vec<f32>>>)> {
-    let path = checkpoint_path(out);
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    let corrupt = |msg: String| Error::cache(&path, format!("corrupt checkpoint: {msg}"));
-    let (_, meta) =
-        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
-    let meta = meta
-        .metadata()
-        .clone()
-        .ok_or_else(|| corrupt("no metadata".into()))?;
-    let progress: Progress = serde_json::from_str(
-        meta.get("progress")
-            .ok_or_else(|| corrupt("no progress record".into()))?,
-    )
-    .map_err(|e| corrupt(e.to_string()))?;
-    opt.steps = progress.adam_steps;
-    let read = |name: &str, want: &[usize]| -> Result<Vec<f32>> {
-        let t = st
-            .tensor(name)
-            .map_err(|_| corrupt(format!("lacks `{name}`")))?;
-        if t.dtype() != Dtype::F32 || t.shape() != want {
-            return Err(corrupt(format!(
-                "`{name}` has shape {:?}, the head needs {want:?}",
-                t.shape()
-            )));
-        }
-        Ok(bytemuck::pod_collect_to_vec(t.data()))
+) -> Result<(Progress, Option<Snapshot>)> {
+    let saved: Checkpoint<Progress> = checkpoint::load(&out.join(runs::CHECKPOINT_FILE))?;
+    opt.restore(&saved, saved.state.adam_steps)?;
+    head.set_rotation_base(if saved.has_prefix(BASE) {
+        Some(saved.tensor(BASE, &[head.dim, head.dim])?)
+    } else {
+        None
+    })?;
+    let best = if saved.has_prefix("best.") {
+        Some(Snapshot::read(head, &saved, "best.")?)
+    } else {
+        None
     };
-    let mut best = Vec::new();
-    let has_best = st.names().iter().any(|n| n.starts_with("best."));
-    for (i, (name, var)) in head.vars().iter().enumerate() {
-        let shape = var.as_tensor().dims().to_vec();
-        var.set(&Tensor::from_vec(
-            read(&format!("param.{name}"), &shape)?,
-            shape.as_slice(),
-            &Device::Cpu,
-        )?)?;
-        opt.moments[i].m = read(&format!("adam_m.{name}"), &shape)?;
-        opt.moments[i].v = read(&format!("adam_v.{name}"), &shape)?;
-        if has_best {
-            best.push(read(&format!("best.{name}"), &shape)?);
-        }
-    }
-    Ok((progress, has_best.then_some(best)))
-}
-
-fn snapshot(head: &Head) -> Result<Vec<Vec<f32>>> {
-    head.vars()
-        .iter()
-        .map(|(_, v)| Ok(v.as_tensor().flatten_all()?.to_vec1::<f32>()?))
-        .collect()
-}
-
-fn restore(head: &Head, values: &[Vec<f32>]) -> Result<()> {
-    for ((_, var), v) in head.vars().iter().zip(values) {
-        var.set(&Tensor::from_vec(
-            v.clone(),
-            var.as_tensor().shape(),
-            &Device::Cpu,
-        )?)?;
-    }
-    Ok(())
+    Ok((saved.state, best))
 }
 
 /// Accuracy of the head (inference pooling) on the validation items of the split.
@@ -602,7 +507,7 @@ pub fn train_partial(
 
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let head = Head::new(cfg.head.clone(), dim, classes, cfg.seed)?;
-    let mut opt = AdamW::new(&head)?;
+    let mut opt = AdamW::new(head.vars());
     let fingerprint = cache.manifest().fingerprint.clone();
     let mut progress = Progress {
         epochs_done: 0,
@@ -616,10 +521,10 @@ pub fn train_partial(
         config: cfg.clone(),
         kept: None,
     };
-    let mut best: Option<Vec<Vec<f32>>> = None;
-    let metrics_path = out_dir.join("metrics.jsonl");
+    let mut best: Option<Snapshot> = None;
+    let metrics_path = out_dir.join(runs::METRICS_LOG);
     let mut metrics: Vec<EpochMetrics> = Vec::new();
-    let ckpt = checkpoint_path(out_dir);
+    let ckpt = out_dir.join(runs::CHECKPOINT_FILE);
     if ckpt.exists() {
         if !resume {
             return Err(Error::Config(format!("{} already holds a training run: pass --resume to continue it, or choose another output folder", out_dir.display())));
@@ -636,19 +541,12 @@ pub fn train_partial(
         }
         progress = p;
         best = b;
-        if metrics_path.exists() {
-            let text =
-                std::fs::read_to_string(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?;
-            for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                let m: EpochMetrics = serde_json::from_str(line)
-                    .map_err(|e| Error::cache(&metrics_path, format!("invalid line: {e}")))?;
-                if m.epoch <= progress.epochs_done {
-                    metrics.push(m);
-                }
-            }
-        }
+        metrics = checkpoint::read_log::<EpochMetrics>(&metrics_path)?
+            .into_iter()
+            .filter(|m| m.epoch <= progress.epochs_done)
+            .collect();
     }
-    write_json_atomic(out_dir.join("config.json"), cfg)?;
+    write_json_atomic(out_dir.join(runs::CONFIG_FILE), cfg)?;
 
     let mut epochs_this_run = 0usize;
     while progress.epochs_done < cfg.epochs
@@ -695,7 +593,7 @@ pub fn train_partial(
             |i| !is_val(cfg, i),
             |batch| {
                 let step = progress.steps;
-                let factor = schedule(step, total_steps, warmup);
+                let factor = warmup_cosine(step, total_steps, warmup);
                 lr_now = cfg.lr * factor;
                 let mode = TrainMode {
                     tau: tau.unwrap_or(1.0),
@@ -710,14 +608,23 @@ pub fn train_partial(
                     )));
                 }
                 let grads = loss.backward()?;
-                opt.step(
-                    &head,
-                    &grads,
-                    lr_now,
-                    lr_rotation * factor,
-                    cfg.weight_decay,
-                )?;
+                opt.step(&grads, |name| Hyper {
+                    lr: if name == "a" {
+                        lr_rotation * factor
+                    } else {
+                        lr_now
+                    },
+                    weight_decay: if name == "bias" {
+                        0.0
+                    } else {
+                        cfg.weight_decay
+                    },
+                })?;
                 head.clamp_weights(keep_mask.as_ref())?;
+                let rebase = cfg.head.rebase_every;
+                if rebase > 0 && (progress.steps + 1) % rebase as u64 == 0 {
+                    head.rebase()?;
+                }
                 let rows = logits.to_vec2::<f32>()?;
                 correct += rows
                     .iter()
@@ -749,7 +656,7 @@ pub fn train_partial(
                 progress.best_val_acc = Some(acc);
                 progress.best_epoch = Some(progress.epochs_done);
                 progress.epochs_since_best = 0;
-                best = Some(snapshot(&head)?);
+                best = Some(Snapshot::of(&head)?);
             } else {
                 progress.epochs_since_best += 1;
                 if cfg
@@ -770,12 +677,7 @@ pub fn train_partial(
             seconds: started.elapsed().as_secs_f64(),
         });
         save_checkpoint(out_dir, &head, &opt, best.as_ref(), &progress)?;
-        let mut lines = String::new();
-        for m in &metrics {
-            lines.push_str(&serde_json::to_string(m).map_err(|e| Error::Config(e.to_string()))?);
-            lines.push('\n');
-        }
-        write_atomic(&metrics_path, lines.as_bytes())?;
+        checkpoint::write_log(&metrics_path, &metrics)?;
         tracing::info!(
             epoch = progress.epochs_done,
             train_loss = metrics.last().map(|m| m.train_loss),
@@ -787,25 +689,16 @@ pub fn train_partial(
     let finished = progress.epochs_done >= cfg.epochs || progress.stopped_early;
     if finished {
         if let Some(b) = &best {
-            restore(&head, b)?;
+            b.restore(&head)?;
         }
     }
-    let head_file = match head.export()? {
-        TrainedHead::InfoDisent(p) => {
-            let f = out_dir.join("head.safetensors");
-            if finished {
-                p.save(&f)?;
-            }
-            f
+    let head_file = runs::head_file(out_dir, cfg.head.kind);
+    if finished {
+        match head.export()? {
+            TrainedHead::InfoDisent(p) => p.save(&head_file)?,
+            TrainedHead::Linear(l) => l.save(&head_file)?,
         }
-        TrainedHead::Linear(l) => {
-            let f = out_dir.join("linear.safetensors");
-            if finished {
-                l.save(&f)?;
-            }
-            f
-        }
-    };
+    }
     let last = metrics.last();
     let summary = TrainSummary {
         epochs: progress.epochs_done,
@@ -820,23 +713,12 @@ pub fn train_partial(
         head_file,
     };
     if finished {
-        write_json_atomic(out_dir.join("summary.json"), &summary)?;
+        write_json_atomic(out_dir.join(runs::SUMMARY_FILE), &summary)?;
     }
     Ok(summary)
 }
 
 /// Reads the configuration a finished or running training folder was made with.
 pub fn read_config(out_dir: &Path) -> Result<TrainConfig> {
-    read_json(out_dir.join("config.json"))
-}
-
-/// The kind of head a training folder holds, judged by its final file.
-pub fn head_kind_in(out_dir: &Path) -> Option<HeadKind> {
-    if out_dir.join("head.safetensors").exists() {
-        Some(HeadKind::InfoDisent)
-    } else if out_dir.join("linear.safetensors").exists() {
-        Some(HeadKind::LinearProbe)
-    } else {
-        None
-    }
+    read_json(out_dir.join(runs::CONFIG_FILE))
 }

@@ -5,8 +5,8 @@
 use image::{Rgb, RgbImage};
 use infodisent::cache::FeatureCache;
 use infodisent::dataset::Dataset;
+use infodisent::dataset::ImageStore;
 use infodisent::engine::Backbone;
-use infodisent::explain::render::ImageStore;
 use infodisent::extract::{extract, ExtractOptions};
 use std::path::Path;
 

@@ -6,14 +6,14 @@ mod explain_common;
 
 use explain_common::fixture;
 use infodisent::cache::FeatureCache;
-use infodisent::explain::geometry::boxes_overlap;
 use infodisent::explain::session::ExplainSession;
 use infodisent::explain::{
-    explain_classes, find_prototypes, load_head, top_weighted_channels, Grid, ImageExplainer,
-    ImageExplanation,
+    explain_classes, find_prototypes, top_weighted_channels, Grid, ImageExplainer, ImageExplanation,
 };
-use infodisent::head_params::sparse_pool;
+use infodisent::geometry::boxes_overlap;
+use infodisent::head::params::sparse_pool;
 use infodisent::metrics::pointing::AnnotationIndex;
+use infodisent::runs::load_head;
 
 /// Explanations of every test image for its true class, with every contribution listed.
 fn explain_test_split(cache: &FeatureCache) -> Vec<(ImageExplanation, String)> {
@@ -186,8 +186,14 @@ fn positive_heatmap_peaks_on_the_deciding_shape() {
         let hit = |m: &infodisent::explain::Heatmap| {
             boxes_overlap(&grid.cell_box(m.argmax(), size), &ann.decisive)
         };
-        dense += usize::from(hit(&ex.heatmaps.positive));
-        sparse += usize::from(hit(&ex.heatmaps.sparse_positive));
+        dense += usize::from(hit(ex
+            .heatmaps
+            .get(infodisent::explain::infodisent::POSITIVE)
+            .unwrap()));
+        sparse += usize::from(hit(ex
+            .heatmaps
+            .get(infodisent::explain::sparse::POSITIVE)
+            .unwrap()));
         total += 1;
     }
     println!("H+ peaks on the deciding shape: dense {dense}/{total}, sparse {sparse}/{total}");
@@ -214,7 +220,10 @@ fn negative_heatmap_lights_up_the_counter_evidence() {
         let Some((_, counter)) = ann.counter else {
             continue;
         };
-        let neg = &ex.heatmaps.negative;
+        let neg = ex
+            .heatmaps
+            .get(infodisent::explain::infodisent::NEGATIVE)
+            .unwrap();
         peaks += usize::from(boxes_overlap(&grid.cell_box(neg.argmax(), size), &counter));
         let (mut inside, mut n_in, mut outside, mut n_out) = (0.0, 0, 0.0, 0);
         for (cell, &v) in neg.values.iter().enumerate() {
@@ -259,7 +268,7 @@ fn session_writes_a_figure_and_json_per_image_and_class_summaries() {
     let mut ex = session.explain_item("test", 3, None).unwrap();
     assert_eq!(ex.item, Some(3));
     assert!(
-        ex.heatmaps.cam.is_some(),
+        ex.heatmaps.get(infodisent::explain::cam::NAME).is_some(),
         "the probe has the dataset's classes, so CAM is drawn"
     );
     session.write(&mut ex, out.path(), "item3").unwrap();

@@ -189,7 +189,7 @@ fn a_cache_made_with_other_settings_is_refused() {
     assert!(replaced.complete);
     assert_ne!(replaced.fingerprint, made.fingerprint);
     let cache = FeatureCache::open_expecting(dir.path(), &replaced.fingerprint).unwrap();
-    assert_eq!(cache.manifest().preprocess["normalize"], "unit");
+    assert_eq!(cache.manifest().preprocess.normalize, Normalize::Unit);
 }
 
 #[test]

@@ -4,10 +4,10 @@
 use candle_core::{DType, Device, Tensor, Var};
 use infodisent::head::expm::{choose_plan, expm_skew, expm_with_plan};
 use infodisent::head::linalg::{matmul, norm1, orthogonality_defect, skew};
+use infodisent::head::params::sparse_pool;
 use infodisent::head::pool::RotatePool;
 use infodisent::head::reference;
 use infodisent::head::rotation::{rotation_f64_with_grad, Parametrization, Rotation};
-use infodisent::head_params::sparse_pool;
 use rand::{Rng, SeedableRng};
 
 fn random(len: usize, scale: f64, seed: u64) -> Vec<f64> {
@@ -198,7 +198,7 @@ fn pooling_matches_the_inference_pooling() {
         .unwrap();
     let v = v.to_vec2::<f32>().unwrap();
     for b in 0..n {
-        // head_params works on [D, cells] maps: J = U F.
+        // head::params works on [D, cells] maps: J = U F.
         let mut j = vec![0.0f32; d * cells];
         for k in 0..d {
             for r in 0..cells {
@@ -248,5 +248,70 @@ fn gumbel_training_sees_the_inference_pooling() {
                 "τ {tau}: training {a} vs inference {b}"
             );
         }
+    }
+}
+
+/// The dynamic trivialization: folding the rotation into the base changes no logit, leaves
+/// A = 0 and U orthogonal, and the gradient of A at the base matches central differences of the
+/// loss through `U₀ · expm(A − Aᵀ)`.
+#[test]
+fn rebasing_keeps_the_function_and_the_gradient_is_exact_at_the_base() {
+    use infodisent::head::{Batch, Head, HeadConfig};
+    let (d, cells, n, classes) = (12, 4, 5, 3);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let maps: Vec<f32> = (0..n * d * cells).map(|_| rng.random::<f32>()).collect();
+    let labels: Vec<u32> = (0..n as u32).map(|i| i % classes as u32).collect();
+    let batch = Batch::from_maps(&maps, labels.clone(), d, cells);
+    let cfg = HeadConfig {
+        rebase_every: 1,
+        w_init: 0.5,
+        ..HeadConfig::default()
+    };
+    let head = Head::new(cfg, d, classes, 1).unwrap();
+    let a: Vec<f32> = random(d * d, 0.3, 4).iter().map(|&x| x as f32).collect();
+    head.vars()[0]
+        .1
+        .set(&Tensor::from_slice(&a, (d, d), &Device::Cpu).unwrap())
+        .unwrap();
+    let before = head.logits(&batch, None).unwrap().to_vec2::<f32>().unwrap();
+    head.rebase().unwrap();
+    let after = head.logits(&batch, None).unwrap().to_vec2::<f32>().unwrap();
+    for (x, y) in before.iter().flatten().zip(after.iter().flatten()) {
+        assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+    }
+    let a_now = head.vars()[0].1.as_tensor().flatten_all().unwrap();
+    assert!(a_now.to_vec1::<f32>().unwrap().iter().all(|&x| x == 0.0));
+    assert!(orthogonality_defect(d, &head.rotation().unwrap()) < 1e-5);
+
+    // ∂L/∂A at A = 0 against central differences in A (f32, so a loose tolerance).
+    let loss = |head: &Head| -> f64 {
+        let logits = head.logits(&batch, None).unwrap();
+        f64::from(
+            head.loss(&logits, &labels)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap(),
+        )
+    };
+    let logits = head.logits(&batch, None).unwrap();
+    let grads = head.loss(&logits, &labels).unwrap().backward().unwrap();
+    let var = &head.vars()[0].1;
+    let g = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap();
+    let g = g.to_vec1::<f32>().unwrap();
+    let h = 1e-2f32;
+    for &(i, j) in &[(0usize, 1usize), (3, 7), (11, 2)] {
+        let shifted = |delta: f32| {
+            let mut x = vec![0.0f32; d * d];
+            x[i * d + j] = delta;
+            var.set(&Tensor::from_slice(&x, (d, d), &Device::Cpu).unwrap())
+                .unwrap();
+            loss(&head)
+        };
+        let numeric = (shifted(h) - shifted(-h)) / (2.0 * f64::from(h));
+        let exact = f64::from(g[i * d + j]);
+        assert!(
+            (numeric - exact).abs() <= 2e-3 * (1.0 + exact.abs()),
+            "∂L/∂A[{i},{j}]: exact {exact}, numeric {numeric}"
+        );
     }
 }

@@ -7,8 +7,9 @@ mod explain_common;
 use explain_common::fixture;
 use infodisent::cache::FeatureCache;
 use infodisent::engine::Backbone;
-use infodisent::explain::{baseline_classifier, load_head};
+use infodisent::explain::baseline_classifier;
 use infodisent::metrics::{cache_metrics, faithfulness_metrics, MetricsOptions};
+use infodisent::runs::load_head;
 
 #[test]
 fn pointing_game_channel_counts_and_rv_from_the_cache() {

@@ -89,7 +89,7 @@ fn setup(dir: &std::path::Path) -> (FeatureCache, Constructed) {
         SHAPE,
         CLASSES,
         224,
-        serde_json::Value::Null,
+        infodisent::preprocess::Preprocess::new(224, 224, infodisent::preprocess::Normalize::Unit),
         &[train.split, test.split.clone()],
         64,
     );

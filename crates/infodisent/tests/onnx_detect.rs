@@ -4,7 +4,7 @@
 mod onnx_common;
 
 use infodisent::engine::Backbone;
-use infodisent::model::FeatureLayout;
+use infodisent::onnx::model::FeatureLayout;
 use infodisent::onnx::{self, count_flops};
 use infodisent::Error;
 use onnx_protobuf::Message;
@@ -13,7 +13,7 @@ use std::path::Path;
 fn prepare(
     model: onnx_protobuf::ModelProto,
     feature_node: Option<&str>,
-) -> infodisent::Result<infodisent::model::PreparedModel> {
+) -> infodisent::Result<infodisent::onnx::model::PreparedModel> {
     onnx::prepare(model, Path::new("test.onnx"), "test", feature_node)
 }
 

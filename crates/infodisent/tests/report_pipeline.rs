@@ -2,7 +2,7 @@
 //! and the report opened in a real headless browser: it loads, logs no console errors and every
 //! image renders.
 
-use infodisent::mi::train::MiConfig;
+use infodisent::mi::MiConfig;
 use infodisent::pipeline::{run, PipelineConfig};
 use infodisent::synth::{generate, SynthConfig};
 use std::path::Path;
@@ -65,7 +65,6 @@ fn pipeline_on_generated_data_builds_a_report_that_renders_in_a_browser() {
         batch: 8,
         negatives: 32,
         eval_items: 8,
-        pool_items: 48,
         reference_items: 4,
         ..MiConfig::default()
     });

@@ -8,9 +8,9 @@ use infodisent::cache::FeatureCache;
 use infodisent::dataset::Dataset;
 use infodisent::engine::Backbone;
 use infodisent::eval::{evaluate, Evaluated};
-use infodisent::explain::{load_head, load_probe};
 use infodisent::extract::{extract, ExtractOptions};
 use infodisent::head::HeadKind;
+use infodisent::runs::{load_head, load_probe};
 use infodisent::train::{train, TrainConfig};
 use std::path::Path;
 

@@ -4,8 +4,8 @@
 mod train_common;
 
 use infodisent::eval::{comparison_table, evaluate, evaluate_original, Evaluated};
+use infodisent::head::params::HeadParams;
 use infodisent::head::{HeadKind, Parametrization};
-use infodisent::head_params::HeadParams;
 use infodisent::train::{train, train_partial, TrainConfig};
 use infodisent::Error;
 use train_common::{write_cache, CLASSES};
@@ -35,39 +35,43 @@ fn single_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 fn infodisent_learns_with_nonnegative_weights_and_beats_chance() {
     let dir = tempfile::tempdir().unwrap();
     let cache = write_cache(&dir.path().join("cache"), 180, 60, 1);
-    let mut cfg = config(HeadKind::InfoDisent, 6);
-    cfg.val_fraction = 0.2;
-    cfg.lr_rotation = Some(0.01);
-    let out = dir.path().join("head");
-    let summary = train(&cache, &cfg, &out, false).unwrap();
-    assert!(
-        summary.train_acc > 0.9,
-        "train accuracy {}",
-        summary.train_acc
-    );
-    assert!(summary.best_val_acc.unwrap() > 0.9);
-    assert_eq!(summary.train_items + summary.val_items, 180);
-    let head = HeadParams::load(out.join("head.safetensors")).unwrap();
-    assert!(head.weight.iter().all(|&w| w >= 0.0));
-    assert!(head.weight.iter().any(|&w| w > 0.0));
-    // The rotation moved away from the identity and is still orthogonal.
-    let d = head.dim;
-    assert!((0..d).any(|i| (head.rotation[i * d + i] - 1.0).abs() > 1e-4));
-    assert!(infodisent::head::linalg::orthogonality_defect(d, &head.rotation) < 1e-5);
-    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
-    assert_eq!(metrics.lines().count(), 6);
-    assert!(metrics
-        .lines()
-        .all(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["val_acc"].is_number()));
+    // The paper's static U = expm(A − Aᵀ), and the dynamic trivialization rebased every step.
+    for rebase_every in [0, 1] {
+        let mut cfg = config(HeadKind::InfoDisent, 6);
+        cfg.head.rebase_every = rebase_every;
+        cfg.val_fraction = 0.2;
+        cfg.lr_rotation = Some(0.01);
+        let out = dir.path().join(format!("head-{rebase_every}"));
+        let summary = train(&cache, &cfg, &out, false).unwrap();
+        assert!(
+            summary.train_acc > 0.9,
+            "train accuracy {}",
+            summary.train_acc
+        );
+        assert!(summary.best_val_acc.unwrap() > 0.9);
+        assert_eq!(summary.train_items + summary.val_items, 180);
+        let head = HeadParams::load(out.join("head.safetensors")).unwrap();
+        assert!(head.weight.iter().all(|&w| w >= 0.0));
+        assert!(head.weight.iter().any(|&w| w > 0.0));
+        // The rotation moved away from the identity and is still orthogonal.
+        let d = head.dim;
+        assert!((0..d).any(|i| (head.rotation[i * d + i] - 1.0).abs() > 1e-4));
+        assert!(infodisent::head::linalg::orthogonality_defect(d, &head.rotation) < 1e-5);
+        let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        assert_eq!(metrics.lines().count(), 6);
+        assert!(metrics
+            .lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["val_acc"].is_number()));
 
-    let report = evaluate(&cache, "test", "infodisent", &Evaluated::InfoDisent(head)).unwrap();
-    assert!(report.top1 > 0.9, "test top-1 {}", report.top1);
-    assert_eq!(report.count, 60);
-    assert_eq!(report.confusion.iter().flatten().sum::<u64>(), 60);
-    assert_eq!(
-        report.top5, 1.0,
-        "with 3 classes the top-5 always holds the label"
-    );
+        let report = evaluate(&cache, "test", "infodisent", &Evaluated::InfoDisent(head)).unwrap();
+        assert!(report.top1 > 0.9, "test top-1 {}", report.top1);
+        assert_eq!(report.count, 60);
+        assert_eq!(report.confusion.iter().flatten().sum::<u64>(), 60);
+        assert_eq!(
+            report.top5, 1.0,
+            "with 3 classes the top-5 always holds the label"
+        );
+    }
 }
 
 #[test]
@@ -116,14 +120,21 @@ fn same_seed_on_one_thread_is_bit_identical() {
 fn killed_and_resumed_equals_uninterrupted() {
     let dir = tempfile::tempdir().unwrap();
     let cache = write_cache(&dir.path().join("cache"), 90, 10, 4);
-    for rotation in [Parametrization::Expm, Parametrization::Cayley] {
+    // The static parametrizations and the dynamic trivialization, whose base U₀ must travel
+    // with the checkpoint (and with the best-epoch snapshot).
+    for (rotation, rebase) in [
+        (Parametrization::Expm, 0),
+        (Parametrization::Cayley, 0),
+        (Parametrization::Expm, 2),
+    ] {
         let mut cfg = config(HeadKind::InfoDisent, 4);
         cfg.head.rotation = rotation;
+        cfg.head.rebase_every = rebase;
         cfg.warmup_epochs = 1.0;
         cfg.weight_decay = 0.01;
         cfg.val_fraction = 0.1;
-        let full = dir.path().join(format!("full-{rotation:?}"));
-        let parts = dir.path().join(format!("parts-{rotation:?}"));
+        let full = dir.path().join(format!("full-{rotation:?}-{rebase}"));
+        let parts = dir.path().join(format!("parts-{rotation:?}-{rebase}"));
         single_thread(|| {
             train(&cache, &cfg, &full, false).unwrap();
             let first = train_partial(&cache, &cfg, &parts, false, Some(1)).unwrap();

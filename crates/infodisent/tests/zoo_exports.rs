@@ -8,7 +8,7 @@
 use infodisent::cache::{FeatureCache, StoreDtype};
 use infodisent::dataset::Dataset;
 use infodisent::extract::{extract, load_backbone, ExtractOptions};
-use infodisent::model::OriginalHeadKind;
+use infodisent::onnx::model::OriginalHeadKind;
 use infodisent::preprocess::{Normalize, Preprocess};
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,5 @@
-//! `infodisent bench train`: training step time of the structured head vs the dense reference.
+//! `infodisent bench train`: seconds and GFLOP/s of a training step, static and dynamic
+//! rotation, against a GEMM peak and (with `--torch-python`) PyTorch in the same run.
 
 use super::Global;
 use infodisent::bench::train::{format_report, run as run_bench, BenchTrainConfig};
@@ -10,7 +11,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_values_t = [1280usize, 2048])]
     pub dims: Vec<usize>,
     /// Images per step.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 256)]
     pub batch: usize,
     /// Classes of the synthetic task.
     #[arg(long, default_value_t = 200)]
@@ -24,6 +25,10 @@ pub struct Args {
     /// Standard deviation of the entries of A (a trained head's scale).
     #[arg(long, default_value_t = 0.01)]
     pub a_scale: f64,
+    /// A Python with PyTorch (e.g. `.assets/python/bin/python` after `scripts/setup-python.sh`):
+    /// times the straightforward PyTorch step at the same shapes for the ratio.
+    #[arg(long, value_name = "PYTHON")]
+    pub torch_python: Option<std::path::PathBuf>,
 }
 
 /// Runs the command.
@@ -45,6 +50,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         steps: args.steps,
         epoch_images: args.epoch_images,
         a_scale: args.a_scale,
+        torch_python: args.torch_python,
         ..BenchTrainConfig::default()
     };
     let report = run_bench(&cfg)?;

@@ -3,9 +3,9 @@
 
 use super::Global;
 use infodisent::cache::FeatureCache;
-use infodisent::classifier::LinearClassifier;
 use infodisent::eval::{comparison_table, evaluate, evaluate_original, EvalReport, Evaluated};
-use infodisent::head_params::HeadParams;
+use infodisent::head::TrainedHead;
+use infodisent::runs;
 use std::path::{Path, PathBuf};
 
 /// Options of `infodisent eval`.
@@ -27,37 +27,14 @@ pub struct Args {
 }
 
 fn load(path: &Path) -> anyhow::Result<(String, Evaluated)> {
-    let file = if path.is_dir() {
-        [
-            path.join("head.safetensors"),
-            path.join("linear.safetensors"),
-        ]
-        .into_iter()
-        .find(|p| p.exists())
-        .ok_or_else(|| {
-            infodisent::Error::input(
-                path,
-                "holds neither head.safetensors nor linear.safetensors",
-            )
-        })?
-    } else {
-        path.to_path_buf()
-    };
     let name = path.file_name().map_or_else(
-        || file.display().to_string(),
+        || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    if file.file_name().is_some_and(|n| n == "linear.safetensors") {
-        Ok((
-            format!("{name} (linear probe)"),
-            Evaluated::Linear(LinearClassifier::load(&file)?),
-        ))
-    } else {
-        Ok((
-            format!("{name} (InfoDisent)"),
-            Evaluated::InfoDisent(HeadParams::load(&file)?),
-        ))
-    }
+    Ok(match runs::load_trained(path)? {
+        TrainedHead::InfoDisent(h) => (format!("{name} (InfoDisent)"), Evaluated::InfoDisent(h)),
+        TrainedHead::Linear(l) => (format!("{name} (linear probe)"), Evaluated::Linear(l)),
+    })
 }
 
 /// Runs the command.

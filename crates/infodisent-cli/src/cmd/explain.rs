@@ -1,24 +1,21 @@
 //! `infodisent explain`: why the head decided what it did, for image files or cached items.
 
 use super::Global;
+use infodisent::draw::save_png;
 use infodisent::engine::Backbone;
-use infodisent::explain::render::{class_figure, save_png};
-use infodisent::explain::session::{output_stem, ExplainSession};
+use infodisent::explain::render::class_figure;
+use infodisent::explain::session::ExplainSession;
 use infodisent::explain::{explain_classes, ImageExplanation};
+use infodisent::runs::output_stem;
 use std::path::PathBuf;
 
 /// Options of `infodisent explain`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Training output folder holding `head.safetensors` (or the file itself).
-    #[arg(long)]
-    head: PathBuf,
-    /// Feature cache the head was trained on (grid, preprocessing, classes, prototypes).
-    #[arg(long)]
-    cache: PathBuf,
-    /// Linear probe folder, for CAM when the original classifier has other classes.
-    #[arg(long)]
-    probe: Option<PathBuf>,
+    #[command(flatten)]
+    trained: super::HeadArgs,
+    #[command(flatten)]
+    baseline: super::ProbeArg,
     /// Explain this class instead of the predicted one.
     #[arg(long)]
     class: Option<usize>,
@@ -28,8 +25,6 @@ pub struct Args {
     /// Split of `--item` and of class explanations (default: test, else val, else the only one).
     #[arg(long)]
     split: Option<String>,
-    #[command(flatten)]
-    data_root: super::DataRoot,
     /// Class-level explanations: `all` or a comma-separated list of class indices.
     #[arg(long)]
     classes: Option<String>,
@@ -58,14 +53,14 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         .into());
     }
     let mut session = ExplainSession::open(
-        &args.cache,
-        &args.head,
-        args.probe.as_deref(),
+        &args.trained.cache,
+        &args.trained.head,
+        args.baseline.probe.as_deref(),
         args.prototypes.clone(),
         args.k,
     )?;
     session.explainer.top = args.top;
-    if let Some(root) = &args.data_root.data_root {
+    if let Some(root) = &args.trained.data_root.data_root {
         session = session.with_data_root(root)?;
     }
     let split = super::chosen_split(&session.cache, args.split.as_deref())?;

@@ -16,14 +16,14 @@ pub struct PreprocessArgs {
     /// 224, ImageNet mean/std, bilinear), timm (resize size/crop_pct, bicubic) or tflite
     /// (squash, (x-127)/128). Default: the model's own (tflite for the built-ins, torchvision
     /// for .onnx files).
-    #[arg(long, value_parser = parse_preset)]
+    #[arg(long, value_enum)]
     pub preset: Option<Preset>,
     /// timm's crop_pct from the model's pretrained config (e.g. 0.9 for ViT/DeiT/Swin, 0.95 for
     /// ConvNeXt): resize = crop / crop_pct.
     #[arg(long)]
     pub crop_pct: Option<f64>,
-    /// Resampling filter: bilinear or bicubic (timm's pretrained config says which).
-    #[arg(long, value_parser = parse_interpolation)]
+    /// Resampling filter (timm's pretrained config says which).
+    #[arg(long, value_enum)]
     pub interpolation: Option<Interpolation>,
     /// Resize the shorter side to this many pixels (default: the model's preset; equal to
     /// --crop squashes the whole image to a square).
@@ -32,21 +32,9 @@ pub struct PreprocessArgs {
     /// Side of the center crop fed to the network (default: the model's preset).
     #[arg(long)]
     pub crop: Option<usize>,
-    /// Pixel normalisation: imagenet, centered127 or unit (default: the model's preset).
-    #[arg(long, value_parser = parse_normalize)]
+    /// Pixel normalisation (default: the model's preset).
+    #[arg(long, value_enum)]
     pub normalize: Option<Normalize>,
-}
-
-fn parse_normalize(s: &str) -> Result<Normalize, String> {
-    s.parse().map_err(|e: infodisent::Error| e.to_string())
-}
-
-fn parse_preset(s: &str) -> Result<Preset, String> {
-    s.parse().map_err(|e: infodisent::Error| e.to_string())
-}
-
-fn parse_interpolation(s: &str) -> Result<Interpolation, String> {
-    s.parse().map_err(|e: infodisent::Error| e.to_string())
 }
 
 impl PreprocessArgs {
@@ -67,14 +55,6 @@ impl PreprocessArgs {
             }
         };
         base.with_overrides(self.resize, self.crop, self.normalize)
-    }
-}
-
-fn parse_dtype(s: &str) -> Result<StoreDtype, String> {
-    match s {
-        "f16" => Ok(StoreDtype::F16),
-        "f32" => Ok(StoreDtype::F32),
-        other => Err(format!("unknown dtype `{other}` (expected f16 or f32)")),
     }
 }
 
@@ -102,8 +82,8 @@ pub struct Args {
     /// Images per cache shard.
     #[arg(long, default_value_t = DEFAULT_SHARD_SIZE)]
     pub shard_size: usize,
-    /// Stored feature precision: f16 or f32.
-    #[arg(long, default_value = "f16", value_parser = parse_dtype)]
+    /// Stored feature precision.
+    #[arg(long, value_enum, default_value_t = StoreDtype::F16)]
     pub dtype: StoreDtype,
     /// Keep only the first N images of each class of each split.
     #[arg(long)]

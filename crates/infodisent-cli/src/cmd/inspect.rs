@@ -1,7 +1,7 @@
 //! `infodisent inspect`: a model's inputs, outputs, detected feature map, classifier and FLOPs.
 
 use super::Global;
-use infodisent::model::{FeatureLayout, OriginalHeadKind};
+use infodisent::onnx::model::{FeatureLayout, OriginalHeadKind};
 
 /// Options of `infodisent inspect`.
 #[derive(clap::Args, Debug)]
@@ -24,7 +24,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         global.threads(),
         |p| args.preprocess.resolve(p),
     )?;
-    let info = infodisent::onnx::inspect(&backbone)?;
+    let info = infodisent::onnx::inspect(backbone.model(), backbone.one_at_a_time())?;
     if global.json {
         return super::print_json(&info);
     }

@@ -3,28 +3,20 @@
 use super::Global;
 use infodisent::cache::FeatureCache;
 use infodisent::engine::Backbone;
-use infodisent::explain::{baseline_classifier, load_head};
+use infodisent::explain::baseline_classifier;
 use infodisent::metrics::{cache_metrics, faithfulness_metrics, MetricsOptions};
 use std::path::{Path, PathBuf};
 
 /// Options of `infodisent metrics`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Feature cache.
-    #[arg(long)]
-    cache: PathBuf,
-    /// Training output folder holding `head.safetensors` (or the file itself).
-    #[arg(long)]
-    head: PathBuf,
-    /// Linear probe folder: the baseline for channels-for-95% and CAM (default: the original
-    /// classifier when it has the dataset's classes).
-    #[arg(long)]
-    probe: Option<PathBuf>,
+    #[command(flatten)]
+    trained: super::HeadArgs,
+    #[command(flatten)]
+    baseline: super::ProbeArg,
     /// Split to measure (default: test, else val, else the only one).
     #[arg(long)]
     split: Option<String>,
-    #[command(flatten)]
-    data_root: super::DataRoot,
     /// Images for deletion/insertion (re-runs the backbone; 0 skips it).
     #[arg(long, default_value_t = 16)]
     deletion: usize,
@@ -59,9 +51,9 @@ fn find_annotations(cache: &FeatureCache, split: &str) -> Option<PathBuf> {
 
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
-    let cache = args.data_root.apply(FeatureCache::open(&args.cache)?)?;
-    let head = load_head(&args.head)?;
-    let baseline = baseline_classifier(&cache, args.probe.as_deref())?;
+    let cache = args.trained.open_cache()?;
+    let head = args.trained.load_head()?;
+    let baseline = baseline_classifier(&cache, args.baseline.probe.as_deref())?;
     let split = super::chosen_split(&cache, args.split.as_deref())?;
     let opts = MetricsOptions {
         split: split.clone(),

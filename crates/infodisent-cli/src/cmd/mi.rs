@@ -3,8 +3,8 @@
 
 use super::Global;
 use infodisent::cache::FeatureCache;
+use infodisent::dataset::ImageStore;
 use infodisent::engine::Backbone;
-use infodisent::explain::render::ImageStore;
 use infodisent::mi::{self, Bound, ClassifierChoice, MapNegatives, MiConfig, MiModel, Pairing};
 use std::path::PathBuf;
 
@@ -45,9 +45,9 @@ pub struct TrainArgs {
     /// Seed of initialisation, item order and negatives.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Mutual-information bound: dv (Donsker–Varadhan), js (Jensen–Shannon) or infonce.
-    #[arg(long, default_value = "dv")]
-    bound: String,
+    /// Mutual-information bound: Donsker–Varadhan, Jensen–Shannon or InfoNCE.
+    #[arg(long, value_enum, default_value_t = Bound::Dv)]
+    bound: Bound,
     /// Hidden channels of the mask's first 3×3 convolution.
     #[arg(long, default_value_t = MiConfig::default().mask_hidden)]
     mask_hidden: usize,
@@ -73,8 +73,8 @@ pub struct TrainArgs {
     /// feature scored with other images' representations; cancels what the critic learned
     /// about a feature alone) or `locals` (other images' cells scored with this image's
     /// representation, the training bound's form).
-    #[arg(long, default_value = "representations")]
-    map_negatives: String,
+    #[arg(long, value_enum, default_value_t = MapNegatives::Representations)]
+    map_negatives: MapNegatives,
     /// Use at most this many training items per epoch.
     #[arg(long)]
     max_items: Option<usize>,
@@ -125,22 +125,9 @@ pub fn run(cmd: MiCommand, global: &Global) -> anyhow::Result<()> {
 }
 
 fn train(a: TrainArgs, global: &Global) -> anyhow::Result<()> {
-    let bound = Bound::parse(&a.bound).ok_or_else(|| {
-        infodisent::Error::Config(format!("--bound `{}`: expected dv, js or infonce", a.bound))
-    })?;
-    let map_negatives = match a.map_negatives.as_str() {
-        "representations" => MapNegatives::Representations,
-        "locals" => MapNegatives::Locals,
-        other => {
-            return Err(infodisent::Error::Config(format!(
-                "--map-negatives `{other}`: expected representations or locals"
-            ))
-            .into())
-        }
-    };
     let cfg = MiConfig {
-        bound,
-        map_negatives,
+        bound: a.bound,
+        map_negatives: a.map_negatives,
         epochs: a.epochs,
         batch: a.batch,
         negatives: a.negatives,

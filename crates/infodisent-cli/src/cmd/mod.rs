@@ -13,6 +13,9 @@ pub mod prototypes;
 pub mod report;
 pub mod train;
 
+use infodisent::cache::FeatureCache;
+use std::path::PathBuf;
+
 /// Options shared by every command.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Global {
@@ -67,10 +70,7 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
 
 /// The split a command was asked for, or the cache's evaluation split (`test`, else `val`, else
 /// the only one), said on stderr so the user knows which.
-pub fn chosen_split(
-    cache: &infodisent::cache::FeatureCache,
-    asked: Option<&str>,
-) -> infodisent::Result<String> {
+pub fn chosen_split(cache: &FeatureCache, asked: Option<&str>) -> infodisent::Result<String> {
     match asked {
         Some(split) => Ok(split.to_owned()),
         None => {
@@ -83,21 +83,55 @@ pub fn chosen_split(
     }
 }
 
+/// `--cache`, `--head` and `--data-root`: a trained InfoDisent head and the feature cache it
+/// reads, shared by `explain`, `metrics`, `report` and `prototypes`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct HeadArgs {
+    /// Feature cache the head was trained on (made by `infodisent extract`).
+    #[arg(long)]
+    pub cache: PathBuf,
+    /// InfoDisent training folder holding `head.safetensors` (output of `infodisent train`),
+    /// or the file itself.
+    #[arg(long)]
+    pub head: PathBuf,
+    #[command(flatten)]
+    pub data_root: DataRoot,
+}
+
+impl HeadArgs {
+    /// The cache, reading its images from `--data-root` when given.
+    pub fn open_cache(&self) -> infodisent::Result<FeatureCache> {
+        self.data_root.apply(FeatureCache::open(&self.cache)?)
+    }
+
+    /// The trained head.
+    pub fn load_head(&self) -> infodisent::Result<infodisent::head::params::HeadParams> {
+        infodisent::runs::load_head(&self.head)
+    }
+}
+
+/// `--probe`: the baseline a head is compared with.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ProbeArg {
+    /// Linear-probe folder (output of `infodisent train --kind linear-probe`) or its file: the
+    /// baseline for CAM and the channel counts (default: the original classifier when it has
+    /// the dataset's classes).
+    #[arg(long)]
+    pub probe: Option<PathBuf>,
+}
+
 /// `--data-root`: where the dataset a cache was extracted from lives now.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct DataRoot {
     /// The dataset's folder, when it moved since `extract` (the cache records image paths
     /// relative to the folder it was extracted from).
     #[arg(long)]
-    pub data_root: Option<std::path::PathBuf>,
+    pub data_root: Option<PathBuf>,
 }
 
 impl DataRoot {
     /// `cache`, reading its images from the given folder when one was given.
-    pub fn apply(
-        &self,
-        cache: infodisent::cache::FeatureCache,
-    ) -> infodisent::Result<infodisent::cache::FeatureCache> {
+    pub fn apply(&self, cache: FeatureCache) -> infodisent::Result<FeatureCache> {
         match &self.data_root {
             Some(root) => cache.with_data_root(root),
             None => Ok(cache),

@@ -1,22 +1,17 @@
 //! `infodisent prototypes`: each channel's top-k training images, as JSON and pictures.
 
 use super::Global;
-use infodisent::cache::FeatureCache;
-use infodisent::explain::render::{write_prototype_images, ImageStore};
-use infodisent::explain::{
-    find_prototypes, load_head, session::training_split, top_weighted_channels, PROTOTYPES_FILE,
-};
+use infodisent::dataset::ImageStore;
+use infodisent::explain::render::write_prototype_images;
+use infodisent::explain::{find_prototypes, session::training_split, top_weighted_channels};
+use infodisent::runs::PROTOTYPES_FILE;
 use std::path::PathBuf;
 
 /// Options of `infodisent prototypes`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Feature cache the head was trained on.
-    #[arg(long)]
-    cache: PathBuf,
-    /// Training output folder holding `head.safetensors` (or the file itself).
-    #[arg(long)]
-    head: PathBuf,
+    #[command(flatten)]
+    trained: super::HeadArgs,
     /// Prototypes per channel and polarity.
     #[arg(long, default_value_t = 5)]
     k: usize,
@@ -33,8 +28,8 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
-    let cache = FeatureCache::open(&args.cache)?;
-    let head = load_head(&args.head)?;
+    let cache = args.trained.open_cache()?;
+    let head = args.trained.load_head()?;
     let split = match args.split {
         Some(s) => s,
         None => training_split(&cache)?,
@@ -42,20 +37,14 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let protos = find_prototypes(&cache, &head, &split, args.k)?;
     let search_s = started.elapsed().as_secs_f64();
-    let out = args.out.unwrap_or_else(|| {
-        if args.head.is_dir() {
-            args.head.clone()
-        } else {
-            args.head.parent().map(PathBuf::from).unwrap_or_default()
-        }
-    });
+    let out = args
+        .out
+        .unwrap_or_else(|| infodisent::runs::folder_of(&args.trained.head));
     protos.save(out.join(PROTOTYPES_FILE))?;
     let channels = top_weighted_channels(&head, args.render);
     let mut written = Vec::new();
     if args.render > 0 {
-        let pre = infodisent::metrics::manifest_preprocess(&cache).ok_or_else(|| {
-            infodisent::Error::cache(cache.dir(), "manifest preprocessing is unreadable")
-        })?;
+        let pre = cache.manifest().preprocess.clone();
         written = write_prototype_images(
             &protos,
             &channels,

@@ -1,22 +1,16 @@
 //! `infodisent report`: a static HTML report that opens from disk.
 
 use super::Global;
-use infodisent::cache::FeatureCache;
 use infodisent::report::{build, ReportOptions, ReportSources};
 use std::path::PathBuf;
 
 /// Options of `infodisent report`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Feature cache the heads were trained on.
-    #[arg(long)]
-    cache: PathBuf,
-    /// InfoDisent head folder (output of `infodisent train`).
-    #[arg(long)]
-    head: PathBuf,
-    /// Linear-probe folder (output of `infodisent train --kind linear-probe`), the baseline.
-    #[arg(long)]
-    probe: Option<PathBuf>,
+    #[command(flatten)]
+    trained: super::HeadArgs,
+    #[command(flatten)]
+    baseline: super::ProbeArg,
     /// Mutual-information folder (output of `infodisent mi train`).
     #[arg(long)]
     mi: Option<PathBuf>,
@@ -29,8 +23,6 @@ pub struct Args {
     /// Split summarised and sampled (default: test, else val, else the only one).
     #[arg(long)]
     split: Option<String>,
-    #[command(flatten)]
-    data_root: super::DataRoot,
     /// Images with a full explanation.
     #[arg(long, default_value_t = 24)]
     sample: usize,
@@ -38,7 +30,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
-    let cache = args.data_root.apply(FeatureCache::open(&args.cache)?)?;
+    let cache = args.trained.open_cache()?;
     let metrics = args
         .metrics
         .as_ref()
@@ -47,8 +39,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     let split = super::chosen_split(&cache, args.split.as_deref())?;
     let sources = ReportSources {
         cache: &cache,
-        head_dir: &args.head,
-        probe_dir: args.probe.as_deref(),
+        head_dir: &args.trained.head,
+        probe_dir: args.baseline.probe.as_deref(),
         mi_dir: args.mi.as_deref(),
         metrics,
     };

@@ -22,8 +22,8 @@ pub struct Args {
     #[arg(long)]
     pub resume: bool,
     /// Head to train.
-    #[arg(long, value_parser = ["infodisent", "linear-probe"])]
-    pub kind: Option<String>,
+    #[arg(long, value_enum)]
+    pub kind: Option<HeadKind>,
     /// Cache split to train on.
     #[arg(long)]
     pub split: Option<String>,
@@ -55,11 +55,16 @@ pub struct Args {
     #[arg(long)]
     pub patience: Option<usize>,
     /// Rotation parametrization.
-    #[arg(long, value_parser = ["expm", "cayley"])]
-    pub rotation: Option<String>,
+    #[arg(long, value_enum)]
+    pub rotation: Option<Parametrization>,
     /// Loss.
-    #[arg(long, value_parser = ["cross-entropy", "sigmoid"])]
-    pub loss: Option<String>,
+    #[arg(long, value_enum)]
+    pub loss: Option<Loss>,
+    /// Dynamic trivialization: every K steps fold the rotation into a base and reset A to 0,
+    /// so the matrix exponential only runs near A = 0 (1: every step, the cheapest; 0: the
+    /// paper's static U = expm(A − Aᵀ)). Weight decay on A then pulls towards the base.
+    #[arg(long, value_name = "K")]
+    pub rebase_every: Option<usize>,
     /// Train with the Gumbel-softmax relaxation of the max.
     #[arg(long)]
     pub gumbel: bool,
@@ -82,26 +87,17 @@ impl Args {
             Some(p) => TrainConfig::from_toml_file(p)?,
             None => TrainConfig::default(),
         };
-        if let Some(k) = &self.kind {
-            cfg.head.kind = if k == "linear-probe" {
-                HeadKind::LinearProbe
-            } else {
-                HeadKind::InfoDisent
-            };
+        if let Some(k) = self.kind {
+            cfg.head.kind = k;
         }
-        if let Some(r) = &self.rotation {
-            cfg.head.rotation = if r == "cayley" {
-                Parametrization::Cayley
-            } else {
-                Parametrization::Expm
-            };
+        if let Some(r) = self.rotation {
+            cfg.head.rotation = r;
         }
-        if let Some(l) = &self.loss {
-            cfg.head.loss = if l == "sigmoid" {
-                Loss::Sigmoid
-            } else {
-                Loss::CrossEntropy
-            };
+        if let Some(l) = self.loss {
+            cfg.head.loss = l;
+        }
+        if let Some(k) = self.rebase_every {
+            cfg.head.rebase_every = k;
         }
         cfg.head.gumbel |= self.gumbel;
         if let Some(x) = self.w_init {

@@ -1,10 +1,12 @@
 //! How fast explanations are: one image from its features (rotation, pooling, contributions,
 //! heatmaps), explanations for a whole test set in batches, and figure rendering.
 
+use crate::dataset::ImageStore;
+use crate::draw::save_png;
 use crate::error::{Error, Result};
-use crate::explain::render::{image_figure, save_png, ImageStore};
+use crate::explain::render::image_figure;
 use crate::explain::{ChannelPrototypes, Grid, ImageExplainer, Prototype, Prototypes};
-use crate::head_params::HeadParams;
+use crate::head::params::HeadParams;
 use crate::preprocess::Preprocess;
 use image::{Rgb, RgbImage};
 use rand::{Rng, SeedableRng};

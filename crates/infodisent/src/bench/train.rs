@@ -1,15 +1,20 @@
-//! `bench train`: seconds per training step of the InfoDisent head against the dense reference
-//! (autograd through a textbook Taylor-12 exponential, dense max-pool gradient, full `F Uᵀ`
-//! backward), on synthetic batches of realistic shape, with the share spent in the exponential.
+//! `bench train`: seconds per training step of the InfoDisent head (forward, backward, AdamW,
+//! and the rebase of the dynamic trivialization), the GFLOP/s of its GEMMs against a GEMM peak
+//! measured in the same run, and, given a Python with PyTorch, the straightforward PyTorch step
+//! (`tools/bench/train_torch.py`) timed in the same run for the ratio.
 
-use crate::error::Result;
-use crate::head::expm::expm_skew;
-use crate::head::linalg::orthogonality_defect;
+use crate::error::{Error, Result};
+use crate::head::linalg::{gemm_flops, matmul, orthogonality_defect};
 use crate::head::{reference, Batch, Head, HeadConfig, TrainMode};
-use candle_core::{Device, Tensor, Var};
+use crate::optim::{AdamW, Hyper};
+use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::time::Instant;
+
+/// The PyTorch reference step, shipped inside the binary so it runs from any folder.
+const TORCH_SCRIPT: &str = include_str!("../../../../tools/bench/train_torch.py");
 
 /// What to measure.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -30,36 +35,45 @@ pub struct BenchTrainConfig {
     pub a_scale: f64,
     /// Seed of the synthetic data.
     pub seed: u64,
+    /// A Python interpreter with PyTorch: time the PyTorch reference step too.
+    pub torch_python: Option<PathBuf>,
 }
 
 impl Default for BenchTrainConfig {
     fn default() -> Self {
         BenchTrainConfig {
             dims: vec![1280, 2048],
-            batch: 64,
+            batch: 256,
             side: 7,
             classes: 200,
             steps: 3,
             epoch_images: 60_000,
             a_scale: 0.01,
             seed: 0,
+            torch_python: None,
         }
     }
 }
 
-/// Timings of one implementation at one D.
+/// One way of training the rotation, timed at one D.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ImplTiming {
-    /// Mean seconds per step (forward + backward).
+pub struct VariantTiming {
+    /// `static` (U = expm(A − Aᵀ)) or `dynamic` (rebased every step).
+    pub name: String,
+    /// `rebase_every` of the head configuration.
+    pub rebase_every: usize,
+    /// Mean seconds per step.
     pub seconds_per_step: f64,
     /// Seconds per epoch of `epoch_images` images.
     pub seconds_per_epoch: f64,
-    /// Mean seconds of the exponential's forward + backward alone.
-    pub expm_seconds: f64,
-    /// expm_seconds / seconds_per_step.
-    pub expm_share: f64,
-    /// Matrix products of the exponential's forward pass.
-    pub expm_forward_products: usize,
+    /// GEMM work per step (rotation of the features, exponential, products), in GFLOP.
+    pub gflop_per_step: f64,
+    /// That work over the step's time.
+    pub gflops: f64,
+    /// max |UᵀU − I| of the f32 rotation after the timed steps.
+    pub orthogonality_defect: f64,
+    /// PyTorch seconds per step over these seconds per step, when PyTorch was timed.
+    pub speedup_vs_torch: Option<f64>,
 }
 
 /// Results at one D.
@@ -67,15 +81,15 @@ pub struct ImplTiming {
 pub struct DimResult {
     /// Channels.
     pub dim: usize,
-    /// The structured implementation (custom ops).
-    pub structured: ImplTiming,
-    /// The dense autograd reference.
-    pub reference: ImplTiming,
-    /// reference / structured seconds per step.
-    pub speedup: f64,
-    /// max |UᵀU − I| of the f32 rotation at this D.
-    pub orthogonality_defect: f64,
-    /// Largest |logit difference| between the two implementations (they compute the same thing).
+    /// GFLOP/s of one D×D×D f32 GEMM of this build, measured just before.
+    pub gemm_peak_gflops: f64,
+    /// The static and the dynamic trivialization.
+    pub variants: Vec<VariantTiming>,
+    /// Seconds per step of the PyTorch reference, when timed.
+    pub torch_seconds_per_step: Option<f64>,
+    /// What the reference reported about itself (torch version, threads).
+    pub torch_detail: Option<String>,
+    /// Largest |logit difference| against the dense reference implementation (same function).
     pub max_logit_difference: f64,
 }
 
@@ -92,31 +106,111 @@ pub struct BenchTrainReport {
     pub peak_rss_bytes: Option<u64>,
 }
 
-fn time<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
-    let t = Instant::now();
-    let out = f()?;
-    Ok((out, t.elapsed().as_secs_f64()))
+/// GFLOP/s of one d×d×d GEMM (best of two).
+fn gemm_peak(d: usize) -> f64 {
+    let x: Vec<f32> = (0..d * d).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
+    let mut best = f64::INFINITY;
+    for _ in 0..2 {
+        let t = Instant::now();
+        std::hint::black_box(matmul(d, &x, false, &x, false));
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    2.0 * (d as f64).powi(3) / best / 1e9
 }
 
-fn mean_time(steps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    f()?;
-    let mut total = 0.0;
+/// Times `steps` full training steps (after one warm-up) and counts their GEMM work.
+fn time_steps(head: &Head, batch: &Batch, labels: &[u32], steps: usize) -> Result<(f64, f64)> {
+    let mut opt = AdamW::new(head.vars());
+    let mode = TrainMode {
+        tau: 1.0,
+        noise_seed: 0,
+    };
+    let mut step = || -> Result<()> {
+        let logits = head.logits(batch, Some(mode))?;
+        let grads = head.loss(&logits, labels)?.backward()?;
+        opt.step(&grads, |_| Hyper {
+            lr: 1e-3,
+            weight_decay: 0.0,
+        })?;
+        head.clamp_weights(None)?;
+        if head.config.rebase_every > 0 {
+            head.rebase()?;
+        }
+        Ok(())
+    };
+    step()?;
+    let flops_before = gemm_flops();
+    let started = Instant::now();
     for _ in 0..steps {
-        total += time(&mut f)?.1;
+        step()?;
     }
-    Ok(total / steps as f64)
+    let seconds = started.elapsed().as_secs_f64() / steps as f64;
+    let gflop = (gemm_flops() - flops_before) as f64 / steps as f64 / 1e9;
+    Ok((seconds, gflop))
+}
+
+/// Runs the PyTorch reference step for one D; `(seconds per step, its JSON line)`.
+fn torch_step(
+    python: &PathBuf,
+    cfg: &BenchTrainConfig,
+    d: usize,
+    threads: usize,
+) -> Result<(f64, String)> {
+    let dir = tempfile_dir()?;
+    let script = dir.join("train_torch.py");
+    std::fs::write(&script, TORCH_SCRIPT).map_err(|e| Error::io(&script, e))?;
+    let out = std::process::Command::new(python)
+        .arg(&script)
+        .args(
+            [
+                d,
+                cfg.batch,
+                cfg.side * cfg.side,
+                cfg.classes,
+                cfg.steps.max(1),
+            ]
+            .map(|x| x.to_string()),
+        )
+        .arg(cfg.a_scale.to_string())
+        .arg(threads.to_string())
+        .arg(cfg.seed.to_string())
+        .output()
+        .map_err(|e| Error::io(python, e))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !out.status.success() {
+        return Err(Error::Config(format!(
+            "the PyTorch reference failed under {}: {}",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let line = stdout.lines().last().unwrap_or_default().to_owned();
+    let v: serde_json::Value = serde_json::from_str(&line)
+        .map_err(|e| Error::Config(format!("the PyTorch reference printed `{line}`: {e}")))?;
+    let s = v["seconds_per_step"]
+        .as_f64()
+        .ok_or_else(|| Error::Config(format!("no seconds_per_step in `{line}`")))?;
+    Ok((s, line))
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("infodisent-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    Ok(dir)
 }
 
 /// Runs the benchmark.
 pub fn run(cfg: &BenchTrainConfig) -> Result<BenchTrainReport> {
     let mut results = Vec::new();
     let steps = cfg.steps.max(1);
+    let threads = rayon::current_num_threads();
     let steps_per_epoch = cfg.epoch_images.div_ceil(cfg.batch.max(1)) as f64;
     for &d in &cfg.dims {
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ d as u64);
         let cells = cfg.side * cfg.side;
         let n = cfg.batch.max(1);
-        // Post-ReLU-like features: half zeros, half |N(0, 1)|-ish.
+        // Post-ReLU-like features: half zeros, half uniform on [0, 2].
         let maps: Vec<f32> = (0..n * d * cells)
             .map(|_| (rng.random::<f32>() * 2.0 - 1.0).max(0.0) * 2.0)
             .collect();
@@ -128,92 +222,82 @@ pub fn run(cfg: &BenchTrainConfig) -> Result<BenchTrainReport> {
         let a: Vec<f32> = (0..d * d)
             .map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * cfg.a_scale * 3f64.sqrt()) as f32)
             .collect();
-
-        let head = Head::new(
-            HeadConfig {
-                w_init: 0.01,
-                ..HeadConfig::default()
-            },
-            d,
-            cfg.classes,
-            cfg.seed,
-        )?;
-        head.vars()[0]
-            .1
-            .set(&Tensor::from_slice(&a, (d, d), &Device::Cpu)?)?;
-        let mode = TrainMode {
-            tau: 1.0,
-            noise_seed: 0,
+        let head_with = |rebase_every: usize| -> Result<Head> {
+            let head = Head::new(
+                HeadConfig {
+                    w_init: 0.01,
+                    rebase_every,
+                    ..HeadConfig::default()
+                },
+                d,
+                cfg.classes,
+                cfg.seed,
+            )?;
+            head.vars()[0]
+                .1
+                .set(&Tensor::from_slice(&a, (d, d), &Device::Cpu)?)?;
+            if rebase_every > 0 {
+                // The same trained-scale rotation, now held in the base with A = 0.
+                head.rebase()?;
+            }
+            Ok(head)
         };
-        let structured_step = mean_time(steps, || {
-            let logits = head.logits(&batch, Some(mode))?;
-            head.loss(&logits, &labels)?.backward()?;
-            Ok(())
-        })?;
-        let grad_u: Vec<f32> = (0..d * d).map(|_| rng.random::<f32>() - 0.5).collect();
-        let mut plan = None;
-        let structured_expm = mean_time(steps, || {
-            let (_, tape) = expm_skew(d, &a);
-            plan = Some(tape.plan());
-            std::hint::black_box(tape.backward_a(&grad_u));
-            Ok(())
-        })?;
-        let (u, _) = expm_skew(d, &a);
-        let defect = orthogonality_defect(d, &u);
-        drop(u);
-
-        let vars = head.vars();
-        let (w_raw, bias) = (vars[1].1.as_tensor(), vars[2].1.as_tensor());
-        let a_ref = Var::from_slice(&a, (d, d), &Device::Cpu)?;
-        let pixels = Tensor::from_slice(&batch.pixels, (n * cells, d), &Device::Cpu)?;
-        let target = Tensor::from_slice(&labels, n, &Device::Cpu)?;
-        let reference_step = mean_time(steps, || {
-            let logits =
-                reference::logits_dense(a_ref.as_tensor(), w_raw, bias, &pixels, n, cells)?;
-            reference::cross_entropy(&logits, &target)?.backward()?;
-            Ok(())
-        })?;
-        let g_t = Tensor::from_slice(&grad_u, (d, d), &Device::Cpu)?;
-        let reference_expm = mean_time(steps, || {
-            let u = reference::expm_autograd(a_ref.as_tensor())?;
-            (u * &g_t)?.sum_all()?.backward()?;
-            Ok(())
-        })?;
-        let structured_logits = head.logits(&batch, None)?;
-        let reference_logits =
-            reference::logits_dense(a_ref.as_tensor(), w_raw, bias, &pixels, n, cells)?;
-        let diff = f64::from(
-            (structured_logits - reference_logits)?
-                .abs()?
-                .max_all()?
-                .to_scalar::<f32>()?,
-        );
-
-        let timing = |step: f64, expm: f64, products: usize| ImplTiming {
-            seconds_per_step: step,
-            seconds_per_epoch: step * steps_per_epoch,
-            expm_seconds: expm,
-            expm_share: expm / step,
-            expm_forward_products: products,
+        let gemm_peak_gflops = gemm_peak(d);
+        let mut variants = Vec::new();
+        let mut max_logit_difference = 0.0;
+        for (name, rebase_every) in [("static", 0), ("dynamic", 1)] {
+            let head = head_with(rebase_every)?;
+            if rebase_every == 0 {
+                let vars = head.vars();
+                let pixels = Tensor::from_slice(&batch.pixels, (n * cells, d), &Device::Cpu)?;
+                let dense = reference::logits_dense(
+                    vars[0].1.as_tensor(),
+                    vars[1].1.as_tensor(),
+                    vars[2].1.as_tensor(),
+                    &pixels,
+                    n,
+                    cells,
+                )?;
+                max_logit_difference = f64::from(
+                    (head.logits(&batch, None)? - dense)?
+                        .abs()?
+                        .max_all()?
+                        .to_scalar::<f32>()?,
+                );
+            }
+            let (seconds, gflop) = time_steps(&head, &batch, &labels, steps)?;
+            variants.push(VariantTiming {
+                name: name.to_owned(),
+                rebase_every,
+                seconds_per_step: seconds,
+                seconds_per_epoch: seconds * steps_per_epoch,
+                gflop_per_step: gflop,
+                gflops: gflop / seconds,
+                orthogonality_defect: orthogonality_defect(d, &head.rotation()?),
+                speedup_vs_torch: None,
+            });
+        }
+        let torch = match &cfg.torch_python {
+            Some(py) => Some(torch_step(py, cfg, d, threads)?),
+            None => None,
         };
-        let ref_products =
-            reference::REFERENCE_DEGREE + reference::reference_squarings(a_ref.as_tensor())?;
+        if let Some((t, _)) = &torch {
+            for v in &mut variants {
+                v.speedup_vs_torch = Some(t / v.seconds_per_step);
+            }
+        }
         results.push(DimResult {
             dim: d,
-            structured: timing(
-                structured_step,
-                structured_expm,
-                plan.map_or(0, |p| p.forward_products()),
-            ),
-            reference: timing(reference_step, reference_expm, ref_products),
-            speedup: reference_step / structured_step,
-            orthogonality_defect: defect,
-            max_logit_difference: diff,
+            gemm_peak_gflops,
+            variants,
+            torch_seconds_per_step: torch.as_ref().map(|t| t.0),
+            torch_detail: torch.map(|t| t.1),
+            max_logit_difference,
         });
     }
     Ok(BenchTrainReport {
         config: cfg.clone(),
-        threads: rayon::current_num_threads(),
+        threads,
         results,
         peak_rss_bytes: super::peak_rss_bytes(),
     })
@@ -227,25 +311,40 @@ pub fn format_report(r: &BenchTrainReport) -> String {
         c.batch, c.side, c.side, c.classes, c.a_scale, c.steps, r.threads, c.epoch_images
     );
     out.push_str(&format!(
-        "{:>5} {:<11} {:>9} {:>10} {:>9} {:>6} {:>9}\n",
-        "D", "impl", "s/step", "s/epoch", "expm s", "expm%", "products"
+        "{:>5} {:<9} {:>9} {:>10} {:>10} {:>8} {:>6} {:>10} {:>9}\n",
+        "D",
+        "rotation",
+        "s/step",
+        "s/epoch",
+        "GFLOP/step",
+        "GFLOP/s",
+        "peak%",
+        "|UᵀU−I|",
+        "vs torch"
     ));
     for d in &r.results {
-        for (name, t) in [("structured", &d.structured), ("dense ref", &d.reference)] {
+        for v in &d.variants {
             out.push_str(&format!(
-                "{:>5} {:<11} {:>9.3} {:>10.1} {:>9.3} {:>5.0}% {:>9}\n",
+                "{:>5} {:<9} {:>9.3} {:>10.1} {:>10.1} {:>8.1} {:>5.0}% {:>10.1e} {:>9}\n",
                 d.dim,
-                name,
-                t.seconds_per_step,
-                t.seconds_per_epoch,
-                t.expm_seconds,
-                100.0 * t.expm_share,
-                t.expm_forward_products
+                v.name,
+                v.seconds_per_step,
+                v.seconds_per_epoch,
+                v.gflop_per_step,
+                v.gflops,
+                100.0 * v.gflops / d.gemm_peak_gflops,
+                v.orthogonality_defect,
+                v.speedup_vs_torch
+                    .map_or_else(|| "-".to_owned(), |s| format!("{s:.2}x"))
             ));
         }
         out.push_str(&format!(
-            "{:>5} speed-up {:.2}x per step; max|UᵀU − I| = {:.2e} (f32); max logit difference {:.2e}\n",
-            d.dim, d.speedup, d.orthogonality_defect, d.max_logit_difference
+            "{:>5} GEMM peak {:.1} GFLOP/s; PyTorch {}; max logit difference to the dense reference {:.1e}\n",
+            d.dim,
+            d.gemm_peak_gflops,
+            d.torch_seconds_per_step
+                .map_or_else(|| "not timed (pass --torch-python)".to_owned(), |s| format!("{s:.3} s/step")),
+            d.max_logit_difference
         ));
     }
     if let Some(b) = r.peak_rss_bytes {

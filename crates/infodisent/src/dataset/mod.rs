@@ -4,6 +4,9 @@
 
 pub mod folder;
 pub mod idx;
+mod store;
+
+pub use store::ImageStore;
 
 use crate::cache::Skipped;
 use crate::error::{Error, Result};

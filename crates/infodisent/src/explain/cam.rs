@@ -3,9 +3,12 @@
 //! gradient of the logit with respect to `F_k` is `W[c,k] / (h·w)` everywhere), so no backward
 //! pass is needed.
 
-use super::{check_features, Explainer, Grid, Heatmap};
+use super::{check_features, Explainer, Grid, Heatmap, Subject};
 use crate::classifier::LinearClassifier;
 use crate::error::Result;
+
+/// Name of the CAM map.
+pub const NAME: &str = "cam";
 
 /// CAM of a linear classifier on average-pooled features (the original model's head, or a
 /// linear probe trained on the same features).
@@ -22,17 +25,11 @@ impl<'a> Cam<'a> {
 
 impl Explainer for Cam<'_> {
     fn name(&self) -> &str {
-        "cam"
+        NAME
     }
-    fn heatmap(&self, features: &[f32], grid: Grid, class: usize) -> Result<Heatmap> {
-        check_features(
-            features,
-            grid,
-            self.classifier.dim,
-            self.classifier.classes,
-            class,
-        )?;
-        Ok(cam_map(self.classifier, features, grid, class))
+    fn heatmap(&self, image: &Subject<'_>, class: usize) -> Result<Heatmap> {
+        check_features(image, self.classifier.dim, self.classifier.classes, class)?;
+        Ok(cam_map(self.classifier, image.features, image.grid, class))
     }
 }
 
@@ -68,7 +65,21 @@ mod tests {
         let clf = LinearClassifier::new(1, 2, vec![1.0, 0.5], vec![0.3]).unwrap();
         let grid = Grid { dim: 2, h: 1, w: 2 };
         let f = [2.0, 4.0, 2.0, 0.0];
-        let cam = Cam::new(&clf).heatmap(&f, grid, 0).unwrap();
+        let identity = crate::head::params::HeadParams::new(
+            2,
+            1,
+            vec![1.0, 0.0, 0.0, 1.0],
+            vec![0.0, 0.0],
+            vec![0.0],
+        )
+        .unwrap();
+        let decision = identity.decide(&f, grid.cells()).unwrap();
+        let image = Subject {
+            features: &f,
+            grid,
+            decision: &decision,
+        };
+        let cam = Cam::new(&clf).heatmap(&image, 0).unwrap();
         assert_eq!(cam.values, vec![3.0, 4.0]);
         let pooled = [3.0, 1.0];
         let mean: f32 = cam.values.iter().sum::<f32>() / 2.0;

@@ -5,7 +5,6 @@
 use super::image::ImageExplainer;
 use crate::cache::FeatureCache;
 use crate::error::{Error, Result};
-use crate::head_params::sparse_pool;
 use serde::{Deserialize, Serialize};
 
 /// One channel's standing within a class.
@@ -67,18 +66,15 @@ pub fn explain_classes(
     let bar = crate::progress::bar(cache.split(split)?.num_items as u64, "classes", "img");
     for shard in cache.shards(split)? {
         let shard = shard?;
-        let j = head.rotate(&shard.features, shard.len, cells)?;
-        for i in 0..shard.len {
+        let decisions = head.decide_batch(&shard.features, shard.len, cells)?;
+        for (i, decision) in decisions.iter().enumerate() {
             let label = usize::try_from(shard.labels[i])
                 .ok()
                 .filter(|&l| l < head.classes);
             let Some((c, s)) = label.and_then(|c| slot[c].map(|s| (c, s))) else {
                 continue;
             };
-            let pooled = sparse_pool(&j[i * d * cells..(i + 1) * d * cells], d, cells);
-            let logits = head.logits(&pooled.v);
-            let w = &head.weight[c * d..(c + 1) * d];
-            let a: Vec<f32> = w.iter().zip(&pooled.v).map(|(w, v)| w * v).collect();
+            let a = head.contributions(decision, c);
             for (acc, &x) in sums[s].iter_mut().zip(&a) {
                 *acc += f64::from(x);
             }
@@ -89,8 +85,8 @@ pub fn explain_classes(
             }
             let st = &mut stats[s];
             st.0 += 1;
-            st.1 += usize::from(crate::head_params::argmax(&logits) == c);
-            st.2 += f64::from(logits[c]);
+            st.1 += usize::from(decision.predicted == c);
+            st.2 += f64::from(decision.logits[c]);
         }
         bar.inc(shard.len as u64);
     }

@@ -1,15 +1,14 @@
 //! The explanation of one image: prediction, each channel's contribution `a_ck = W[c,k] · v_k`
 //! to the explained class (they add up to the logit with the bias), the strongest evidence for
-//! and against, and the positive, negative, sparse and CAM heatmaps on the feature grid.
+//! and against, and the heatmap of every registered method ([`super::explainers`]) on the
+//! feature grid.
 
-use super::cam::cam_map;
-use super::infodisent::evidence_map;
-use super::sparse::sparse_map;
-use super::{Grid, Heatmap, PixelBox, Polarity};
+use super::{explainers, Grid, Heatmap, PixelBox, Polarity, Subject};
 use crate::classifier::LinearClassifier;
 use crate::error::{Error, Result};
-use crate::head_params::{argmax, sparse_pool, HeadParams};
+use crate::head::params::{channels_for_fraction, Decision, HeadParams};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// One channel's part in a decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,21 +33,18 @@ pub struct Contribution {
     pub input_box: PixelBox,
 }
 
-/// The heatmaps of one image for the explained class, on the feature grid (`h × w`,
-/// row-major); upsample bilinearly to the input size to draw them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HeatmapSet {
-    /// `H⁺ = Σ_k W[c,k] · ReLU(J_k)` (red).
-    pub positive: Heatmap,
-    /// `H⁻ = Σ_k W[c,k] · ReLU(−J_k)` (blue).
-    pub negative: Heatmap,
-    /// Positive map restricted to each channel's argmax cell.
-    pub sparse_positive: Heatmap,
-    /// Negative map restricted to each channel's argmin cell.
-    pub sparse_negative: Heatmap,
-    /// CAM of the baseline classifier for the same class, when one with matching classes is
-    /// available.
-    pub cam: Option<Heatmap>,
+/// The heatmaps of one image for the explained class on the feature grid (`h × w`,
+/// row-major), keyed by method name (`infodisent+`, `infodisent-`, `infodisent-sparse±`, and
+/// `cam` when a baseline is available); upsample bilinearly to the input size to draw them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HeatmapSet(pub BTreeMap<String, Heatmap>);
+
+impl HeatmapSet {
+    /// The map of the method called `name`, if it ran.
+    pub fn get(&self, name: &str) -> Option<&Heatmap> {
+        self.0.get(name)
+    }
 }
 
 /// Everything that explains one decision; serialised as the per-image JSON.
@@ -141,8 +137,8 @@ impl ImageExplainer {
         class: Option<usize>,
         source: &str,
     ) -> Result<ImageExplanation> {
-        let j = self.head.rotate(features, 1, self.grid.cells())?;
-        self.explain_rotated(features, &j, class, source)
+        let decision = self.head.decide(features, self.grid.cells())?;
+        self.explain_decided(features, &decision, class, source)
     }
 
     /// Explains many images `[n, D, h, w]` with one GEMM for the rotation.
@@ -155,33 +151,27 @@ impl ImageExplainer {
     ) -> Result<Vec<ImageExplanation>> {
         use rayon::prelude::*;
         let len = self.grid.len();
-        let j = self.head.rotate(features, n, self.grid.cells())?;
-        (0..n)
-            .into_par_iter()
-            .map(|i| {
+        let decisions = self.head.decide_batch(features, n, self.grid.cells())?;
+        decisions
+            .par_iter()
+            .enumerate()
+            .map(|(i, decision)| {
                 let class = classes.map(|c| c[i]);
                 let source = sources.get(i).map_or("", String::as_str);
-                self.explain_rotated(
-                    &features[i * len..(i + 1) * len],
-                    &j[i * len..(i + 1) * len],
-                    class,
-                    source,
-                )
+                self.explain_decided(&features[i * len..(i + 1) * len], decision, class, source)
             })
             .collect()
     }
 
-    fn explain_rotated(
+    fn explain_decided(
         &self,
         features: &[f32],
-        j: &[f32],
+        decision: &Decision,
         class: Option<usize>,
         source: &str,
     ) -> Result<ImageExplanation> {
         let (grid, head) = (self.grid, &self.head);
-        let pooled = sparse_pool(j, grid.dim, grid.cells());
-        let logits = head.logits(&pooled.v);
-        let predicted = argmax(&logits);
+        let (pooled, predicted) = (&decision.pooled, decision.predicted);
         let class = class.unwrap_or(predicted);
         if class >= head.classes {
             return Err(Error::Config(format!(
@@ -190,10 +180,10 @@ impl ImageExplainer {
             )));
         }
         let weights = &head.weight[class * head.dim..(class + 1) * head.dim];
-        let a: Vec<f32> = weights.iter().zip(&pooled.v).map(|(w, v)| w * v).collect();
+        let a = head.contributions(decision, class);
         let positive_total: f32 = a.iter().filter(|&&x| x > 0.0).sum();
         let negative_total: f32 = a.iter().filter(|&&x| x < 0.0).sum();
-        let logit = logits[class];
+        let logit = decision.logits[class];
         let contribution = |k: usize, polarity: Polarity| {
             let (cell, total) = match polarity {
                 Polarity::Positive => (pooled.argmax[k], positive_total),
@@ -225,16 +215,17 @@ impl ImageExplainer {
             .take(self.top)
             .map(|&k| contribution(k, Polarity::Negative))
             .collect();
-        let heatmaps = HeatmapSet {
-            positive: evidence_map(head, j, grid, class, Polarity::Positive, 1),
-            negative: evidence_map(head, j, grid, class, Polarity::Negative, 1),
-            sparse_positive: sparse_map(head, &pooled, grid, class, Polarity::Positive),
-            sparse_negative: sparse_map(head, &pooled, grid, class, Polarity::Negative),
-            cam: self
-                .baseline
-                .as_ref()
-                .map(|b| cam_map(b, features, grid, class)),
+        let image = Subject {
+            features,
+            grid,
+            decision,
         };
+        let heatmaps = HeatmapSet(
+            explainers(head, self.baseline.as_ref())
+                .iter()
+                .map(|e| Ok((e.name().to_owned(), e.heatmap(&image, class)?)))
+                .collect::<Result<_>>()?,
+        );
         Ok(ImageExplanation {
             source: source.to_owned(),
             item: None,
@@ -243,12 +234,12 @@ impl ImageExplainer {
             class,
             class_name: self.class_names.get(class).cloned(),
             logit,
-            probability: softmax_at(&logits, class),
+            probability: softmax_at(&decision.logits, class),
             bias: head.bias[class],
-            logits,
+            logits: decision.logits.clone(),
             positive_total,
             negative_total,
-            channels_for_95: crate::metrics::concentration::channels_for_fraction(&a, 0.95),
+            channels_for_95: channels_for_fraction(&a, 0.95),
             positive,
             negative,
             heatmaps,

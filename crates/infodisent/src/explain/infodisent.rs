@@ -4,46 +4,47 @@
 //! (equal to the spec's `ReLU(↑J_k)` at every cell centre, and D times cheaper); `refine = f`
 //! upsamples each `J_k` by `f` before the ReLU, which is the spec's formula on an `fh × fw` grid.
 
-use super::{check_features, geometry::upsample_bilinear, Explainer, Grid, Heatmap, Polarity};
+use super::{check_features, Explainer, Grid, Heatmap, Polarity, Subject};
+use crate::draw::upsample_bilinear;
 use crate::error::Result;
-use crate::head_params::HeadParams;
+use crate::head::params::HeadParams;
+
+/// Name of the positive map `H⁺`.
+pub const POSITIVE: &str = "infodisent+";
+/// Name of the negative map `H⁻`.
+pub const NEGATIVE: &str = "infodisent-";
 
 /// The dense InfoDisent map of one polarity.
 pub struct InfoDisentMap<'a> {
     head: &'a HeadParams,
     polarity: Polarity,
     refine: usize,
-    name: String,
 }
 
 impl<'a> InfoDisentMap<'a> {
     /// The map of `polarity` computed on the feature grid refined `refine` times (≥ 1).
     pub fn new(head: &'a HeadParams, polarity: Polarity, refine: usize) -> Self {
-        let sign = if polarity == Polarity::Positive {
-            "+"
-        } else {
-            "-"
-        };
         InfoDisentMap {
             head,
             polarity,
             refine: refine.max(1),
-            name: format!("infodisent{sign}"),
         }
     }
 }
 
 impl Explainer for InfoDisentMap<'_> {
     fn name(&self) -> &str {
-        &self.name
+        self.polarity.pick(POSITIVE, NEGATIVE)
     }
-    fn heatmap(&self, features: &[f32], grid: Grid, class: usize) -> Result<Heatmap> {
-        check_features(features, grid, self.head.dim, self.head.classes, class)?;
-        let j = self.head.rotate(features, 1, grid.cells())?;
+    fn polarity(&self) -> Polarity {
+        self.polarity
+    }
+    fn heatmap(&self, image: &Subject<'_>, class: usize) -> Result<Heatmap> {
+        check_features(image, self.head.dim, self.head.classes, class)?;
         Ok(evidence_map(
             self.head,
-            &j,
-            grid,
+            &image.decision.rotated,
+            image.grid,
             class,
             self.polarity,
             self.refine,
@@ -96,20 +97,26 @@ mod tests {
             HeadParams::new(2, 1, vec![1.0, 0.0, 0.0, 1.0], vec![1.0, 2.0], vec![0.0]).unwrap();
         let grid = Grid { dim: 2, h: 1, w: 3 };
         let f = [1.0, -2.0, 0.0, 0.5, 0.5, -1.0];
+        let decision = head.decide(&f, grid.cells()).unwrap();
+        let image = Subject {
+            features: &f,
+            grid,
+            decision: &decision,
+        };
         let pos = InfoDisentMap::new(&head, Polarity::Positive, 1)
-            .heatmap(&f, grid, 0)
+            .heatmap(&image, 0)
             .unwrap();
         let neg = InfoDisentMap::new(&head, Polarity::Negative, 1)
-            .heatmap(&f, grid, 0)
+            .heatmap(&image, 0)
             .unwrap();
         assert_eq!(pos.values, vec![2.0, 1.0, 0.0]);
         assert_eq!(neg.values, vec![0.0, 2.0, 2.0]);
         let fine = InfoDisentMap::new(&head, Polarity::Positive, 4)
-            .heatmap(&f, grid, 0)
+            .heatmap(&image, 0)
             .unwrap();
         assert_eq!((fine.h, fine.w), (4, 12));
         assert!(InfoDisentMap::new(&head, Polarity::Positive, 1)
-            .heatmap(&f, grid, 1)
+            .heatmap(&image, 1)
             .is_err());
     }
 }

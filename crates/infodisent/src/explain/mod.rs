@@ -5,7 +5,6 @@
 
 pub mod cam;
 pub mod class;
-pub mod geometry;
 pub mod image;
 pub mod infodisent;
 pub mod prototypes;
@@ -14,67 +13,34 @@ pub mod render;
 pub mod session;
 pub mod sparse;
 
+pub use crate::geometry::{Grid, ImageGeometry, PixelBox};
 pub use cam::Cam;
 pub use class::{explain_classes, ClassChannel, ClassExplanation};
-pub use geometry::{Grid, ImageGeometry, PixelBox};
 pub use image::{Contribution, HeatmapSet, ImageExplainer, ImageExplanation};
 pub use infodisent::InfoDisentMap;
 pub use prototypes::{
     find_prototypes, top_weighted_channels, ChannelPrototypes, Prototype, Prototypes,
-    PROTOTYPES_FILE,
 };
 pub use random::RandomMap;
 pub use sparse::SparseInfoDisentMap;
 
+use crate::classifier::LinearClassifier;
 use crate::error::{Error, Result};
+use crate::head::params::{Decision, HeadParams};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
-
-/// File name of a trained InfoDisent head inside a training output folder.
-pub const HEAD_FILE: &str = "head.safetensors";
-/// File name of a trained linear probe inside a training output folder.
-pub const PROBE_FILE: &str = "linear.safetensors";
-
-fn resolve(path: &Path, file: &str) -> PathBuf {
-    if path.is_dir() {
-        path.join(file)
-    } else {
-        path.to_path_buf()
-    }
-}
-
-/// Loads an InfoDisent head from a training folder (its `head.safetensors`) or a file.
-pub fn load_head(path: impl AsRef<Path>) -> Result<crate::head_params::HeadParams> {
-    let file = resolve(path.as_ref(), HEAD_FILE);
-    if !file.exists() {
-        return Err(Error::input(
-            &file,
-            "no trained head here (run `infodisent train`)",
-        ));
-    }
-    crate::head_params::HeadParams::load(file)
-}
-
-/// Loads a linear probe from a training folder (its `linear.safetensors`) or a file.
-pub fn load_probe(path: impl AsRef<Path>) -> Result<crate::classifier::LinearClassifier> {
-    let file = resolve(path.as_ref(), PROBE_FILE);
-    if !file.exists() {
-        return Err(Error::input(
-            &file,
-            "no linear probe here (run `infodisent train --kind linear-probe`)",
-        ));
-    }
-    crate::classifier::LinearClassifier::load(file)
-}
+use std::path::Path;
 
 /// The baseline for CAM and the channel-count comparison: the probe when given, else the
 /// original classifier stored in the cache when it has the dataset's classes.
 pub fn baseline_classifier(
     cache: &crate::cache::FeatureCache,
     probe: Option<&Path>,
-) -> Result<Option<(String, crate::classifier::LinearClassifier)>> {
+) -> Result<Option<(String, LinearClassifier)>> {
     if let Some(p) = probe {
-        return Ok(Some(("linear probe".to_owned(), load_probe(p)?)));
+        return Ok(Some((
+            "linear probe".to_owned(),
+            crate::runs::load_probe(p)?,
+        )));
     }
     let found = cache
         .classifier()?
@@ -86,8 +52,8 @@ pub fn baseline_classifier(
             cache.manifest().original_classes,
         ) {
             (Some(head), _)
-                if head.kind == crate::model::OriginalHeadKind::Other
-                    || head.kind == crate::model::OriginalHeadKind::Missing =>
+                if head.kind == crate::onnx::model::OriginalHeadKind::Other
+                    || head.kind == crate::onnx::model::OriginalHeadKind::Missing =>
             {
                 head.detail.clone()
             }
@@ -112,6 +78,16 @@ pub enum Polarity {
     Negative,
 }
 
+impl Polarity {
+    /// `positive` or `negative`, by this polarity.
+    pub fn pick<T>(self, positive: T, negative: T) -> T {
+        match self {
+            Polarity::Positive => positive,
+            Polarity::Negative => negative,
+        }
+    }
+}
+
 /// A nonnegative saliency map on an `h × w` grid (the feature grid, or a refinement of it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Heatmap {
@@ -126,7 +102,7 @@ pub struct Heatmap {
 impl Heatmap {
     /// Index of the largest value (the first on ties).
     pub fn argmax(&self) -> usize {
-        crate::head_params::argmax(&self.values)
+        crate::head::params::argmax(&self.values)
     }
 
     /// The largest value.
@@ -136,7 +112,7 @@ impl Heatmap {
 
     /// Bilinear upsampling to `size × size` network-input pixels.
     pub fn upsample(&self, size: usize) -> Vec<f32> {
-        geometry::upsample_bilinear(&self.values, self.h, self.w, size, size)
+        crate::draw::upsample_bilinear(&self.values, self.h, self.w, size, size)
     }
 
     /// The network-input pixel `(x, y)` where the upsampled map peaks: the centre of the peak
@@ -151,27 +127,68 @@ impl Heatmap {
     }
 }
 
-/// One heatmap method: given one image's feature map `[D, h, w]` and a class, where is the
-/// evidence. Metrics (deletion/insertion, pointing game) are written once against this trait.
-pub trait Explainer: Sync {
-    /// Short name used in reports (`infodisent+`, `cam`, …).
-    fn name(&self) -> &str;
-    /// The map for `class` on the feature grid (or a refinement of it).
-    fn heatmap(&self, features: &[f32], grid: Grid, class: usize) -> Result<Heatmap>;
+/// One image as every explainer sees it: its feature map on the grid and the head's decision
+/// on it, computed once and shared by all methods.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    /// The feature map `[D, h, w]`.
+    pub features: &'a [f32],
+    /// Its grid.
+    pub grid: Grid,
+    /// The InfoDisent head's decision on it.
+    pub decision: &'a Decision,
 }
 
-fn check_features(
-    features: &[f32],
-    grid: Grid,
-    dim: usize,
-    classes: usize,
-    class: usize,
-) -> Result<()> {
-    use crate::error::Error;
-    if grid.dim != dim || features.len() != grid.len() {
+/// One heatmap method: given one image and a class, where is the evidence. Metrics
+/// (deletion/insertion, pointing game) and explanations iterate over [`explainers`] by name.
+pub trait Explainer: Sync {
+    /// Short name used in reports and JSON (`infodisent+`, `cam`, …).
+    fn name(&self) -> &str;
+    /// Which side of the evidence the map shows.
+    fn polarity(&self) -> Polarity {
+        Polarity::Positive
+    }
+    /// The map for `class` on the feature grid (or a refinement of it).
+    fn heatmap(&self, image: &Subject<'_>, class: usize) -> Result<Heatmap>;
+}
+
+/// The heatmap methods shown to a reader of `head`'s decisions: InfoDisent's dense and sparse
+/// maps of both polarities, and CAM of `baseline` when it has the head's channels and classes.
+/// A new method is one new file and one line here.
+pub fn explainers<'a>(
+    head: &'a HeadParams,
+    baseline: Option<&'a LinearClassifier>,
+) -> Vec<Box<dyn Explainer + 'a>> {
+    let mut all: Vec<Box<dyn Explainer + 'a>> = vec![
+        Box::new(InfoDisentMap::new(head, Polarity::Positive, 1)),
+        Box::new(InfoDisentMap::new(head, Polarity::Negative, 1)),
+        Box::new(SparseInfoDisentMap::new(head, Polarity::Positive)),
+        Box::new(SparseInfoDisentMap::new(head, Polarity::Negative)),
+    ];
+    if let Some(b) = baseline.filter(|b| b.dim == head.dim && b.classes == head.classes) {
+        all.push(Box::new(Cam::new(b)));
+    }
+    all
+}
+
+/// The methods of `methods` that show evidence of `polarity`.
+pub fn of_polarity<'a>(
+    methods: &'a [Box<dyn Explainer + 'a>],
+    polarity: Polarity,
+) -> Vec<&'a dyn Explainer> {
+    methods
+        .iter()
+        .map(|e| e.as_ref())
+        .filter(|e| e.polarity() == polarity)
+        .collect()
+}
+
+fn check_features(image: &Subject<'_>, dim: usize, classes: usize, class: usize) -> Result<()> {
+    let grid = image.grid;
+    if grid.dim != dim || image.features.len() != grid.len() {
         return Err(Error::Shape(format!(
             "features of {} values for a {}×{}×{} grid, explainer expects D = {dim}",
-            features.len(),
+            image.features.len(),
             grid.dim,
             grid.h,
             grid.w

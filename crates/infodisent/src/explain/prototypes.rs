@@ -6,7 +6,7 @@
 use super::{Grid, PixelBox};
 use crate::cache::FeatureCache;
 use crate::error::{Error, Result};
-use crate::head_params::HeadParams;
+use crate::head::params::HeadParams;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -58,9 +58,6 @@ pub struct Prototypes {
     /// One entry per channel, in channel order.
     pub channels: Vec<ChannelPrototypes>,
 }
-
-/// File name of the prototype JSON in an output folder.
-pub const PROTOTYPES_FILE: &str = "prototypes.json";
 
 impl Prototypes {
     /// Points every prototype at its image as `cache` resolves it now (the dataset may have
@@ -179,24 +176,16 @@ pub fn find_prototypes(
     let bar = crate::progress::bar(items.len() as u64, "prototypes", "img");
     for shard in cache.shards(split)? {
         let shard = shard?;
-        let j = head.rotate(&shard.features, shard.len, cells)?;
+        let decisions = head.decide_batch(&shard.features, shard.len, cells)?;
         tops.par_iter_mut()
             .enumerate()
             .for_each(|(ch, (pos, neg))| {
-                for i in 0..shard.len {
-                    let row = &j[(i * grid.dim + ch) * cells..(i * grid.dim + ch + 1) * cells];
-                    let (mut imax, mut imin) = (0, 0);
-                    for (c, &x) in row.iter().enumerate() {
-                        if x > row[imax] {
-                            imax = c;
-                        }
-                        if x < row[imin] {
-                            imin = c;
-                        }
-                    }
-                    let item = shard.index[i] as usize;
-                    pos.offer(row[imax], item, imax);
-                    neg.offer(-row[imin], item, imin);
+                for (d, &item) in decisions.iter().zip(&shard.index) {
+                    // Ranked by the raw extreme of J, so channels that never fire still order.
+                    let row = &d.rotated[ch * cells..(ch + 1) * cells];
+                    let (imax, imin) = (d.pooled.argmax[ch], d.pooled.argmin[ch]);
+                    pos.offer(row[imax], item as usize, imax);
+                    neg.offer(-row[imin], item as usize, imin);
                 }
             });
         bar.inc(shard.len as u64);

@@ -1,10 +1,13 @@
 //! The chance baseline for faithfulness metrics: a uniformly random map, reproducible for a
 //! given seed, image and class.
 
-use super::{Explainer, Grid, Heatmap};
+use super::{Explainer, Heatmap, Subject};
 use crate::error::Result;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+/// Name of the random map.
+pub const NAME: &str = "random";
 
 /// A random map on the feature grid refined `refine` times.
 pub struct RandomMap {
@@ -24,9 +27,10 @@ impl RandomMap {
 
 impl Explainer for RandomMap {
     fn name(&self) -> &str {
-        "random"
+        NAME
     }
-    fn heatmap(&self, features: &[f32], grid: Grid, class: usize) -> Result<Heatmap> {
+    fn heatmap(&self, image: &Subject<'_>, class: usize) -> Result<Heatmap> {
+        let (features, grid) = (image.features, image.grid);
         // Seeding from the image's values keeps the map fixed per image without shared state.
         let image_key = features
             .iter()

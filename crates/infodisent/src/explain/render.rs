@@ -5,91 +5,19 @@
 
 use super::image::ImageExplanation;
 use super::prototypes::{Prototype, Prototypes};
-use super::{ClassExplanation, Heatmap, ImageGeometry, PixelBox};
-use crate::error::{Error, Result};
+use super::{cam, infodisent, ClassExplanation, Heatmap, ImageGeometry};
+use crate::dataset::ImageStore;
+use crate::draw::{self, draw_box, save_png, BLUE, RED};
+use crate::error::Result;
 use crate::preprocess::Preprocess;
-use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{imageops, Rgb, RgbImage};
-use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut};
+use imageproc::drawing::draw_filled_rect_mut;
 use imageproc::rect::Rect;
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
-/// Evidence for a class.
-pub const RED: [u8; 3] = [220, 30, 30];
-/// Evidence against a class.
-pub const BLUE: [u8; 3] = [30, 80, 230];
-/// Boxes around deciding cells.
-pub const YELLOW: [u8; 3] = [255, 220, 0];
 const BACKGROUND: [u8; 3] = [255, 255, 255];
 const GAP: u32 = 6;
 const BAR: u32 = 8;
-
-/// Loads the images of cache items or files, keeping what it loaded for reuse (an IDX file is
-/// read once for all its images). Shared by reference across the threads that draw figures.
-#[derive(Default)]
-pub struct ImageStore {
-    loaded: Mutex<HashMap<String, Arc<RgbImage>>>,
-    idx_files: Mutex<HashMap<String, Arc<crate::dataset::idx::IdxImages>>>,
-}
-
-/// A poisoned lock only means another figure failed; the maps stay valid.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl ImageStore {
-    /// The image at `path`: a file, or `<idx file>#<index>` for IDX datasets.
-    pub fn get(&self, path: &str) -> Result<Arc<RgbImage>> {
-        if let Some(img) = lock(&self.loaded).get(path) {
-            return Ok(Arc::clone(img));
-        }
-        // Decoded outside the lock so threads load different images at once.
-        let img = Arc::new(self.load(path)?);
-        Ok(Arc::clone(
-            lock(&self.loaded).entry(path.to_owned()).or_insert(img),
-        ))
-    }
-
-    fn load(&self, path: &str) -> Result<RgbImage> {
-        let idx_item = path
-            .rsplit_once('#')
-            .filter(|(file, _)| !Path::new(path).exists() && Path::new(file).is_file());
-        let Some((file, index)) = idx_item else {
-            return crate::imageio::load_rgb(path);
-        };
-        let index: usize = index
-            .parse()
-            .map_err(|_| Error::input(path, "item index after `#` is not a number"))?;
-        let images = {
-            let mut files = lock(&self.idx_files);
-            match files.get(file) {
-                Some(images) => Arc::clone(images),
-                None => {
-                    let (images, _) = crate::dataset::idx::read_images(Path::new(file))?;
-                    let images = Arc::new(images);
-                    files.insert(file.to_owned(), Arc::clone(&images));
-                    images
-                }
-            }
-        };
-        images.rgb(index)
-    }
-}
-
-/// Encodes a PNG and writes it atomically.
-pub fn save_png(img: &RgbImage, path: impl AsRef<Path>) -> Result<()> {
-    let path = path.as_ref();
-    let mut png = Vec::new();
-    // Fast deflate: reports draw figures by the thousand, where encoding time matters more
-    // than a somewhat smaller file.
-    let encoder =
-        PngEncoder::new_with_quality(&mut png, CompressionType::Fast, FilterType::Adaptive);
-    img.write_with_encoder(encoder)
-        .map_err(|e| Error::input(path, format!("PNG encoding failed: {e}")))?;
-    crate::fsutil::write_atomic(path, &png)
-}
 
 /// What the network saw: the image resized and cropped to the input size.
 pub fn network_view(img: &RgbImage, pre: &Preprocess) -> Result<RgbImage> {
@@ -98,37 +26,7 @@ pub fn network_view(img: &RgbImage, pre: &Preprocess) -> Result<RgbImage> {
 
 /// `view` with `map` blended in `color`; `scale` is the value drawn at full strength.
 pub fn overlay(view: &RgbImage, map: &Heatmap, color: [u8; 3], scale: f32) -> RgbImage {
-    let size = view.width() as usize;
-    let up = geometry_upsample(map, size, view.height() as usize);
-    let mut out = view.clone();
-    if scale <= 0.0 {
-        return out;
-    }
-    for (px, v) in out.pixels_mut().zip(up) {
-        let alpha = 0.75 * (v / scale).clamp(0.0, 1.0);
-        for (c, &target) in px.0.iter_mut().zip(&color) {
-            *c = (f32::from(*c) * (1.0 - alpha) + f32::from(target) * alpha).round() as u8;
-        }
-    }
-    out
-}
-
-fn geometry_upsample(map: &Heatmap, w: usize, h: usize) -> Vec<f32> {
-    super::geometry::upsample_bilinear(&map.values, map.h, map.w, h, w)
-}
-
-/// Draws a 2-pixel yellow frame around `b`.
-pub fn draw_box(img: &mut RgbImage, b: PixelBox) {
-    for inset in 0..2i32 {
-        let (x, y) = (b[0] as i32 + inset, b[1] as i32 + inset);
-        let (w, h) = (
-            (b[2] - b[0]) as i32 - 2 * inset,
-            (b[3] - b[1]) as i32 - 2 * inset,
-        );
-        if w > 0 && h > 0 {
-            draw_hollow_rect_mut(img, Rect::at(x, y).of_size(w as u32, h as u32), Rgb(YELLOW));
-        }
-    }
+    draw::tint(view, &map.values, map.h, map.w, color, scale)
 }
 
 /// A prototype as the full original image with its box in yellow.
@@ -233,13 +131,14 @@ pub fn image_figure(
 ) -> Result<RgbImage> {
     let k = prototypes.map_or(0, |p| p.k);
     let hm = &ex.heatmaps;
-    let shared = hm.positive.max().max(hm.negative.max());
-    let mut top_row = vec![
-        view.clone(),
-        overlay(view, &hm.positive, RED, shared),
-        overlay(view, &hm.negative, BLUE, shared),
-    ];
-    if let Some(cam) = &hm.cam {
+    let (positive, negative) = (hm.get(infodisent::POSITIVE), hm.get(infodisent::NEGATIVE));
+    let shared = positive
+        .map_or(0.0, Heatmap::max)
+        .max(negative.map_or(0.0, Heatmap::max));
+    let mut top_row = vec![view.clone()];
+    top_row.extend(positive.map(|m| overlay(view, m, RED, shared)));
+    top_row.extend(negative.map(|m| overlay(view, m, BLUE, shared)));
+    if let Some(cam) = hm.get(cam::NAME) {
         top_row.push(overlay(view, cam, RED, cam.max()));
     }
     let rows: Vec<_> = ex
@@ -403,7 +302,7 @@ mod tests {
             input_box: [32, 32, 64, 64],
         };
         let full = prototype_full(&img, &pre, &p);
-        assert_eq!(full.get_pixel(64, 64).0, YELLOW);
+        assert_eq!(full.get_pixel(64, 64).0, crate::draw::YELLOW);
         assert_eq!(full.get_pixel(100, 100).0, [0, 0, 0]);
         let crop = prototype_crop(&img, &pre, &p, 96).unwrap();
         assert_eq!(crop.dimensions(), (96, 96));

@@ -3,14 +3,17 @@
 //! files (one backbone run each batch). Writes `<stem>.json` and `<stem>.png` per image.
 
 use super::image::ImageExplainer;
-use super::prototypes::{find_prototypes, Prototypes, PROTOTYPES_FILE};
-use super::render::{image_figure, network_view, save_png, ImageStore};
+use super::prototypes::{find_prototypes, Prototypes};
+use super::render::{image_figure, network_view};
 use super::{baseline_classifier, Grid, ImageExplanation};
 use crate::cache::FeatureCache;
+use crate::dataset::ImageStore;
+use crate::draw::save_png;
 use crate::engine::FeatureFn;
 use crate::error::{Error, Result};
-use crate::head_params::HeadParams;
+use crate::head::params::HeadParams;
 use crate::preprocess::Preprocess;
+use crate::runs::{folder_of, load_head, PROTOTYPES_FILE};
 use std::path::{Path, PathBuf};
 
 /// Everything needed to explain and draw images of one cache with one head.
@@ -84,7 +87,7 @@ impl ExplainSession {
         k: usize,
     ) -> Result<Self> {
         let cache = FeatureCache::open(cache_dir)?;
-        let head = super::load_head(head_dir)?;
+        let head = load_head(head_dir)?;
         let grid = Grid::from_shape(cache.feature_shape());
         let baseline = baseline_classifier(&cache, probe)?.map(|(_, b)| b);
         let explainer = ImageExplainer::new(
@@ -94,15 +97,9 @@ impl ExplainSession {
             cache.manifest().input_size,
             cache.manifest().classes.clone(),
         )?;
-        let head_folder = if head_dir.is_dir() {
-            head_dir.to_path_buf()
-        } else {
-            head_dir.parent().map(Path::to_path_buf).unwrap_or_default()
-        };
-        let proto_path = prototypes.unwrap_or_else(|| head_folder.join(PROTOTYPES_FILE));
+        let proto_path = prototypes.unwrap_or_else(|| folder_of(head_dir).join(PROTOTYPES_FILE));
         let prototypes = load_or_find_prototypes(&cache, &explainer.head, &proto_path, k)?;
-        let preprocess = crate::metrics::manifest_preprocess(&cache)
-            .ok_or_else(|| Error::cache(cache.dir(), "manifest preprocessing is unreadable"))?;
+        let preprocess = cache.manifest().preprocess.clone();
         Ok(ExplainSession {
             cache,
             explainer,
@@ -194,23 +191,4 @@ impl ExplainSession {
         ex.figure = Some(name);
         crate::fsutil::write_json_atomic(dir.join(format!("{stem}.json")), ex)
     }
-}
-
-/// A file stem for an explanation that is unique within one run: the image's stem, prefixed
-/// by its position.
-pub fn output_stem(position: usize, source: &str) -> String {
-    let stem = Path::new(source.split('#').next().unwrap_or(source))
-        .file_stem()
-        .map_or_else(|| "image".to_owned(), |s| s.to_string_lossy().into_owned());
-    let clean: String = stem
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{position:04}_{clean}")
 }

@@ -1,42 +1,44 @@
 //! The sparse InfoDisent map: only what the pooling keeps, i.e. each channel's argmax cell
 //! (positive map, weight `W[c,k] · max ReLU(J_k)`) or argmin cell (negative map).
 
-use super::{check_features, Explainer, Grid, Heatmap, Polarity};
+use super::{check_features, Explainer, Grid, Heatmap, Polarity, Subject};
 use crate::error::Result;
-use crate::head_params::{sparse_pool, HeadParams, Pooled};
+use crate::head::params::{HeadParams, Pooled};
+
+/// Name of the sparse positive map.
+pub const POSITIVE: &str = "infodisent-sparse+";
+/// Name of the sparse negative map.
+pub const NEGATIVE: &str = "infodisent-sparse-";
 
 /// The sparse InfoDisent map of one polarity.
 pub struct SparseInfoDisentMap<'a> {
     head: &'a HeadParams,
     polarity: Polarity,
-    name: String,
 }
 
 impl<'a> SparseInfoDisentMap<'a> {
     /// The sparse map of `polarity`.
     pub fn new(head: &'a HeadParams, polarity: Polarity) -> Self {
-        let sign = if polarity == Polarity::Positive {
-            "+"
-        } else {
-            "-"
-        };
-        SparseInfoDisentMap {
-            head,
-            polarity,
-            name: format!("infodisent-sparse{sign}"),
-        }
+        SparseInfoDisentMap { head, polarity }
     }
 }
 
 impl Explainer for SparseInfoDisentMap<'_> {
     fn name(&self) -> &str {
-        &self.name
+        self.polarity.pick(POSITIVE, NEGATIVE)
     }
-    fn heatmap(&self, features: &[f32], grid: Grid, class: usize) -> Result<Heatmap> {
-        check_features(features, grid, self.head.dim, self.head.classes, class)?;
-        let j = self.head.rotate(features, 1, grid.cells())?;
-        let pooled = sparse_pool(&j, grid.dim, grid.cells());
-        Ok(sparse_map(self.head, &pooled, grid, class, self.polarity))
+    fn polarity(&self) -> Polarity {
+        self.polarity
+    }
+    fn heatmap(&self, image: &Subject<'_>, class: usize) -> Result<Heatmap> {
+        check_features(image, self.head.dim, self.head.classes, class)?;
+        Ok(sparse_map(
+            self.head,
+            &image.decision.pooled,
+            image.grid,
+            class,
+            self.polarity,
+        ))
     }
 }
 
@@ -74,11 +76,17 @@ mod tests {
             HeadParams::new(2, 1, vec![1.0, 0.0, 0.0, 1.0], vec![1.0, 2.0], vec![0.0]).unwrap();
         let grid = Grid { dim: 2, h: 1, w: 3 };
         let f = [1.0, -2.0, 0.5, 0.5, 0.25, -1.0];
+        let decision = head.decide(&f, grid.cells()).unwrap();
+        let image = Subject {
+            features: &f,
+            grid,
+            decision: &decision,
+        };
         let pos = SparseInfoDisentMap::new(&head, Polarity::Positive)
-            .heatmap(&f, grid, 0)
+            .heatmap(&image, 0)
             .unwrap();
         let neg = SparseInfoDisentMap::new(&head, Polarity::Negative)
-            .heatmap(&f, grid, 0)
+            .heatmap(&image, 0)
             .unwrap();
         assert_eq!(pos.values, vec![2.0, 0.0, 0.0]);
         assert_eq!(neg.values, vec![0.0, 2.0, 2.0]);

@@ -18,7 +18,9 @@
 //! * Skew-symmetry of S makes U orthogonal in exact arithmetic; the f32 defect ‖UᵀU − I‖ stays at
 //!   rounding level (checked in tests and reported by `bench train` at D = 2048).
 
-use super::linalg::{gemm_into, matmul, norm1, norm2_estimate, real, skew, Real};
+use super::linalg::{
+    gemm_into, matmul, norm1, norm2_estimate, orthogonality_probe, real, skew, Real,
+};
 
 /// (degree m, block size q) pairs with m = q·r, so the evaluation costs (q − 1) + (r − 1)
 /// products; degrees 1 and 2 are the trivial cases.
@@ -205,22 +207,6 @@ pub fn expm_with_plan<T: Real>(d: usize, s: &[T], plan: Plan) -> (Vec<T>, ExpmTa
     )
 }
 
-/// Relative orthogonality defect ‖UᵀUz − z‖∞/‖z‖∞ on a fixed probe vector: O(D²) instead of the
-/// O(D³) full check, enough to catch a truncation that went wrong.
-fn probe_defect<T: Real>(d: usize, u: &[T]) -> f64 {
-    let z: Vec<T> = (0..d).map(|i| real(1.0 + (i % 13) as f64 / 13.0)).collect();
-    let mut uz = vec![T::zero(); d];
-    gemm_into(d, 1, d, u, false, &z, false, &mut uz, false, T::one());
-    let mut utuz = vec![T::zero(); d];
-    gemm_into(d, 1, d, u, true, &uz, false, &mut utuz, false, T::one());
-    let zmax = z
-        .iter()
-        .fold(0.0f64, |a, v| a.max(v.to_f64().unwrap_or(0.0).abs()));
-    utuz.iter().zip(&z).fold(0.0f64, |a, (p, q)| {
-        a.max((*p - *q).to_f64().unwrap_or(f64::INFINITY).abs())
-    }) / zmax
-}
-
 /// U = expm(A − Aᵀ) with the cheapest plan that is accurate to the working precision.
 pub fn expm_skew<T: Real>(d: usize, a: &[T]) -> (Vec<T>, ExpmTape<T>) {
     let s = skew(d, a);
@@ -231,7 +217,7 @@ pub fn expm_skew<T: Real>(d: usize, a: &[T]) -> (Vec<T>, ExpmTape<T>) {
     let estimate = (1.1 * norm2_estimate(d, &s, 16)).min(rigorous);
     let (out, tape) = expm_with_plan(d, &s, choose_plan(estimate, u));
     // Rounding alone gives a defect of a few hundred u; a failed truncation shows far above that.
-    if probe_defect(d, &out) <= 1e4 * u * (d as f64).sqrt() || estimate >= rigorous {
+    if orthogonality_probe(d, &out) <= 1e4 * u * (d as f64).sqrt() || estimate >= rigorous {
         return (out, tape);
     }
     expm_with_plan(d, &s, choose_plan(rigorous, u))

@@ -39,6 +39,14 @@ fn parallelism() -> Parallelism {
     }
 }
 
+/// Floating-point operations of every [`gemm_into`] so far (2·m·n·k each), read by benchmarks.
+static GEMM_FLOPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Floating-point operations of every GEMM of this module since the process started.
+pub fn gemm_flops() -> u64 {
+    GEMM_FLOPS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// `c = keep·c + scale · op(a) · op(b)` with `op(a)` m×k, `op(b)` k×n, `c` m×n, all row-major;
 /// `ta`/`tb` say the stored matrix is the transpose of the operand.
 #[allow(clippy::too_many_arguments)]
@@ -58,6 +66,7 @@ pub fn gemm_into<T: Real>(
         a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
         "gemm operands too small"
     );
+    GEMM_FLOPS.fetch_add(2 * (m * n * k) as u64, std::sync::atomic::Ordering::Relaxed);
     let (a_rs, a_cs) = if ta { (1, m as isize) } else { (k as isize, 1) };
     let (b_rs, b_cs) = if tb { (1, k as isize) } else { (n as isize, 1) };
     // SAFETY: the assertion above guarantees every index gemm touches lies inside the slices,
@@ -171,6 +180,55 @@ pub fn norm2_estimate<T: Real>(d: usize, s: &[T], iterations: usize) -> f64 {
     est.max(0.0).sqrt()
 }
 
+/// Relative orthogonality defect ‖UᵀUz − z‖∞/‖z‖∞ on a fixed probe vector: O(D²) instead of the
+/// O(D³) full check, enough to catch a truncation that went wrong.
+pub fn orthogonality_probe<T: Real>(d: usize, u: &[T]) -> f64 {
+    let z: Vec<T> = (0..d).map(|i| real(1.0 + (i % 13) as f64 / 13.0)).collect();
+    let mut uz = vec![T::zero(); d];
+    gemm_into(d, 1, d, u, false, &z, false, &mut uz, false, T::one());
+    let mut utuz = vec![T::zero(); d];
+    gemm_into(d, 1, d, u, true, &uz, false, &mut utuz, false, T::one());
+    let zmax = z
+        .iter()
+        .fold(0.0f64, |a, v| a.max(v.to_f64().unwrap_or(0.0).abs()));
+    utuz.iter().zip(&z).fold(0.0f64, |a, (p, q)| {
+        a.max((*p - *q).to_f64().unwrap_or(f64::INFINITY).abs())
+    }) / zmax
+}
+
+/// One Newton–Schulz step towards the nearest orthogonal matrix, `U (3I − UᵀU) / 2`: removes
+/// the rounding drift of a rotation built by many f32 products (the defect squares per step).
+pub fn reorthogonalize<T: Real>(d: usize, u: &[T]) -> Vec<T> {
+    let mut m = matmul(d, u, true, u, false);
+    let (three, half): (T, T) = (real(3.0), real(0.5));
+    for (i, x) in m.iter_mut().enumerate() {
+        let eye = if i / d == i % d { three } else { T::zero() };
+        *x = (eye - *x) * half;
+    }
+    matmul(d, u, false, &m, false)
+}
+
+/// Largest entry of |UᵀU − I| over `rows` evenly spaced rows, in f64: O(rows·D²) instead of
+/// O(D³), and unlike a probe vector it reads on the same scale as [`orthogonality_defect`].
+pub fn orthogonality_sample(d: usize, u: &[f32], rows: usize) -> f64 {
+    let mut worst = 0.0f64;
+    for i in (0..d).step_by((d / rows.max(1)).max(1)) {
+        // Row i of UᵀU: Σ_r U[r, i] · U[r, ·].
+        let mut acc = vec![0.0f64; d];
+        for r in 0..d {
+            let uri = f64::from(u[r * d + i]);
+            for (a, &x) in acc.iter_mut().zip(&u[r * d..(r + 1) * d]) {
+                *a += uri * f64::from(x);
+            }
+        }
+        for (j, a) in acc.iter().enumerate() {
+            let target = if j == i { 1.0 } else { 0.0 };
+            worst = worst.max((a - target).abs());
+        }
+    }
+    worst
+}
+
 /// Largest entry of |aᵀa − I|, the orthogonality defect reported for trained rotations.
 pub fn orthogonality_defect<T: Real>(d: usize, a: &[T]) -> f64 {
     let ata = matmul(d, a, true, a, false);
@@ -199,6 +257,18 @@ mod tests {
         );
         assert_eq!(matmul(2, &a, true, &b, false), vec![26.0, 30.0, 38.0, 44.0]);
         assert_eq!(matmul(2, &a, false, &b, true), vec![17.0, 23.0, 39.0, 53.0]);
+    }
+
+    #[test]
+    fn newton_schulz_removes_a_small_defect() {
+        let (c, s) = (0.6f64, 0.8f64);
+        let drifted: Vec<f64> = [c, -s, s, c].iter().map(|x| x * (1.0 + 1e-4)).collect();
+        assert!(orthogonality_defect(2, &drifted) > 1e-4);
+        assert!(orthogonality_defect(2, &reorthogonalize(2, &drifted)) < 1e-7);
+        assert!(orthogonality_probe(2, &reorthogonalize(2, &drifted)) < 1e-7);
+        let drifted32: Vec<f32> = drifted.iter().map(|&x| x as f32).collect();
+        let full = orthogonality_defect(2, &drifted32);
+        assert!((orthogonality_sample(2, &drifted32, 2) - full).abs() < 1e-6);
     }
 
     #[test]

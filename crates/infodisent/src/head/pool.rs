@@ -78,7 +78,7 @@ pub fn rotate_pool<T: Real>(
             let an = &mut tape.argmin[img * d..(img + 1) * d];
             for (r, row) in maps.chunks_exact(d).enumerate().skip(1) {
                 for k in 0..d {
-                    // Strict comparisons keep the first extreme, as `head_params::sparse_pool` does.
+                    // Strict comparisons keep the first extreme, as `params::sparse_pool` does.
                     if row[k] > hi[k] {
                         hi[k] = row[k];
                         am[k] = r as u32;

@@ -1,15 +1,20 @@
 //! The orthogonal channel map U(A) as a candle op: `expm(A − Aᵀ)` (default) or the Cayley map,
-//! each with its exact hand-written backward pass.
+//! each with its exact hand-written backward pass, optionally after a fixed base rotation:
+//! `U = U₀ · rotation(A)`, the dynamic trivialization (Lezcano-Casado, NeurIPS 2019). Training
+//! then folds `rotation(A)` into `U₀` and resets A to 0 every few steps (`Head::rebase`), so the
+//! map is only ever evaluated near A = 0, where it is cheap (at A = 0 it is the identity and
+//! its backward pass a transpose).
 
 use super::cayley::{cayley_skew, CayleyTape};
 use super::expm::{expm_skew, ExpmTape, Plan};
-use super::linalg::Real;
+use super::linalg::{matmul, Real};
 use super::pool::with_slice;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use serde::{Deserialize, Serialize};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// How U is generated from the unconstrained parameter A.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Parametrization {
@@ -57,6 +62,8 @@ struct Tapes {
 /// The candle op A [D, D] → U [D, D].
 pub struct Rotation {
     parametrization: Parametrization,
+    /// `U₀` (f32, [D, D]) of a dynamic trivialization.
+    base: Option<Arc<Vec<f32>>>,
     tapes: Mutex<Tapes>,
     plan: Mutex<Option<Plan>>,
 }
@@ -64,8 +71,14 @@ pub struct Rotation {
 impl Rotation {
     /// A fresh op (one per forward pass: it keeps that pass's tape).
     pub fn new(parametrization: Parametrization) -> Self {
+        Self::with_base(parametrization, None)
+    }
+
+    /// The op `A ↦ U₀ · rotation(A)` (f32 only); `None` is [`Rotation::new`].
+    pub fn with_base(parametrization: Parametrization, base: Option<Arc<Vec<f32>>>) -> Self {
         Rotation {
             parametrization,
+            base,
             tapes: Mutex::new(Tapes::default()),
             plan: Mutex::new(None),
         }
@@ -102,12 +115,27 @@ impl CustomOp1 for Rotation {
         let mut tapes = self.tapes.lock().map_err(|_| poisoned())?;
         let out = match storage {
             CpuStorage::F32(a) => {
-                let (u, t) = forward(self.parametrization, d, &a[start..end]);
+                let a = &a[start..end];
+                let (r, t) = forward(self.parametrization, d, a);
                 if let Tape::Expm(e) = &t {
                     *self.plan.lock().map_err(|_| poisoned())? = Some(e.plan());
                 }
                 tapes.f32 = Some(t);
+                let u = match &self.base {
+                    None => r,
+                    // rotation(0) is exactly I: the product would only copy U₀.
+                    Some(base) if a.iter().all(|&x| x == 0.0) => base.to_vec(),
+                    Some(base) => {
+                        if base.len() != d * d {
+                            candle_core::bail!("rotation base does not match a [{d}, {d}] A");
+                        }
+                        matmul(d, base, false, &r, false)
+                    }
+                };
                 CpuStorage::F32(u)
+            }
+            CpuStorage::F64(_) if self.base.is_some() => {
+                candle_core::bail!("a rotation with a base runs in f32")
             }
             CpuStorage::F64(a) => {
                 let (u, t) = forward(self.parametrization, d, &a[start..end]);
@@ -129,8 +157,18 @@ impl CustomOp1 for Rotation {
         let d = arg.dims()[0];
         let missing = || candle_core::Error::Msg("rotation backward without a forward pass".into());
         let grad = match (&tapes.f32, &tapes.f64) {
-            (Some(t), _) => with_slice(grad_res, |g| Ok(t.backward_a(g)), |_| Err(missing()))?
-                .map(|v| Tensor::from_vec(v, (d, d), arg.device())),
+            (Some(t), _) => with_slice(
+                grad_res,
+                |g| {
+                    // U = U₀ R  ⇒  ∂L/∂R = U₀ᵀ ∂L/∂U.
+                    Ok(match &self.base {
+                        Some(base) => t.backward_a(&matmul(d, base, true, g, false)),
+                        None => t.backward_a(g),
+                    })
+                },
+                |_| Err(missing()),
+            )?
+            .map(|v| Tensor::from_vec(v, (d, d), arg.device())),
             (_, Some(t)) => with_slice(grad_res, |_| Err(missing()), |g| Ok(t.backward_a(g)))?
                 .map(|v| Tensor::from_vec(v, (d, d), arg.device())),
             _ => return Err(missing()),

@@ -8,6 +8,7 @@
 //! class changes no prediction, so InfoDisent's W is read as W − min_c W (still ≥ 0) and a
 //! baseline's as W − mean_c W.
 
+pub use crate::head::params::{channels_for_fraction, channels_for_net_fraction};
 use serde::{Deserialize, Serialize};
 
 /// How a weight matrix is gauge-fixed before contributions are counted.
@@ -34,38 +35,6 @@ pub fn gauge_fixed(weight: &[f32], classes: usize, dim: usize, gauge: Gauge) -> 
         .chunks_exact(dim)
         .flat_map(|row| row.iter().zip(&shift).map(|(w, s)| w - s))
         .collect()
-}
-
-/// The paper's reading: fewest channels (largest contributions first) whose sum reaches
-/// `fraction` of the net total; `None` when the net total is not positive.
-pub fn channels_for_net_fraction(contributions: &[f32], fraction: f32) -> Option<usize> {
-    let total: f64 = contributions.iter().map(|&x| f64::from(x)).sum();
-    (total > 0.0).then(|| fewest_reaching(contributions.to_vec(), total * f64::from(fraction)))
-}
-
-/// Fewest channels whose positive contributions reach `fraction` of their sum (0 when no
-/// contribution is positive).
-pub fn channels_for_fraction(contributions: &[f32], fraction: f32) -> usize {
-    let pos: Vec<f32> = contributions.iter().copied().filter(|&x| x > 0.0).collect();
-    let total: f64 = pos.iter().map(|&x| f64::from(x)).sum();
-    if total <= 0.0 {
-        return 0;
-    }
-    fewest_reaching(pos, total * f64::from(fraction))
-}
-
-/// How many of `values`, largest first, it takes for their running sum to reach `target`.
-fn fewest_reaching(mut values: Vec<f32>, target: f64) -> usize {
-    values.sort_unstable_by(|a, b| b.total_cmp(a));
-    let mut acc = 0.0;
-    for (m, &x) in values.iter().enumerate() {
-        acc += f64::from(x);
-        // The tolerance keeps m = all channels from failing on the last rounding error.
-        if acc >= target * (1.0 - 1e-9) {
-            return m + 1;
-        }
-    }
-    values.len()
 }
 
 /// One histogram bar: how many images needed at most `upto` channels (and more than the

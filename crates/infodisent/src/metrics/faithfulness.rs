@@ -5,7 +5,8 @@
 
 use crate::engine::FeatureFn;
 use crate::error::{Error, Result};
-use crate::explain::{Explainer, Grid, Heatmap};
+use crate::explain::{Explainer, Grid, Heatmap, Subject};
+use crate::head::params::Decision;
 use crate::preprocess::Preprocess;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
@@ -32,13 +33,21 @@ pub struct PerturbationImage {
     pub blurred: Vec<f32>,
     /// Its feature map `[D, h, w]`, from which heatmaps are computed.
     pub features: Vec<f32>,
-    /// The class whose probability is tracked.
+    /// The head's decision on it.
+    pub decision: Decision,
+    /// The class whose probability is tracked (the predicted one).
     pub class: usize,
 }
 
 impl PerturbationImage {
-    /// Prepares a decoded image: network input, blurred input (σ = input size / 20).
-    pub fn new(img: &RgbImage, pre: &Preprocess, features: Vec<f32>, class: usize) -> Result<Self> {
+    /// Prepares a decoded image: network input, blurred input (σ = input size / 20); the
+    /// tracked class is the decision's prediction.
+    pub fn new(
+        img: &RgbImage,
+        pre: &Preprocess,
+        features: Vec<f32>,
+        decision: Decision,
+    ) -> Result<Self> {
         let view = pre.resize_crop(img)?;
         let blurred_view = image::imageops::blur(&view, pre.crop as f32 / 20.0);
         let mut input = vec![0.0; pre.input_len()];
@@ -49,7 +58,8 @@ impl PerturbationImage {
             input,
             blurred,
             features,
-            class,
+            class: decision.predicted,
+            decision,
         })
     }
 }
@@ -120,7 +130,12 @@ pub fn deletion_insertion(
     let bar = crate::progress::bar((images.len() * explainers.len()) as u64, "deletion", "map");
     for img in images {
         for (e, explainer) in explainers.iter().enumerate() {
-            let map = explainer.heatmap(&img.features, grid, img.class)?;
+            let subject = Subject {
+                features: &img.features,
+                grid,
+                decision: &img.decision,
+            };
+            let map = explainer.heatmap(&subject, img.class)?;
             let batch = perturbed_inputs(&img.input, &img.blurred, &pixel_order(&map, size), steps);
             let n = 2 * (steps + 1);
             let logits = model(&batch, n)?;
@@ -186,7 +201,7 @@ mod tests {
             fn name(&self) -> &str {
                 self.1
             }
-            fn heatmap(&self, _: &[f32], _: Grid, _: usize) -> Result<Heatmap> {
+            fn heatmap(&self, _: &Subject<'_>, _: usize) -> Result<Heatmap> {
                 Ok(Heatmap {
                     h: 1,
                     w: 2,
@@ -196,10 +211,14 @@ mod tests {
         }
         let good = Fixed(vec![1.0, 0.0], "good");
         let bad = Fixed(vec![0.0, 1.0], "bad");
+        let head =
+            crate::head::params::HeadParams::new(1, 2, vec![1.0], vec![1.0, 0.0], vec![0.0, 0.0])
+                .unwrap();
         let image = PerturbationImage {
             input: vec![4.0; 3 * 16],
             blurred: vec![0.0; 3 * 16],
             features: vec![0.0; 2],
+            decision: head.decide(&[0.0; 2], 2).unwrap(),
             class: 0,
         };
         let mut model = |batch: &[f32], n: usize| -> Result<Vec<f32>> {

@@ -12,16 +12,13 @@ pub mod rv;
 
 use crate::cache::FeatureCache;
 use crate::classifier::LinearClassifier;
+use crate::dataset::ImageStore;
 use crate::engine::FeatureFn;
 use crate::error::{Error, Result};
-use crate::explain::infodisent::evidence_map;
-use crate::explain::render::ImageStore;
-use crate::explain::sparse::sparse_map;
 use crate::explain::{
-    Cam, Explainer, Grid, ImageGeometry, InfoDisentMap, Polarity, RandomMap, SparseInfoDisentMap,
+    explainers, of_polarity, Explainer, Grid, ImageGeometry, Polarity, RandomMap, Subject,
 };
-use crate::head_params::{argmax, sparse_pool, HeadParams};
-use crate::preprocess::Preprocess;
+use crate::head::params::{argmax, HeadParams};
 use crate::synth::Annotations;
 use concentration::{
     channels_for_fraction, channels_for_net_fraction, gauge_fixed, summarize, ConcentrationStats,
@@ -193,10 +190,16 @@ pub fn cache_metrics(
     let baseline = baseline.and_then(|(name, b)| baseline_check(head, Some(b)).map(|b| (name, b)));
     let (d, cells) = (grid.dim, grid.cells());
     let input_size = cache.manifest().input_size;
-    let pre = manifest_preprocess(cache);
+    let pre = &cache.manifest().preprocess;
     let items = cache.items(&opts.split)?;
     let index = annotations.map(AnnotationIndex::new);
     let random = RandomMap::new(opts.seed, 1);
+    // The pointing game scores every evidence-for method against the planted part, with the
+    // random map as chance; the counter-evidence game scores every evidence-against method.
+    let methods = explainers(head, baseline.map(|(_, b)| b));
+    let mut pointers = of_polarity(&methods, Polarity::Positive);
+    pointers.push(&random);
+    let counter_pointers = of_polarity(&methods, Polarity::Negative);
     let fixed = gauge_fixed(&head.weight, head.classes, d, Gauge::Min);
     let baseline_fixed =
         baseline.map(|(_, b)| gauge_fixed(&b.weight, b.classes, b.dim, Gauge::Mean));
@@ -207,35 +210,27 @@ pub fn cache_metrics(
     let mut counts = CountTally::default();
     let mut baseline_counts = CountTally::default();
     let (mut correct, mut baseline_correct) = (0usize, 0usize);
-    let mut hits = [0usize; 4];
+    let mut hits = vec![0usize; pointers.len()];
     let mut pointed = 0usize;
-    let (mut counter_hits, mut counter_total) = (0usize, 0usize);
+    let (mut counter_hits, mut counter_total) = (vec![0usize; counter_pointers.len()], 0usize);
     let mut rv_rotated = Vec::new();
     let mut rv_raw = Vec::new();
     let bar = crate::progress::bar(items.len() as u64, "metrics", "img");
     for shard in cache.shards(&opts.split)? {
         let shard = shard?;
-        let j = head.rotate(&shard.features, shard.len, cells)?;
-        for i in 0..shard.len {
-            let (f, ji) = (
-                &shard.features[i * d * cells..(i + 1) * d * cells],
-                &j[i * d * cells..(i + 1) * d * cells],
-            );
+        let decisions = head.decide_batch(&shard.features, shard.len, cells)?;
+        for (i, decision) in decisions.iter().enumerate() {
+            let f = &shard.features[i * d * cells..(i + 1) * d * cells];
             if rv_sample.contains(&(shard.index[i] as usize)) {
-                rv_rotated.extend_from_slice(ji);
+                rv_rotated.extend_from_slice(&decision.rotated);
                 rv_raw.extend_from_slice(f);
             }
             let truth = shard.labels[i] as usize;
-            let pooled = sparse_pool(ji, d, cells);
-            let logits = head.logits(&pooled.v);
-            let predicted = argmax(&logits);
+            let predicted = decision.predicted;
             correct += usize::from(predicted == truth);
-            counts.add(&fixed, &pooled.v, truth, predicted);
+            counts.add(&fixed, &decision.pooled.v, truth, predicted);
             if let (Some((_, b)), Some(bw)) = (baseline, &baseline_fixed) {
-                let avg: Vec<f32> = f
-                    .chunks_exact(cells)
-                    .map(|c| c.iter().sum::<f32>() / cells as f32)
-                    .collect();
+                let avg = crate::classifier::average_pool(f, cells);
                 let bp = argmax(&b.logits(&avg));
                 baseline_correct += usize::from(bp == truth);
                 baseline_counts.add(bw, &avg, truth, bp);
@@ -246,34 +241,24 @@ pub fn cache_metrics(
             };
             let (w, h) = image::image_dimensions(&item.path)
                 .map_err(|e| Error::input(&item.path, e.to_string()))?;
-            let geometry = pre
-                .as_ref()
-                .map_or(ImageGeometry::identity(input_size), |p| {
-                    ImageGeometry::new(p, w, h)
-                });
+            let geometry = ImageGeometry::new(pre, w, h);
             let class = ann.label;
             let tol = opts.pointing_tolerance;
-            let mut maps = vec![
-                evidence_map(head, ji, grid, class, Polarity::Positive, 1),
-                sparse_map(head, &pooled, grid, class, Polarity::Positive),
-                random.heatmap(f, grid, class)?,
-            ];
-            if let Some((_, b)) = baseline {
-                maps.push(crate::explain::cam::cam_map(b, f, grid, class));
-            }
-            for (hit, map) in hits.iter_mut().zip(&maps) {
-                *hit += usize::from(points_at(map, input_size, &geometry, &ann.decisive, tol));
+            let image = Subject {
+                features: f,
+                grid,
+                decision,
+            };
+            for (hit, method) in hits.iter_mut().zip(&pointers) {
+                let map = method.heatmap(&image, class)?;
+                *hit += usize::from(points_at(&map, input_size, &geometry, &ann.decisive, tol));
             }
             pointed += 1;
             if let Some((_, counter_box)) = ann.counter {
-                let negative = evidence_map(head, ji, grid, class, Polarity::Negative, 1);
-                counter_hits += usize::from(points_at(
-                    &negative,
-                    input_size,
-                    &geometry,
-                    &counter_box,
-                    tol,
-                ));
+                for (hit, method) in counter_hits.iter_mut().zip(&counter_pointers) {
+                    let map = method.heatmap(&image, class)?;
+                    *hit += usize::from(points_at(&map, input_size, &geometry, &counter_box, tol));
+                }
                 counter_total += 1;
             }
         }
@@ -288,23 +273,18 @@ pub fn cache_metrics(
         infodisent: rv::mean_rv(&rv_rotated, rv_n, d, cells, opts.rv_pairs, opts.seed),
         raw: rv::mean_rv(&rv_raw, rv_n, d, cells, opts.rv_pairs, opts.seed),
     };
-    let mut pointing = Vec::new();
-    if pointed > 0 {
-        let names = ["infodisent+", "infodisent-sparse+", "random", "cam"];
-        let methods = if baseline.is_some() { 4 } else { 3 };
-        pointing = (0..methods)
-            .map(|m| PointingScore::new(names[m], hits[m], pointed))
-            .collect();
-    }
-    let counter_pointing = if counter_total > 0 {
-        vec![PointingScore::new(
-            "infodisent-",
-            counter_hits,
-            counter_total,
-        )]
-    } else {
-        vec![]
+    let scores = |methods: &[&dyn Explainer], hits: &[usize], total: usize| -> Vec<PointingScore> {
+        if total == 0 {
+            return vec![];
+        }
+        methods
+            .iter()
+            .zip(hits)
+            .map(|(m, &h)| PointingScore::new(m.name(), h, total))
+            .collect()
     };
+    let pointing = scores(&pointers, &hits, pointed);
+    let counter_pointing = scores(&counter_pointers, &counter_hits, counter_total);
     Ok(MetricsReport {
         split: opts.split.clone(),
         images: n,
@@ -321,11 +301,6 @@ pub fn cache_metrics(
     })
 }
 
-/// The preprocessing recorded in a cache, if it parses.
-pub fn manifest_preprocess(cache: &FeatureCache) -> Option<Preprocess> {
-    serde_json::from_value(cache.manifest().preprocess.clone()).ok()
-}
-
 /// Deletion/insertion AUC of InfoDisent (dense and sparse), CAM (with a baseline over the same
 /// classes) and random maps on `opts.deletion_images` images spread evenly over the split.
 /// `features` runs the backbone: inputs `[n, 3, S, S]` to feature maps `[n, D, h, w]`. The
@@ -338,8 +313,7 @@ pub fn faithfulness_metrics(
     opts: &MetricsOptions,
 ) -> Result<Vec<FaithfulnessScore>> {
     let grid = Grid::from_shape(cache.feature_shape());
-    let pre = manifest_preprocess(cache)
-        .ok_or_else(|| Error::cache(cache.dir(), "manifest preprocessing is unreadable"))?;
+    let pre = &cache.manifest().preprocess;
     let items = cache.items(&opts.split)?;
     let n = opts.deletion_images.min(items.len());
     let picks: Vec<usize> = (0..n).map(|t| t * items.len() / n).collect();
@@ -348,30 +322,25 @@ pub fn faithfulness_metrics(
     let mut images = Vec::with_capacity(n);
     for (row, &i) in picks.iter().enumerate() {
         let f = rows.features[row * grid.len()..(row + 1) * grid.len()].to_vec();
-        let j = head.rotate(&f, 1, grid.cells())?;
-        let class = argmax(&head.logits(&sparse_pool(&j, grid.dim, grid.cells()).v));
+        let decision = head.decide(&f, grid.cells())?;
         images.push(PerturbationImage::new(
             store.get(&items[i].path)?.as_ref(),
-            &pre,
+            pre,
             f,
-            class,
+            decision,
         )?);
     }
-    let dense = InfoDisentMap::new(head, Polarity::Positive, 1);
-    let sparse = SparseInfoDisentMap::new(head, Polarity::Positive);
     let random = RandomMap::new(opts.seed, 1);
-    let cam = baseline_check(head, baseline).map(Cam::new);
-    let mut explainers: Vec<&dyn Explainer> = vec![&dense, &sparse];
-    if let Some(c) = &cam {
-        explainers.push(c);
-    }
-    explainers.push(&random);
+    let methods = explainers(head, baseline_check(head, baseline));
+    let mut measured = of_polarity(&methods, Polarity::Positive);
+    measured.push(&random);
     let mut model = |batch: &[f32], n: usize| -> Result<Vec<f32>> {
         let f = features(batch, n)?;
-        let j = head.rotate(&f, n, grid.cells())?;
-        Ok(j.chunks_exact(grid.len())
-            .flat_map(|ji| head.logits(&sparse_pool(ji, grid.dim, grid.cells()).v))
+        Ok(head
+            .decide_batch(&f, n, grid.cells())?
+            .into_iter()
+            .flat_map(|d| d.logits)
             .collect())
     };
-    faithfulness::deletion_insertion(&explainers, &images, grid, pre.crop, opts.steps, &mut model)
+    faithfulness::deletion_insertion(&measured, &images, grid, pre.crop, opts.steps, &mut model)
 }

@@ -46,7 +46,7 @@ pub fn points_at(
 ) -> bool {
     let (x, y) = map.peak_point(input_size);
     let (x, y) = geometry.point_to_image(x, y);
-    crate::explain::geometry::point_near_box(x, y, target, tolerance)
+    crate::geometry::point_near_box(x, y, target, tolerance)
 }
 
 /// Finds the annotation of a cache item by its path: annotation keys are paths relative to

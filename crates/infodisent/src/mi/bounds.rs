@@ -9,6 +9,7 @@ use candle_core::{Result, Tensor, D};
 use serde::{Deserialize, Serialize};
 
 /// Which lower bound turns critic scores into mutual information.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Bound {
@@ -19,20 +20,11 @@ pub enum Bound {
     /// the most stable to train).
     Js,
     /// InfoNCE: `T⁺ − log((exp T⁺ + Σ exp T⁻) / (K + 1))` (nats, at most `log(K + 1)`).
+    #[cfg_attr(feature = "clap", value(name = "infonce"))]
     InfoNce,
 }
 
 impl Bound {
-    /// Parses `dv`, `js` or `infonce`.
-    pub fn parse(s: &str) -> Option<Bound> {
-        match s.to_ascii_lowercase().as_str() {
-            "dv" => Some(Bound::Dv),
-            "js" => Some(Bound::Js),
-            "infonce" | "nce" => Some(Bound::InfoNce),
-            _ => None,
-        }
-    }
-
     /// Name as used on the command line.
     pub fn name(self) -> &'static str {
         match self {

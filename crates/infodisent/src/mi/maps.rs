@@ -5,38 +5,17 @@
 //! JSON keeps the raw per-position values (row-major `h × w`), so the maps can be compared in
 //! absolute terms too.
 
-use super::model::MiModel;
+use super::model::{MiMaps, MiModel};
 use crate::cache::FeatureCache;
+use crate::dataset::ImageStore;
+use crate::draw::jet_overlay;
 use crate::engine::FeatureFn;
 use crate::error::{Error, Result};
-use crate::explain::render::ImageStore;
 use crate::fsutil::{write_atomic, write_json_atomic};
-use crate::preprocess::Preprocess;
 use image::imageops;
 use image::{Rgb, RgbImage};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-/// Per-position values of one image, row-major over the `h × w` feature grid.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MiMaps {
-    /// Grid rows.
-    pub h: usize,
-    /// Grid columns.
-    pub w: usize,
-    /// Unit of the values (`nats`, or `js-score` for the Jensen–Shannon bound).
-    pub unit: String,
-    /// Total information `I(Z; X_i)`.
-    pub total: Vec<f32>,
-    /// Decision-related information `I(Z; λ_i X_i)`.
-    pub decision: Vec<f32>,
-    /// Redundant information: total − decision.
-    pub redundant: Vec<f32>,
-    /// The mask λ.
-    pub lambda: Vec<f32>,
-    /// Class the frozen classifier predicts from the masked features.
-    pub masked_prediction: usize,
-}
 
 /// Grid cell `(row, col)` holding the largest value.
 pub fn argmax_cell(values: &[f32], w: usize) -> (usize, usize) {
@@ -48,51 +27,12 @@ pub fn argmax_cell(values: &[f32], w: usize) -> (usize, usize) {
     (i / w.max(1), i % w.max(1))
 }
 
-/// The jet palette at `t ∈ [0, 1]` (blue → cyan → yellow → red).
-fn jet(t: f32) -> [f32; 3] {
-    let c = |x: f32| (1.5 - (4.0 * t - x).abs()).clamp(0.0, 1.0);
-    [c(3.0), c(2.0), c(1.0)]
-}
-
-/// One map over `image`: bilinear upsampling, min-max normalisation, jet, alpha 0.5.
-fn overlay(image: &RgbImage, values: &[f32], h: usize, w: usize) -> Result<RgbImage> {
-    if values.len() != h * w || h == 0 || w == 0 {
-        return Err(Error::Shape(format!(
-            "map has {} values for a {h}×{w} grid",
-            values.len()
-        )));
-    }
-    let up = crate::explain::geometry::upsample_bilinear(
-        values,
-        h,
-        w,
-        image.height() as usize,
-        image.width() as usize,
-    );
-    let (lo, hi) = up
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        });
-    let span = if hi - lo > 1e-12 { hi - lo } else { 1.0 };
-    let mut out = image.clone();
-    for (px, v) in out.pixels_mut().zip(up) {
-        let colour = jet((v - lo) / span);
-        for (ch, c) in px.0.iter_mut().zip(colour) {
-            *ch = (0.5 * f32::from(*ch) + 0.5 * 255.0 * c)
-                .round()
-                .clamp(0.0, 255.0) as u8;
-        }
-    }
-    Ok(out)
-}
-
 /// The total, decision-related and redundant overlays of `maps` on `image`, in that order.
 pub fn render_overlays(image: &RgbImage, maps: &MiMaps) -> Result<[RgbImage; 3]> {
     Ok([
-        overlay(image, &maps.total, maps.h, maps.w)?,
-        overlay(image, &maps.decision, maps.h, maps.w)?,
-        overlay(image, &maps.redundant, maps.h, maps.w)?,
+        jet_overlay(image, &maps.total, maps.h, maps.w)?,
+        jet_overlay(image, &maps.decision, maps.h, maps.w)?,
+        jet_overlay(image, &maps.redundant, maps.h, maps.w)?,
     ])
 }
 
@@ -222,7 +162,10 @@ pub fn explain_cached_item(
     let row = cache.read_items(split, &[index])?;
     let maps = model.maps(&row.features, 1)?.remove(0);
     let item = cache.items(split)?.swap_remove(index);
-    let image = cache_preprocess(cache)?.resize_crop(store.get(&item.path)?.as_ref())?;
+    let image = cache
+        .manifest()
+        .preprocess
+        .resize_crop(store.get(&item.path)?.as_ref())?;
     let label = usize::try_from(item.label).ok();
     write_explanation(
         out_dir,
@@ -237,7 +180,7 @@ pub fn explain_cached_item(
 
 /// Explains image files: each is decoded, preprocessed as the cache was, passed through
 /// `features` (a backbone: `[n, 3, S, S]` inputs → `[n, D, h, w]` maps) and written like
-/// [`explain_cached_item`], with stems from [`crate::explain::session::output_stem`].
+/// [`explain_cached_item`], with stems from [`crate::runs::output_stem`].
 pub fn explain_files(
     model: &MiModel,
     cache: &FeatureCache,
@@ -245,14 +188,14 @@ pub fn explain_files(
     features: &mut FeatureFn<'_>,
     out_dir: &Path,
 ) -> Result<Vec<MiExplanation>> {
-    let preprocess = cache_preprocess(cache)?;
+    let preprocess = cache.manifest().preprocess.clone();
     let mut out = Vec::with_capacity(paths.len());
     for (i, path) in paths.iter().enumerate() {
         let image = crate::imageio::load_rgb(path)?;
         let input = preprocess.apply(&image)?;
         let maps = model.maps(&features(&input, 1)?, 1)?.remove(0);
         let source = path.display().to_string();
-        let stem = crate::explain::session::output_stem(i, &source);
+        let stem = crate::runs::output_stem(i, &source);
         out.push(write_explanation(
             out_dir,
             &stem,
@@ -266,37 +209,14 @@ pub fn explain_files(
     Ok(out)
 }
 
-fn cache_preprocess(cache: &FeatureCache) -> Result<Preprocess> {
-    serde_json::from_value(cache.manifest().preprocess.clone()).map_err(|e| {
-        Error::cache(
-            cache.dir(),
-            format!("manifest preprocessing is unreadable: {e}"),
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn jet_runs_from_blue_to_red() {
-        assert_eq!(jet(0.0), [0.0, 0.0, 0.5]);
-        assert_eq!(jet(1.0), [0.5, 0.0, 0.0]);
-        assert_eq!(jet(0.5), [0.5, 1.0, 0.5]);
-    }
-
-    #[test]
-    fn overlay_is_reddest_where_the_map_peaks() {
-        let image = RgbImage::from_pixel(70, 70, Rgb([128, 128, 128]));
+    fn peak_cell_is_row_and_column() {
         let mut values = vec![0.0; 49];
         values[7 * 5 + 2] = 3.0;
-        let out = overlay(&image, &values, 7, 7).unwrap();
-        let red = |x: u32, y: u32| {
-            i32::from(out.get_pixel(x, y).0[0]) - i32::from(out.get_pixel(x, y).0[2])
-        };
-        assert!(red(25, 55) > 50, "peak cell should be red");
-        assert!(red(65, 5) < 0, "far cell should be blue");
         assert_eq!(argmax_cell(&values, 7), (5, 2));
     }
 }

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod bounds;
+pub mod config;
 pub mod critic;
 pub mod maps;
 pub mod mask;
@@ -35,12 +36,9 @@ pub mod standardize;
 pub mod train;
 
 pub use bounds::Bound;
+pub use config::{ClassifierChoice, MapNegatives, MiConfig, MiMeta, NetDims, Pairing};
 pub use maps::{
     explain_cached_item, explain_files, render_overlays, write_explanation, MiExplanation, MiFiles,
-    MiMaps,
 };
-pub use model::MiModel;
-pub use train::{
-    resolve_classifier, train, ClassifierChoice, EpochMetrics, MapNegatives, MiConfig, MiMeta,
-    MiSummary, Pairing,
-};
+pub use model::{MiMaps, MiModel};
+pub use train::{resolve_classifier, train, EpochMetrics, MiSummary};

@@ -2,31 +2,20 @@
 //! explanation, and a trained run loaded from disk ([`MiModel`]).
 
 use super::bounds::Bound;
+use super::config::{MapNegatives, MiMeta, NetDims};
 use super::critic::Critic;
 use super::mask::MaskModule;
 use super::standardize::ChannelNorm;
-use super::train::{MapNegatives, MiMeta};
 use crate::classifier::LinearClassifier;
 use crate::error::{Error, Result};
+use crate::runs;
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{VarBuilder, VarMap};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
-
-/// Sizes of the trainable modules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NetDims {
-    /// Channels D of the feature map.
-    pub dim: usize,
-    /// Hidden channels of the mask's first convolution.
-    pub mask_hidden: usize,
-    /// Width the critic projects `z` and `x` to.
-    pub proj: usize,
-    /// Hidden width of the critic's MLP.
-    pub critic_hidden: usize,
-}
 
 /// The trainable part: mask and critic, with their variables, and the fixed standardisation of
 /// their inputs.
@@ -328,6 +317,27 @@ pub fn accuracy(logits: &Tensor, labels: &Tensor) -> Result<f32> {
     Ok(hits / labels.dim(0)? as f32)
 }
 
+/// Per-position values of one image, row-major over the `h × w` feature grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MiMaps {
+    /// Grid rows.
+    pub h: usize,
+    /// Grid columns.
+    pub w: usize,
+    /// Unit of the values (`nats`, or `js-score` for the Jensen–Shannon bound).
+    pub unit: String,
+    /// Total information `I(Z; X_i)`.
+    pub total: Vec<f32>,
+    /// Decision-related information `I(Z; λ_i X_i)`.
+    pub decision: Vec<f32>,
+    /// Redundant information: total − decision.
+    pub redundant: Vec<f32>,
+    /// The mask λ.
+    pub lambda: Vec<f32>,
+    /// Class the frozen classifier predicts from the masked features.
+    pub masked_prediction: usize,
+}
+
 /// A trained run, ready to explain feature maps.
 pub struct MiModel {
     /// What the run was trained with.
@@ -347,7 +357,7 @@ impl MiModel {
     /// `reference.safetensors` from a finished `mi train` folder.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
-        let meta_path = dir.join("config.json");
+        let meta_path = dir.join(runs::CONFIG_FILE);
         if !meta_path.exists() {
             return Err(Error::cache(
                 dir,
@@ -355,15 +365,15 @@ impl MiModel {
             ));
         }
         let meta: MiMeta = crate::fsutil::read_json(&meta_path)?;
-        let params_path = dir.join("mi.safetensors");
+        let params_path = dir.join(runs::MI_FILE);
         if !params_path.exists() {
             return Err(Error::cache(dir, "no mi.safetensors: training has not finished (re-run `infodisent mi train --resume`)"));
         }
         let mut net = MiNet::new(&meta.dims(), 0)?;
         net.load(&read_tensors(&params_path)?, &params_path)?;
-        let classifier = LinearClassifier::load(dir.join("classifier.safetensors"))?;
+        let classifier = LinearClassifier::load(dir.join(runs::CLASSIFIER_FILE))?;
         let classifier = FrozenClassifier::new(&classifier, meta.feature_shape[0])?;
-        let ref_path = dir.join("reference.safetensors");
+        let ref_path = dir.join(runs::REFERENCE_FILE);
         let refs = read_tensors(&ref_path)?;
         // Checked f32 tensor `[M, width]`.
         let get = |k: &str, width: usize| -> Result<Tensor> {
@@ -397,7 +407,7 @@ impl MiModel {
 
     /// Per-position maps of `n` feature maps `[n, D, h, w]` (row-major), each scored against
     /// the reference images as negatives.
-    pub fn maps(&self, features: &[f32], n: usize) -> Result<Vec<super::maps::MiMaps>> {
+    pub fn maps(&self, features: &[f32], n: usize) -> Result<Vec<MiMaps>> {
         let [d, h, w] = self.meta.feature_shape;
         if features.len() != n * d * h * w {
             return Err(Error::Shape(format!(
@@ -437,7 +447,7 @@ impl MiModel {
                 .enumerate()
                 .max_by(|a, b| a.1.total_cmp(b.1))
                 .map_or(0, |(i, _)| i);
-            out.push(super::maps::MiMaps {
+            out.push(MiMaps {
                 h,
                 w,
                 unit: bound.unit().to_owned(),

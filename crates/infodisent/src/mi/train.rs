@@ -8,180 +8,25 @@
 //! repeats exactly what an uninterrupted one does.
 
 use super::bounds::Bound;
+use super::config::{ClassifierChoice, MiConfig, MiMeta, Pairing};
 use super::model::{
-    accuracy, forward, locals, pooled, read_tensors, sample_negatives, write_tensors,
-    FrozenClassifier, MiNet, NetDims, MASK_PREFIX,
+    accuracy, forward, locals, pooled, sample_negatives, write_tensors, FrozenClassifier, MiNet,
+    MASK_PREFIX,
 };
 use super::standardize::{ChannelNorm, Moments};
 use crate::cache::FeatureCache;
+use crate::checkpoint::{self, Checkpoint};
 use crate::classifier::LinearClassifier;
 use crate::error::{Error, Result};
-use crate::fsutil::{write_atomic, write_json_atomic};
-use candle_core::{DType, Device, Tensor, Var};
+use crate::fsutil::write_json_atomic;
+use crate::optim::{AdamW, Hyper};
+use crate::runs;
+use candle_core::{DType, Device, Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-
-/// How representations are paired with local features.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Pairing {
-    /// Each image's representation with its own local features: the real estimate.
-    #[default]
-    Joint,
-    /// The control: representations from the other half of the batch, so every pair is
-    /// independent and the true mutual information is zero.
-    Shuffled,
-}
-
-/// What each position's score is compared with when the maps are drawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum MapNegatives {
-    /// The same local feature scored with other images' representations: `T(z_i, x_p) − log
-    /// mean_j exp T(z_j, x_p)`. Any part of the critic that depends on `x` alone cancels, so a
-    /// position scores high only for telling its own image apart, and a masked-out position
-    /// (a constant input) scores about zero.
-    #[default]
-    Representations,
-    /// Other images' local features scored with this image's representation, as in the
-    /// training bound (METHOD.md §2): within one image the map is then `T(z_i, x_p)` shifted
-    /// by a constant, including whatever the critic learned about `x` alone.
-    Locals,
-}
-
-/// Settings of `infodisent mi train`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct MiConfig {
-    /// Which lower bound is maximised.
-    pub bound: Bound,
-    /// Passes over the training items.
-    pub epochs: usize,
-    /// Images per step; negatives are drawn from the other images of the batch.
-    pub batch: usize,
-    /// Negatives per anchor representation, drawn from the local features of other images.
-    pub negatives: usize,
-    /// Whether the masked MI term also trains the mask. Off by default: the bound is an
-    /// estimator maximised over the critic; letting the mask maximise it as well pulls λ → 1
-    /// everywhere, which makes decision-related equal total.
-    pub mask_from_mi: bool,
-    /// Adam learning rate of the critic.
-    pub lr: f64,
-    /// Adam learning rate of the mask, set apart from the critic's: the sparsity term moves
-    /// every λ by about this much per step, so it sets how fast the mask leaves its starting 0.5.
-    pub mask_lr: f64,
-    /// Seed of everything random.
-    pub seed: u64,
-    /// Hidden channels of the mask's first convolution.
-    pub mask_hidden: usize,
-    /// Width the critic projects `z` and `x` to.
-    pub proj_dim: usize,
-    /// Hidden width of the critic's MLP.
-    pub critic_hidden: usize,
-    /// Weight of `mean(λ)` in the loss.
-    pub sparsity: f64,
-    /// True pairs, or the independent-pairs control.
-    pub pairing: Pairing,
-    /// Split trained on.
-    pub train_split: String,
-    /// Held-out split the estimates are reported on.
-    pub eval_split: String,
-    /// Use at most this many training items per epoch (shards in random order).
-    pub max_train_items: Option<usize>,
-    /// Held-out items evaluated after each epoch (the first ones of the split).
-    pub eval_items: usize,
-    /// Items loaded and shuffled together; bounds memory (a 1280×7×7 map is 250 KB).
-    pub pool_items: usize,
-    /// Training images whose local features and representations serve as negatives when one
-    /// image is explained.
-    pub reference_items: usize,
-    /// What the maps compare each position's score with.
-    pub map_negatives: MapNegatives,
-}
-
-impl Default for MiConfig {
-    fn default() -> Self {
-        MiConfig {
-            bound: Bound::Dv,
-            epochs: 10,
-            batch: 32,
-            negatives: 256,
-            mask_from_mi: false,
-            lr: 1e-3,
-            mask_lr: 1e-3,
-            seed: 0,
-            mask_hidden: 64,
-            proj_dim: 64,
-            critic_hidden: 128,
-            sparsity: 0.5,
-            pairing: Pairing::Joint,
-            train_split: "train".into(),
-            eval_split: "test".into(),
-            max_train_items: None,
-            eval_items: 1024,
-            pool_items: 4096,
-            reference_items: 128,
-            map_negatives: MapNegatives::Representations,
-        }
-    }
-}
-
-impl MiConfig {
-    fn validate(&self) -> Result<()> {
-        let min_batch = if self.pairing == Pairing::Shuffled {
-            4
-        } else {
-            2
-        };
-        if self.batch < min_batch {
-            return Err(Error::Config(format!("mi batch must be at least {min_batch} (negatives come from the other images of a batch)")));
-        }
-        if self.mask_hidden == 0
-            || self.negatives == 0
-            || self.proj_dim == 0
-            || self.critic_hidden == 0
-        {
-            return Err(Error::Config("mi module widths must be positive".into()));
-        }
-        let positive = |v: f64| v > 0.0 && v.is_finite();
-        let non_negative = |v: f64| v >= 0.0 && v.is_finite();
-        if !positive(self.lr) || !positive(self.mask_lr) || !non_negative(self.sparsity) {
-            return Err(Error::Config(
-                "mi lr must be positive and sparsity non-negative".into(),
-            ));
-        }
-        if self.reference_items < 1 || self.eval_items < 2 || self.pool_items < self.batch {
-            return Err(Error::Config(
-                "mi needs reference-items ≥ 1, eval-items ≥ 2 and pool-items ≥ batch".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Whether two configurations describe the same run apart from its length.
-    fn same_run(&self, other: &MiConfig) -> bool {
-        MiConfig {
-            epochs: 0,
-            ..self.clone()
-        } == MiConfig {
-            epochs: 0,
-            ..other.clone()
-        }
-    }
-}
-
-/// Which frozen classifier the mask is trained against.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClassifierChoice {
-    /// The model's own classifier stored in the cache (its classes must be the dataset's).
-    Original,
-    /// A linear probe: a `linear.safetensors` file or a folder holding one (`infodisent train`).
-    Probe(PathBuf),
-}
 
 /// Loads the chosen classifier and checks it fits the cache.
 pub fn resolve_classifier(
@@ -203,12 +48,8 @@ pub fn resolve_classifier(
             (c, "original".to_owned())
         }
         ClassifierChoice::Probe(p) => {
-            let file = if p.is_dir() {
-                p.join("linear.safetensors")
-            } else {
-                p.clone()
-            };
-            (LinearClassifier::load(&file)?, file.display().to_string())
+            let file = runs::file_in(p, runs::PROBE_FILE);
+            (runs::load_probe(&file)?, file.display().to_string())
         }
     };
     if c.dim != cache.feature_shape()[0] || c.classes != cache.num_classes() {
@@ -221,35 +62,6 @@ pub fn resolve_classifier(
         )));
     }
     Ok((c, source))
-}
-
-/// What a run was trained with: `config.json` of the output folder.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MiMeta {
-    /// The settings.
-    pub config: MiConfig,
-    /// Fingerprint of the cache trained on.
-    pub cache_fingerprint: String,
-    /// Feature map shape [D, h, w].
-    pub feature_shape: [usize; 3],
-    /// Network input side, to map cells to pixels.
-    pub input_size: usize,
-    /// Class names.
-    pub classes: Vec<String>,
-    /// `original` or the probe file the classifier came from.
-    pub classifier_source: String,
-}
-
-impl MiMeta {
-    /// Module sizes of this run.
-    pub fn dims(&self) -> NetDims {
-        NetDims {
-            dim: self.feature_shape[0],
-            mask_hidden: self.config.mask_hidden,
-            proj: self.config.proj_dim,
-            critic_hidden: self.config.critic_hidden,
-        }
-    }
 }
 
 /// One line of `metrics.jsonl`. Epoch 0 is the untrained state (train fields zero).
@@ -300,98 +112,6 @@ struct CheckpointState {
     metrics: Vec<EpochMetrics>,
 }
 
-/// Adam with its moments kept as plain tensors so a checkpoint can store them: candle-nn's
-/// optimizers keep theirs private, which would make a resumed run diverge from an unbroken one.
-struct Adam {
-    lrs: Vec<f64>,
-    vars: Vec<(String, Var)>,
-    first: Vec<Tensor>,
-    second: Vec<Tensor>,
-    step: usize,
-}
-
-const BETA1: f64 = 0.9;
-const BETA2: f64 = 0.999;
-const EPS: f64 = 1e-8;
-
-impl Adam {
-    fn new(vars: Vec<(String, Var)>, lr: impl Fn(&str) -> f64) -> Result<Self> {
-        let zeros = |v: &Var| v.zeros_like();
-        let first = vars
-            .iter()
-            .map(|(_, v)| zeros(v))
-            .collect::<candle_core::Result<_>>()?;
-        let second = vars
-            .iter()
-            .map(|(_, v)| zeros(v))
-            .collect::<candle_core::Result<_>>()?;
-        Ok(Adam {
-            lrs: vars.iter().map(|(name, _)| lr(name)).collect(),
-            vars,
-            first,
-            second,
-            step: 0,
-        })
-    }
-
-    fn step(&mut self, loss: &Tensor) -> Result<()> {
-        let grads = loss.backward()?;
-        self.step += 1;
-        let c1 = 1.0 - BETA1.powi(self.step as i32);
-        let c2 = 1.0 - BETA2.powi(self.step as i32);
-        for (i, (_, var)) in self.vars.iter().enumerate() {
-            let Some(g) = grads.get(var) else { continue };
-            self.first[i] = ((&self.first[i] * BETA1)? + (g * (1.0 - BETA1))?)?;
-            self.second[i] = ((&self.second[i] * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
-            let update = ((&self.first[i] / c1)? / ((&self.second[i] / c2)?.sqrt()? + EPS)?)?;
-            var.set(&var.as_tensor().sub(&(update * self.lrs[i])?)?)?;
-        }
-        Ok(())
-    }
-
-    fn tensors(&self) -> Vec<(String, Tensor)> {
-        let mut out = Vec::new();
-        for (i, (name, var)) in self.vars.iter().enumerate() {
-            out.push((format!("param/{name}"), var.as_tensor().clone()));
-            out.push((format!("adam_m/{name}"), self.first[i].clone()));
-            out.push((format!("adam_v/{name}"), self.second[i].clone()));
-        }
-        out
-    }
-
-    fn restore(
-        &mut self,
-        tensors: &HashMap<String, Tensor>,
-        step: usize,
-        path: &Path,
-    ) -> Result<()> {
-        for (i, (name, var)) in self.vars.iter().enumerate() {
-            let get = |k: String| {
-                tensors
-                    .get(&k)
-                    .cloned()
-                    .ok_or_else(|| Error::cache(path, format!("lacks tensor `{k}`")))
-            };
-            let (p, m, v) = (
-                get(format!("param/{name}"))?,
-                get(format!("adam_m/{name}"))?,
-                get(format!("adam_v/{name}"))?,
-            );
-            if p.dims() != var.dims() || m.dims() != var.dims() || v.dims() != var.dims() {
-                return Err(Error::cache(
-                    path,
-                    format!("`{name}` has another shape than this configuration"),
-                ));
-            }
-            var.set(&p)?;
-            self.first[i] = m;
-            self.second[i] = v;
-        }
-        self.step = step;
-        Ok(())
-    }
-}
-
 /// A batch of feature maps with labels, as tensors.
 struct Batch {
     features: Tensor,
@@ -406,9 +126,9 @@ fn to_batch(features: Vec<f32>, labels: Vec<i64>, shape: [usize; 3]) -> Result<B
     })
 }
 
-/// Calls `visit` with every training batch of one epoch: shards in random order, loaded
-/// `pool_items` at a time and shuffled together, so a class-sorted folder still gives mixed
-/// batches (and so the in-batch negatives cover several classes).
+/// Calls `visit` with every training batch of one epoch, drawn from a permutation of the whole
+/// split (at most `max_train_items` of it), so a class-sorted folder still gives mixed batches
+/// and the in-batch negatives cover several classes; one batch in memory.
 fn for_each_batch(
     cache: &FeatureCache,
     cfg: &MiConfig,
@@ -416,50 +136,22 @@ fn for_each_batch(
     mut visit: impl FnMut(Batch) -> Result<()>,
 ) -> Result<()> {
     let shape = cache.feature_shape();
-    let per_item = shape.iter().product::<usize>();
-    let info = cache.split(&cfg.train_split)?;
-    let mut order: Vec<usize> = (0..info.shards.len()).collect();
+    let mut order: Vec<usize> = (0..cache.split(&cfg.train_split)?.num_items).collect();
     order.shuffle(rng);
-    let limit = cfg.max_train_items.unwrap_or(usize::MAX);
-    let mut used = 0;
-    let mut shards = order.into_iter().peekable();
-    while shards.peek().is_some() && used < limit {
-        let (mut feats, mut labels) = (Vec::new(), Vec::new());
-        while labels.len() < cfg.pool_items && used + labels.len() < limit {
-            let Some(i) = shards.next() else { break };
-            let s = cache.read_shard(&cfg.train_split, i)?;
-            let take = s.len.min(limit - used - labels.len());
-            feats.extend_from_slice(&s.features[..take * per_item]);
-            labels.extend_from_slice(&s.labels[..take]);
+    order.truncate(cfg.max_train_items.unwrap_or(usize::MAX));
+    // A short last batch is dropped: the shuffled pairing needs at least 4 images to derange.
+    let least = if cfg.pairing == Pairing::Shuffled {
+        4
+    } else {
+        2
+    };
+    let full = cfg.batch.min(order.len()).max(least);
+    cache.visit_batches(&cfg.train_split, &order, cfg.batch, |rows| {
+        if rows.len < full {
+            return Ok(());
         }
-        used += labels.len();
-        let mut idx: Vec<usize> = (0..labels.len()).collect();
-        idx.shuffle(rng);
-        for chunk in idx.chunks(cfg.batch) {
-            if chunk.len()
-                < cfg
-                    .batch
-                    .min(labels.len())
-                    .max(if cfg.pairing == Pairing::Shuffled {
-                        4
-                    } else {
-                        2
-                    })
-            {
-                continue;
-            }
-            let mut bf = Vec::with_capacity(chunk.len() * per_item);
-            for &j in chunk {
-                bf.extend_from_slice(&feats[j * per_item..(j + 1) * per_item]);
-            }
-            visit(to_batch(
-                bf,
-                chunk.iter().map(|&j| labels[j]).collect(),
-                shape,
-            )?)?;
-        }
-    }
-    Ok(())
+        visit(to_batch(rows.features, rows.labels, shape)?)
+    })
 }
 
 /// Splits a batch into the images whose local features are used and the images whose
@@ -638,30 +330,6 @@ fn for_sampled_items(
     Ok(picks.len())
 }
 
-/// Metadata key of the checkpoint's JSON state.
-const STATE_KEY: &str = "infodisent.mi.state";
-
-fn read_state(path: &Path) -> Result<CheckpointState> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| Error::cache(path, format!("corrupt: {e}")))?;
-    let json = header
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(STATE_KEY))
-        .ok_or_else(|| Error::cache(path, "not an mi checkpoint (no state)"))?;
-    serde_json::from_str(json).map_err(|e| Error::cache(path, format!("unreadable state: {e}")))
-}
-
-fn write_metrics(out: &Path, metrics: &[EpochMetrics]) -> Result<()> {
-    let mut text = String::new();
-    for m in metrics {
-        text.push_str(&serde_json::to_string(m).map_err(|e| Error::Config(e.to_string()))?);
-        text.push('\n');
-    }
-    write_atomic(out.join("metrics.jsonl"), text.as_bytes())
-}
-
 fn checked(v: f32, what: &str, epoch: usize) -> Result<f32> {
     if v.is_finite() {
         Ok(v)
@@ -704,14 +372,16 @@ pub fn train(
     let mut net = MiNet::new(&meta.dims(), cfg.seed)?;
     let (x_norm, z_norm) = fit_norms(cache, cfg)?;
     net.set_norms(x_norm, z_norm);
-    let mut adam = Adam::new(net.vars(), |name| {
-        if name.starts_with(MASK_PREFIX) {
+    let mut adam = AdamW::new(&net.vars());
+    let hyper = |name: &str| Hyper {
+        lr: if name.starts_with(MASK_PREFIX) {
             cfg.mask_lr
         } else {
             cfg.lr
-        }
-    })?;
-    let ckpt_path = out.join("checkpoint.safetensors");
+        },
+        weight_decay: 0.0,
+    };
+    let ckpt_path = out.join(runs::CHECKPOINT_FILE);
     let mut state = CheckpointState {
         meta: meta.clone(),
         epoch: 0,
@@ -719,17 +389,18 @@ pub fn train(
         metrics: vec![],
     };
     if resume && ckpt_path.exists() {
-        let old = read_state(&ckpt_path)?;
+        let old: CheckpointState = checkpoint::read_state(&ckpt_path)?;
         if old.meta.cache_fingerprint != meta.cache_fingerprint
             || old.meta.classifier_source != meta.classifier_source
             || !old.meta.config.same_run(cfg)
         {
             return Err(Error::cache(&ckpt_path, "belongs to a run with another cache, classifier or settings; use another --out or drop --resume"));
         }
-        adam.restore(&read_tensors(&ckpt_path)?, old.steps, &ckpt_path)?;
+        let saved: Checkpoint<CheckpointState> = checkpoint::load(&ckpt_path)?;
+        adam.restore(&saved, saved.state.steps as u64)?;
         state = CheckpointState {
             meta: meta.clone(),
-            ..old
+            ..saved.state
         };
     } else if !resume && ckpt_path.exists() {
         return Err(Error::Config(format!(
@@ -738,8 +409,8 @@ pub fn train(
         )));
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    write_json_atomic(out.join("config.json"), &meta)?;
-    classifier.save(out.join("classifier.safetensors"))?;
+    write_json_atomic(out.join(runs::CONFIG_FILE), &meta)?;
+    classifier.save(out.join(runs::CLASSIFIER_FILE))?;
 
     let eval = eval_batches(cache, cfg)?;
     if state.metrics.is_empty() {
@@ -794,7 +465,7 @@ pub fn train(
             let mi_masked = out.mi_masked.mean_all()?;
             let loss =
                 ((&ce - (&mi_raw + &mi_masked)?)? + (out.lambda.mean_all()? * cfg.sparsity)?)?;
-            adam.step(&loss)?;
+            adam.step(&loss.backward()?, hyper)?;
             for (s, t) in sums.iter_mut().zip([&loss, &ce, &mi_raw, &mi_masked]) {
                 *s += t.to_dtype(DType::F32)?.to_scalar::<f32>()?;
             }
@@ -808,10 +479,10 @@ pub fn train(
         let [raw, masked, acc, lambda] = evaluate(&net, &frozen, cfg, &eval)?;
         checked(raw, "the held-out estimate", epoch)?;
         state.epoch = epoch;
-        state.steps = adam.step;
+        state.steps = adam.steps() as usize;
         state.metrics.push(EpochMetrics {
             epoch,
-            steps: adam.step,
+            steps: state.steps,
             train_loss: loss,
             train_ce: ce,
             train_mi_raw: mi_raw,
@@ -829,24 +500,17 @@ pub fn train(
             heldout_dv_masked = masked,
             "mi epoch done"
         );
-        // The state travels inside the tensor file's metadata: one atomic file, so a kill can
-        // never pair the state of one epoch with the parameters of another.
-        let state_json = serde_json::to_string(&state).map_err(|e| Error::Config(e.to_string()))?;
-        write_tensors(
-            &ckpt_path,
-            &adam.tensors(),
-            Some(HashMap::from([(STATE_KEY.to_owned(), state_json)])),
-        )?;
-        write_metrics(out, &state.metrics)?;
+        checkpoint::save(&ckpt_path, &state, &adam.state()?)?;
+        checkpoint::write_log(&out.join(runs::METRICS_LOG), &state.metrics)?;
     }
     bar.finish_and_clear();
-    write_tensors(&out.join("mi.safetensors"), &net.tensors(), None)?;
+    write_tensors(&out.join(runs::MI_FILE), &net.tensors(), None)?;
     write_tensors(
-        &out.join("reference.safetensors"),
+        &out.join(runs::REFERENCE_FILE),
         &reference_bank(&net, cache, cfg)?,
         None,
     )?;
-    write_metrics(out, &state.metrics)?;
+    checkpoint::write_log(&out.join(runs::METRICS_LOG), &state.metrics)?;
     Ok(MiSummary {
         out_dir: out.to_path_buf(),
         epochs: state.epoch,

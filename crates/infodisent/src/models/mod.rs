@@ -4,7 +4,7 @@ pub mod efficientnet_lite;
 pub mod pth;
 
 use crate::error::{Error, Result};
-use crate::model::PreparedModel;
+use crate::onnx::model::PreparedModel;
 use crate::preprocess::Preprocess;
 
 /// A built-in model: its name, weight asset and input side.

@@ -11,7 +11,7 @@ use super::build::{node_proto, Attr};
 use super::graph::{attr_f, attr_i, attr_ints, node_label, GraphView};
 use super::shapes::{norm_axis, Shapes};
 use crate::classifier::LinearClassifier;
-use crate::model::{FeatureLayout, OriginalHead, OriginalHeadKind};
+use crate::onnx::model::{FeatureLayout, OriginalHead, OriginalHeadKind};
 use onnx_protobuf::NodeProto;
 
 /// The graph value the per-pixel norm is written to when the head normalises after pooling.

@@ -7,7 +7,7 @@
 use super::graph::{attr_i, attr_ints, GraphView};
 use super::shapes::{infer, Shapes};
 use crate::error::{Error, Result};
-use crate::model::PreparedModel;
+use crate::onnx::model::PreparedModel;
 
 /// FLOPs of one forward pass of `model` over `batch` images at its preprocessing crop size.
 pub fn count_flops(model: &PreparedModel, batch: usize) -> Result<f64> {

@@ -7,12 +7,13 @@ pub mod detect;
 pub mod external;
 pub mod flops;
 pub mod graph;
+pub mod model;
 pub mod shapes;
 
 pub use flops::count_flops;
 
 use crate::error::{Error, Result};
-use crate::model::{FeatureLayout, PreparedModel};
+use crate::onnx::model::{FeatureLayout, PreparedModel};
 use crate::preprocess::Preprocess;
 use external::ExternalData;
 use graph::{dtype, GraphView};
@@ -243,9 +244,9 @@ pub struct Inspection {
     /// Why that map was chosen.
     pub reason: String,
     /// Layout of that value.
-    pub layout: crate::model::FeatureLayout,
+    pub layout: crate::onnx::model::FeatureLayout,
     /// What the model does with the pooled map.
-    pub head: crate::model::OriginalHead,
+    pub head: crate::onnx::model::OriginalHead,
     /// Number of classes of the model's own logits, when it outputs any.
     pub original_classes: Option<usize>,
     /// Whether the graph runs only one image per call (its batch size fixed to 1).
@@ -266,9 +267,9 @@ pub struct Inspection {
     pub fingerprint: String,
 }
 
-/// Summarises a loaded model's graph and what detection and the probe run found.
-pub fn inspect(backbone: &crate::engine::Backbone) -> Result<Inspection> {
-    let model = backbone.model();
+/// Summarises a loaded model's graph and what detection and the probe run found
+/// (`one_at_a_time`: the engine's probe found the graph runs one image per call).
+pub fn inspect(model: &PreparedModel, one_at_a_time: bool) -> Result<Inspection> {
     let proto = parse(&model.onnx, Path::new(&model.name))?;
     let graph = proto
         .graph
@@ -328,7 +329,7 @@ pub fn inspect(backbone: &crate::engine::Backbone) -> Result<Inspection> {
         layout: model.layout,
         head: model.head.clone(),
         original_classes: model.original_classes,
-        one_at_a_time: backbone.one_at_a_time(),
+        one_at_a_time,
         external_data: model.external.as_ref().map(|e| e.dir().to_path_buf()),
         feature_shape: model.feature_shape,
         classifier: model.classifier.as_ref().map(|c| [c.classes, c.dim]),

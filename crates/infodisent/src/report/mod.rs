@@ -7,19 +7,19 @@ pub mod page;
 pub mod plots;
 
 use crate::cache::FeatureCache;
-use crate::classifier::LinearClassifier;
+use crate::dataset::ImageStore;
+use crate::draw::{save_png, BLUE, RED};
 use crate::error::{Error, Result};
 use crate::explain::render::{
-    class_figure, image_figure, network_view, overlay, save_png, write_prototype_images, ImageStore,
+    class_figure, image_figure, network_view, overlay, write_prototype_images,
 };
 use crate::explain::{
-    explain_classes, find_prototypes, ClassExplanation, Grid, ImageExplainer, ImageExplanation,
-    Prototypes,
+    explain_classes, find_prototypes, infodisent, ClassExplanation, Grid, Heatmap, ImageExplainer,
+    ImageExplanation, Prototypes,
 };
 use crate::fsutil::{write_atomic, write_json_atomic};
-use crate::head_params::HeadParams;
 use crate::metrics::concentration::ConcentrationStats;
-use crate::metrics::{cache_metrics, manifest_preprocess, MetricsOptions, MetricsReport};
+use crate::metrics::{cache_metrics, MetricsOptions, MetricsReport};
 use crate::mi::maps::{explain_cached_item, MiExplanation};
 use crate::mi::model::MiModel;
 use maud::{html, Markup};
@@ -117,25 +117,14 @@ fn baseline_label(original: bool) -> &'static str {
 /// Builds the report into `out` (created if needed; files are replaced atomically).
 pub fn build(src: &ReportSources, opts: &ReportOptions, out: &Path) -> Result<ReportSummary> {
     let cache = src.cache;
-    let head_path = src.head_dir.join("head.safetensors");
-    if !head_path.exists() {
-        return Err(Error::cache(
-            src.head_dir,
-            "no head.safetensors: train an InfoDisent head with `infodisent train` first",
-        ));
-    }
-    let head = HeadParams::load(&head_path)?;
+    let head = crate::runs::load_head(src.head_dir)?;
     let grid = Grid::from_shape(cache.feature_shape());
-    let pre = manifest_preprocess(cache)
-        .ok_or_else(|| Error::cache(cache.dir(), "manifest preprocessing is unreadable"))?;
+    let pre = cache.manifest().preprocess.clone();
     let class_names = cache.manifest().classes.clone();
     let original = cache
         .classifier()?
         .filter(|c| c.classes == head.classes && c.dim == head.dim);
-    let probe = src
-        .probe_dir
-        .map(|d| LinearClassifier::load(d.join("linear.safetensors")))
-        .transpose()?;
+    let probe = src.probe_dir.map(crate::runs::load_probe).transpose()?;
     let baseline = original
         .as_ref()
         .map(|c| (baseline_label(true), c))
@@ -168,7 +157,7 @@ pub fn build(src: &ReportSources, opts: &ReportOptions, out: &Path) -> Result<Re
         opts.split.as_str()
     };
     let prototypes = find_prototypes(cache, &head, proto_split, opts.prototypes)?;
-    prototypes.save(out.join("prototypes.json"))?;
+    prototypes.save(out.join(crate::runs::PROTOTYPES_FILE))?;
 
     let store = ImageStore::default();
     let samples = explain_samples(cache, &explainer, &opts.split, opts.sample_images)?;
@@ -237,7 +226,7 @@ pub fn build(src: &ReportSources, opts: &ReportOptions, out: &Path) -> Result<Re
         class_names,
     };
     let pages = write_pages(&content, out)?;
-    write_json_atomic(out.join("metrics.json"), &content.metrics)?;
+    write_json_atomic(out.join(crate::runs::METRICS_FILE), &content.metrics)?;
     Ok(ReportSummary {
         dir: out.to_path_buf(),
         index: out.join("index.html"),
@@ -303,13 +292,16 @@ fn mi_section(
         }
         let view = network_view(store.get(&s.source)?.as_ref(), pre)?;
         let hm = &s.heatmaps;
-        let shared = hm.positive.max().max(hm.negative.max());
-        let side = overlay(
-            &overlay(&view, &hm.positive, [200, 30, 30], shared),
-            &hm.negative,
-            [30, 70, 200],
-            shared,
-        );
+        let (positive, negative) = (hm.get(infodisent::POSITIVE), hm.get(infodisent::NEGATIVE));
+        let shared = positive
+            .map_or(0.0, Heatmap::max)
+            .max(negative.map_or(0.0, Heatmap::max));
+        let mut side = view;
+        for (map, colour) in [(positive, RED), (negative, BLUE)] {
+            if let Some(map) = map {
+                side = overlay(&side, map, colour, shared);
+            }
+        }
         let name = format!("mi/item-{item:06}_infodisent.png");
         save_png(&side, out.join(&name))?;
         result.push((ex, name));
@@ -325,7 +317,7 @@ fn training_curves(head_dir: &Path, probe_dir: Option<&Path>) -> Result<Curves> 
     let mut series: Curves = Vec::new();
     for (who, dir) in [("infodisent", Some(head_dir)), ("probe", probe_dir)] {
         let Some(dir) = dir else { continue };
-        let path = dir.join("metrics.jsonl");
+        let path = dir.join(crate::runs::METRICS_LOG);
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
         };
@@ -543,7 +535,7 @@ fn write_pages(c: &Content, out: &Path) -> Result<usize> {
         }
     };
     let images = html! {
-        p.muted { "Top row: the image, positive evidence (red), negative evidence (blue)" @if c.samples.iter().any(|s| s.heatmaps.cam.is_some()) { ", CAM of the baseline" } ". Below: the strongest channels for and against, each with its prototypes." }
+        p.muted { "Top row: the image, positive evidence (red), negative evidence (blue)" @if c.samples.iter().any(|s| s.heatmaps.get(crate::explain::cam::NAME).is_some()) { ", CAM of the baseline" } ". Below: the strongest channels for and against, each with its prototypes." }
         @for s in &c.samples {
             div.card {
                 p {

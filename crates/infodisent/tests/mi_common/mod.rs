@@ -23,7 +23,7 @@ pub fn write_cache(
     shape: [usize; 3],
     classes: usize,
     input_size: usize,
-    preprocess: serde_json::Value,
+    preprocess: infodisent::preprocess::Preprocess,
     splits: &[SplitData],
     shard: usize,
 ) {

@@ -25,7 +25,11 @@ pub fn write_cache(dir: &Path, train: usize, test: usize, seed: u64) -> FeatureC
         feature_shape: [DIM, SIDE, SIDE],
         dtype: StoreDtype::F32,
         input_size: 224,
-        preprocess: serde_json::json!({}),
+        preprocess: infodisent::preprocess::Preprocess::new(
+            7,
+            7,
+            infodisent::preprocess::Normalize::Unit,
+        ),
         classes: (0..CLASSES).map(|c| format!("class{c}")).collect(),
         original_classes: Some(CLASSES),
         original_head: None,

@@ -1,7 +1,9 @@
 //! A trained InfoDisent head as plain numbers (U, W ≥ 0, b) and its exact inference forward.
 //!
 //! Training (in `head`) produces it; explanations, metrics and reports consume it without
-//! touching the autograd machinery. On disk: safetensors with `rotation` [D, D], `weight` [C, D]
+//! touching the autograd machinery, through one inference path: [`HeadParams::decide`] gives a
+//! [`Decision`] (rotated map, pooling, logits, prediction) and [`HeadParams::contributions`] the
+//! per-channel terms of one class's logit. On disk: safetensors with `rotation` [D, D], `weight` [C, D]
 //! and `bias` [C], all f32.
 
 use crate::error::{Error, Result};
@@ -39,6 +41,19 @@ pub struct Pooled {
     pub argmin: Vec<usize>,
 }
 
+/// The head's decision on one image: everything explanations read after one forward pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// Rotated map `J = U · F`, [D, cells].
+    pub rotated: Vec<f32>,
+    /// Sparse max/min pooling of `J`.
+    pub pooled: Pooled,
+    /// `W v + b`, [C].
+    pub logits: Vec<f32>,
+    /// Class with the largest logit.
+    pub predicted: usize,
+}
+
 /// Index of the largest value (the first on ties): the predicted class of a row of logits.
 pub fn argmax(values: &[f32]) -> usize {
     values
@@ -74,6 +89,38 @@ pub fn sparse_pool(j: &[f32], dim: usize, cells: usize) -> Pooled {
         p.argmin[k] = imin;
     }
     p
+}
+
+/// The paper's reading of an explanation's size: fewest channels (largest contributions first)
+/// whose sum reaches `fraction` of the net total; `None` when the net total is not positive.
+pub fn channels_for_net_fraction(contributions: &[f32], fraction: f32) -> Option<usize> {
+    let total: f64 = contributions.iter().map(|&x| f64::from(x)).sum();
+    (total > 0.0).then(|| fewest_reaching(contributions.to_vec(), total * f64::from(fraction)))
+}
+
+/// The strict reading: fewest channels whose positive contributions reach `fraction` of their
+/// sum (0 when no contribution is positive).
+pub fn channels_for_fraction(contributions: &[f32], fraction: f32) -> usize {
+    let pos: Vec<f32> = contributions.iter().copied().filter(|&x| x > 0.0).collect();
+    let total: f64 = pos.iter().map(|&x| f64::from(x)).sum();
+    if total <= 0.0 {
+        return 0;
+    }
+    fewest_reaching(pos, total * f64::from(fraction))
+}
+
+/// How many of `values`, largest first, it takes for their running sum to reach `target`.
+fn fewest_reaching(mut values: Vec<f32>, target: f64) -> usize {
+    values.sort_unstable_by(|a, b| b.total_cmp(a));
+    let mut acc = 0.0;
+    for (m, &x) in values.iter().enumerate() {
+        acc += f64::from(x);
+        // The tolerance keeps m = all channels from failing on the last rounding error.
+        if acc >= target * (1.0 - 1e-9) {
+            return m + 1;
+        }
+    }
+    values.len()
 }
 
 impl HeadParams {
@@ -143,6 +190,43 @@ impl HeadParams {
             );
         }
         Ok(j)
+    }
+
+    /// The decision on one feature map `[D, cells]`.
+    pub fn decide(&self, features: &[f32], cells: usize) -> Result<Decision> {
+        let rotated = self.rotate(features, 1, cells)?;
+        Ok(self.decide_rotated(rotated, cells))
+    }
+
+    /// The decisions on `n` feature maps `[n, D, cells]`, rotated with one GEMM each.
+    pub fn decide_batch(&self, features: &[f32], n: usize, cells: usize) -> Result<Vec<Decision>> {
+        use rayon::prelude::*;
+        let j = self.rotate(features, n, cells)?;
+        Ok(j.par_chunks_exact(self.dim * cells.max(1))
+            .take(n)
+            .map(|ji| self.decide_rotated(ji.to_vec(), cells))
+            .collect())
+    }
+
+    fn decide_rotated(&self, rotated: Vec<f32>, cells: usize) -> Decision {
+        let pooled = sparse_pool(&rotated, self.dim, cells);
+        let logits = self.logits(&pooled.v);
+        Decision {
+            predicted: argmax(&logits),
+            rotated,
+            pooled,
+            logits,
+        }
+    }
+
+    /// Each channel's term `a_ck = W[c,k] · v_k` of class `c`'s logit (they sum to
+    /// `logit_c − b_c`).
+    pub fn contributions(&self, decision: &Decision, class: usize) -> Vec<f32> {
+        self.weight[class * self.dim..(class + 1) * self.dim]
+            .iter()
+            .zip(&decision.pooled.v)
+            .map(|(w, v)| w * v)
+            .collect()
     }
 
     /// Logits from pooled values.

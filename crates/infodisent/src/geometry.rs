@@ -1,5 +1,5 @@
 //! Where things are: feature cells as pixel boxes, network-input pixels mapped back to the
-//! original image, and bilinear upsampling of cell grids.
+//! original image.
 
 use crate::preprocess::Preprocess;
 use serde::{Deserialize, Serialize};
@@ -139,32 +139,6 @@ impl ImageGeometry {
     }
 }
 
-/// Bilinear upsampling of an `h × w` grid to `out_h × out_w` with half-pixel centres
-/// (`align_corners = false`, as in PyTorch), so cell `(r, s)` is centred on its pixel square.
-pub fn upsample_bilinear(grid: &[f32], h: usize, w: usize, out_h: usize, out_w: usize) -> Vec<f32> {
-    let taps = |n_in: usize, n_out: usize| -> Vec<(usize, usize, f32)> {
-        (0..n_out)
-            .map(|o| {
-                let src = ((o as f32 + 0.5) * n_in as f32 / n_out as f32 - 0.5)
-                    .clamp(0.0, (n_in - 1) as f32);
-                let i0 = src.floor() as usize;
-                let i1 = (i0 + 1).min(n_in - 1);
-                (i0, i1, src - i0 as f32)
-            })
-            .collect()
-    };
-    let (ty, tx) = (taps(h, out_h), taps(w, out_w));
-    let mut out = Vec::with_capacity(out_h * out_w);
-    for &(y0, y1, fy) in &ty {
-        for &(x0, x1, fx) in &tx {
-            let top = grid[y0 * w + x0] * (1.0 - fx) + grid[y0 * w + x1] * fx;
-            let bottom = grid[y1 * w + x0] * (1.0 - fx) + grid[y1 * w + x1] * fx;
-            out.push(top * (1.0 - fy) + bottom * fy);
-        }
-    }
-    out
-}
-
 /// Whether two boxes share at least one pixel.
 pub fn boxes_overlap(a: &PixelBox, b: &PixelBox) -> bool {
     a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]
@@ -193,18 +167,6 @@ mod tests {
         // Shorter side 256 → 224 crop: a 512×512 image scales by 2 and loses 32 px of margin.
         let crop = ImageGeometry::new(&Preprocess::new(256, 224, Normalize::Unit), 512, 512);
         assert_eq!(crop.to_image([0, 0, 224, 224]), [32, 32, 480, 480]);
-    }
-
-    #[test]
-    fn upsampling_keeps_cell_centres_and_constant_maps() {
-        let grid = [1.0, 2.0, 3.0, 4.0];
-        let up = upsample_bilinear(&grid, 2, 2, 4, 4);
-        assert_eq!(up[0], 1.0);
-        assert_eq!(up[15], 4.0);
-        assert!((up[5] - 1.75).abs() < 1e-6);
-        assert!(upsample_bilinear(&[2.0; 49], 7, 7, 224, 224)
-            .iter()
-            .all(|&v| (v - 2.0).abs() < 1e-6));
     }
 
     #[test]

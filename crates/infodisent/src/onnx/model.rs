@@ -77,7 +77,7 @@ pub struct PreparedModel {
     /// Default preprocessing for this model.
     pub preprocess: Preprocess,
     /// Where tensors stored beside the model file are read from, if the model has any.
-    pub external: Option<crate::onnx::external::ExternalData>,
+    pub external: Option<super::external::ExternalData>,
     /// SHA-256 of the serialized model, its external data and the feature node: part of every
     /// cache fingerprint.
     pub fingerprint: String,
