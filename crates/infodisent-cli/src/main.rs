@@ -38,6 +38,9 @@ enum Command {
     Predict(cmd::predict::Args),
     /// Train an InfoDisent head (or a linear probe) on cached features.
     Train(cmd::train::Args),
+    /// Train a grid of recipes on one cache and print one table: accuracy, channels for 95 %,
+    /// RV, sparsity, seconds.
+    Ablate(cmd::ablate::Args),
     /// Evaluate heads on a cached split and compare them.
     Eval(cmd::eval::Args),
     /// Find each channel's prototypes: the training images that activate it most.
@@ -65,6 +68,7 @@ fn main() {
         Command::Extract(a) => cmd::extract::run(a, &cli.global),
         Command::Predict(a) => cmd::predict::run(a, &cli.global),
         Command::Train(a) => cmd::train::run(a, &cli.global),
+        Command::Ablate(a) => cmd::ablate::run(a, &cli.global),
         Command::Eval(a) => cmd::eval::run(a, &cli.global),
         Command::Prototypes(a) => cmd::prototypes::run(a, &cli.global),
         Command::Explain(a) => cmd::explain::run(a, &cli.global),

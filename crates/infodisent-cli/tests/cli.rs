@@ -30,6 +30,7 @@ fn help_teaches_the_commands_and_exit_codes() {
         "explain",
         "metrics",
         "report",
+        "ablate",
         "Exit codes",
     ] {
         assert!(text.contains(word), "--help lacks `{word}`:\n{text}");
@@ -47,6 +48,17 @@ fn exit_codes_say_what_went_wrong() {
     let dir = tempfile::tempdir().unwrap();
     // 2: invalid options.
     assert_eq!(code(&infodisent(&["train", "--no-such-flag"])), 2);
+    // Enum flags are parsed once, from the library's own spellings, and list them when wrong.
+    let out = infodisent(&["train", "--cache", "c", "--out", "o", "--kind", "linear"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("linear-probe") && stderr(&out).contains("infodisent"),
+        "{}",
+        stderr(&out)
+    );
+    let out = infodisent(&["extract", "--data", "d", "--cache", "c", "--normalize", "x"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("centered127"), "{}", stderr(&out));
     let out = infodisent(&["explain", "--cache", "c", "--head", "h"]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(stderr(&out).contains("nothing to explain"));

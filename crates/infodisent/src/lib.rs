@@ -9,6 +9,7 @@
 //! [`runs`]. [`mi`] decomposes the information a representation holds about each image
 //! position.
 
+pub mod ablate;
 pub mod assets;
 pub mod bench;
 pub mod cache;

@@ -35,7 +35,8 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Peak learning rate of W and b (and of A unless `lr_rotation` is set).
     pub lr: f64,
-    /// Peak learning rate of the rotation parameter A.
+    /// Peak learning rate of the rotation parameter A (0 freezes U = I: the ablation that
+    /// shows what the rotation adds).
     pub lr_rotation: Option<f64>,
     /// Decoupled AdamW weight decay on A and W (never on biases).
     pub weight_decay: f64,
@@ -106,7 +107,7 @@ impl TrainConfig {
             return Err(Error::Config("batch_size must be at least 1".into()));
         }
         positive_finite("lr", self.lr)?;
-        if let Some(lr) = self.lr_rotation {
+        if let Some(lr) = self.lr_rotation.filter(|&lr| lr != 0.0) {
             positive_finite("lr_rotation", lr)?;
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {

@@ -1,5 +1,6 @@
 //! One module per subcommand; `Global` holds the options every command shares.
 
+pub mod ablate;
 pub mod bench;
 pub mod demo;
 pub mod eval;

@@ -15,15 +15,23 @@ pub struct Args {
     /// Output folder: config.json, checkpoint.safetensors, metrics.jsonl and the final head.
     #[arg(long)]
     pub out: PathBuf,
-    /// TOML training configuration (keys as in config.json; head options under [head]).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
     /// Head to train.
     #[arg(long, value_enum)]
     pub kind: Option<HeadKind>,
+    #[command(flatten)]
+    pub recipe: Recipe,
+}
+
+/// How a head is trained: the flags `train` and `ablate` share. Flags override the TOML
+/// config, which overrides the defaults.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Recipe {
+    /// TOML training configuration (keys as in config.json; head options under [head]).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Cache split to train on.
     #[arg(long)]
     pub split: Option<String>,
@@ -83,13 +91,22 @@ pub struct Args {
 impl Args {
     /// The effective configuration.
     pub fn config(&self) -> anyhow::Result<TrainConfig> {
+        let mut cfg = self.recipe.config()?;
+        if let Some(k) = self.kind {
+            cfg.head.kind = k;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+impl Recipe {
+    /// The configuration these flags describe (validated by the caller once complete).
+    pub fn config(&self) -> anyhow::Result<TrainConfig> {
         let mut cfg = match &self.config {
             Some(p) => TrainConfig::from_toml_file(p)?,
             None => TrainConfig::default(),
         };
-        if let Some(k) = self.kind {
-            cfg.head.kind = k;
-        }
         if let Some(r) = self.rotation {
             cfg.head.rotation = r;
         }
@@ -122,7 +139,6 @@ impl Args {
         if self.prune_after.is_some() {
             cfg.prune_after = self.prune_after;
         }
-        cfg.validate()?;
         Ok(cfg)
     }
 }

@@ -1,0 +1,52 @@
+//! `infodisent ablate`: one table of training recipes measured the same way on one cache.
+
+use super::Global;
+use infodisent::ablate::{format_report, run as run_ablation, standard_grid};
+use infodisent::cache::FeatureCache;
+use infodisent::metrics::MetricsOptions;
+use std::path::PathBuf;
+
+/// Options of `infodisent ablate`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Feature cache to train and measure on.
+    #[arg(long)]
+    pub cache: PathBuf,
+    /// Folder with one training folder per variant (finished ones are reused, so a killed
+    /// ablation resumes); `ablation.json` is written here.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The recipe every variant starts from (one change per row).
+    #[command(flatten)]
+    pub recipe: super::train::Recipe,
+    /// Split measured (default: test, else val, else the only one).
+    #[arg(long = "measure-split")]
+    pub measure_split: Option<String>,
+    /// Images stacked for the RV coefficient (class-balanced).
+    #[arg(long, default_value_t = 1024)]
+    pub rv_images: usize,
+}
+
+/// Runs the command.
+pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
+    let base = args.recipe.config()?;
+    base.validate()?;
+    let cache = FeatureCache::open(&args.cache)?;
+    let split = super::chosen_split(&cache, args.measure_split.as_deref())?;
+    let opts = MetricsOptions {
+        split,
+        rv_images: args.rv_images,
+        ..MetricsOptions::default()
+    };
+    let grid = standard_grid(&base);
+    for v in &grid {
+        v.config.validate()?;
+    }
+    let report = run_ablation(&cache, &base, &grid, &args.out, &opts)?;
+    infodisent::fsutil::write_json_atomic(args.out.join("ablation.json"), &report)?;
+    if global.json {
+        return super::print_json(&report);
+    }
+    print!("{}", format_report(&report));
+    Ok(())
+}

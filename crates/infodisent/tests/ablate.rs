@@ -1,0 +1,75 @@
+//! The ablation grid on a synthetic cache whose class is decided by a sparse local feature:
+//! one row per recipe plus the probe, measured the same way; finished variants are reused and a
+//! folder trained with other settings is refused.
+
+mod train_common;
+
+use infodisent::ablate::{run, standard_grid};
+use infodisent::metrics::MetricsOptions;
+use infodisent::train::TrainConfig;
+use train_common::write_cache;
+
+#[test]
+fn every_recipe_gets_one_measured_row_and_reruns_reuse_the_heads() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = write_cache(&dir.path().join("cache"), 120, 60, 11);
+    let mut base = TrainConfig {
+        epochs: 3,
+        batch_size: 20,
+        lr: 0.05,
+        seed: 3,
+        ..TrainConfig::default()
+    };
+    base.head.w_init = 0.1;
+    let grid = standard_grid(&base);
+    let opts = MetricsOptions {
+        split: "test".into(),
+        rv_images: 60,
+        rv_pairs: 30,
+        ..MetricsOptions::default()
+    };
+    let out = dir.path().join("ablation");
+    let report = run(&cache, &base, &grid, &out, &opts).unwrap();
+    assert_eq!(report.rows.len(), grid.len() + 1);
+    assert_eq!(report.images, 60);
+    let probe = &report.rows[0];
+    assert!(probe.name.contains("probe") && probe.zero_share.is_none());
+    for row in &report.rows {
+        assert!((0.0..=1.0).contains(&row.top1), "{row:?}");
+        assert!(
+            row.channels_strict >= 1.0 && row.channels_strict <= 12.0,
+            "{row:?}"
+        );
+        assert!(row.train_seconds > 0.0);
+    }
+    let by_folder = |f: &str| {
+        report
+            .rows
+            .iter()
+            .find(|r| r.folder.ends_with(f))
+            .unwrap_or_else(|| panic!("no row for {f}"))
+    };
+    // lr-rotation 0 keeps U at the identity; the recipe moves it.
+    assert_eq!(by_folder("frozen-u").rotation_from_identity, Some(0.0));
+    assert!(by_folder("recipe").rotation_from_identity.unwrap() > 0.0);
+    // Keeping 5 weights of 12 per class leaves at least 7/12 of W at zero.
+    assert!(by_folder("keep-top-5").zero_share.unwrap() >= 7.0 / 12.0 - 1e-9);
+    assert!(by_folder("recipe").top1 > 0.8, "{:?}", by_folder("recipe"));
+
+    // A second run trains nothing: same rows, same logs.
+    let log = std::fs::read(out.join("recipe").join("metrics.jsonl")).unwrap();
+    let again = run(&cache, &base, &grid, &out, &opts).unwrap();
+    assert_eq!(again, report);
+    assert_eq!(
+        std::fs::read(out.join("recipe").join("metrics.jsonl")).unwrap(),
+        log
+    );
+
+    // Other settings in the same folder are refused, not silently reused.
+    let mut other = base.clone();
+    other.epochs = 4;
+    let err = run(&cache, &other, &standard_grid(&other), &out, &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("other settings"), "{err}");
+}
