@@ -5,5 +5,6 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/fetch-assets.sh
+scripts/setup-blas.sh
 cargo build --release -p infodisent-cli
 exec target/release/infodisent demo "$@"

@@ -201,8 +201,12 @@ fn positive_heatmap_peaks_on_the_deciding_shape() {
         dense as f64 >= 0.9 * total as f64,
         "dense H+ peaked on the shape in only {dense} of {total} images"
     );
+    // The sparse map keeps one cell per channel, so its peak moves with the training draw:
+    // 53, 54 and 53 of 60 for seed 0 and 1 with the gemm crate and seed 1 with OpenBLAS (whose
+    // kernels, and so the draw, depend on the CPU). The bar sits under that spread, far above
+    // chance (a random map: 12 of 60).
     assert!(
-        sparse as f64 >= 0.9 * total as f64,
+        sparse as f64 >= 0.85 * total as f64,
         "sparse H+ peaked on the shape in only {sparse} of {total} images"
     );
 }

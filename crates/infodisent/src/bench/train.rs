@@ -100,6 +100,8 @@ pub struct BenchTrainReport {
     pub config: BenchTrainConfig,
     /// Threads the kernels used.
     pub threads: usize,
+    /// Where the head's GEMMs ran (a system BLAS or the `gemm` crate).
+    pub gemm_backend: String,
     /// One entry per D.
     pub results: Vec<DimResult>,
     /// Peak resident memory of the process in bytes.
@@ -298,6 +300,7 @@ pub fn run(cfg: &BenchTrainConfig) -> Result<BenchTrainReport> {
     Ok(BenchTrainReport {
         config: cfg.clone(),
         threads,
+        gemm_backend: crate::head::blas::backend_name(),
         results,
         peak_rss_bytes: super::peak_rss_bytes(),
     })
@@ -307,8 +310,8 @@ pub fn run(cfg: &BenchTrainConfig) -> Result<BenchTrainReport> {
 pub fn format_report(r: &BenchTrainReport) -> String {
     let c = &r.config;
     let mut out = format!(
-        "bench train: batch {} of [D, {}, {}], {} classes, A entries sd {}, {} timed steps, {} threads; epoch = {} images\n",
-        c.batch, c.side, c.side, c.classes, c.a_scale, c.steps, r.threads, c.epoch_images
+        "bench train: batch {} of [D, {}, {}], {} classes, A entries sd {}, {} timed steps, {} threads, GEMM by {}; epoch = {} images\n",
+        c.batch, c.side, c.side, c.classes, c.a_scale, c.steps, r.threads, r.gemm_backend, c.epoch_images
     );
     out.push_str(&format!(
         "{:>5} {:<9} {:>9} {:>10} {:>10} {:>8} {:>6} {:>10} {:>9}\n",

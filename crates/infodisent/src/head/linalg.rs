@@ -1,6 +1,8 @@
 //! Dense square-matrix kernels on row-major slices, generic over f32 (training) and f64 (gradient
-//! checks), on top of the `gemm` crate so transposes cost nothing (they are just strides).
+//! checks): GEMMs go to a system BLAS when one is loaded ([`super::blas`]), else to the `gemm`
+//! crate; transposes cost nothing in either (they are strides or flags).
 
+use super::blas::{blas, Blas};
 use gemm::Parallelism;
 
 /// The floating-point types the head's kernels run in.
@@ -9,17 +11,65 @@ pub trait Real:
 {
     /// Unit roundoff of the type (half the machine epsilon).
     fn unit_roundoff() -> f64;
+
+    /// The system BLAS's GEMM of this type: `c = beta·c + alpha · op(a) · op(b)`.
+    #[allow(clippy::too_many_arguments)]
+    fn blas_gemm(
+        blas: &Blas,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[Self],
+        ta: bool,
+        b: &[Self],
+        tb: bool,
+        c: &mut [Self],
+        beta: Self,
+        alpha: Self,
+    );
 }
 
 impl Real for f32 {
     fn unit_roundoff() -> f64 {
         f64::from(f32::EPSILON) / 2.0
     }
+
+    fn blas_gemm(
+        blas: &Blas,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        ta: bool,
+        b: &[f32],
+        tb: bool,
+        c: &mut [f32],
+        beta: f32,
+        alpha: f32,
+    ) {
+        blas.sgemm(m, n, k, a, ta, b, tb, c, beta, alpha)
+    }
 }
 
 impl Real for f64 {
     fn unit_roundoff() -> f64 {
         f64::EPSILON / 2.0
+    }
+
+    fn blas_gemm(
+        blas: &Blas,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f64],
+        ta: bool,
+        b: &[f64],
+        tb: bool,
+        c: &mut [f64],
+        beta: f64,
+        alpha: f64,
+    ) {
+        blas.dgemm(m, n, k, a, ta, b, tb, c, beta, alpha)
     }
 }
 
@@ -67,6 +117,32 @@ pub fn gemm_into<T: Real>(
         "gemm operands too small"
     );
     GEMM_FLOPS.fetch_add(2 * (m * n * k) as u64, std::sync::atomic::Ordering::Relaxed);
+    if let Some(system) = blas() {
+        let beta = if accumulate { T::one() } else { T::zero() };
+        return T::blas_gemm(system, m, n, k, a, ta, b, tb, c, beta, scale);
+    }
+    gemm_crate(m, n, k, a, ta, b, tb, c, accumulate, scale)
+}
+
+/// [`gemm_into`] through the `gemm` crate, whatever BLAS is loaded (the fallback, and the
+/// reference the BLAS path is tested against).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_crate<T: Real>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    ta: bool,
+    b: &[T],
+    tb: bool,
+    c: &mut [T],
+    accumulate: bool,
+    scale: T,
+) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "gemm operands too small"
+    );
     let (a_rs, a_cs) = if ta { (1, m as isize) } else { (k as isize, 1) };
     let (b_rs, b_cs) = if tb { (1, k as isize) } else { (n as isize, 1) };
     // SAFETY: the assertion above guarantees every index gemm touches lies inside the slices,
@@ -257,6 +333,28 @@ mod tests {
         );
         assert_eq!(matmul(2, &a, true, &b, false), vec![26.0, 30.0, 38.0, 44.0]);
         assert_eq!(matmul(2, &a, false, &b, true), vec![17.0, 23.0, 39.0, 53.0]);
+    }
+
+    #[test]
+    fn blas_and_gemm_crate_agree_on_every_transpose() {
+        let (m, n, k) = (7, 5, 9);
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 37 % 11) as f32 - 5.0) / 7.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 53 % 13) as f32 - 6.0) / 5.0)
+            .collect();
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            for accumulate in [false, true] {
+                let mut c1 = vec![0.5f32; m * n];
+                let mut c2 = c1.clone();
+                gemm_into(m, n, k, &a, ta, &b, tb, &mut c1, accumulate, 1.5);
+                gemm_crate(m, n, k, &a, ta, &b, tb, &mut c2, accumulate, 1.5);
+                for (x, y) in c1.iter().zip(&c2) {
+                    assert!((x - y).abs() < 1e-5, "{ta} {tb} {accumulate}: {x} vs {y}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! sparse pooling). [`reference`] is the straightforward dense implementation the benchmark and the
 //! gradient tests compare against.
 
+pub mod blas;
 pub mod cayley;
 pub mod expm;
 pub mod linalg;

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The head's GEMMs run through OpenBLAS when the dynamic loader finds libopenblas.so.0
+# (Debian's pthread build picks its kernels for the CPU at run time); without it they fall back
+# to the pure-Rust `gemm` crate, about a third slower on the development machine.
+set -euo pipefail
+if ! ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0'; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends libopenblas0-pthread >/dev/null
+fi
