@@ -327,8 +327,10 @@ impl FeatureCache {
         Ok(out)
     }
 
-    /// Calls `f` with the items `order` of `split`, `batch` at a time, each batch read on its own
-    /// (see [`FeatureCache::read_items`]): a pass in any order, one batch in memory.
+    /// Calls `f` with the items `order` of `split`, `batch` at a time, in that order, each batch
+    /// read on its own (see [`FeatureCache::read_items`]): a pass in any order. The next batch
+    /// is read and decoded on another thread while `f` works on the current one, so at most
+    /// three batches are in memory; an error from either side ends the pass.
     pub fn visit_batches(
         &self,
         split: &str,
@@ -336,10 +338,26 @@ impl FeatureCache {
         batch: usize,
         mut f: impl FnMut(Shard) -> Result<()>,
     ) -> Result<()> {
-        for chunk in order.chunks(batch.max(1)) {
-            f(self.read_items(split, chunk)?)?;
+        let chunks: Vec<&[usize]> = order.chunks(batch.max(1)).collect();
+        if chunks.len() < 2 {
+            return chunks
+                .into_iter()
+                .try_for_each(|c| f(self.read_items(split, c)?));
         }
-        Ok(())
+        std::thread::scope(|scope| {
+            let (ready, next) = std::sync::mpsc::sync_channel::<Result<Shard>>(1);
+            scope.spawn(move || {
+                for chunk in chunks {
+                    let rows = self.read_items(split, chunk);
+                    let failed = rows.is_err();
+                    // A closed channel means the consumer stopped early: stop reading too.
+                    if ready.send(rows).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            next.into_iter().try_for_each(|rows| f(rows?))
+        })
     }
 
     /// Reads a whole split into one shard (for data that fits in memory).

@@ -313,3 +313,33 @@ fn corrupt_or_stale_caches_and_checkpoints_are_rejected() {
         "{err}"
     );
 }
+
+/// Batches come in the order asked for while the next one is read ahead, and an error from the
+/// consumer ends the pass at once (the reader stops instead of hanging).
+#[test]
+fn batches_arrive_in_order_and_a_failing_consumer_stops_the_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = write_cache(&dir.path().join("cache"), 40, 10, 6);
+    let order: Vec<usize> = (0..40).rev().collect();
+    let mut seen = Vec::new();
+    cache
+        .visit_batches("train", &order, 7, |rows| {
+            seen.extend(rows.index.iter().map(|&i| i as usize));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen, order);
+    let mut calls = 0;
+    let err = cache
+        .visit_batches("train", &order, 7, |_| {
+            calls += 1;
+            if calls == 2 {
+                Err(infodisent::Error::Config("stop here".into()))
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap_err();
+    assert_eq!(calls, 2);
+    assert!(err.to_string().contains("stop here"));
+}
