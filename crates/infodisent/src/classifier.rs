@@ -47,6 +47,13 @@ impl LinearClassifier {
         self.logits(&average_pool(map, cells))
     }
 
+    /// Logits for each feature map of a batch `[n, D, cells]`.
+    pub fn logits_of_maps(&self, maps: &[f32], cells: usize) -> Vec<Vec<f32>> {
+        maps.chunks_exact((self.dim * cells).max(1))
+            .map(|m| self.logits_of_map(m, cells))
+            .collect()
+    }
+
     /// Logits for one pooled feature vector.
     pub fn logits(&self, x: &[f32]) -> Vec<f32> {
         (0..self.classes)

@@ -42,11 +42,9 @@ impl Evaluated {
                 .into_iter()
                 .map(|d| d.logits)
                 .collect(),
-            Evaluated::Linear(l) => features
-                .chunks_exact(l.dim * cells)
-                .take(n)
-                .map(|f| l.logits_of_map(f, cells))
-                .collect(),
+            Evaluated::Linear(l) => {
+                l.logits_of_maps(&features[..(n * l.dim * cells).min(features.len())], cells)
+            }
         })
     }
 }
@@ -204,17 +202,13 @@ pub fn evaluate_original(
         Some(_) => {}
     }
     let classifier = cache.classifier()?;
-    let [dim, h, w] = cache.feature_shape();
+    let [_, h, w] = cache.feature_shape();
     let mut tally = Tally::new(classes);
     for shard in cache.shards(split)? {
         let shard = shard?;
         let rows: Vec<Vec<f32>> = match (&shard.logits, &classifier) {
             (Some(l), _) => l.chunks_exact(classes).map(<[f32]>::to_vec).collect(),
-            (None, Some(c)) => shard
-                .features
-                .chunks_exact(dim * h * w)
-                .map(|f| c.logits_of_map(f, h * w))
-                .collect(),
+            (None, Some(c)) => c.logits_of_maps(&shard.features, h * w),
             (None, None) => {
                 return Ok(Err(
                     "neither stored logits nor classifier weights are in the cache".into(),

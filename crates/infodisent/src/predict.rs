@@ -87,11 +87,7 @@ fn batch_logits(backbone: &Backbone, out: BackboneOutput, n: usize) -> Result<Ve
             classifier.dim
         )));
     }
-    Ok(out
-        .features
-        .chunks_exact(d * cells)
-        .map(|f| classifier.logits_of_map(f, cells))
-        .collect())
+    Ok(classifier.logits_of_maps(&out.features, cells))
 }
 
 /// The top `k` classes of each image. Unreadable images are an error naming the file, or with

@@ -201,10 +201,24 @@ impl HeadParams {
     /// The decisions on `n` feature maps `[n, D, cells]`, rotated with one GEMM each.
     pub fn decide_batch(&self, features: &[f32], n: usize, cells: usize) -> Result<Vec<Decision>> {
         use rayon::prelude::*;
-        let j = self.rotate(features, n, cells)?;
-        Ok(j.par_chunks_exact(self.dim * cells.max(1))
+        let step = self.dim * cells;
+        if features.len() != n * step {
+            return Err(Error::Shape(format!(
+                "features hold {} values, expected {n}×{}×{cells}",
+                features.len(),
+                self.dim
+            )));
+        }
+        // Each image is rotated into the buffer its decision keeps: rotating the batch into one
+        // buffer and slicing it would copy every rotated map once more.
+        let rotated = features
+            .chunks_exact(step.max(1))
             .take(n)
-            .map(|ji| self.decide_rotated(ji.to_vec(), cells))
+            .map(|f| self.rotate(f, 1, cells))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(rotated
+            .into_par_iter()
+            .map(|j| self.decide_rotated(j, cells))
             .collect())
     }
 
