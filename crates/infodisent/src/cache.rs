@@ -134,6 +134,9 @@ pub struct FeatureCache {
     manifest: CacheManifest,
     /// Where the dataset is now, when the user says it moved (`--data-root`).
     data_root: Option<PathBuf>,
+    /// Labels are the original classifier's predictions (see
+    /// [`FeatureCache::with_original_labels`]).
+    original_labels: bool,
 }
 
 fn manifest_path(dir: &Path) -> PathBuf {
@@ -162,6 +165,7 @@ impl FeatureCache {
             dir,
             manifest,
             data_root: None,
+            original_labels: false,
         })
     }
 
@@ -242,15 +246,87 @@ impl FeatureCache {
         Ok(self)
     }
 
+    /// The same cache labelled by the original classifier: every image's label is the class
+    /// its stored logits rank first, and the classes are the classifier's (ImageNet's names for
+    /// a 1000-class model). What a head fitted to the original model (`--target original`) is
+    /// trained, measured and explained against, whatever labels the dataset has, if any.
+    pub fn with_original_labels(mut self) -> Result<Self> {
+        let classes = self.manifest.original_classes.ok_or_else(|| {
+            Error::cache(
+                &self.dir,
+                "holds no logits of an original classifier (the model has none): it can only be used with its dataset's labels",
+            )
+        })?;
+        self.manifest.classes = match crate::assets::imagenet_labels() {
+            Ok(names) if names.len() == classes => names,
+            _ => (0..classes).map(|c| format!("class {c}")).collect(),
+        };
+        self.original_labels = true;
+        Ok(self)
+    }
+
+    /// Whether labels are the original classifier's predictions.
+    pub fn labels_are_original(&self) -> bool {
+        self.original_labels
+    }
+
+    /// Replaces `labels` by the class each row of `logits` ranks first, in the original view.
+    fn relabel(&self, labels: &mut [i64], logits: Option<&[f32]>, what: &str) -> Result<()> {
+        if !self.original_labels {
+            return Ok(());
+        }
+        let classes = self.manifest.classes.len();
+        let logits = logits
+            .filter(|l| l.len() == labels.len() * classes)
+            .ok_or_else(|| {
+                Error::cache(
+                    &self.dir,
+                    format!("{what} lacks the original classifier's logits"),
+                )
+            })?;
+        for (label, row) in labels.iter_mut().zip(logits.chunks_exact(classes)) {
+            *label = crate::head::params::argmax(row) as i64;
+        }
+        Ok(())
+    }
+
+    /// The dataset's folder: the one given by [`FeatureCache::with_data_root`], else the one
+    /// recorded at extraction (`None` for caches made before roots were recorded).
+    pub fn data_root(&self) -> Option<&Path> {
+        self.data_root
+            .as_deref()
+            .or(self.manifest.data_root.as_deref())
+    }
+
     /// The items of a split in shard order, their paths resolved against the dataset root
     /// (or the one given by [`FeatureCache::with_data_root`]).
     pub fn items(&self, split: &str) -> Result<Vec<Item>> {
         self.split(split)?;
         let mut items: Vec<Item> = read_json(self.dir.join(split).join("items.json"))?;
-        if let Some(root) = self.data_root.as_ref().or(self.manifest.data_root.as_ref()) {
+        if let Some(root) = self.data_root() {
             for item in &mut items {
                 if Path::new(&item.path).is_relative() {
                     item.path = root.join(&item.path).display().to_string();
+                }
+            }
+        }
+        if self.original_labels {
+            // Only the logits are read, a few kilobytes per shard.
+            let info = self.split(split)?;
+            let [d, h, w] = self.manifest.feature_shape;
+            for (i, name) in info.shards.iter().enumerate() {
+                let path = self.dir.join(split).join(name);
+                let n = (info.num_items - i * info.shard_size).min(info.shard_size);
+                let mut rows = ShardRows::open(&path, [n, d, h, w])?;
+                let logits = rows.logits(0..n)?;
+                let mut labels = vec![0; n];
+                self.relabel(
+                    &mut labels,
+                    logits.as_deref(),
+                    &format!("shard {}", path.display()),
+                )?;
+                for (item, label) in items[i * info.shard_size..].iter_mut().zip(labels) {
+                    item.label = label;
                 }
             }
         }
@@ -266,12 +342,18 @@ impl FeatureCache {
             .ok_or_else(|| Error::cache(&self.dir, format!("split `{split}` has no shard {i}")))?;
         let path = self.dir.join(split).join(name);
         let expected = (info.num_items - i * info.shard_size).min(info.shard_size);
-        read_shard_file(
+        let mut shard = read_shard_file(
             &path,
             self.manifest.feature_shape,
             self.manifest.original_classes,
             expected,
-        )
+        )?;
+        self.relabel(
+            &mut shard.labels,
+            shard.logits.as_deref(),
+            &format!("shard {}", path.display()),
+        )?;
+        Ok(shard)
     }
 
     /// Streams a split shard by shard, so a cache larger than memory can be used.
@@ -285,7 +367,6 @@ impl FeatureCache {
 
     /// Reads the items `indices` of `split` (in that order) into one shard, reading only their
     /// rows from the shard files: what a shuffled pass over a split larger than memory needs.
-    /// Logits are not read.
     pub fn read_items(&self, split: &str, indices: &[usize]) -> Result<Shard> {
         let info = self.split(split)?;
         let [d, h, w] = self.manifest.feature_shape;
@@ -297,6 +378,9 @@ impl FeatureCache {
             logits: None,
             index: indices.iter().map(|&i| i as i64).collect(),
         };
+        let classes = self.manifest.original_classes.unwrap_or(0);
+        let mut logits = vec![0.0f32; indices.len() * classes];
+        let mut all_logits = classes > 0;
         // Items of one shard are read through one open file, in file order.
         let mut order: Vec<usize> = (0..indices.len()).collect();
         order.sort_by_key(|&k| indices[k]);
@@ -323,7 +407,21 @@ impl FeatureCache {
             let row = item % info.shard_size;
             rows.features(row, &mut out.features[k * per_image..(k + 1) * per_image])?;
             out.labels[k] = rows.label(row)?;
+            if all_logits {
+                match rows.logits(row..row + 1)? {
+                    Some(l) if l.len() == classes => {
+                        logits[k * classes..(k + 1) * classes].copy_from_slice(&l)
+                    }
+                    _ => all_logits = false,
+                }
+            }
         }
+        out.logits = all_logits.then_some(logits);
+        self.relabel(
+            &mut out.labels,
+            out.logits.as_deref(),
+            &format!("split `{split}`"),
+        )?;
         Ok(out)
     }
 
@@ -469,6 +567,8 @@ struct ShardRows {
     dtype: Dtype,
     labels_start: u64,
     per_image: usize,
+    /// Where the f32 logits `[rows, C]` start, and C, when the shard stores them.
+    logits: Option<(u64, usize)>,
 }
 
 impl ShardRows {
@@ -495,6 +595,7 @@ impl ShardRows {
         }
         let mut meta: std::collections::HashMap<String, serde_json::Value> =
             serde_json::from_slice(&header).map_err(|e| corrupt(e.to_string()))?;
+        let has_logits = meta.contains_key("logits");
         let mut tensor = |name: &str| -> Result<Info> {
             let value = meta
                 .remove(name)
@@ -520,6 +621,20 @@ impl ShardRows {
         if labels.shape != [shape[0]] || labels.dtype != Dtype::I64 || !sizes_ok {
             return Err(corrupt("tensor sizes do not match their shapes".to_owned()));
         }
+        let logits = match has_logits {
+            true => {
+                let t = tensor("logits")?;
+                let classes = t.shape.get(1).copied().unwrap_or(0);
+                if t.dtype != Dtype::F32
+                    || t.shape != [shape[0], classes]
+                    || span(t.data_offsets) != Some((shape[0] * classes * 4) as u64)
+                {
+                    return Err(corrupt("`logits` size does not match its shape".to_owned()));
+                }
+                Some((t.data_offsets.0, classes))
+            }
+            false => None,
+        };
         Ok(ShardRows {
             path: path.to_path_buf(),
             file,
@@ -528,6 +643,7 @@ impl ShardRows {
             dtype: feats.dtype,
             labels_start: labels.data_offsets.0,
             per_image,
+            logits,
         })
     }
 
@@ -561,6 +677,20 @@ impl ShardRows {
         let mut b = [0u8; 8];
         self.read_at(self.labels_start + (row * 8) as u64, &mut b)?;
         Ok(i64::from_le_bytes(b))
+    }
+
+    /// Logits of `rows`, `[rows, C]`, when the shard stores them.
+    fn logits(&mut self, rows: std::ops::Range<usize>) -> Result<Option<Vec<f32>>> {
+        let Some((start, classes)) = self.logits else {
+            return Ok(None);
+        };
+        let mut bytes = vec![0u8; rows.len() * classes * 4];
+        self.read_at(start + (rows.start * classes * 4) as u64, &mut bytes)?;
+        let values = decode_f32(&self.path, Dtype::F32, &bytes)?;
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(Error::cache(&self.path, "logits contain NaN or infinity"));
+        }
+        Ok(Some(values))
     }
 }
 

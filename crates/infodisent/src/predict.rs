@@ -31,13 +31,7 @@ pub struct Prediction {
     pub top: Vec<TopClass>,
 }
 
-/// Numerically stable softmax.
-pub fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
-    let sum: f32 = exp.iter().sum();
-    exp.into_iter().map(|e| e / sum).collect()
-}
+pub use crate::classifier::softmax;
 
 /// The `k` most probable classes for one image's logits.
 pub fn top_k(logits: &[f32], k: usize, names: Option<&[String]>) -> Vec<TopClass> {

@@ -21,12 +21,28 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// What the head learns to predict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Target {
+    /// The dataset's labels.
+    #[default]
+    Labels,
+    /// The original classifier's softmax over its own classes, from the logits in the cache
+    /// (fidelity: the head then explains what the original model decides, and any folder of
+    /// images, labelled or not, can be explained).
+    Original,
+}
+
 /// Everything that defines a training run (TOML-loadable; unknown keys are rejected).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     /// Head architecture and objective.
     pub head: HeadConfig,
+    /// The dataset's labels, or the original classifier's predictions.
+    pub target: Target,
     /// Cache split to train on.
     pub split: String,
     /// Passes over the training data.
@@ -60,6 +76,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             head: HeadConfig::default(),
+            target: Target::Labels,
             split: "train".into(),
             epochs: 10,
             batch_size: 128,
@@ -279,6 +296,7 @@ fn for_each_batch(
         order.shuffle(r);
     }
     let classes = cache.num_classes() as i64;
+    let soft = cache.labels_are_original();
     cache.visit_batches(split, &order, batch_size, |shard| {
         let mut labels = Vec::with_capacity(shard.len);
         for (&label, &index) in shard.labels.iter().zip(&shard.index) {
@@ -291,7 +309,18 @@ fn for_each_batch(
             labels.push(label as u32);
         }
         let maps: Vec<&[f32]> = shard.features.chunks_exact(per_image).collect();
-        f(batch_from(&maps, labels, dim, cells))
+        let mut batch = batch_from(&maps, labels, dim, cells);
+        if soft {
+            // The cache's original view only hands out shards that carry logits.
+            let logits = shard.logits.as_deref().unwrap_or_default();
+            batch.soft = Some(
+                logits
+                    .chunks_exact(classes as usize)
+                    .flat_map(crate::classifier::softmax)
+                    .collect(),
+            );
+        }
+        f(batch)
     })
 }
 
@@ -464,12 +493,20 @@ pub fn train_partial(
     stop_after: Option<usize>,
 ) -> Result<TrainSummary> {
     cfg.validate()?;
+    let original;
+    let cache = match cfg.target {
+        Target::Labels => cache,
+        Target::Original => {
+            original = cache.clone().with_original_labels()?;
+            &original
+        }
+    };
     let [dim, _, _] = cache.feature_shape();
     let classes = cache.num_classes();
     if classes < 2 {
         return Err(Error::cache(
             cache.dir(),
-            format!("training needs at least 2 classes, the cache has {classes}"),
+            format!("training needs at least 2 classes, the cache has {classes} (to explain an unlabelled folder, fit the original classifier: --target original)"),
         ));
     }
     let info = cache.split(&cfg.split)?;
@@ -601,7 +638,7 @@ pub fn train_partial(
                     noise_seed: mix(cfg.seed ^ STREAM_NOISE, step),
                 };
                 let logits = head.logits(&batch, Some(mode))?;
-                let loss = head.loss(&logits, &batch.labels)?;
+                let loss = head.loss(&logits, &batch.labels, batch.soft.as_deref())?;
                 let loss_value = f64::from(loss.to_scalar::<f32>()?);
                 if !loss_value.is_finite() {
                     return Err(Error::Numeric(format!(
@@ -722,4 +759,17 @@ pub fn train_partial(
 /// Reads the configuration a finished or running training folder was made with.
 pub fn read_config(out_dir: &Path) -> Result<TrainConfig> {
     read_json(out_dir.join(runs::CONFIG_FILE))
+}
+
+/// `cache` as the head at `head` (a training folder or its file) was trained on it: labelled by
+/// the original classifier when the head was fitted to it (`--target original`), so accuracy,
+/// metrics, class names and explanations refer to the original model's classes.
+pub fn cache_for_head(cache: FeatureCache, head: &Path) -> Result<FeatureCache> {
+    let folder = runs::folder_of(head);
+    if folder.join(runs::CONFIG_FILE).is_file() && read_config(&folder)?.target == Target::Original
+    {
+        cache.with_original_labels()
+    } else {
+        Ok(cache)
+    }
 }

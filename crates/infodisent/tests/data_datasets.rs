@@ -331,6 +331,14 @@ fn folder_layout_problems() {
     assert_names(
         &open_err(empty.path(), &OpenOptions::default()),
         empty.path(),
-        &["no class folders"],
+        &["no images found"],
     );
+    // Images without class folders are one class: what `--target original` explains.
+    let flat = tempfile::tempdir().unwrap();
+    for name in ["a.png", "b.png"] {
+        std::fs::copy(root.join("cat/0.png"), flat.path().join(name)).unwrap();
+    }
+    let ds = Dataset::open(flat.path().to_str().unwrap()).unwrap();
+    assert_eq!(ds.classes, ["unlabelled"]);
+    assert_eq!(ds.splits[0].samples.len(), 2);
 }

@@ -287,14 +287,18 @@ fn rebasing_keeps_the_function_and_the_gradient_is_exact_at_the_base() {
     let loss = |head: &Head| -> f64 {
         let logits = head.logits(&batch, None).unwrap();
         f64::from(
-            head.loss(&logits, &labels)
+            head.loss(&logits, &labels, None)
                 .unwrap()
                 .to_scalar::<f32>()
                 .unwrap(),
         )
     };
     let logits = head.logits(&batch, None).unwrap();
-    let grads = head.loss(&logits, &labels).unwrap().backward().unwrap();
+    let grads = head
+        .loss(&logits, &labels, None)
+        .unwrap()
+        .backward()
+        .unwrap();
     let var = &head.vars()[0].1;
     let g = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap();
     let g = g.to_vec1::<f32>().unwrap();

@@ -43,8 +43,13 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     let split = super::chosen_split(&cache, args.split.as_deref())?;
     let mut rows: Vec<(String, Result<EvalReport, String>)> = Vec::new();
     for path in &args.heads {
-        let (name, head) = load(path)?;
-        let report = evaluate(&cache, &split, &name, &head)?;
+        let (mut name, head) = load(path)?;
+        // A head fitted to the original classifier is scored by agreement with it.
+        let labelled = infodisent::train::cache_for_head(cache.clone(), path)?;
+        if labelled.labels_are_original() {
+            name.push_str(", agreement with the original");
+        }
+        let report = evaluate(&labelled, &split, &name, &head)?;
         rows.push((name, Ok(report)));
     }
     rows.push((

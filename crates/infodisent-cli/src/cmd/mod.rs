@@ -100,9 +100,11 @@ pub struct HeadArgs {
 }
 
 impl HeadArgs {
-    /// The cache, reading its images from `--data-root` when given.
+    /// The cache, reading its images from `--data-root` when given, labelled as the head was
+    /// trained (by the original classifier for a `--target original` head).
     pub fn open_cache(&self) -> infodisent::Result<FeatureCache> {
-        self.data_root.apply(FeatureCache::open(&self.cache)?)
+        let cache = self.data_root.apply(FeatureCache::open(&self.cache)?)?;
+        infodisent::train::cache_for_head(cache, &self.head)
     }
 
     /// The trained head.

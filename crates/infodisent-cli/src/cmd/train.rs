@@ -35,6 +35,11 @@ pub struct Recipe {
     /// Cache split to train on.
     #[arg(long)]
     pub split: Option<String>,
+    /// What the head learns: the dataset's labels, or the original classifier's softmax over
+    /// its own classes (fidelity; needs a model with a classifier, works on unlabelled folders;
+    /// eval then reports agreement with the original model).
+    #[arg(long, value_enum)]
+    pub target: Option<infodisent::train::Target>,
     /// Epochs.
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -122,6 +127,9 @@ impl Recipe {
         }
         if let Some(s) = &self.split {
             cfg.split = s.clone();
+        }
+        if let Some(t) = self.target {
+            cfg.target = t;
         }
         macro_rules! set {
             ($($flag:ident => $field:ident),*) => { $(if let Some(x) = self.$flag { cfg.$field = x; })* };

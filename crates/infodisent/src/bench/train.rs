@@ -129,7 +129,7 @@ fn time_steps(head: &Head, batch: &Batch, labels: &[u32], steps: usize) -> Resul
     };
     let mut step = || -> Result<()> {
         let logits = head.logits(batch, Some(mode))?;
-        let grads = head.loss(&logits, labels)?.backward()?;
+        let grads = head.loss(&logits, labels, None)?.backward()?;
         opt.step(&grads, |_| Hyper {
             lr: 1e-3,
             weight_decay: 0.0,

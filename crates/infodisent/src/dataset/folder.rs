@@ -1,6 +1,8 @@
 //! The ImageFolder layout: one sub-folder per class, optionally under `train/`, `val/` and
 //! `test/` split folders. Class names are the folder names, sorted; hidden entries are skipped;
-//! images are found recursively by extension.
+//! images are found recursively by extension. A folder of images without class folders is one
+//! class, [`UNLABELLED`]: what a head fitted to the original classifier (`--target original`)
+//! explains.
 
 use super::{Dataset, OpenOptions, Sample, Split};
 use crate::cache::Skipped;
@@ -14,6 +16,9 @@ pub const SPLIT_NAMES: [&str; 3] = ["train", "val", "test"];
 
 /// The split name used when the folder has no split sub-folders.
 pub const SINGLE_SPLIT: &str = "all";
+
+/// The class of images that sit in a split folder with no class folders.
+pub const UNLABELLED: &str = "unlabelled";
 
 fn is_hidden(path: &Path) -> bool {
     path.file_name()
@@ -98,7 +103,16 @@ pub fn open(root: &Path, opts: &OpenOptions) -> Result<Dataset> {
         let mut per_class = Vec::new();
         let mut skipped = Vec::new();
         let mut ignored = 0;
-        for class_dir in class_dirs(dir)? {
+        let class_folders = class_dirs(dir)?;
+        if class_folders.is_empty() {
+            let (images, loose_ignored) = images_under(dir)?;
+            ignored += loose_ignored;
+            if !images.is_empty() {
+                classes.insert(UNLABELLED.to_owned());
+                per_class.push((UNLABELLED.to_owned(), images));
+            }
+        }
+        for class_dir in class_folders {
             let (images, class_ignored) = images_under(&class_dir)?;
             ignored += class_ignored;
             if images.is_empty() {
@@ -130,7 +144,7 @@ pub fn open(root: &Path, opts: &OpenOptions) -> Result<Dataset> {
     if classes.is_empty() {
         return Err(Error::input(
             root,
-            "no class folders with images found (expected <root>/[train|test/]<class>/<image>)",
+            "no images found (expected <root>/[train|test/]<class>/<image>, or images directly in the folder)",
         ));
     }
 

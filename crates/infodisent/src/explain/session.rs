@@ -86,7 +86,7 @@ impl ExplainSession {
         prototypes: Option<PathBuf>,
         k: usize,
     ) -> Result<Self> {
-        let cache = FeatureCache::open(cache_dir)?;
+        let cache = crate::train::cache_for_head(FeatureCache::open(cache_dir)?, head_dir)?;
         let head = load_head(head_dir)?;
         let grid = Grid::from_shape(cache.feature_shape());
         let baseline = baseline_classifier(&cache, probe)?.map(|(_, b)| b);

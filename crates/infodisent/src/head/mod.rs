@@ -133,6 +133,9 @@ pub struct Batch {
     pub pixels: Vec<f32>,
     /// Class of each image.
     pub labels: Vec<u32>,
+    /// Target distribution of each image, `[n, C]`, when fitting another model's softmax
+    /// (then `labels` are its top classes).
+    pub soft: Option<Vec<f32>>,
 }
 
 impl Batch {
@@ -155,6 +158,7 @@ impl Batch {
             dim,
             pixels,
             labels,
+            soft: None,
         }
     }
 
@@ -289,15 +293,28 @@ impl Head {
         }
     }
 
-    /// The configured loss, averaged over the batch.
-    pub fn loss(&self, logits: &Tensor, labels: &[u32]) -> Result<Tensor> {
+    /// The configured loss, averaged over the batch: against `labels`, or against the target
+    /// distributions `soft` (`[n, C]`) when given.
+    pub fn loss(&self, logits: &Tensor, labels: &[u32], soft: Option<&[f32]>) -> Result<Tensor> {
         let dev = logits.device();
         let target = Tensor::from_slice(labels, labels.len(), dev)?;
+        let soft = soft
+            .map(|p| Tensor::from_slice(p, (labels.len(), self.classes), dev))
+            .transpose()?;
         match self.config.loss {
-            Loss::CrossEntropy => Ok(candle_nn::loss::cross_entropy(logits, &target)?),
+            Loss::CrossEntropy => match soft {
+                None => Ok(candle_nn::loss::cross_entropy(logits, &target)?),
+                Some(p) => {
+                    let log_q = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+                    Ok((p * log_q)?.sum(D::Minus1)?.mean_all()?.neg()?)
+                }
+            },
             Loss::Sigmoid => {
                 // Stable BCE with logits: relu(z) − z·y + log(1 + e^{−|z|}), summed over classes.
-                let y = candle_nn::encoding::one_hot(target, self.classes, 1f32, 0f32)?;
+                let y = match soft {
+                    None => candle_nn::encoding::one_hot(target, self.classes, 1f32, 0f32)?,
+                    Some(p) => p,
+                };
                 let per = (logits.relu()? - (logits * &y)?)?
                     .add(&((logits.abs()?.neg()?.exp()? + 1.0)?.log()?))?;
                 Ok(per.sum(D::Minus1)?.mean_all()?)
