@@ -39,7 +39,7 @@ enum Command {
     /// Train an InfoDisent head (or a linear probe) on cached features.
     Train(cmd::train::Args),
     /// Train a grid of recipes on one cache and print one table: accuracy, channels for 95 %,
-    /// RV, sparsity, seconds.
+    /// RV, sparsity, seconds (and prototype purity on a `bench parts` dataset).
     Ablate(cmd::ablate::Args),
     /// Evaluate heads on a cached split and compare them.
     Eval(cmd::eval::Args),

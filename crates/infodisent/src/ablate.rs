@@ -1,15 +1,18 @@
 //! `infodisent ablate`: trains a grid of training recipes on one cache and measures every head
 //! the same way (top-1, channels for 95 % under both readings, RV above its null, W's zeros,
 //! U's distance from I, training seconds), with the linear probe on average-pooled features as
-//! the baseline. Each variant trains into its own folder and a finished one is reused, so an
+//! the baseline. On a parts-benchmark cache ([`crate::synth::parts`]) every row also gets its
+//! prototype purity and explanation correctness. Each variant trains into its own folder and a finished one is reused, so an
 //! interrupted ablation resumes; a folder trained with other settings is refused.
 
 use crate::cache::FeatureCache;
 use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::head::{HeadKind, Loss};
+use crate::metrics::parts::{parts_score, Explained, PartsOptions, PartsScore};
 use crate::metrics::{cache_metrics, MetricsOptions};
 use crate::runs;
+use crate::synth::parts::PartsTruth;
 use crate::train::{read_config, train, EpochMetrics, TrainConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -80,6 +83,9 @@ pub struct AblationRow {
     pub zero_share: Option<f64>,
     /// ‖U − I‖_F / √D (None for the probe).
     pub rotation_from_identity: Option<f64>,
+    /// Prototype purity and explanation correctness (parts-benchmark caches only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<PartsScore>,
     /// Seconds of training (summed over its epochs, resumed runs included).
     pub train_seconds: f64,
 }
@@ -113,14 +119,25 @@ fn train_or_reuse(cache: &FeatureCache, config: &TrainConfig, dir: &Path) -> Res
     Ok(log.iter().map(|m| m.seconds).sum())
 }
 
-/// Trains the linear probe and every variant into `out`, then measures each on `opts.split`.
+/// Trains the linear probe and every variant into `out`, then measures each on `opts.split`;
+/// with `parts` (the cache's dataset is a parts benchmark) purity and correctness too.
 pub fn run(
     cache: &FeatureCache,
     base: &TrainConfig,
     variants: &[Variant],
     out: &Path,
     opts: &MetricsOptions,
+    parts: Option<&PartsTruth>,
 ) -> Result<AblationReport> {
+    let parts_opts = PartsOptions {
+        split: opts.split.clone(),
+        ..PartsOptions::default()
+    };
+    let score = |model: Explained| -> Result<Option<PartsScore>> {
+        parts
+            .map(|truth| parts_score(cache, model, truth, &parts_opts))
+            .transpose()
+    };
     let mut probe_config = base.clone();
     probe_config.head.kind = HeadKind::LinearProbe;
     probe_config.keep_top = None;
@@ -150,6 +167,7 @@ pub fn run(
                 rv_excess: m.rv.raw.excess(),
                 zero_share: None,
                 rotation_from_identity: None,
+                parts: score(Explained::Probe(&probe))?,
                 train_seconds: probe_seconds,
             });
         }
@@ -163,6 +181,7 @@ pub fn run(
             rv_excess: m.rv.infodisent.excess(),
             zero_share: Some(m.weights.zero_share),
             rotation_from_identity: Some(m.weights.rotation_from_identity),
+            parts: score(Explained::Head(&head))?,
             train_seconds: seconds,
         });
     }
@@ -175,9 +194,23 @@ pub fn run(
 
 /// The table as text, with the definitions under it.
 pub fn format_report(r: &AblationReport) -> String {
+    let with_parts = r.rows.iter().any(|row| row.parts.is_some());
     let mut out = format!(
-        "{:<42} {:>7} {:>7} {:>6} {:>7} {:>8} {:>6} {:>7} {:>8}\n",
-        "variant", "top-1", "paper", "undef", "strict", "RV−null", "zeros", "‖U−I‖", "train s"
+        "{:<42} {:>7} {:>7} {:>6} {:>7} {:>8} {:>6} {:>7}{} {:>8}\n",
+        "variant",
+        "top-1",
+        "paper",
+        "undef",
+        "strict",
+        "RV−null",
+        "zeros",
+        "‖U−I‖",
+        if with_parts {
+            " purity correct chance distr."
+        } else {
+            ""
+        },
+        "train s"
     );
     let opt = |x: Option<f64>, pct: bool| match x {
         Some(v) if pct => format!("{:.1}%", 100.0 * v),
@@ -185,8 +218,19 @@ pub fn format_report(r: &AblationReport) -> String {
         None => "-".to_owned(),
     };
     for row in &r.rows {
+        let parts = match (&row.parts, with_parts) {
+            (Some(p), _) => format!(
+                " {:>5.1}% {:>6.1}% {:>5.1}% {:>5.1}%",
+                100.0 * p.purity,
+                100.0 * p.correctness,
+                100.0 * p.chance,
+                100.0 * p.on_distractor
+            ),
+            (None, true) => format!(" {:>6} {:>7} {:>6} {:>6}", "-", "-", "-", "-"),
+            (None, false) => String::new(),
+        };
         out.push_str(&format!(
-            "{:<42} {:>6.1}% {:>7.1} {:>6} {:>7.1} {:>8.3} {:>6} {:>7} {:>8.1}\n",
+            "{:<42} {:>6.1}% {:>7.1} {:>6} {:>7.1} {:>8.3} {:>6} {:>7}{} {:>8.1}\n",
             row.name,
             100.0 * row.top1,
             row.channels_paper,
@@ -195,6 +239,7 @@ pub fn format_report(r: &AblationReport) -> String {
             row.rv_excess,
             opt(row.zero_share, true),
             opt(row.rotation_from_identity, false),
+            parts,
             row.train_seconds
         ));
     }
@@ -205,5 +250,13 @@ pub fn format_report(r: &AblationReport) -> String {
          pairs above the same pairs with images permuted.\n",
         r.split, r.images
     ));
+    if with_parts {
+        out.push_str(
+            "purity: share of the top-5 training boxes of each class's 5 largest-weight channels \
+             on the channel's most frequent part; correct: share of each test explanation's top-3 \
+             channels whose cell is on a part that makes the predicted class (chance: the same \
+             for every cell; distr.: share on the distractor every class shares).\n",
+        );
+    }
     out
 }

@@ -29,7 +29,7 @@ fn every_recipe_gets_one_measured_row_and_reruns_reuse_the_heads() {
         ..MetricsOptions::default()
     };
     let out = dir.path().join("ablation");
-    let report = run(&cache, &base, &grid, &out, &opts).unwrap();
+    let report = run(&cache, &base, &grid, &out, &opts, None).unwrap();
     assert_eq!(report.rows.len(), grid.len() + 1);
     assert_eq!(report.images, 60);
     let probe = &report.rows[0];
@@ -58,7 +58,7 @@ fn every_recipe_gets_one_measured_row_and_reruns_reuse_the_heads() {
 
     // A second run trains nothing: same rows, same logs.
     let log = std::fs::read(out.join("recipe").join("metrics.jsonl")).unwrap();
-    let again = run(&cache, &base, &grid, &out, &opts).unwrap();
+    let again = run(&cache, &base, &grid, &out, &opts, None).unwrap();
     assert_eq!(again, report);
     assert_eq!(
         std::fs::read(out.join("recipe").join("metrics.jsonl")).unwrap(),
@@ -68,7 +68,7 @@ fn every_recipe_gets_one_measured_row_and_reruns_reuse_the_heads() {
     // Other settings in the same folder are refused, not silently reused.
     let mut other = base.clone();
     other.epochs = 4;
-    let err = run(&cache, &other, &standard_grid(&other), &out, &opts)
+    let err = run(&cache, &other, &standard_grid(&other), &out, &opts, None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("other settings"), "{err}");

@@ -4,6 +4,7 @@ use super::Global;
 use infodisent::ablate::{format_report, run as run_ablation, standard_grid};
 use infodisent::cache::FeatureCache;
 use infodisent::metrics::MetricsOptions;
+use infodisent::synth::parts::PartsTruth;
 use std::path::PathBuf;
 
 /// Options of `infodisent ablate`.
@@ -42,7 +43,12 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     for v in &grid {
         v.config.validate()?;
     }
-    let report = run_ablation(&cache, &base, &grid, &args.out, &opts)?;
+    // A parts-benchmark dataset carries its ground truth: purity and correctness come with it.
+    let parts = match cache.data_root() {
+        Some(root) => PartsTruth::find(root)?,
+        None => None,
+    };
+    let report = run_ablation(&cache, &base, &grid, &args.out, &opts, parts.as_ref())?;
     infodisent::fsutil::write_json_atomic(args.out.join("ablation.json"), &report)?;
     if global.json {
         return super::print_json(&report);

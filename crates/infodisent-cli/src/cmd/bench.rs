@@ -11,6 +11,9 @@ pub enum BenchCommand {
     Train(bench_train::Args),
     /// Time to explain one image from its features.
     Explain(bench_explain::Args),
+    /// Prototype purity and explanation correctness of every recipe on generated images whose
+    /// classes are made of known parts over real photos (the ablation grid with two more columns).
+    Parts(bench_parts::Args),
 }
 
 /// Runs the chosen benchmark.
@@ -19,6 +22,7 @@ pub fn run(cmd: BenchCommand, global: &Global) -> anyhow::Result<()> {
         BenchCommand::Extract(a) => bench_extract::run(a, global),
         BenchCommand::Train(a) => bench_train::run(a, global),
         BenchCommand::Explain(a) => bench_explain::run(a, global),
+        BenchCommand::Parts(a) => bench_parts::run(a, global),
     }
 }
 
@@ -26,5 +30,7 @@ pub fn run(cmd: BenchCommand, global: &Global) -> anyhow::Result<()> {
 pub mod bench_explain;
 #[path = "bench_extract.rs"]
 pub mod bench_extract;
+#[path = "bench_parts.rs"]
+pub mod bench_parts;
 #[path = "bench_train.rs"]
 pub mod bench_train;

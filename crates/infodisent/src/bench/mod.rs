@@ -1,7 +1,9 @@
-//! Benchmarks that print figures (never timed tests): extraction, training, explanation.
+//! Benchmarks that print figures (never timed tests): extraction, training, explanation, and
+//! the parts benchmark's purity and correctness.
 
 pub mod explain;
 pub mod extract;
+pub mod parts;
 pub mod train;
 
 /// Peak resident memory of this process in bytes (`VmHWM`), when the OS reports it.

@@ -121,10 +121,16 @@ pub fn head_digest(head: &HeadParams) -> String {
 /// The channels worth drawing: for each class, its `per_class` largest weights; sorted,
 /// without repeats.
 pub fn top_weighted_channels(head: &HeadParams, per_class: usize) -> Vec<usize> {
-    let mut chosen: Vec<usize> = (0..head.classes)
+    top_weighted(&head.weight, head.classes, head.dim, per_class)
+}
+
+/// For each class row of `weight` (`[classes, dim]`), the `per_class` largest positive
+/// weights' channels; sorted, without repeats.
+pub fn top_weighted(weight: &[f32], classes: usize, dim: usize, per_class: usize) -> Vec<usize> {
+    let mut chosen: Vec<usize> = (0..classes)
         .flat_map(|c| {
-            let w = &head.weight[c * head.dim..(c + 1) * head.dim];
-            let mut order: Vec<usize> = (0..head.dim).filter(|&k| w[k] > 0.0).collect();
+            let w = &weight[c * dim..(c + 1) * dim];
+            let mut order: Vec<usize> = (0..dim).filter(|&k| w[k] > 0.0).collect();
             order.sort_unstable_by(|&a, &b| w[b].total_cmp(&w[a]));
             order.truncate(per_class);
             order
@@ -241,6 +247,14 @@ pub fn find_prototypes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_weighted_takes_each_class_top_positive_weights_once() {
+        // 2 classes × 4 channels.
+        let w = [0.0, 3.0, 1.0, 2.0, 5.0, 0.0, 0.0, 4.0];
+        assert_eq!(top_weighted(&w, 2, 4, 2), vec![0, 1, 3]);
+        assert_eq!(top_weighted(&w, 2, 4, 1), vec![0, 1]);
+    }
 
     #[test]
     fn top_k_keeps_the_best_in_order_and_skips_zeros() {

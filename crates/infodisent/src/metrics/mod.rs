@@ -7,6 +7,7 @@
 
 pub mod concentration;
 pub mod faithfulness;
+pub mod parts;
 pub mod pointing;
 pub mod rv;
 

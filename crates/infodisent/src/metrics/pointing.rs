@@ -2,7 +2,7 @@
 //! the known deciding part. Ground truth comes from generated data ([`crate::synth`]).
 
 use crate::explain::{Heatmap, ImageGeometry, PixelBox};
-use crate::synth::{Annotation, Annotations};
+use crate::synth::Annotation;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -51,19 +51,20 @@ pub fn points_at(
 
 /// Finds the annotation of a cache item by its path: annotation keys are paths relative to
 /// the generated dataset's root (`test/square/0003.png`), item paths may be absolute.
-pub struct AnnotationIndex<'a> {
-    by_suffix: HashMap<String, &'a Annotation>,
+pub struct AnnotationIndex<'a, A = Annotation> {
+    by_suffix: HashMap<String, &'a A>,
 }
 
-impl<'a> AnnotationIndex<'a> {
-    /// Indexes annotations by their last three path components.
-    pub fn new(annotations: &'a Annotations) -> Self {
+impl<'a, A> AnnotationIndex<'a, A> {
+    /// Indexes annotations (the shapes' [`crate::synth::Annotations`] or the parts benchmark's images) by
+    /// their last three path components.
+    pub fn new(annotations: &'a std::collections::BTreeMap<String, A>) -> Self {
         AnnotationIndex {
             by_suffix: annotations.iter().map(|(k, a)| (suffix(k), a)).collect(),
         }
     }
     /// The annotation of `path`, if it is a generated image.
-    pub fn get(&self, path: &str) -> Option<&'a Annotation> {
+    pub fn get(&self, path: &str) -> Option<&'a A> {
         self.by_suffix.get(&suffix(path)).copied()
     }
 }
@@ -76,6 +77,7 @@ fn suffix(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::synth::Annotations;
 
     #[test]
     fn peak_on_the_box_is_a_hit() {

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub mod parts;
+
 /// A pixel box `[x0, y0, x1, y1)` in image coordinates.
 pub type PixelBox = [u32; 4];
 
@@ -92,26 +94,39 @@ fn overlaps(a: &PixelBox, b: &PixelBox) -> bool {
 /// A random box of side `s` inside `size × size` that keeps clear of every box in `taken`.
 fn place(rng: &mut StdRng, size: u32, s: u32, taken: &[PixelBox]) -> PixelBox {
     loop {
-        let x = rng.random_range(0..=size - s);
-        let y = rng.random_range(0..=size - s);
-        let b = [x, y, x + s, y + s];
-        let margin = s / 4;
-        let grown = |t: &PixelBox| {
-            [
-                t[0].saturating_sub(margin),
-                t[1].saturating_sub(margin),
-                t[2] + margin,
-                t[3] + margin,
-            ]
-        };
-        if taken.iter().all(|t| !overlaps(&b, &grown(t))) {
+        if let Some(b) = try_place(rng, size, s, taken, 1000) {
             return b;
         }
     }
 }
 
+/// [`place`] within `attempts` draws: `None` when the boxes already placed leave no room.
+pub(crate) fn try_place(
+    rng: &mut StdRng,
+    size: u32,
+    s: u32,
+    taken: &[PixelBox],
+    attempts: usize,
+) -> Option<PixelBox> {
+    let margin = s / 4;
+    let grown = |t: &PixelBox| {
+        [
+            t[0].saturating_sub(margin),
+            t[1].saturating_sub(margin),
+            t[2] + margin,
+            t[3] + margin,
+        ]
+    };
+    (0..attempts).find_map(|_| {
+        let x = rng.random_range(0..=size - s);
+        let y = rng.random_range(0..=size - s);
+        let b = [x, y, x + s, y + s];
+        taken.iter().all(|t| !overlaps(&b, &grown(t))).then_some(b)
+    })
+}
+
 /// Draws shape `kind` filling box `b`.
-fn draw_shape(img: &mut RgbImage, kind: usize, b: PixelBox, color: Rgb<u8>) {
+pub(crate) fn draw_shape(img: &mut RgbImage, kind: usize, b: PixelBox, color: Rgb<u8>) {
     let (x0, y0, s) = (b[0] as i32, b[1] as i32, (b[2] - b[0]) as i32);
     match SHAPES[kind] {
         "disk" => draw_filled_circle_mut(img, (x0 + s / 2, y0 + s / 2), s / 2, color),
@@ -156,7 +171,7 @@ const RING_COLORS: [[u8; 3]; 6] = [
 ];
 
 /// Draws the distractor ring filling box `b`.
-fn draw_ring(img: &mut RgbImage, b: PixelBox, color: [u8; 3]) {
+pub(crate) fn draw_ring(img: &mut RgbImage, b: PixelBox, color: [u8; 3]) {
     let s = (b[2] - b[0]) as i32;
     let c = (b[0] as i32 + s / 2, b[1] as i32 + s / 2);
     draw_filled_circle_mut(img, c, s / 2, Rgb(color));
