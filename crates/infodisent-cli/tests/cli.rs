@@ -135,3 +135,52 @@ fn inspect_explains_a_real_export_with_its_preset() {
         assert!(text.contains(want), "inspect lacks `{want}`:\n{text}");
     }
 }
+
+#[test]
+fn bench_extract_runs_on_generated_jpegs_and_reports_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let jpegs = dir.path().join("jpegs");
+    let args = [
+        "--json",
+        "--threads",
+        "2",
+        "bench",
+        "extract",
+        "--jpegs",
+        jpegs.to_str().unwrap(),
+        "--images",
+        "6",
+        "--batch",
+        "4",
+        "--repeats",
+        "1",
+    ];
+    let out = infodisent(&args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["images"], 6);
+    assert!(v["end_to_end_images_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(v["torch"].is_null(), "no PyTorch was asked for");
+    let files: Vec<_> = std::fs::read_dir(&jpegs).unwrap().collect();
+    assert_eq!(files.len(), 6);
+    for f in files {
+        let path = f.unwrap().path();
+        let img = image::open(&path).unwrap();
+        assert_eq!(
+            (img.width(), img.height()),
+            (500, 375),
+            "{}",
+            path.display()
+        );
+    }
+    // A run without the Python it names fails with the path, not a panic.
+    let mut with_torch = args.to_vec();
+    with_torch.extend(["--torch-python", "/nonexistent/python"]);
+    let out = infodisent(&with_torch);
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("/nonexistent/python"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -7,6 +7,7 @@ use crate::checkpoint::{Checkpoint, NamedTensor};
 use crate::error::{Error, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
+use rayon::prelude::*;
 
 const BETA1: f64 = 0.9;
 const BETA2: f64 = 0.999;
@@ -78,15 +79,26 @@ impl AdamW {
             }
             let Hyper { lr, weight_decay } = hyper(&slot.name);
             let mut p = slot.var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-            for i in 0..p.len() {
-                let gi = f64::from(g[i]);
-                let m = BETA1 * f64::from(slot.m[i]) + (1.0 - BETA1) * gi;
-                let v = BETA2 * f64::from(slot.v[i]) + (1.0 - BETA2) * gi * gi;
-                slot.m[i] = m as f32;
-                slot.v[i] = v as f32;
-                let x = f64::from(p[i]);
-                p[i] = (x - lr * weight_decay * x - lr * (m / c1) / ((v / c2).sqrt() + EPS)) as f32;
-            }
+            // Elementwise, so the chunks run in parallel with identical results: at D = 2048
+            // the rotation's 4 M entries took a tenth of a training step on one core.
+            const CHUNK: usize = 1 << 14;
+            p.par_chunks_mut(CHUNK)
+                .zip(slot.m.par_chunks_mut(CHUNK))
+                .zip(slot.v.par_chunks_mut(CHUNK))
+                .zip(g.par_chunks(CHUNK))
+                .for_each(|(((p, m), v), g)| {
+                    for i in 0..p.len() {
+                        let gi = f64::from(g[i]);
+                        let mi = BETA1 * f64::from(m[i]) + (1.0 - BETA1) * gi;
+                        let vi = BETA2 * f64::from(v[i]) + (1.0 - BETA2) * gi * gi;
+                        m[i] = mi as f32;
+                        v[i] = vi as f32;
+                        let x = f64::from(p[i]);
+                        p[i] =
+                            (x - lr * weight_decay * x - lr * (mi / c1) / ((vi / c2).sqrt() + EPS))
+                                as f32;
+                    }
+                });
             let shape = slot.var.as_tensor().shape().clone();
             slot.var.set(&Tensor::from_vec(p, shape, &Device::Cpu)?)?;
         }

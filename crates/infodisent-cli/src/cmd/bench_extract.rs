@@ -2,9 +2,12 @@
 
 use super::super::extract::PreprocessArgs;
 use super::super::Global;
-use infodisent::bench::extract::{bench_extract, ExtractBenchOptions};
+use infodisent::bench::extract::{
+    bench_extract, write_photo_jpegs, ExtractBenchOptions, TorchReference,
+};
 use infodisent::dataset::Dataset;
 use infodisent::extract::load_backbone;
+use std::path::PathBuf;
 
 /// Options of `infodisent bench extract`.
 #[derive(clap::Args, Debug)]
@@ -13,8 +16,21 @@ pub struct Args {
     #[arg(long, default_value = "efficientnet-lite0")]
     pub model: String,
     /// Dataset the images come from.
-    #[arg(long, default_value = "fashion-mnist")]
+    #[arg(long, default_value = "fashion-mnist", conflicts_with = "jpegs")]
     pub data: String,
+    /// Use --images JPEG photos (500 × 375, crops of the fetched asset photos) written into
+    /// this folder (reused when already there) instead of --data.
+    #[arg(long, value_name = "DIR")]
+    pub jpegs: Option<PathBuf>,
+    /// A Python with PyTorch, torchvision and timm (`.assets/python/bin/python` after
+    /// `scripts/setup-python.sh`): time PyTorch eager on the same files in the same run
+    /// (needs --jpegs or a folder dataset).
+    #[arg(long, value_name = "PYTHON")]
+    pub torch_python: Option<PathBuf>,
+    /// The PyTorch model matching --model: `timm:<name>` or `torchvision:<name>` (default for
+    /// the built-in Lite0: timm:tf_efficientnet_lite0).
+    #[arg(long, value_name = "SOURCE:NAME")]
+    pub torch_model: Option<String>,
     /// Split the images come from.
     #[arg(long, default_value = "test")]
     pub split: String,
@@ -36,9 +52,32 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
-    let mut dataset = Dataset::open(&args.data)?;
+    let (data, split) = match &args.jpegs {
+        Some(dir) => {
+            write_photo_jpegs(dir, args.images, 0)?;
+            (dir.display().to_string(), "all".to_owned())
+        }
+        None => (args.data.clone(), args.split.clone()),
+    };
+    let mut dataset = Dataset::open(&data)?;
     dataset.limit(None, Some(args.images));
-    let samples = dataset.split(&args.split)?.samples.clone();
+    let samples = dataset.split(&split)?.samples.clone();
+    let torch = match &args.torch_python {
+        Some(python) => {
+            let model = match (&args.torch_model, args.model.as_str()) {
+                (Some(m), _) => m.clone(),
+                (None, "efficientnet-lite0") => "timm:tf_efficientnet_lite0".to_owned(),
+                (None, other) => anyhow::bail!(
+                    "--torch-model is needed to time PyTorch on `{other}` (timm:<name> or torchvision:<name>)"
+                ),
+            };
+            Some(TorchReference {
+                python: python.clone(),
+                model,
+            })
+        }
+        None => None,
+    };
     let mut backbone = load_backbone(&args.model, None, global.threads(), |p| {
         args.preprocess.resolve(p)
     })?;
@@ -47,6 +86,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         batch: args.batch,
         decode_threads: args.decode_threads,
         repeats: args.repeats,
+        torch,
         ..Default::default()
     };
     let r = bench_extract(&mut backbone, &samples, &preprocess, &opts)?;
@@ -55,7 +95,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     }
     println!(
         "model        {} at {}×{}, batch {}, {} images of {} ({})",
-        r.model, r.input_size, r.input_size, r.batch, r.images, args.data, args.split
+        r.model, r.input_size, r.input_size, r.batch, r.images, data, split
     );
     println!(
         "threads      engine {}, decode {}",
@@ -74,6 +114,13 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     println!("compute      {:8.2} GFLOP/image, {:.1} GFLOP/s = {:.0}% of the f32 GEMM peak {:.1} GFLOP/s", r.gflop_per_image, r.engine_gflop_per_sec, 100.0 * r.fraction_of_gemm_peak, r.gemm_gflop_per_sec);
     if let Some(b) = r.peak_rss_bytes {
         println!("peak memory  {:.0} MiB", b as f64 / (1024.0 * 1024.0));
+    }
+    if let Some(t) = &r.torch {
+        println!(
+            "PyTorch      {:8.1} images/s decoding in process, {:.1} with DataLoader workers: end-to-end {:.2}× the better one",
+            t.images_per_sec_in_process, t.images_per_sec_workers, t.speedup
+        );
+        println!("             {}", t.detail);
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Extraction throughput: the full decode → preprocess → engine pipeline against the engine
 //! alone on already-preprocessed batches, and the engine's GFLOP/s against a matrix-multiply
-//! peak measured in the same process.
+//! peak measured in the same process; with a Python that has PyTorch, the same files through
+//! PyTorch eager (`tools/bench/extract_torch.py`) in the same run for the ratio.
 
 use crate::dataset::Sample;
 use crate::engine::Backbone;
@@ -9,7 +10,33 @@ use crate::extract::run_batches;
 use crate::preprocess::Preprocess;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// The PyTorch reference, shipped inside the binary so it runs from any folder.
+const TORCH_SCRIPT: &str = include_str!("../../../../tools/bench/extract_torch.py");
+
+/// Which PyTorch model to time against, and with which Python.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TorchReference {
+    /// A Python interpreter with PyTorch, torchvision (and timm for `timm:` models).
+    pub python: PathBuf,
+    /// `timm:<name>` or `torchvision:<name>`: the same architecture as the ONNX model.
+    pub model: String,
+}
+
+/// What PyTorch eager reached on the same files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TorchFigures {
+    /// Decoding in the main process between batches, images per second (best pass).
+    pub images_per_sec_in_process: f64,
+    /// A DataLoader whose workers decode while the model runs, images per second (best pass).
+    pub images_per_sec_workers: f64,
+    /// `end_to_end / max(in_process, workers)`.
+    pub speedup: f64,
+    /// The reference's own JSON line (torch version, threads, workers).
+    pub detail: String,
+}
 
 /// What to measure.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,6 +49,8 @@ pub struct ExtractBenchOptions {
     pub repeats: usize,
     /// Side of the square matrices of the GEMM peak.
     pub gemm_size: usize,
+    /// Time PyTorch eager on the same files too.
+    pub torch: Option<TorchReference>,
 }
 
 impl Default for ExtractBenchOptions {
@@ -31,6 +60,7 @@ impl Default for ExtractBenchOptions {
             decode_threads: 0,
             repeats: 2,
             gemm_size: 1024,
+            torch: None,
         }
     }
 }
@@ -64,6 +94,8 @@ pub struct ExtractBench {
     pub fraction_of_gemm_peak: f64,
     /// Peak resident memory of the process, bytes.
     pub peak_rss_bytes: Option<u64>,
+    /// PyTorch eager on the same files, when asked for.
+    pub torch: Option<TorchFigures>,
 }
 
 /// Best GFLOP/s of an `n × n × n` f32 matrix product over five runs.
@@ -137,6 +169,10 @@ pub fn bench_extract(
     let engine_ips = n / engine_best;
     let e2e_ips = n / e2e_best;
     let gemm = gemm_peak_gflops(opts.gemm_size)?;
+    let torch = match &opts.torch {
+        Some(t) => Some(torch_figures(t, samples, opts, e2e_ips)?),
+        None => None,
+    };
     Ok(ExtractBench {
         model: model.name.clone(),
         images: samples.len(),
@@ -151,5 +187,87 @@ pub fn bench_extract(
         gemm_gflop_per_sec: gemm,
         fraction_of_gemm_peak: engine_ips * gflop_per_image / gemm,
         peak_rss_bytes: super::peak_rss_bytes(),
+        torch,
     })
+}
+
+/// Times the PyTorch reference on the files of `samples` with this process's thread count.
+fn torch_figures(
+    reference: &TorchReference,
+    samples: &[Sample],
+    opts: &ExtractBenchOptions,
+    ours: f64,
+) -> Result<TorchFigures> {
+    let paths: Vec<String> = samples
+        .iter()
+        .map(|s| {
+            s.file_path()
+                .map(|p| p.display().to_string())
+                .ok_or_else(|| {
+                    Error::Config(
+                        "the PyTorch reference reads image files: choose a folder dataset".into(),
+                    )
+                })
+        })
+        .collect::<Result<_>>()?;
+    let listing = std::env::temp_dir().join(format!("infodisent-files-{}.txt", std::process::id()));
+    std::fs::write(&listing, paths.join("\n")).map_err(|e| Error::io(&listing, e))?;
+    let args = [
+        reference.model.clone(),
+        listing.display().to_string(),
+        opts.batch.to_string(),
+        rayon::current_num_threads().to_string(),
+        opts.repeats.max(1).to_string(),
+    ];
+    let result = super::run_python_json(&reference.python, "extract_torch.py", TORCH_SCRIPT, &args);
+    let _ = std::fs::remove_file(&listing);
+    let (v, line) = result?;
+    let figure = |key: &str| {
+        v[key]
+            .as_f64()
+            .ok_or_else(|| Error::Config(format!("no {key} in `{line}`")))
+    };
+    let (in_process, workers) = (
+        figure("images_per_sec_in_process")?,
+        figure("images_per_sec_workers")?,
+    );
+    Ok(TorchFigures {
+        images_per_sec_in_process: in_process,
+        images_per_sec_workers: workers,
+        speedup: ours / in_process.max(workers),
+        detail: line,
+    })
+}
+
+/// Writes `n` JPEG photos into `dir` (quality 90, 500 × 375, crops of the asset photos at
+/// random places and scales), unless the folder already holds exactly those files: the
+/// benchmark's stand-in for a folder of camera images. Deterministic for `n` and `seed`.
+pub fn write_photo_jpegs(dir: &Path, n: usize, seed: u64) -> Result<Vec<PathBuf>> {
+    use rand::{Rng, SeedableRng};
+    let paths: Vec<PathBuf> = (0..n)
+        .map(|i| dir.join(format!("photo-{seed}-{i:04}.jpg")))
+        .collect();
+    if paths.iter().all(|p| p.is_file()) {
+        return Ok(paths);
+    }
+    let photos = crate::synth::parts::asset_backgrounds()?
+        .iter()
+        .map(crate::imageio::load_rgb)
+        .collect::<Result<Vec<_>>>()?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    for path in &paths {
+        let photo = &photos[rng.random_range(0..photos.len())];
+        let (w, h) = (photo.width() as f64, photo.height() as f64);
+        let scale = rng.random_range(0.6..=1.0) * (w / 4.0).min(h / 3.0);
+        let (cw, ch) = (4.0 * scale, 3.0 * scale);
+        let left = rng.random_range(0.0..=w - cw);
+        let top = rng.random_range(0.0..=h - ch);
+        let img = crate::imageio::resize_rgb(photo, 500, 375, Some((left, top, cw, ch)))?;
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
+            .encode_image(&img)
+            .map_err(|e| Error::input(path, e.to_string()))?;
+        crate::fsutil::write_atomic(path, &bytes)?;
+    }
+    Ok(paths)
 }

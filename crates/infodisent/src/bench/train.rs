@@ -10,7 +10,7 @@ use crate::optim::{AdamW, Hyper};
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The PyTorch reference step, shipped inside the binary so it runs from any folder.
@@ -153,53 +153,30 @@ fn time_steps(head: &Head, batch: &Batch, labels: &[u32], steps: usize) -> Resul
 
 /// Runs the PyTorch reference step for one D; `(seconds per step, its JSON line)`.
 fn torch_step(
-    python: &PathBuf,
+    python: &Path,
     cfg: &BenchTrainConfig,
     d: usize,
     threads: usize,
 ) -> Result<(f64, String)> {
-    let dir = tempfile_dir()?;
-    let script = dir.join("train_torch.py");
-    std::fs::write(&script, TORCH_SCRIPT).map_err(|e| Error::io(&script, e))?;
-    let out = std::process::Command::new(python)
-        .arg(&script)
-        .args(
-            [
-                d,
-                cfg.batch,
-                cfg.side * cfg.side,
-                cfg.classes,
-                cfg.steps.max(1),
-            ]
-            .map(|x| x.to_string()),
-        )
-        .arg(cfg.a_scale.to_string())
-        .arg(threads.to_string())
-        .arg(cfg.seed.to_string())
-        .output()
-        .map_err(|e| Error::io(python, e))?;
-    let _ = std::fs::remove_dir_all(&dir);
-    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if !out.status.success() {
-        return Err(Error::Config(format!(
-            "the PyTorch reference failed under {}: {}",
-            python.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    let line = stdout.lines().last().unwrap_or_default().to_owned();
-    let v: serde_json::Value = serde_json::from_str(&line)
-        .map_err(|e| Error::Config(format!("the PyTorch reference printed `{line}`: {e}")))?;
+    let mut args: Vec<String> = [
+        d,
+        cfg.batch,
+        cfg.side * cfg.side,
+        cfg.classes,
+        cfg.steps.max(1),
+    ]
+    .map(|x| x.to_string())
+    .to_vec();
+    args.extend([
+        cfg.a_scale.to_string(),
+        threads.to_string(),
+        cfg.seed.to_string(),
+    ]);
+    let (v, line) = super::run_python_json(python, "train_torch.py", TORCH_SCRIPT, &args)?;
     let s = v["seconds_per_step"]
         .as_f64()
         .ok_or_else(|| Error::Config(format!("no seconds_per_step in `{line}`")))?;
     Ok((s, line))
-}
-
-fn tempfile_dir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("infodisent-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    Ok(dir)
 }
 
 /// Runs the benchmark.

@@ -57,6 +57,14 @@ impl Sample {
         }
     }
 
+    /// The image file, when the sample is one (IDX samples are records inside a file).
+    pub fn file_path(&self) -> Option<&Path> {
+        match &self.source {
+            Source::File(path) => Some(path),
+            Source::Idx { .. } => None,
+        }
+    }
+
     /// Decodes the image as 8-bit RGB (grey IDX images are replicated to three channels).
     pub fn load(&self) -> Result<RgbImage> {
         match &self.source {
