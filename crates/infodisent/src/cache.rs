@@ -119,7 +119,7 @@ pub struct Shard {
     pub len: usize,
     /// Features, [len, D, h, w] row-major.
     pub features: Vec<f32>,
-    /// Labels, [len].
+    /// Labels, `[len]`.
     pub labels: Vec<i64>,
     /// Original classifier logits, [len, C_orig], when the model has a classifier.
     pub logits: Option<Vec<f32>>,

@@ -13,7 +13,7 @@ pub struct LinearClassifier {
     pub dim: usize,
     /// [C, D] row-major.
     pub weight: Vec<f32>,
-    /// [C].
+    /// `[C]`.
     pub bias: Vec<f32>,
 }
 
@@ -64,7 +64,7 @@ impl LinearClassifier {
             .collect()
     }
 
-    /// Saves as safetensors with tensors `weight` [C, D] and `bias` [C].
+    /// Saves as safetensors with tensors `weight` `[C, D]` and `bias` `[C]`.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         crate::fsutil::write_f32_tensors(
             path,

@@ -34,7 +34,7 @@ impl Evaluated {
         }
     }
 
-    /// Logits [n][C] for `n` feature maps `[n, D, cells]`.
+    /// Logits `[n][C]` for `n` feature maps `[n, D, cells]`.
     pub fn logits(&self, features: &[f32], n: usize, cells: usize) -> Result<Vec<Vec<f32>>> {
         Ok(match self {
             Evaluated::InfoDisent(p) => p

@@ -4,8 +4,8 @@
 //!
 //! Output folder: `config.json` (the [`TrainConfig`]), `checkpoint.safetensors` (parameters,
 //! AdamW moments, best parameters; progress in the metadata), `metrics.jsonl` (one object per
-//! epoch), `summary.json`, and the final head: `head.safetensors` ([`HeadParams`] format) for
-//! InfoDisent or `linear.safetensors` ([`LinearClassifier`] format) for the linear probe.
+//! epoch), `summary.json`, and the final head: `head.safetensors` ([`HeadParams`](crate::head::params::HeadParams) format) for
+//! InfoDisent or `linear.safetensors` ([`LinearClassifier`](crate::classifier::LinearClassifier) format) for the linear probe.
 
 use crate::cache::FeatureCache;
 use crate::checkpoint::{self, Checkpoint, NamedTensor};

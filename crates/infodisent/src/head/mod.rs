@@ -3,7 +3,7 @@
 //!
 //! Parameters are candle [`Var`]s; the structured parts are custom candle ops with hand-written
 //! backward passes ([`rotation`]: U = expm(A − Aᵀ) or Cayley; [`pool`]: the fused rotation and
-//! sparse pooling). [`reference`] is the straightforward dense implementation the benchmark and the
+//! sparse pooling). [`reference`](mod@reference) is the straightforward dense implementation the benchmark and the
 //! gradient tests compare against.
 
 pub mod blas;

@@ -4,7 +4,7 @@
 //! touching the autograd machinery, through one inference path: [`HeadParams::decide`] gives a
 //! [`Decision`] (rotated map, pooling, logits, prediction) and [`HeadParams::contributions`] the
 //! per-channel terms of one class's logit. On disk: safetensors with `rotation` [D, D], `weight` [C, D]
-//! and `bias` [C], all f32.
+//! and `bias` `[C]`, all f32.
 
 use crate::error::{Error, Result};
 use crate::head::linalg::gemm_into;
@@ -22,22 +22,22 @@ pub struct HeadParams {
     pub rotation: Vec<f32>,
     /// Nonnegative class weights W, [C, D] row-major.
     pub weight: Vec<f32>,
-    /// Class biases b, [C].
+    /// Class biases b, `[C]`.
     pub bias: Vec<f32>,
 }
 
 /// The sparse max/min pooling of one image: per channel, the value and where it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pooled {
-    /// `v_k = max ReLU(J_k) − max ReLU(−J_k)`, [D].
+    /// `v_k = max ReLU(J_k) − max ReLU(−J_k)`, `[D]`.
     pub v: Vec<f32>,
-    /// `max ReLU(J_k)`, [D].
+    /// `max ReLU(J_k)`, `[D]`.
     pub pos: Vec<f32>,
-    /// `max ReLU(−J_k)`, [D].
+    /// `max ReLU(−J_k)`, `[D]`.
     pub neg: Vec<f32>,
-    /// Cell (r·w + s) of the largest value of each channel, [D].
+    /// Cell (r·w + s) of the largest value of each channel, `[D]`.
     pub argmax: Vec<usize>,
-    /// Cell of the smallest value of each channel, [D].
+    /// Cell of the smallest value of each channel, `[D]`.
     pub argmin: Vec<usize>,
 }
 
@@ -48,7 +48,7 @@ pub struct Decision {
     pub rotated: Vec<f32>,
     /// Sparse max/min pooling of `J`.
     pub pooled: Pooled,
-    /// `W v + b`, [C].
+    /// `W v + b`, `[C]`.
     pub logits: Vec<f32>,
     /// Class with the largest logit.
     pub predicted: usize,

@@ -10,7 +10,7 @@
 //!
 //! Everything runs on cached feature maps (the backbone is frozen and its classifier is
 //! pool + linear), so only two small modules are trained: the mask ([`mask`]) and the critic
-//! ([`critic`]) whose scores feed a mutual-information lower bound ([`bounds`]). [`train`] fits
+//! ([`critic`]) whose scores feed a mutual-information lower bound ([`bounds`]). [`train`](mod@train) fits
 //! them with checkpoints and resume; [`model`] loads a trained run; [`maps`] turns its per-position
 //! values into heatmaps and JSON.
 //!

@@ -27,7 +27,7 @@ pub const LOGITS: &str = "logits";
 /// Name of the node whose output is the last feature map (ReLU6 after the head convolution).
 pub const FEATURE_NODE: &str = "head_relu6";
 
-/// Builds the graph (input `image` [N,3,H,W], output `logits` [N,1000]) from a state dict. The
+/// Builds the graph (input `image` `[N,3,H,W]`, output `logits` `[N,1000]`) from a state dict. The
 /// input side is left symbolic: SAME padding works at any size, so other crops can be used.
 pub fn build(weights: &HashMap<String, Tensor>, origin: &Path) -> Result<ModelProto> {
     let mut net = Builder {
