@@ -1,9 +1,10 @@
 //! `infodisent ablate`: trains a grid of training recipes on one cache and measures every head
 //! the same way (top-1, channels for 95 % under both readings, RV above its null, W's zeros,
-//! U's distance from I, training seconds), with the linear probe on average-pooled features as
-//! the baseline. On a parts-benchmark cache ([`crate::synth::parts`]) every row also gets its
-//! prototype purity and explanation correctness. Each variant trains into its own folder and a finished one is reused, so an
-//! interrupted ablation resumes; a folder trained with other settings is refused.
+//! U's distance from I, training seconds), with two linear probes on average-pooled features
+//! (signed, and W ≥ 0) as baselines. On a parts-benchmark cache ([`crate::synth::parts`]) every
+//! row also gets its prototype purity and explanation correctness. Each variant trains into its
+//! own folder and a finished one is reused, so an interrupted ablation resumes; a folder trained
+//! with other settings is refused.
 
 use crate::cache::FeatureCache;
 use crate::checkpoint;
@@ -79,7 +80,7 @@ pub struct AblationRow {
     pub channels_strict: f64,
     /// RV coefficient above its permutation null (rotated channels; raw ones for the probe).
     pub rv_excess: f64,
-    /// Share of exact zeros in W (None for the probe, whose W is signed).
+    /// Share of exact zeros in W (None for a probe whose W is signed).
     pub zero_share: Option<f64>,
     /// ‖U − I‖_F / √D (None for the probe).
     pub rotation_from_identity: Option<f64>,
@@ -97,7 +98,7 @@ pub struct AblationReport {
     pub split: String,
     /// Images in it.
     pub images: usize,
-    /// The probe first, then one row per variant.
+    /// The two probes first, then one row per variant.
     pub rows: Vec<AblationRow>,
 }
 
@@ -142,35 +143,65 @@ pub fn run(
     probe_config.head.kind = HeadKind::LinearProbe;
     probe_config.keep_top = None;
     probe_config.prune_after = None;
-    let probe_dir = out.join("linear-probe");
-    let probe_seconds = train_or_reuse(cache, &probe_config, &probe_dir)?;
-    let probe = runs::load_probe(&probe_dir)?;
-    let mut rows = Vec::with_capacity(variants.len() + 1);
+    // The probes are trained with the plain recipe: U, Gumbel and the rotation's settings do
+    // not apply to them.
+    probe_config.head.gumbel = false;
+    probe_config.head.rebase_every = 0;
+    probe_config.head.nonnegative = false;
+    let mut nonnegative_config = probe_config.clone();
+    nonnegative_config.head.nonnegative = true;
+    let probes = [
+        (
+            "linear probe (average-pooled)",
+            "linear-probe",
+            probe_config,
+        ),
+        (
+            "linear probe, W ≥ 0 (average-pooled)",
+            "linear-probe-nonnegative",
+            nonnegative_config,
+        ),
+    ];
+    let mut trained_probes = Vec::with_capacity(probes.len());
+    for (name, folder, config) in &probes {
+        let dir = out.join(folder);
+        let seconds = train_or_reuse(cache, config, &dir)?;
+        trained_probes.push((*name, runs::load_probe(&dir)?, dir, seconds));
+    }
+    let mut rows = Vec::with_capacity(variants.len() + probes.len());
     let mut images = 0;
     for v in variants {
         let dir = out.join(&v.folder);
         let seconds = train_or_reuse(cache, &v.config, &dir)?;
         let head = runs::load_head(&dir)?;
-        let m = cache_metrics(cache, &head, Some(("linear probe", &probe)), None, opts)?;
-        images = m.images;
         if rows.is_empty() {
-            let counts = m.baseline_channels_for_95.as_ref().ok_or_else(|| {
-                Error::Shape("the probe does not fit the head's channels and classes".into())
-            })?;
-            rows.push(AblationRow {
-                name: "linear probe (average-pooled)".into(),
-                folder: probe_dir.clone(),
-                top1: m.baseline_accuracy.unwrap_or(0.0),
-                channels_paper: counts.paper.mean,
-                paper_undefined: counts.paper_undefined,
-                channels_strict: counts.strict.mean,
-                rv_excess: m.rv.raw.excess(),
-                zero_share: None,
-                rotation_from_identity: None,
-                parts: score(Explained::Probe(&probe))?,
-                train_seconds: probe_seconds,
-            });
+            // The probes' figures come from the metrics pass that has them as its baseline.
+            for (name, probe, probe_dir, probe_seconds) in &trained_probes {
+                let m = cache_metrics(cache, &head, Some((name, probe)), None, opts)?;
+                let counts = m.baseline_channels_for_95.as_ref().ok_or_else(|| {
+                    Error::Shape("the probe does not fit the head's channels and classes".into())
+                })?;
+                rows.push(AblationRow {
+                    name: (*name).to_owned(),
+                    folder: probe_dir.clone(),
+                    top1: m.baseline_accuracy.unwrap_or(0.0),
+                    channels_paper: counts.paper.mean,
+                    paper_undefined: counts.paper_undefined,
+                    channels_strict: counts.strict.mean,
+                    rv_excess: m.rv.raw.excess(),
+                    zero_share: Some(
+                        probe.weight.iter().filter(|&&w| w == 0.0).count() as f64
+                            / probe.weight.len() as f64,
+                    )
+                    .filter(|_| probe.weight.iter().all(|&w| w >= 0.0)),
+                    rotation_from_identity: None,
+                    parts: score(Explained::Probe(probe))?,
+                    train_seconds: *probe_seconds,
+                });
+            }
         }
+        let m = cache_metrics(cache, &head, None, None, opts)?;
+        images = m.images;
         rows.push(AblationRow {
             name: v.name.clone(),
             folder: dir,

@@ -31,10 +31,11 @@ fn prototypes_and_explanations_land_on_the_parts_that_make_the_class() {
     let report = bench_parts(dir.path(), &data, "efficientnet-lite0", 2, &base, &grid).unwrap();
     println!("{}", format_report(&report));
     assert_eq!(report.images, 4 * 12);
-    assert_eq!(report.rows.len(), 3, "the probe and two recipes");
-    // Measured on this machine (OpenBLAS): probe 85 % top-1, purity 43 %; InfoDisent 77 % and
-    // 70 %; keep-top-5 83 % and 71 %; explanation cells on a deciding part 36–50 % against 21 %
-    // for any cell. The bars leave room for other CPUs' training draws.
+    assert_eq!(report.rows.len(), 4, "two probes and two recipes");
+    // Measured on this machine (OpenBLAS): top-1 / purity / explanation cells on a deciding part
+    // against any cell: probe 85 % / 43 % / 51 % vs 36 %; W ≥ 0 probe 81 % / 44 % / 49 % vs 35 %;
+    // InfoDisent 77 % / 70 % / 68 % vs 34 %; keep-top-5 83 % / 71 % / 79 % vs 36 %. The bars
+    // leave room for other CPUs' training draws.
     for row in &report.rows {
         let parts = row.parts.as_ref().expect("a parts dataset gives purity");
         assert!(row.top1 >= 0.7, "{}: top-1 {}", row.name, row.top1);
@@ -51,27 +52,40 @@ fn prototypes_and_explanations_land_on_the_parts_that_make_the_class() {
             "{}",
             parts.chance
         );
+        // The probes' explanations beat chance; InfoDisent's by far (its channels are parts).
+        let factor = if row.folder.to_string_lossy().contains("probe") {
+            1.0
+        } else {
+            1.5
+        };
         assert!(
-            parts.correctness > 1.3 * parts.chance,
+            parts.correctness > factor * parts.chance,
             "{}: explanation cells on a deciding part {:.2}, any cell {:.2}",
             row.name,
             parts.correctness,
             parts.chance
         );
     }
-    let purity = |i: usize| report.rows[i].parts.as_ref().unwrap().purity;
+    let purity = |folder: &str| {
+        let row = report
+            .rows
+            .iter()
+            .find(|r| r.folder.ends_with(folder))
+            .unwrap();
+        row.parts.as_ref().unwrap().purity
+    };
     // The rotation gathers each part into channels of their own: the raw channels the probe
     // reads are far less pure.
     assert!(
-        purity(1) > purity(0) + 0.1,
+        purity("recipe") > purity("linear-probe") + 0.1,
         "InfoDisent {:.2} vs probe {:.2}",
-        purity(1),
-        purity(0)
+        purity("recipe"),
+        purity("linear-probe")
     );
     assert!(
-        purity(2) >= 0.6,
+        purity("keep-top-5") >= 0.6,
         "keep-top-5: prototype purity {:.2}",
-        purity(2)
+        purity("keep-top-5")
     );
     // Run again: the dataset, the cache and every head are reused and measure the same.
     let again = bench_parts(dir.path(), &data, "efficientnet-lite0", 2, &base, &grid).unwrap();

@@ -81,6 +81,9 @@ pub struct Recipe {
     /// Train with the Gumbel-softmax relaxation of the max.
     #[arg(long)]
     pub gumbel: bool,
+    /// Linear probe only: keep its weights ≥ 0, like InfoDisent's.
+    #[arg(long)]
+    pub nonnegative: bool,
     /// Initial scale of W.
     #[arg(long)]
     pub w_init: Option<f64>,
@@ -122,6 +125,7 @@ impl Recipe {
             cfg.head.rebase_every = k;
         }
         cfg.head.gumbel |= self.gumbel;
+        cfg.head.nonnegative |= self.nonnegative;
         if let Some(x) = self.w_init {
             cfg.head.w_init = x;
         }

@@ -72,6 +72,9 @@ pub struct HeadConfig {
     /// (`U₀ ← U₀ · rotation(A)`, `A ← 0`), so the exponential is only evaluated near A = 0.
     /// 0 keeps the paper's static `U = expm(A − Aᵀ)`.
     pub rebase_every: usize,
+    /// Linear probe only: keep W ≥ 0 like InfoDisent's (ReLU in the forward pass, clamped after
+    /// each step), the ablation that separates nonnegativity from the rotation and the pooling.
+    pub nonnegative: bool,
 }
 
 impl Default for HeadConfig {
@@ -85,6 +88,7 @@ impl Default for HeadConfig {
             tau_end: 0.1,
             w_init: 0.01,
             rebase_every: 0,
+            nonnegative: false,
         }
     }
 }
@@ -109,6 +113,12 @@ impl HeadConfig {
         if self.gumbel && self.kind == HeadKind::LinearProbe {
             return Err(Error::Config(
                 "head.gumbel applies to the InfoDisent head only".into(),
+            ));
+        }
+        if self.nonnegative && self.kind == HeadKind::InfoDisent {
+            return Err(Error::Config(
+                "head.nonnegative applies to the linear probe (InfoDisent's W is always ≥ 0)"
+                    .into(),
             ));
         }
         Ok(())
@@ -211,7 +221,7 @@ impl Head {
         config.validate()?;
         let dev = Device::Cpu;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let lo = if config.kind == HeadKind::InfoDisent {
+        let lo = if config.kind == HeadKind::InfoDisent || config.nonnegative {
             0.0
         } else {
             -config.w_init
@@ -269,6 +279,11 @@ impl Head {
             HeadKind::LinearProbe => {
                 let x = Tensor::from_vec(batch.pooled(), (batch.n, batch.dim), &dev)?;
                 let w = self.var("weight").as_tensor();
+                let w = if self.config.nonnegative {
+                    w.relu()?
+                } else {
+                    w.clone()
+                };
                 Ok(x.matmul(&w.t()?)?
                     .broadcast_add(self.var("bias").as_tensor())?)
             }
@@ -354,8 +369,12 @@ impl Head {
     }
 
     /// Projects W_raw onto W ≥ 0 after an optimiser step, and onto the pruned pattern `keep`
-    /// (a [`Head::weight_mask`]) when given; a no-op for the linear probe.
+    /// (a [`Head::weight_mask`]) when given; for the linear probe only with `nonnegative`.
     pub fn clamp_weights(&self, keep: Option<&Tensor>) -> Result<()> {
+        if self.config.nonnegative {
+            let w = self.var("weight");
+            w.set(&w.as_tensor().relu()?)?;
+        }
         if self.config.kind == HeadKind::InfoDisent {
             let w = self.var("w_raw");
             let clamped = w.as_tensor().relu()?;
@@ -442,12 +461,18 @@ impl Head {
                     vec("bias")?,
                 )?))
             }
-            HeadKind::LinearProbe => Ok(TrainedHead::Linear(LinearClassifier::new(
-                self.classes,
-                self.dim,
-                vec("weight")?,
-                vec("bias")?,
-            )?)),
+            HeadKind::LinearProbe => {
+                let mut weight = vec("weight")?;
+                if self.config.nonnegative {
+                    weight.iter_mut().for_each(|w| *w = w.max(0.0));
+                }
+                Ok(TrainedHead::Linear(LinearClassifier::new(
+                    self.classes,
+                    self.dim,
+                    weight,
+                    vec("bias")?,
+                )?))
+            }
         }
     }
 }
