@@ -174,8 +174,11 @@ pub fn run(
         let dir = out.join(&v.folder);
         let seconds = train_or_reuse(cache, &v.config, &dir)?;
         let head = runs::load_head(&dir)?;
+        // The probes' figures come from the first variant's metrics passes, which have them as
+        // baseline; the head's own figures do not depend on the baseline, so the first of those
+        // passes serves the variant's row too.
+        let mut measured = None;
         if rows.is_empty() {
-            // The probes' figures come from the metrics pass that has them as its baseline.
             for (name, probe, probe_dir, probe_seconds) in &trained_probes {
                 let m = cache_metrics(cache, &head, Some((name, probe)), None, opts)?;
                 let counts = m.baseline_channels_for_95.as_ref().ok_or_else(|| {
@@ -198,9 +201,13 @@ pub fn run(
                     parts: score(Explained::Probe(probe))?,
                     train_seconds: *probe_seconds,
                 });
+                measured.get_or_insert(m);
             }
         }
-        let m = cache_metrics(cache, &head, None, None, opts)?;
+        let m = match measured {
+            Some(m) => m,
+            None => cache_metrics(cache, &head, None, None, opts)?,
+        };
         images = m.images;
         rows.push(AblationRow {
             name: v.name.clone(),

@@ -271,7 +271,14 @@ impl FeatureCache {
     }
 
     /// Replaces `labels` by the class each row of `logits` ranks first, in the original view.
-    fn relabel(&self, labels: &mut [i64], logits: Option<&[f32]>, what: &str) -> Result<()> {
+    /// `what` names the source in the error; it is only formatted when one is raised, since
+    /// every training batch passes through here.
+    fn relabel(
+        &self,
+        labels: &mut [i64],
+        logits: Option<&[f32]>,
+        what: impl FnOnce() -> String,
+    ) -> Result<()> {
         if !self.original_labels {
             return Ok(());
         }
@@ -281,7 +288,7 @@ impl FeatureCache {
             .ok_or_else(|| {
                 Error::cache(
                     &self.dir,
-                    format!("{what} lacks the original classifier's logits"),
+                    format!("{} lacks the original classifier's logits", what()),
                 )
             })?;
         for (label, row) in labels.iter_mut().zip(logits.chunks_exact(classes)) {
@@ -320,11 +327,9 @@ impl FeatureCache {
                 let mut rows = ShardRows::open(&path, [n, d, h, w])?;
                 let logits = rows.logits(0..n)?;
                 let mut labels = vec![0; n];
-                self.relabel(
-                    &mut labels,
-                    logits.as_deref(),
-                    &format!("shard {}", path.display()),
-                )?;
+                self.relabel(&mut labels, logits.as_deref(), || {
+                    format!("shard {}", path.display())
+                })?;
                 for (item, label) in items[i * info.shard_size..].iter_mut().zip(labels) {
                     item.label = label;
                 }
@@ -348,11 +353,9 @@ impl FeatureCache {
             self.manifest.original_classes,
             expected,
         )?;
-        self.relabel(
-            &mut shard.labels,
-            shard.logits.as_deref(),
-            &format!("shard {}", path.display()),
-        )?;
+        self.relabel(&mut shard.labels, shard.logits.as_deref(), || {
+            format!("shard {}", path.display())
+        })?;
         Ok(shard)
     }
 
@@ -417,11 +420,9 @@ impl FeatureCache {
             }
         }
         out.logits = all_logits.then_some(logits);
-        self.relabel(
-            &mut out.labels,
-            out.logits.as_deref(),
-            &format!("split `{split}`"),
-        )?;
+        self.relabel(&mut out.labels, out.logits.as_deref(), || {
+            format!("split `{split}`")
+        })?;
         Ok(out)
     }
 

@@ -13,36 +13,22 @@ const ROW_MAJOR: c_int = 101;
 const NO_TRANS: c_int = 111;
 const TRANS: c_int = 112;
 
-type Sgemm = unsafe extern "C" fn(
+/// `cblas_sgemm` (T = f32) and `cblas_dgemm` (T = f64): order, transA, transB, m, n, k, alpha,
+/// A, lda, B, ldb, beta, C, ldc.
+type Gemm<T> = unsafe extern "C" fn(
     c_int,
     c_int,
     c_int,
     c_int,
     c_int,
     c_int,
-    f32,
-    *const f32,
+    T,
+    *const T,
     c_int,
-    *const f32,
+    *const T,
     c_int,
-    f32,
-    *mut f32,
-    c_int,
-);
-type Dgemm = unsafe extern "C" fn(
-    c_int,
-    c_int,
-    c_int,
-    c_int,
-    c_int,
-    c_int,
-    f64,
-    *const f64,
-    c_int,
-    *const f64,
-    c_int,
-    f64,
-    *mut f64,
+    T,
+    *mut T,
     c_int,
 );
 
@@ -50,8 +36,8 @@ type Dgemm = unsafe extern "C" fn(
 pub struct Blas {
     /// Where it was loaded from.
     pub name: String,
-    sgemm: Sgemm,
-    dgemm: Dgemm,
+    sgemm: Gemm<f32>,
+    dgemm: Gemm<f64>,
     set_threads: Option<unsafe extern "C" fn(c_int)>,
     _library: Library,
 }
@@ -67,8 +53,8 @@ fn load(name: &str) -> Option<Blas> {
     // libraries, and the symbols are checked to exist before use with their CBLAS signatures.
     unsafe {
         let library = Library::new(name).ok()?;
-        let sgemm = *library.get::<Sgemm>(b"cblas_sgemm\0").ok()?;
-        let dgemm = *library.get::<Dgemm>(b"cblas_dgemm\0").ok()?;
+        let sgemm = *library.get::<Gemm<f32>>(b"cblas_sgemm\0").ok()?;
+        let dgemm = *library.get::<Gemm<f64>>(b"cblas_dgemm\0").ok()?;
         let set_threads = library
             .get::<unsafe extern "C" fn(c_int)>(b"openblas_set_num_threads\0")
             .ok()

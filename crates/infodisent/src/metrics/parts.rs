@@ -160,10 +160,7 @@ pub fn parts_score(
             .get(path)
             .ok_or_else(|| Error::input(path, "image is not in the parts benchmark's ground truth"))
     };
-    let land = |img: &PartsImage, cell: usize| -> Option<String> {
-        img.part_at(&geometry.to_image(grid.cell_box(cell, input_size)))
-            .map(str::to_owned)
-    };
+    let cell_image_box = |cell: usize| geometry.to_image(grid.cell_box(cell, input_size));
 
     let prototypes = find_prototypes(cache, finder, "train", opts.prototypes)?;
     let train_items = cache.items("train")?;
@@ -174,12 +171,11 @@ pub fn parts_score(
         for p in protos {
             let img = lookup(&train_items[p.item].path)?;
             let [r, c] = p.cell;
-            landed.push(land(img, r * grid.w + c));
+            landed.push(img.part_at(&cell_image_box(r * grid.w + c)));
         }
         // Missing prototypes (a channel that fires on fewer images) count as background.
         landed.resize(opts.prototypes, None);
-        let borrowed: Vec<Option<&str>> = landed.iter().map(Option::as_deref).collect();
-        let (part, purity) = purity_of(&borrowed);
+        let (part, purity) = purity_of(&landed);
         channels.push(ChannelPurity {
             channel: k,
             part,
@@ -195,13 +191,13 @@ pub fn parts_score(
         let shard = shard?;
         let decisions = finder.decide_batch(&shard.features, shard.len, cells)?;
         for (i, decision) in decisions.iter().enumerate() {
+            let avg;
             let (values, predicted) = match model {
-                Explained::Head(_) => (decision.pooled.v.clone(), decision.predicted),
+                Explained::Head(_) => (&decision.pooled.v, decision.predicted),
                 Explained::Probe(p) => {
                     let f = &shard.features[i * dim * cells..(i + 1) * dim * cells];
-                    let avg = average_pool(f, cells);
-                    let predicted = argmax(&p.logits(&avg));
-                    (avg, predicted)
+                    avg = average_pool(f, cells);
+                    (&avg, argmax(&p.logits(&avg)))
                 }
             };
             let w = &weight[predicted * dim..(predicted + 1) * dim];
@@ -218,9 +214,11 @@ pub fn parts_score(
                     names.len()
                 ))
             })?;
-            chance_hits += (0..cells)
-                .filter(|&cell| land(img, cell).is_some_and(|part| truth.defines(class, &part)))
-                .count();
+            let on_class_part = |cell: usize| {
+                img.part_at(&cell_image_box(cell))
+                    .is_some_and(|part| truth.defines(class, part))
+            };
+            chance_hits += (0..cells).filter(|&cell| on_class_part(cell)).count();
             chance_cells += cells;
             for (_, k) in order {
                 // The channel's value is read where it is extreme in its sign: a positive value
@@ -232,8 +230,8 @@ pub fn parts_score(
                     pooled.argmin[k]
                 };
                 checked += 1;
-                match land(img, cell) {
-                    Some(part) if truth.defines(class, &part) => hits += 1,
+                match img.part_at(&cell_image_box(cell)) {
+                    Some(part) if truth.defines(class, part) => hits += 1,
                     Some(part) if part == DISTRACTOR => distractor += 1,
                     Some(_) => {}
                     None => background += 1,
