@@ -62,6 +62,32 @@ fn exit_codes_say_what_went_wrong() {
     let out = infodisent(&["explain", "--cache", "c", "--head", "h"]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(stderr(&out).contains("nothing to explain"));
+    // The default recipe prunes after half the epochs, so one epoch is refused with the way out;
+    // the probe has nothing to prune and takes no pruning from the default.
+    let out = infodisent(&["train", "--cache", "c", "--out", "o", "--epochs", "1"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("--keep-top 0"), "{}", stderr(&out));
+    let probe = [
+        "train",
+        "--cache",
+        "no-cache",
+        "--out",
+        "o",
+        "--epochs",
+        "1",
+        "--kind",
+        "linear-probe",
+    ];
+    let out = infodisent(&probe);
+    assert_eq!(
+        code(&out),
+        5,
+        "passes validation, fails on the cache: {}",
+        stderr(&out)
+    );
+    let out = infodisent(&[&probe[..], &["--keep-top", "5"]].concat());
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("linear probe"), "{}", stderr(&out));
     // 3: unreadable input, named.
     let missing = dir.path().join("no-such-folder");
     let cache = dir.path().join("cache");

@@ -1,20 +1,21 @@
 //! `infodisent ablate`: trains a grid of training recipes on one cache and measures every head
 //! the same way (top-1, channels for 95 % under both readings, RV above its null, W's zeros,
-//! U's distance from I, training seconds), with two linear probes on average-pooled features
-//! (signed, and W ≥ 0) as baselines. On a parts-benchmark cache ([`crate::synth::parts`]) every
+//! U's distance from I, training seconds), with three linear probes as baselines: on
+//! average-pooled features (signed, and W ≥ 0) and on max-pooled ones. On a parts-benchmark cache ([`crate::synth::parts`]) every
 //! row also gets its prototype purity and explanation correctness. Each variant trains into its
 //! own folder and a finished one is reused, so an interrupted ablation resumes; a folder trained
 //! with other settings is refused.
 
 use crate::cache::FeatureCache;
 use crate::checkpoint;
+use crate::classifier::Pooling;
 use crate::error::{Error, Result};
 use crate::head::{HeadKind, Loss};
 use crate::metrics::parts::{parts_score, Explained, PartsOptions, PartsScore};
 use crate::metrics::{cache_metrics, MetricsOptions};
 use crate::runs;
 use crate::synth::parts::PartsTruth;
-use crate::train::{read_config, train, EpochMetrics, TrainConfig};
+use crate::train::{train_or_reuse, EpochMetrics, TrainConfig, DEFAULT_KEEP_TOP};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -29,12 +30,13 @@ pub struct Variant {
     pub config: TrainConfig,
 }
 
-/// The grid on top of `base` (an InfoDisent recipe): U frozen at I, the recipe itself, then one
-/// change at a time.
+/// The grid on top of `base` (an InfoDisent recipe): the paper's dense head with U frozen at I,
+/// the dense head itself, then one change at a time, the last being pruning to `base`'s
+/// `keep_top` (the default recipe; [`DEFAULT_KEEP_TOP`] if `base` is dense).
 pub fn standard_grid(base: &TrainConfig) -> Vec<Variant> {
+    let dense = base.clone().with_kind(HeadKind::InfoDisent).dense();
     let variant = |name: &str, folder: &str, change: &dyn Fn(&mut TrainConfig)| {
-        let mut config = base.clone();
-        config.head.kind = HeadKind::InfoDisent;
+        let mut config = dense.clone();
         change(&mut config);
         Variant {
             name: name.to_owned(),
@@ -42,11 +44,12 @@ pub fn standard_grid(base: &TrainConfig) -> Vec<Variant> {
             config,
         }
     };
+    let keep = base.keep_top.unwrap_or(DEFAULT_KEEP_TOP);
     vec![
         variant("InfoDisent, U = I (lr-rotation 0)", "frozen-u", &|c| {
             c.lr_rotation = Some(0.0)
         }),
-        variant("InfoDisent (this recipe)", "recipe", &|_| {}),
+        variant("InfoDisent, dense (the paper's head)", "recipe", &|_| {}),
         variant("+ weight decay 0.05", "weight-decay", &|c| {
             c.weight_decay = 0.05
         }),
@@ -57,9 +60,14 @@ pub fn standard_grid(base: &TrainConfig) -> Vec<Variant> {
         variant("+ sigmoid loss", "sigmoid", &|c| {
             c.head.loss = Loss::Sigmoid
         }),
-        variant("+ keep top 5 weights per class", "keep-top-5", &|c| {
-            c.keep_top = Some(5)
-        }),
+        variant(
+            &format!("+ keep top {keep} weights per class (default)"),
+            &format!("keep-top-{keep}"),
+            &|c| {
+                c.keep_top = Some(keep);
+                c.prune_after = base.prune_after;
+            },
+        ),
     ]
 }
 
@@ -98,24 +106,13 @@ pub struct AblationReport {
     pub split: String,
     /// Images in it.
     pub images: usize,
-    /// The two probes first, then one row per variant.
+    /// The probes first, then one row per variant.
     pub rows: Vec<AblationRow>,
 }
 
-/// Trains `config` into `dir` unless a finished head made with the same settings is there;
-/// returns the training seconds from its log.
-fn train_or_reuse(cache: &FeatureCache, config: &TrainConfig, dir: &Path) -> Result<f64> {
-    if runs::head_file(dir, config.head.kind).exists() {
-        if read_config(dir)? != *config {
-            return Err(Error::Config(format!(
-                "{} holds a head trained with other settings; choose another --out",
-                dir.display()
-            )));
-        }
-    } else {
-        let resume = dir.join(runs::CHECKPOINT_FILE).exists();
-        train(cache, config, dir, resume)?;
-    }
+/// Trains `config` into `dir` unless that is done; returns the training seconds from its log.
+fn train_or_reuse_timed(cache: &FeatureCache, config: &TrainConfig, dir: &Path) -> Result<f64> {
+    train_or_reuse(cache, config, dir)?;
     let log: Vec<EpochMetrics> = checkpoint::read_log(&dir.join(runs::METRICS_LOG))?;
     Ok(log.iter().map(|m| m.seconds).sum())
 }
@@ -139,10 +136,7 @@ pub fn run(
             .map(|truth| parts_score(cache, model, truth, &parts_opts))
             .transpose()
     };
-    let mut probe_config = base.clone();
-    probe_config.head.kind = HeadKind::LinearProbe;
-    probe_config.keep_top = None;
-    probe_config.prune_after = None;
+    let mut probe_config = base.clone().with_kind(HeadKind::LinearProbe);
     // The probes are trained with the plain recipe: U, Gumbel and the rotation's settings do
     // not apply to them.
     probe_config.head.gumbel = false;
@@ -150,6 +144,8 @@ pub fn run(
     probe_config.head.nonnegative = false;
     let mut nonnegative_config = probe_config.clone();
     nonnegative_config.head.nonnegative = true;
+    let mut max_config = probe_config.clone();
+    max_config.head.pooling = Pooling::Max;
     let probes = [
         (
             "linear probe (average-pooled)",
@@ -161,18 +157,19 @@ pub fn run(
             "linear-probe-nonnegative",
             nonnegative_config,
         ),
+        ("linear probe (max-pooled)", "linear-probe-max", max_config),
     ];
     let mut trained_probes = Vec::with_capacity(probes.len());
     for (name, folder, config) in &probes {
         let dir = out.join(folder);
-        let seconds = train_or_reuse(cache, config, &dir)?;
+        let seconds = train_or_reuse_timed(cache, config, &dir)?;
         trained_probes.push((*name, runs::load_probe(&dir)?, dir, seconds));
     }
     let mut rows = Vec::with_capacity(variants.len() + probes.len());
     let mut images = 0;
     for v in variants {
         let dir = out.join(&v.folder);
-        let seconds = train_or_reuse(cache, &v.config, &dir)?;
+        let seconds = train_or_reuse_timed(cache, &v.config, &dir)?;
         let head = runs::load_head(&dir)?;
         // The probes' figures come from the first variant's metrics passes, which have them as
         // baseline; the head's own figures do not depend on the baseline, so the first of those

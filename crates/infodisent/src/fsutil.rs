@@ -2,6 +2,7 @@
 //! that looks finished.
 
 use crate::error::{Error, Result};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -78,6 +79,7 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
 pub fn write_f32_tensors(
     path: impl AsRef<Path>,
     tensors: &[(&str, Vec<usize>, &[f32])],
+    metadata: Option<(&str, &str)>,
 ) -> Result<()> {
     let path = path.as_ref();
     let views = tensors
@@ -92,22 +94,37 @@ pub fn write_f32_tensors(
             .map_err(|e| Error::Shape(format!("tensor `{name}`: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
+    // At most one metadata entry: safetensors writes a map in hash order, and one entry keeps
+    // identical files byte-identical.
+    let metadata = metadata.map(|(k, v)| HashMap::from([(k.to_owned(), v.to_owned())]));
     let bytes =
-        safetensors::serialize(views, None).map_err(|e| Error::cache(path, e.to_string()))?;
+        safetensors::serialize(views, metadata).map_err(|e| Error::cache(path, e.to_string()))?;
     write_atomic(path, &bytes)
 }
 
+/// A tensor read from a file: its shape and values.
+pub type F32Tensor = (Vec<usize>, Vec<f32>);
+
 /// Reads the named f32 tensors of a safetensors file as `(shape, values)`, naming the file and
 /// the tensor in any error (missing, wrong dtype, corrupt file).
-pub fn read_f32_tensors(
+pub fn read_f32_tensors(path: impl AsRef<Path>, names: &[&str]) -> Result<Vec<F32Tensor>> {
+    Ok(read_f32_tensors_with(path, names, None)?.0)
+}
+
+/// [`read_f32_tensors`], and the value of metadata entry `key` if the file has one.
+pub fn read_f32_tensors_with(
     path: impl AsRef<Path>,
     names: &[&str],
-) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
+    key: Option<&str>,
+) -> Result<(Vec<F32Tensor>, Option<String>)> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| Error::cache(path, format!("corrupt: {e}")))?;
+    let value = key.and_then(|k| header.metadata().as_ref()?.get(k).cloned());
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::cache(path, format!("corrupt: {e}")))?;
-    names
+    let tensors = names
         .iter()
         .map(|&name| {
             let t = st
@@ -121,5 +138,6 @@ pub fn read_f32_tensors(
             }
             Ok((t.shape().to_vec(), bytemuck::pod_collect_to_vec(t.data())))
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok((tensors, value))
 }

@@ -14,9 +14,9 @@ use crate::metrics::{cache_metrics, faithfulness_metrics, MetricsOptions};
 use crate::mi::{resolve_classifier, ClassifierChoice, MiConfig};
 use crate::report::{ReportOptions, ReportSources};
 use crate::runs;
-use crate::train::TrainConfig;
+use crate::train::{train_or_reuse, TrainConfig};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Settings of a whole run.
@@ -102,14 +102,6 @@ fn timed<T>(
     Ok(out)
 }
 
-/// Trains one head unless a finished one is already in `dir`.
-fn train_head(cache: &FeatureCache, cfg: &TrainConfig, dir: &Path) -> Result<()> {
-    if runs::head_file(dir, cfg.head.kind).exists() {
-        return Ok(());
-    }
-    crate::train::train(cache, cfg, dir, dir.join(runs::CHECKPOINT_FILE).exists()).map(|_| ())
-}
-
 /// Runs every stage, skipping or resuming those whose output is already on disk.
 pub fn run(cfg: &PipelineConfig) -> Result<PipelineSummary> {
     let mut seconds = Vec::new();
@@ -140,12 +132,11 @@ pub fn run(cfg: &PipelineConfig) -> Result<PipelineSummary> {
     let test = cache.evaluation_split()?;
     let test = test.as_str();
     timed(&mut seconds, "train infodisent", || {
-        train_head(&cache, &cfg.train, &head_dir)
+        train_or_reuse(&cache, &cfg.train, &head_dir)
     })?;
-    let mut probe_cfg = cfg.train.clone();
-    probe_cfg.head.kind = HeadKind::LinearProbe;
+    let probe_cfg = cfg.train.clone().with_kind(HeadKind::LinearProbe);
     timed(&mut seconds, "train linear probe", || {
-        train_head(&cache, &probe_cfg, &probe_dir)
+        train_or_reuse(&cache, &probe_cfg, &probe_dir)
     })?;
 
     let head = runs::load_head(&head_dir)?;

@@ -30,7 +30,11 @@ fn every_recipe_gets_one_measured_row_and_reruns_reuse_the_heads() {
     };
     let out = dir.path().join("ablation");
     let report = run(&cache, &base, &grid, &out, &opts, None).unwrap();
-    assert_eq!(report.rows.len(), grid.len() + 2, "two probes and the grid");
+    assert_eq!(
+        report.rows.len(),
+        grid.len() + 3,
+        "three probes and the grid"
+    );
     assert_eq!(report.images, 60);
     let probe = &report.rows[0];
     assert!(probe.name.contains("probe") && probe.zero_share.is_none());
@@ -55,6 +59,11 @@ fn every_recipe_gets_one_measured_row_and_reruns_reuse_the_heads() {
     assert!(nonnegative.zero_share.unwrap() > 0.0, "{nonnegative:?}");
     let probe = infodisent::runs::load_probe(out.join("linear-probe-nonnegative")).unwrap();
     assert!(probe.weight.iter().all(|&w| w >= 0.0));
+    // The max-pooled probe is saved as one and learns.
+    let max = by_folder("linear-probe-max");
+    assert!(max.name.contains("max-pooled") && max.top1 > 0.5, "{max:?}");
+    let probe = infodisent::runs::load_probe(out.join("linear-probe-max")).unwrap();
+    assert_eq!(probe.pooling, infodisent::classifier::Pooling::Max);
     // lr-rotation 0 keeps U at the identity; the recipe moves it.
     assert_eq!(by_folder("frozen-u").rotation_from_identity, Some(0.0));
     assert!(by_folder("recipe").rotation_from_identity.unwrap() > 0.0);

@@ -49,13 +49,13 @@ fn fixture() -> PathBuf {
     opts.shard_size = 64;
     extract(&mut backbone, &dataset, &opts, &root.join("cache")).unwrap();
     let cache = FeatureCache::open(root.join("cache")).unwrap();
-    let mut cfg = TrainConfig {
+    let cfg = TrainConfig {
         epochs: 30,
         batch_size: 32,
         lr: 3e-3,
         ..TrainConfig::default()
-    };
-    cfg.head.kind = HeadKind::LinearProbe;
+    }
+    .with_kind(HeadKind::LinearProbe);
     train(&cache, &cfg, &root.join("probe"), false).unwrap();
     std::fs::write(root.join("complete"), b"").unwrap();
     root

@@ -30,6 +30,7 @@ fn a_head_fitted_to_the_original_classifier_agrees_with_it() {
         batch_size: 32,
         lr: 3e-3,
         seed: 0,
+        keep_top: None,
         ..TrainConfig::default()
     };
     train(&cache, &cfg, out.path(), false).unwrap();
@@ -104,6 +105,7 @@ fn an_unlabelled_photo_folder_is_explained_in_the_original_classes() {
     let labels = TrainConfig {
         split: "all".into(),
         epochs: 1,
+        keep_top: None,
         ..TrainConfig::default()
     };
     let err = train(&cache, &labels, &head_dir, false).unwrap_err();

@@ -38,14 +38,14 @@ fn write_image_folder(dataset: &Dataset, root: &Path) {
 }
 
 fn test_accuracy(cache: &FeatureCache, kind: HeadKind, epochs: usize, out: &Path) -> (f64, f64) {
-    let mut cfg = TrainConfig {
+    let cfg = TrainConfig {
         epochs,
         batch_size: 32,
         lr: 3e-3,
         seed: 3,
         ..TrainConfig::default()
-    };
-    cfg.head.kind = kind;
+    }
+    .with_kind(kind);
     let summary = train(cache, &cfg, out, false).unwrap();
     let head = match kind {
         HeadKind::LinearProbe => Evaluated::Linear(load_probe(out).unwrap()),

@@ -6,10 +6,11 @@ mod train_common;
 use infodisent::eval::{comparison_table, evaluate, evaluate_original, Evaluated};
 use infodisent::head::params::HeadParams;
 use infodisent::head::{HeadKind, Parametrization};
-use infodisent::train::{train, train_partial, TrainConfig};
+use infodisent::train::{train, train_partial, TrainConfig, DEFAULT_KEEP_TOP};
 use infodisent::Error;
 use train_common::{write_cache, CLASSES};
 
+/// A dense head (or probe) of `kind`; the tests of pruning set `keep_top` themselves.
 fn config(kind: HeadKind, epochs: usize) -> TrainConfig {
     let mut cfg = TrainConfig {
         epochs,
@@ -17,8 +18,9 @@ fn config(kind: HeadKind, epochs: usize) -> TrainConfig {
         lr: 0.05,
         seed: 7,
         ..TrainConfig::default()
-    };
-    cfg.head.kind = kind;
+    }
+    .dense()
+    .with_kind(kind);
     cfg.head.w_init = 0.1;
     cfg
 }
@@ -228,7 +230,14 @@ fn bad_configs_are_rejected_with_clear_errors() {
     bad(&|c| c.patience = Some(3), "val_fraction");
     bad(&|c| c.warmup_epochs = 10.0, "warmup_epochs");
     bad(&|c| c.keep_top = Some(0), "keep_top");
-    bad(&|c| c.prune_after = Some(2), "keep_top");
+    bad(
+        &|c| {
+            c.keep_top = None;
+            c.prune_after = Some(2);
+        },
+        "keep_top",
+    );
+    bad(&|c| c.epochs = 1, "keep_top = 0");
     bad(
         &|c| {
             c.keep_top = Some(5);
@@ -266,9 +275,28 @@ fn bad_configs_are_rejected_with_clear_errors() {
     .unwrap();
     let cfg = TrainConfig::from_toml_file(&toml_path).unwrap();
     assert_eq!(
-        (cfg.epochs, cfg.batch_size, cfg.head.kind),
-        (3, 16, HeadKind::LinearProbe)
+        (cfg.epochs, cfg.batch_size, cfg.head.kind, cfg.keep_top),
+        (3, 16, HeadKind::LinearProbe, None),
+        "a probe has no pruning by default"
     );
+    let keep_top_of = |text: &str| {
+        std::fs::write(&toml_path, text).unwrap();
+        TrainConfig::from_toml_file(&toml_path).unwrap().keep_top
+    };
+    assert_eq!(keep_top_of("epochs = 4\n"), Some(DEFAULT_KEEP_TOP));
+    assert_eq!(
+        keep_top_of("keep_top = 0\n"),
+        None,
+        "0 asks for the dense head"
+    );
+    assert_eq!(keep_top_of("keep_top = 3\n"), Some(3));
+    std::fs::write(
+        &toml_path,
+        "keep_top = 3\n[head]\nkind = \"linear-probe\"\n",
+    )
+    .unwrap();
+    let err = TrainConfig::from_toml_file(&toml_path).unwrap_err();
+    assert!(err.to_string().contains("linear probe"), "{err}");
 }
 
 #[test]

@@ -30,7 +30,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
-    let base = args.recipe.config()?;
+    let base = args.recipe.config(None)?;
     base.validate()?;
     let cache = FeatureCache::open(&args.cache)?;
     let split = super::chosen_split(&cache, args.measure_split.as_deref())?;

@@ -39,7 +39,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
-    let base = args.recipe.config()?;
+    let base = args.recipe.config(None)?;
     base.validate()?;
     let grid = standard_grid(&base);
     for v in &grid {

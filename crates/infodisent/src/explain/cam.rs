@@ -1,17 +1,18 @@
 //! The baseline: Class Activation Mapping of a global-average-pool + linear classifier,
 //! `ReLU(Σ_k W[c,k] · F_k)`. For such a head this equals Grad-CAM at the last layer (the
 //! gradient of the logit with respect to `F_k` is `W[c,k] / (h·w)` everywhere), so no backward
-//! pass is needed.
+//! pass is needed. For a max-pooled probe each channel's term `W[c,k] · max F_k` sits on its
+//! maximal cell, where the gradient is.
 
 use super::{check_features, Explainer, Grid, Heatmap, Subject};
-use crate::classifier::LinearClassifier;
+use crate::classifier::{LinearClassifier, Pooling};
 use crate::error::Result;
 
 /// Name of the CAM map.
 pub const NAME: &str = "cam";
 
-/// CAM of a linear classifier on average-pooled features (the original model's head, or a
-/// linear probe trained on the same features).
+/// CAM of a linear classifier on pooled features (the original model's head, or a linear
+/// probe trained on the same features).
 pub struct Cam<'a> {
     classifier: &'a LinearClassifier,
 }
@@ -44,8 +45,24 @@ pub fn cam_map(
     let weights = &classifier.weight[class * classifier.dim..(class + 1) * classifier.dim];
     let mut values = vec![0.0f32; cells];
     for (k, &wk) in weights.iter().enumerate() {
-        for (acc, &x) in values.iter_mut().zip(&features[k * cells..(k + 1) * cells]) {
-            *acc += wk * x;
+        let channel = &features[k * cells..(k + 1) * cells];
+        match classifier.pooling {
+            Pooling::Average => {
+                for (acc, &x) in values.iter_mut().zip(channel) {
+                    *acc += wk * x;
+                }
+            }
+            Pooling::Max => {
+                let (at, x) =
+                    channel
+                        .iter()
+                        .enumerate()
+                        .fold(
+                            (0, f32::NEG_INFINITY),
+                            |m, (i, &x)| if x > m.1 { (i, x) } else { m },
+                        );
+                values[at] += wk * x;
+            }
         }
     }
     values.iter_mut().for_each(|v| *v = v.max(0.0));
@@ -84,5 +101,12 @@ mod tests {
         let pooled = [3.0, 1.0];
         let mean: f32 = cam.values.iter().sum::<f32>() / 2.0;
         assert!((clf.logits(&pooled)[0] - 0.3 - mean).abs() < 1e-6);
+
+        // Max pooling: each channel's term on its maximal cell; they sum to the logit.
+        let max = clf.with_pooling(Pooling::Max);
+        let cam = Cam::new(&max).heatmap(&image, 0).unwrap();
+        assert_eq!(cam.values, vec![1.0, 4.0]);
+        let logit = max.logits_of_map(&f, 2)[0];
+        assert!((cam.values.iter().sum::<f32>() + 0.3 - logit).abs() < 1e-6);
     }
 }

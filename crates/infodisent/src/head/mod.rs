@@ -15,7 +15,7 @@ pub mod pool;
 pub mod reference;
 pub mod rotation;
 
-use crate::classifier::LinearClassifier;
+use crate::classifier::{LinearClassifier, Pooling};
 use crate::error::{Error, Result};
 use crate::head::params::HeadParams;
 use candle_core::{DType, Device, Tensor, Var, D};
@@ -33,7 +33,7 @@ pub enum HeadKind {
     #[default]
     #[cfg_attr(feature = "clap", value(name = "infodisent"))]
     InfoDisent,
-    /// Global average pooling + unconstrained linear layer.
+    /// Global average (or max) pooling + unconstrained linear layer.
     LinearProbe,
 }
 
@@ -75,6 +75,9 @@ pub struct HeadConfig {
     /// Linear probe only: keep W ≥ 0 like InfoDisent's (ReLU in the forward pass, clamped after
     /// each step), the ablation that separates nonnegativity from the rotation and the pooling.
     pub nonnegative: bool,
+    /// Linear probe only: how its feature maps are pooled (InfoDisent pools its rotated
+    /// channels by max and min).
+    pub pooling: Pooling,
 }
 
 impl Default for HeadConfig {
@@ -89,6 +92,7 @@ impl Default for HeadConfig {
             w_init: 0.01,
             rebase_every: 0,
             nonnegative: false,
+            pooling: Pooling::Average,
         }
     }
 }
@@ -113,6 +117,12 @@ impl HeadConfig {
         if self.gumbel && self.kind == HeadKind::LinearProbe {
             return Err(Error::Config(
                 "head.gumbel applies to the InfoDisent head only".into(),
+            ));
+        }
+        if self.pooling != Pooling::Average && self.kind == HeadKind::InfoDisent {
+            return Err(Error::Config(
+                "head.pooling applies to the linear probe (InfoDisent pools its rotated channels by max and min)"
+                    .into(),
             ));
         }
         if self.nonnegative && self.kind == HeadKind::InfoDisent {
@@ -172,21 +182,26 @@ impl Batch {
         }
     }
 
-    /// Global average pool, `[n, D]`.
-    pub fn pooled(&self) -> Vec<f32> {
-        let mut out = vec![0.0f32; self.n * self.dim];
-        let inv = 1.0 / self.cells as f32;
+    /// Global average or max pool, `[n, D]`.
+    pub fn pooled(&self, pooling: Pooling) -> Vec<f32> {
+        let start = match pooling {
+            Pooling::Average => 0.0,
+            Pooling::Max => f32::NEG_INFINITY,
+        };
+        let mut out = vec![start; self.n * self.dim];
         for b in 0..self.n {
             let o = &mut out[b * self.dim..(b + 1) * self.dim];
             for row in self.pixels[b * self.cells * self.dim..(b + 1) * self.cells * self.dim]
                 .chunks_exact(self.dim)
             {
-                for (x, &p) in o.iter_mut().zip(row) {
-                    *x += p;
+                match pooling {
+                    Pooling::Average => o.iter_mut().zip(row).for_each(|(x, &p)| *x += p),
+                    Pooling::Max => o.iter_mut().zip(row).for_each(|(x, &p)| *x = x.max(p)),
                 }
             }
-            for x in o.iter_mut() {
-                *x *= inv;
+            if pooling == Pooling::Average {
+                let inv = 1.0 / self.cells as f32;
+                o.iter_mut().for_each(|x| *x *= inv);
             }
         }
         out
@@ -277,7 +292,11 @@ impl Head {
         let dev = Device::Cpu;
         match self.config.kind {
             HeadKind::LinearProbe => {
-                let x = Tensor::from_vec(batch.pooled(), (batch.n, batch.dim), &dev)?;
+                let x = Tensor::from_vec(
+                    batch.pooled(self.config.pooling),
+                    (batch.n, batch.dim),
+                    &dev,
+                )?;
                 let w = self.var("weight").as_tensor();
                 let w = if self.config.nonnegative {
                     w.relu()?
@@ -466,12 +485,10 @@ impl Head {
                 if self.config.nonnegative {
                     weight.iter_mut().for_each(|w| *w = w.max(0.0));
                 }
-                Ok(TrainedHead::Linear(LinearClassifier::new(
-                    self.classes,
-                    self.dim,
-                    weight,
-                    vec("bias")?,
-                )?))
+                Ok(TrainedHead::Linear(
+                    LinearClassifier::new(self.classes, self.dim, weight, vec("bias")?)?
+                        .with_pooling(self.config.pooling),
+                ))
             }
         }
     }
@@ -482,7 +499,7 @@ impl Head {
 pub enum TrainedHead {
     /// U, W ≥ 0, b.
     InfoDisent(HeadParams),
-    /// Linear layer on average-pooled features.
+    /// Linear layer on pooled features.
     Linear(LinearClassifier),
 }
 

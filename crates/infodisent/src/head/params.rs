@@ -266,6 +266,7 @@ impl HeadParams {
                 ("weight", vec![self.classes, self.dim], &self.weight),
                 ("bias", vec![self.classes], &self.bias),
             ],
+            None,
         )
     }
 

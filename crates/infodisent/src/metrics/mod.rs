@@ -231,10 +231,10 @@ pub fn cache_metrics(
             correct += usize::from(predicted == truth);
             counts.add(&fixed, &decision.pooled.v, truth, predicted);
             if let (Some((_, b)), Some(bw)) = (baseline, &baseline_fixed) {
-                let avg = crate::classifier::average_pool(f, cells);
-                let bp = argmax(&b.logits(&avg));
+                let pooled = b.pool(f, cells);
+                let bp = argmax(&b.logits(&pooled));
                 baseline_correct += usize::from(bp == truth);
-                baseline_counts.add(bw, &avg, truth, bp);
+                baseline_counts.add(bw, &pooled, truth, bp);
             }
             let item = &items[shard.index[i] as usize];
             let Some(ann) = index.as_ref().and_then(|x| x.get(&item.path)) else {

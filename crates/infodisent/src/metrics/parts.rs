@@ -11,7 +11,7 @@
 use super::concentration::{gauge_fixed, Gauge};
 use super::pointing::AnnotationIndex;
 use crate::cache::FeatureCache;
-use crate::classifier::{average_pool, LinearClassifier};
+use crate::classifier::LinearClassifier;
 use crate::error::{Error, Result};
 use crate::explain::prototypes::{find_prototypes, top_weighted};
 use crate::explain::{Grid, ImageGeometry};
@@ -191,13 +191,13 @@ pub fn parts_score(
         let shard = shard?;
         let decisions = finder.decide_batch(&shard.features, shard.len, cells)?;
         for (i, decision) in decisions.iter().enumerate() {
-            let avg;
+            let pooled;
             let (values, predicted) = match model {
                 Explained::Head(_) => (&decision.pooled.v, decision.predicted),
                 Explained::Probe(p) => {
                     let f = &shard.features[i * dim * cells..(i + 1) * dim * cells];
-                    avg = average_pool(f, cells);
-                    (&avg, argmax(&p.logits(&avg)))
+                    pooled = p.pool(f, cells);
+                    (&pooled, argmax(&p.logits(&pooled)))
                 }
             };
             let w = &weight[predicted * dim..(predicted + 1) * dim];

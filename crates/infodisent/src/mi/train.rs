@@ -52,6 +52,12 @@ pub fn resolve_classifier(
             (runs::load_probe(&file)?, file.display().to_string())
         }
     };
+    if c.pooling != crate::classifier::Pooling::Average {
+        return Err(Error::Config(format!(
+            "classifier {source} pools by {:?}; the decomposition masks cells of an average-pooled representation: train the probe with the default pooling",
+            c.pooling
+        )));
+    }
     if c.dim != cache.feature_shape()[0] || c.classes != cache.num_classes() {
         return Err(Error::Shape(format!(
             "classifier {source} is [{}, {}] but the cache has {} classes of {}-channel features",
