@@ -95,8 +95,8 @@ impl Default for TrainConfig {
 }
 
 /// Weights kept per class by default: on the demo cache and the parts benchmark this was the
-/// one recipe of the ablation with the probe's accuracy or better and explanations of at most
-/// five channels (README, "Ablation").
+/// one recipe of the ablation within a point of the probe's accuracy or above it, with
+/// explanations of at most five channels (README, "Ablation").
 pub const DEFAULT_KEEP_TOP: usize = 5;
 
 fn positive_finite(name: &str, x: f64) -> Result<()> {
@@ -131,8 +131,7 @@ impl TrainConfig {
     pub fn with_kind(mut self, kind: HeadKind) -> Self {
         self.head.kind = kind;
         if kind == HeadKind::LinearProbe {
-            self.keep_top = None;
-            self.prune_after = None;
+            self = self.dense();
         }
         self
     }
