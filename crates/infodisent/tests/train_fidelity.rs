@@ -30,9 +30,9 @@ fn a_head_fitted_to_the_original_classifier_agrees_with_it() {
         batch_size: 32,
         lr: 3e-3,
         seed: 0,
-        keep_top: None,
         ..TrainConfig::default()
-    };
+    }
+    .paper();
     train(&cache, &cfg, out.path(), false).unwrap();
     let head = load_head(out.path()).unwrap();
     assert_eq!(head.classes, 1000, "the original classifier's classes");
@@ -105,9 +105,9 @@ fn an_unlabelled_photo_folder_is_explained_in_the_original_classes() {
     let labels = TrainConfig {
         split: "all".into(),
         epochs: 1,
-        keep_top: None,
         ..TrainConfig::default()
-    };
+    }
+    .paper();
     let err = train(&cache, &labels, &head_dir, false).unwrap_err();
     assert!(err.to_string().contains("--target original"), "{err}");
     let fitted = TrainConfig {

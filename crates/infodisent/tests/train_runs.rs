@@ -5,12 +5,13 @@ mod train_common;
 
 use infodisent::eval::{comparison_table, evaluate, evaluate_original, Evaluated};
 use infodisent::head::params::HeadParams;
-use infodisent::head::{HeadKind, Parametrization};
+use infodisent::head::{HeadKind, Loss, Parametrization};
 use infodisent::train::{train, train_partial, TrainConfig, DEFAULT_KEEP_TOP};
 use infodisent::Error;
 use train_common::{write_cache, CLASSES};
 
-/// A dense head (or probe) of `kind`; the tests of pruning set `keep_top` themselves.
+/// A dense cross-entropy head (or probe) of `kind`; the tests of pruning set `keep_top`
+/// themselves.
 fn config(kind: HeadKind, epochs: usize) -> TrainConfig {
     let mut cfg = TrainConfig {
         epochs,
@@ -19,7 +20,7 @@ fn config(kind: HeadKind, epochs: usize) -> TrainConfig {
         seed: 7,
         ..TrainConfig::default()
     }
-    .dense()
+    .paper()
     .with_kind(kind);
     cfg.head.w_init = 0.1;
     cfg
@@ -275,9 +276,21 @@ fn bad_configs_are_rejected_with_clear_errors() {
     .unwrap();
     let cfg = TrainConfig::from_toml_file(&toml_path).unwrap();
     assert_eq!(
-        (cfg.epochs, cfg.batch_size, cfg.head.kind, cfg.keep_top),
-        (3, 16, HeadKind::LinearProbe, None),
-        "a probe has no pruning by default"
+        (
+            cfg.epochs,
+            cfg.batch_size,
+            cfg.head.kind,
+            cfg.keep_top,
+            cfg.head.loss
+        ),
+        (3, 16, HeadKind::LinearProbe, None, Loss::CrossEntropy),
+        "a probe has no pruning and the softmax loss by default"
+    );
+    std::fs::write(&toml_path, "epochs = 4\n").unwrap();
+    let cfg = TrainConfig::from_toml_file(&toml_path).unwrap();
+    assert_eq!(
+        (cfg.keep_top, cfg.head.loss),
+        (Some(DEFAULT_KEEP_TOP), Loss::Sigmoid)
     );
     let keep_top_of = |text: &str| {
         std::fs::write(&toml_path, text).unwrap();

@@ -70,7 +70,8 @@ pub struct Recipe {
     /// Rotation parametrization.
     #[arg(long, value_enum)]
     pub rotation: Option<Parametrization>,
-    /// Loss.
+    /// Loss: InfoDisent's default is sigmoid (one-vs-rest), which with --keep-top gave the
+    /// purest prototypes; a linear probe's is cross-entropy, as is the paper's.
     #[arg(long, value_enum)]
     pub loss: Option<Loss>,
     /// Dynamic trivialization: every K steps fold the rotation into a base and reset A to 0,
@@ -93,7 +94,8 @@ pub struct Recipe {
     pub w_init: Option<f64>,
     /// Compact explanations: keep only the K largest weights of each class after half the
     /// epochs, then fine-tune (every prediction is then explained by at most K channels).
-    /// InfoDisent's default is 5, the ablation's best recipe; 0 trains the paper's dense head.
+    /// InfoDisent's default is 5 (with the sigmoid loss, the ablation's best recipe); 0 trains a
+    /// dense head (`--keep-top 0 --loss cross-entropy` is the paper's).
     #[arg(long, value_name = "K")]
     pub keep_top: Option<usize>,
     /// Epochs trained before pruning to --keep-top (default: half of --epochs).
