@@ -155,10 +155,7 @@ pub fn run(
             .transpose()
     };
     let mut probe_config = base.clone().with_kind(HeadKind::LinearProbe);
-    // The probes are trained with the plain recipe: U, Gumbel and the rotation's settings do
-    // not apply to them.
-    probe_config.head.gumbel = false;
-    probe_config.head.rebase_every = 0;
+    // The first probe is the plain one; the others each change one thing.
     probe_config.head.nonnegative = false;
     let mut nonnegative_config = probe_config.clone();
     nonnegative_config.head.nonnegative = true;

@@ -66,8 +66,9 @@ pub struct TrainConfig {
     pub patience: Option<usize>,
     /// Compact explanations (METHOD.md §1.7): after `prune_after` epochs keep only the
     /// `keep_top` largest weights of each class row, and fine-tune the rest of the run with
-    /// every other weight held at zero. InfoDisent heads only; `None` trains the paper's dense
-    /// head. The default, [`DEFAULT_KEEP_TOP`], was chosen by the ablation (README).
+    /// every other weight held at zero. InfoDisent heads only; `None` trains a dense head
+    /// ([`TrainConfig::paper`] is the paper's). The default, [`DEFAULT_KEEP_TOP`], was chosen
+    /// by the ablation (README).
     pub keep_top: Option<usize>,
     /// Epochs trained before pruning (default: half the epochs).
     pub prune_after: Option<usize>,
@@ -142,11 +143,14 @@ impl TrainConfig {
 
     /// The same recipe for another kind of head. A linear probe is the standard baseline: it
     /// has no nonnegative weights to prune and trains with cross-entropy, so switching to it
-    /// makes the recipe [`TrainConfig::paper`]'s.
+    /// makes the recipe [`TrainConfig::paper`]'s, and drops the settings of InfoDisent's
+    /// rotation and pooling (Gumbel, rebasing), which a probe does not have.
     pub fn with_kind(mut self, kind: HeadKind) -> Self {
         self.head.kind = kind;
         if kind == HeadKind::LinearProbe {
             self = self.paper();
+            self.head.gumbel = false;
+            self.head.rebase_every = 0;
         }
         self
     }

@@ -7,6 +7,7 @@
 use super::{check_features, Explainer, Grid, Heatmap, Subject};
 use crate::classifier::{LinearClassifier, Pooling};
 use crate::error::Result;
+use crate::head::params::argmax;
 
 /// Name of the CAM map.
 pub const NAME: &str = "cam";
@@ -53,15 +54,8 @@ pub fn cam_map(
                 }
             }
             Pooling::Max => {
-                let (at, x) =
-                    channel
-                        .iter()
-                        .enumerate()
-                        .fold(
-                            (0, f32::NEG_INFINITY),
-                            |m, (i, &x)| if x > m.1 { (i, x) } else { m },
-                        );
-                values[at] += wk * x;
+                let at = argmax(channel);
+                values[at] += wk * channel[at];
             }
         }
     }

@@ -44,13 +44,13 @@ impl Default for PartsOptions {
     }
 }
 
-/// What a model explains with: a trained InfoDisent head, or a linear probe on average-pooled
-/// features (whose channels are the raw ones and whose cell is each channel's largest value).
+/// What a model explains with: a trained InfoDisent head, or a linear probe on pooled features
+/// (whose channels are the raw ones and whose cell is each channel's largest value).
 #[derive(Clone, Copy)]
 pub enum Explained<'a> {
     /// Contributions `(W − min_c W)[c,k] · v_k` of the sparse pooling.
     Head(&'a HeadParams),
-    /// Contributions `(W − mean_c W)[c,k] · avgpool(F)_k`.
+    /// Contributions `(W − mean_c W)[c,k] · pool(F)_k`, pooled as the probe does.
     Probe(&'a LinearClassifier),
 }
 
