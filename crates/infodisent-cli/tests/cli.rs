@@ -199,6 +199,33 @@ fn bench_extract_runs_on_generated_jpegs_and_reports_json() {
             path.display()
         );
     }
+    // int8: timed after calibrating on the first 2 images, compared with f32 on the other 4.
+    let mut int8 = args.to_vec();
+    int8.extend(["--int8", "2"]);
+    let out = infodisent(&int8);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["model"], "efficientnet-lite0 int8");
+    assert_eq!(v["int8"]["calibration_images"], 2);
+    assert_eq!(v["int8"]["compared_images"], 4);
+    let err = v["int8"]["feature_relative_error"].as_f64().unwrap();
+    assert!(err > 0.0 && err < 0.5, "feature error {err}");
+    // The same flag on `extract` records the int8 model in the cache.
+    let cache = dir.path().join("cache");
+    let out = infodisent(&[
+        "--json",
+        "extract",
+        "--data",
+        jpegs.to_str().unwrap(),
+        "--cache",
+        cache.to_str().unwrap(),
+        "--int8",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["model"], "efficientnet-lite0 int8");
+    assert_eq!(v["complete"], true);
+
     // A run without the Python it names fails with the path, not a panic.
     let mut with_torch = args.to_vec();
     with_torch.extend(["--torch-python", "/nonexistent/python"]);

@@ -154,6 +154,35 @@ pub fn load_backbone(
     Backbone::from_prepared(model, threads)
 }
 
+/// `backbone` quantized to int8 ([`Backbone::to_int8`]), calibrated on `n` images spread
+/// evenly over the dataset's `train` split (its first split if it has none), so every
+/// extraction of the same dataset and model calibrates alike and a cache resumes.
+pub fn int8_backbone(
+    backbone: &Backbone,
+    dataset: &Dataset,
+    preprocess: &Preprocess,
+    n: usize,
+) -> Result<Backbone> {
+    let split = dataset
+        .splits
+        .iter()
+        .find(|s| s.name == "train")
+        .or_else(|| dataset.splits.first())
+        .filter(|s| !s.samples.is_empty())
+        .ok_or_else(|| {
+            Error::Config("int8 calibration needs images, the dataset has none".into())
+        })?;
+    let total = split.samples.len();
+    let n = n.clamp(1, total);
+    let len = preprocess.input_len();
+    let mut images = vec![0.0f32; n * len];
+    images
+        .par_chunks_mut(len)
+        .enumerate()
+        .try_for_each(|(i, out)| prepare(&split.samples[i * total / n], preprocess, out))?;
+    backbone.to_int8(&images, n)
+}
+
 /// Decodes and preprocesses one sample into `out`, naming the image in any error.
 fn prepare(sample: &Sample, preprocess: &Preprocess, out: &mut [f32]) -> Result<()> {
     let img = sample.load()?;

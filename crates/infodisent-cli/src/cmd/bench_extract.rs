@@ -46,6 +46,10 @@ pub struct Args {
     /// Timed passes per mode (the best is reported).
     #[arg(long, default_value_t = 2)]
     pub repeats: usize,
+    /// With --int8: time the int8 engine (calibrated on the first N images) and print its
+    /// error against f32 on the others.
+    #[command(flatten)]
+    pub int8: super::super::extract::Int8Args,
     #[command(flatten)]
     pub preprocess: PreprocessArgs,
 }
@@ -87,6 +91,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         decode_threads: args.decode_threads,
         repeats: args.repeats,
         torch,
+        int8_calibration: args.int8.int8,
         ..Default::default()
     };
     let r = bench_extract(&mut backbone, &samples, &preprocess, &opts)?;
@@ -111,9 +116,32 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         r.engine_images_per_sec
     );
     println!("ratio        {:8.3}", r.ratio);
-    println!("compute      {:8.2} GFLOP/image, {:.1} GFLOP/s = {:.0}% of the f32 GEMM peak {:.1} GFLOP/s", r.gflop_per_image, r.engine_gflop_per_sec, 100.0 * r.fraction_of_gemm_peak, r.gemm_gflop_per_sec);
+    let kernels = if r.int8.is_some() {
+        " (integer kernels, which the f32 peak does not bound)"
+    } else {
+        ""
+    };
+    println!("compute      {:8.2} GFLOP/image, {:.1} GFLOP/s = {:.0}% of the f32 GEMM peak {:.1} GFLOP/s{kernels}", r.gflop_per_image, r.engine_gflop_per_sec, 100.0 * r.fraction_of_gemm_peak, r.gemm_gflop_per_sec);
     if let Some(b) = r.peak_rss_bytes {
         println!("peak memory  {:.0} MiB", b as f64 / (1024.0 * 1024.0));
+    }
+    if let Some(q) = &r.int8 {
+        println!(
+            "int8         {} layers on integer kernels, calibrated on {} images; f32 engine {:.1} images/s, int8 {:.2}× that",
+            q.int8_layers,
+            q.calibration_images,
+            q.f32_engine_images_per_sec,
+            r.engine_images_per_sec / q.f32_engine_images_per_sec
+        );
+        println!(
+            "             error against f32 on {} other images: feature maps {:.2e}, pooled features {:.2e} (relative L2){}",
+            q.compared_images,
+            q.feature_relative_error,
+            q.pooled_relative_error,
+            q.top1_agreement
+                .map(|a| format!(", original top-1 unchanged for {:.1} %", 100.0 * a))
+                .unwrap_or_default()
+        );
     }
     if let Some(t) = &r.torch {
         println!(

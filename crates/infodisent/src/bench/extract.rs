@@ -51,6 +51,9 @@ pub struct ExtractBenchOptions {
     pub gemm_size: usize,
     /// Time PyTorch eager on the same files too.
     pub torch: Option<TorchReference>,
+    /// Run the engine in int8, calibrated on this many of the images (the rest measure the
+    /// error against f32).
+    pub int8_calibration: Option<usize>,
 }
 
 impl Default for ExtractBenchOptions {
@@ -61,6 +64,7 @@ impl Default for ExtractBenchOptions {
             repeats: 2,
             gemm_size: 1024,
             torch: None,
+            int8_calibration: None,
         }
     }
 }
@@ -96,6 +100,117 @@ pub struct ExtractBench {
     pub peak_rss_bytes: Option<u64>,
     /// PyTorch eager on the same files, when asked for.
     pub torch: Option<TorchFigures>,
+    /// The int8 engine against f32, when asked for.
+    pub int8: Option<Int8Figures>,
+}
+
+/// How the int8 engine compares with f32 on the same images.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Int8Figures {
+    /// Images the activation ranges were calibrated on (the first ones).
+    pub calibration_images: usize,
+    /// Images the errors are measured on (the others; all of them if none are left).
+    pub compared_images: usize,
+    /// Layers running on integer kernels.
+    pub int8_layers: usize,
+    /// The f32 engine alone, images per second (best pass).
+    pub f32_engine_images_per_sec: f64,
+    /// `‖f_int8 − f_f32‖ / ‖f_f32‖` over the compared feature maps.
+    pub feature_relative_error: f64,
+    /// The same for the average-pooled features (what a linear head reads).
+    pub pooled_relative_error: f64,
+    /// Share of compared images whose original top-1 class is unchanged, when the model has
+    /// logits.
+    pub top1_agreement: Option<f64>,
+}
+
+/// `‖a − b‖ / ‖b‖`.
+fn relative_error(a: &[f32], b: &[f32]) -> f64 {
+    let (num, den) = a.iter().zip(b).fold((0.0f64, 0.0f64), |(n, d), (&x, &y)| {
+        let e = f64::from(x - y);
+        (n + e * e, d + f64::from(y) * f64::from(y))
+    });
+    (num / den.max(f64::MIN_POSITIVE)).sqrt()
+}
+
+/// Per-image channel means of `[n, D, cells]` maps.
+fn pooled(maps: &[f32], cells: usize) -> Vec<f32> {
+    maps.chunks(cells)
+        .map(|c| c.iter().sum::<f32>() / cells as f32)
+        .collect()
+}
+
+fn argmaxes(logits: &[f32], classes: usize) -> Vec<usize> {
+    logits
+        .chunks(classes)
+        .map(crate::head::params::argmax)
+        .collect()
+}
+
+/// Runs every batch once; `(seconds, features, logits)`.
+fn run_all(
+    backbone: &mut Backbone,
+    batches: &[Vec<f32>],
+    ranges: &[Range<usize>],
+) -> Result<(f64, Vec<f32>, Vec<f32>)> {
+    let (mut features, mut logits) = (Vec::new(), Vec::new());
+    let t = Instant::now();
+    for (x, r) in batches.iter().zip(ranges) {
+        let out = backbone.run(x, r.len())?;
+        features.extend(out.features);
+        logits.extend(out.logits.unwrap_or_default());
+    }
+    Ok((t.elapsed().as_secs_f64(), features, logits))
+}
+
+/// Quantizes `backbone` on the first `calibration` images and compares it with f32.
+fn int8_engine(
+    backbone: &Backbone,
+    batches: &[Vec<f32>],
+    ranges: &[Range<usize>],
+    calibration: usize,
+    repeats: usize,
+) -> Result<(Backbone, Int8Figures)> {
+    let n = ranges.last().map_or(0, |r| r.end);
+    let calibration = calibration.clamp(1, n);
+    let mut f32_engine = Backbone::from_prepared(backbone.model().clone(), backbone.threads())?;
+    run_all(&mut f32_engine, &batches[..1], &ranges[..1])?;
+    let mut best = f64::INFINITY;
+    let (mut reference, mut reference_logits) = (Vec::new(), Vec::new());
+    for _ in 0..repeats.max(1) {
+        let (seconds, f, l) = run_all(&mut f32_engine, batches, ranges)?;
+        best = best.min(seconds);
+        (reference, reference_logits) = (f, l);
+    }
+    drop(f32_engine);
+    let calib: Vec<f32> = batches.concat();
+    let per_image = calib.len() / n;
+    let mut quantized = backbone.to_int8(&calib[..calibration * per_image], calibration)?;
+    let (_, features, logits) = run_all(&mut quantized, batches, ranges)?;
+    let first = if calibration < n { calibration } else { 0 };
+    let [d, h, w] = quantized.model().feature_shape;
+    let map = d * h * w;
+    let (ours, theirs) = (&features[first * map..], &reference[first * map..]);
+    let top1_agreement = quantized.model().original_classes.and_then(|c| {
+        (logits.len() == n * c && reference_logits.len() == n * c).then(|| {
+            let (a, b) = (
+                argmaxes(&logits[first * c..], c),
+                argmaxes(&reference_logits[first * c..], c),
+            );
+            a.iter().zip(&b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
+        })
+    });
+    let plan_layers = crate::onnx::quantize::QuantPlan::new(backbone.model())?.int8_convs();
+    let figures = Int8Figures {
+        calibration_images: calibration,
+        compared_images: n - first,
+        int8_layers: plan_layers,
+        f32_engine_images_per_sec: n as f64 / best,
+        feature_relative_error: relative_error(ours, theirs),
+        pooled_relative_error: relative_error(&pooled(ours, h * w), &pooled(theirs, h * w)),
+        top1_agreement,
+    };
+    Ok((quantized, figures))
 }
 
 /// Best GFLOP/s of an `n × n × n` f32 matrix product over five runs.
@@ -141,6 +256,15 @@ pub fn bench_extract(
             Ok(x)
         })
         .collect::<Result<_>>()?;
+    let gflop_per_image = crate::onnx::count_flops(backbone.model(), 1)? / 1e9;
+    let (mut quantized, int8) = match opts.int8_calibration {
+        Some(k) => {
+            let (q, figures) = int8_engine(backbone, &batches, &ranges, k, opts.repeats)?;
+            (Some(q), Some(figures))
+        }
+        None => (None, None),
+    };
+    let backbone = quantized.as_mut().unwrap_or(backbone);
     // Warm-up: the first run pays for memory planning and page faults.
     backbone.run(&batches[0], ranges[0].len())?;
 
@@ -165,7 +289,6 @@ pub fn bench_extract(
     }
     let n = samples.len() as f64;
     let model = backbone.model();
-    let gflop_per_image = crate::onnx::count_flops(model, 1)? / 1e9;
     let engine_ips = n / engine_best;
     let e2e_ips = n / e2e_best;
     let gemm = gemm_peak_gflops(opts.gemm_size)?;
@@ -188,6 +311,7 @@ pub fn bench_extract(
         fraction_of_gemm_peak: engine_ips * gflop_per_image / gemm,
         peak_rss_bytes: super::peak_rss_bytes(),
         torch,
+        int8,
     })
 }
 

@@ -8,6 +8,7 @@ pub mod external;
 pub mod flops;
 pub mod graph;
 pub mod model;
+pub mod quantize;
 pub mod shapes;
 
 pub use flops::count_flops;
