@@ -3,7 +3,7 @@
 with autograd, J = F U^T for every pixel, v = max ReLU(J) - max ReLU(-J), logits = v ReLU(W)^T + b,
 cross-entropy, AdamW, W clamped to >= 0. Prints one JSON line.
 
-Usage: python train_torch.py DIM BATCH CELLS CLASSES STEPS A_SCALE THREADS SEED
+Usage: python train_torch.py DIM BATCH CELLS CLASSES STEPS A_SCALE THREADS SEED [WARMUP]
 """
 import json
 import sys
@@ -15,6 +15,7 @@ import torch
 def main():
     d, n, cells, classes, steps = (int(x) for x in sys.argv[1:6])
     a_scale, threads, seed = float(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
+    warmup = int(sys.argv[9]) if len(sys.argv) > 9 else 1
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     pixels = ((torch.rand(n, cells, d) * 2 - 1).clamp(min=0) * 2).contiguous()
@@ -36,7 +37,8 @@ def main():
         with torch.no_grad():
             w.clamp_(min=0)
 
-    step()
+    for _ in range(warmup):
+        step()
     started = time.perf_counter()
     for _ in range(steps):
         step()

@@ -386,8 +386,11 @@ fn batch_from(maps: &[&[f32]], labels: Vec<u32>, dim: usize, cells: usize) -> Ba
     Batch::from_maps(&flat, labels, dim, cells)
 }
 
-/// Checkpoint name of the dynamic trivialization's base `U₀`.
-const BASE: &str = "rotation_base";
+/// Checkpoint name of the dynamic trivialization's base `U₀` (U = rotation(A) · U₀).
+const BASE: &str = "dynamic_base";
+/// What earlier versions called it, when U was U₀ · rotation(A): such a checkpoint cannot be
+/// resumed exactly, so it is refused.
+const EARLIER_BASE: &str = "rotation_base";
 
 /// A copy of everything that defines the head's function: its variables and `U₀`.
 struct Snapshot {
@@ -415,7 +418,7 @@ impl Snapshot {
         head.set_rotation_base(self.base.clone())
     }
 
-    /// As checkpoint tensors named `<prefix><variable>` and `<prefix>rotation_base`.
+    /// As checkpoint tensors named `<prefix><variable>` and `<prefix>dynamic_base`.
     fn tensors(&self, head: &Head, prefix: &str) -> Vec<NamedTensor> {
         let mut out: Vec<NamedTensor> = head
             .vars()
@@ -487,7 +490,15 @@ fn load_checkpoint(
     head: &Head,
     opt: &mut AdamW,
 ) -> Result<(Progress, Option<Snapshot>)> {
-    let saved: Checkpoint<Progress> = checkpoint::load(&out.join(runs::CHECKPOINT_FILE))?;
+    let path = out.join(runs::CHECKPOINT_FILE);
+    let saved: Checkpoint<Progress> = checkpoint::load(&path)?;
+    if saved.has_prefix(EARLIER_BASE) {
+        return Err(Error::cache(
+            &path,
+            "a dynamic-rotation checkpoint of an earlier version, which composed its base on the \
+             other side; start the run again (--overwrite) or finish it with that version",
+        ));
+    }
     opt.restore(&saved, saved.state.adam_steps)?;
     head.set_rotation_base(if saved.has_prefix(BASE) {
         Some(saved.tensor(BASE, &[head.dim, head.dim])?)

@@ -253,7 +253,7 @@ fn gumbel_training_sees_the_inference_pooling() {
 
 /// The dynamic trivialization: folding the rotation into the base changes no logit, leaves
 /// A = 0 and U orthogonal, and the gradient of A at the base matches central differences of the
-/// loss through `U₀ · expm(A − Aᵀ)`.
+/// loss through `expm(A − Aᵀ) · U₀`.
 #[test]
 fn rebasing_keeps_the_function_and_the_gradient_is_exact_at_the_base() {
     use infodisent::head::{Batch, Head, HeadConfig};

@@ -384,3 +384,29 @@ fn batches_arrive_in_order_and_a_failing_consumer_stops_the_pass() {
     assert_eq!(calls, 2);
     assert!(err.to_string().contains("stop here"));
 }
+
+#[test]
+fn a_dynamic_checkpoint_of_the_earlier_composition_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = write_cache(&dir.path().join("cache"), 40, 10, 4);
+    let mut cfg = config(HeadKind::InfoDisent, 2);
+    cfg.head.rebase_every = 1;
+    let out = dir.path().join("run");
+    train_partial(&cache, &cfg, &out, false, Some(1)).unwrap();
+    // Rename the base as versions with U = U₀ · rotation(A) wrote it.
+    let path = out.join("checkpoint.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let tensors: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .map(|(name, t)| (name.replace("dynamic_base", "rotation_base"), t))
+        .collect();
+    assert!(tensors.iter().any(|(n, _)| n == "rotation_base"));
+    let renamed = safetensors::serialize(tensors, meta.metadata().clone()).unwrap();
+    std::fs::write(&path, renamed).unwrap();
+    let e = train(&cache, &cfg, &out, true).unwrap_err();
+    assert_eq!(e.exit_code(), 5, "{e}");
+    assert!(e.to_string().contains("earlier version"), "{e}");
+}

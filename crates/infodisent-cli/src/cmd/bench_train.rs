@@ -19,6 +19,10 @@ pub struct Args {
     /// Timed steps per implementation.
     #[arg(long, default_value_t = 3)]
     pub steps: usize,
+    /// Untimed steps before the timed ones, on both sides (a run's first steps are atypical:
+    /// Adam's first updates make the dynamic rotation's first rebases costlier).
+    #[arg(long, default_value_t = 8)]
+    pub warmup: usize,
     /// Images per epoch for the s/epoch figure.
     #[arg(long, default_value_t = 60_000)]
     pub epoch_images: usize,
@@ -48,6 +52,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         batch: args.batch,
         classes: args.classes,
         steps: args.steps,
+        warmup: args.warmup,
         epoch_images: args.epoch_images,
         a_scale: args.a_scale,
         torch_python: args.torch_python,

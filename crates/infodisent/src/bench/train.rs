@@ -27,8 +27,12 @@ pub struct BenchTrainConfig {
     pub side: usize,
     /// Classes.
     pub classes: usize,
-    /// Timed steps per implementation (after one untimed warm-up step).
+    /// Timed steps per implementation.
     pub steps: usize,
+    /// Untimed steps before them, on both sides: the first few of a run are not typical (Adam's
+    /// first updates are nearly sign vectors, so the dynamic rotation's first rebases need a
+    /// higher-degree exponential).
+    pub warmup: usize,
     /// Images per epoch used to convert s/step into s/epoch.
     pub epoch_images: usize,
     /// Standard deviation of the entries of A, standing in for a trained head.
@@ -47,6 +51,7 @@ impl Default for BenchTrainConfig {
             side: 7,
             classes: 200,
             steps: 3,
+            warmup: 8,
             epoch_images: 60_000,
             a_scale: 0.01,
             seed: 0,
@@ -121,7 +126,13 @@ fn gemm_peak(d: usize) -> f64 {
 }
 
 /// Times `steps` full training steps (after one warm-up) and counts their GEMM work.
-fn time_steps(head: &Head, batch: &Batch, labels: &[u32], steps: usize) -> Result<(f64, f64)> {
+fn time_steps(
+    head: &Head,
+    batch: &Batch,
+    labels: &[u32],
+    warmup: usize,
+    steps: usize,
+) -> Result<(f64, f64)> {
     let mut opt = AdamW::new(head.vars());
     let mode = TrainMode {
         tau: 1.0,
@@ -140,7 +151,9 @@ fn time_steps(head: &Head, batch: &Batch, labels: &[u32], steps: usize) -> Resul
         }
         Ok(())
     };
-    step()?;
+    for _ in 0..warmup.max(1) {
+        step()?;
+    }
     let flops_before = gemm_flops();
     let started = Instant::now();
     for _ in 0..steps {
@@ -171,6 +184,7 @@ fn torch_step(
         cfg.a_scale.to_string(),
         threads.to_string(),
         cfg.seed.to_string(),
+        cfg.warmup.max(1).to_string(),
     ]);
     let (v, line) = super::run_python_json(python, "train_torch.py", TORCH_SCRIPT, &args)?;
     let s = v["seconds_per_step"]
@@ -244,7 +258,7 @@ pub fn run(cfg: &BenchTrainConfig) -> Result<BenchTrainReport> {
                         .to_scalar::<f32>()?,
                 );
             }
-            let (seconds, gflop) = time_steps(&head, &batch, &labels, steps)?;
+            let (seconds, gflop) = time_steps(&head, &batch, &labels, cfg.warmup, steps)?;
             variants.push(VariantTiming {
                 name: name.to_owned(),
                 rebase_every,
@@ -287,8 +301,8 @@ pub fn run(cfg: &BenchTrainConfig) -> Result<BenchTrainReport> {
 pub fn format_report(r: &BenchTrainReport) -> String {
     let c = &r.config;
     let mut out = format!(
-        "bench train: batch {} of [D, {}, {}], {} classes, A entries sd {}, {} timed steps, {} threads, GEMM by {}; epoch = {} images\n",
-        c.batch, c.side, c.side, c.classes, c.a_scale, c.steps, r.threads, r.gemm_backend, c.epoch_images
+        "bench train: batch {} of [D, {}, {}], {} classes, A entries sd {}, {} timed steps after {} warm-up steps, {} threads, GEMM by {}; epoch = {} images\n",
+        c.batch, c.side, c.side, c.classes, c.a_scale, c.steps, c.warmup.max(1), r.threads, r.gemm_backend, c.epoch_images
     );
     out.push_str(&format!(
         "{:>5} {:<9} {:>9} {:>10} {:>10} {:>8} {:>6} {:>10} {:>9}\n",

@@ -212,6 +212,10 @@ pub fn expm_skew<T: Real>(d: usize, a: &[T]) -> (Vec<T>, ExpmTape<T>) {
     let s = skew(d, a);
     let u = T::unit_roundoff();
     let rigorous = norm1(d, &s);
+    if rigorous == 0.0 {
+        // A = 0 (every step of the dynamic trivialization): U = I, no estimate needed.
+        return expm_with_plan(d, &s, choose_plan(0.0, u));
+    }
     // 10% margin over the power-iteration estimate (which converges from below), never above the
     // rigorous bound; the probe below catches an estimate that was still too low.
     let estimate = (1.1 * norm2_estimate(d, &s, 16)).min(rigorous);

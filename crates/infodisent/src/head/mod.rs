@@ -69,7 +69,7 @@ pub struct HeadConfig {
     /// [−w_init, w_init] (linear probe).
     pub w_init: f64,
     /// Dynamic trivialization: every this many optimiser steps, fold the rotation into a base
-    /// (`U₀ ← U₀ · rotation(A)`, `A ← 0`), so the exponential is only evaluated near A = 0.
+    /// (`U₀ ← rotation(A) · U₀`, `A ← 0`), so the exponential is only evaluated near A = 0.
     /// 0 keeps the paper's static `U = expm(A − Aᵀ)`.
     pub rebase_every: usize,
     /// Linear probe only: keep W ≥ 0 like InfoDisent's (ReLU in the forward pass, clamped after
@@ -307,15 +307,34 @@ impl Head {
                     .broadcast_add(self.var("bias").as_tensor())?)
             }
             HeadKind::InfoDisent => {
-                let u = self
-                    .var("a")
-                    .as_tensor()
-                    .apply_op1(rotation::Rotation::with_base(
-                        self.config.rotation,
-                        self.rotation_base_arc(),
-                    ))?;
-                let pixels =
-                    Tensor::from_slice(&batch.pixels, (batch.n * batch.cells, batch.dim), &dev)?;
+                let a = self.var("a").as_tensor();
+                let rows = (batch.n * batch.cells, batch.dim);
+                let (u, pixels) = match self.rotation_base_arc() {
+                    // Right after a rebase (A = 0, U = R(A)·U₀ with R(0) = I): rotate the pixels
+                    // by U₀ here, outside the graph, so the pool op pools them as they are and
+                    // gathers ∂L/∂R from them directly.
+                    Some(base) if a.flatten_all()?.to_vec1::<f32>()?.iter().all(|&x| x == 0.0) => {
+                        let mut rotated = vec![0.0f32; batch.pixels.len()];
+                        linalg::gemm_into(
+                            rows.0,
+                            rows.1,
+                            rows.1,
+                            &batch.pixels,
+                            false,
+                            &base,
+                            true,
+                            &mut rotated,
+                            false,
+                            1.0,
+                        );
+                        let r = a.apply_op1(rotation::Rotation::new(self.config.rotation))?;
+                        (r, Tensor::from_vec(rotated, rows, &dev)?)
+                    }
+                    base => (
+                        a.apply_op1(rotation::Rotation::with_base(self.config.rotation, base))?,
+                        Tensor::from_slice(&batch.pixels, rows, &dev)?,
+                    ),
+                };
                 let v = match train {
                     Some(mode) if self.config.gumbel => gumbel_pool(&u, &pixels, batch, mode)?,
                     _ => u.apply_op2(&pixels, pool::RotatePool::new(batch.n, batch.cells))?,
@@ -405,12 +424,12 @@ impl Head {
         Ok(())
     }
 
-    /// The current U in f32 (InfoDisent only): `U₀ · rotation(A)`.
+    /// The current U in f32 (InfoDisent only): `rotation(A) · U₀`.
     pub fn rotation(&self) -> Result<Vec<f32>> {
         let a = self.var("a").as_tensor().flatten_all()?.to_vec1::<f32>()?;
         let r = rotation::rotation_f32(self.config.rotation, self.dim, &a);
         Ok(match self.rotation_base_arc() {
-            Some(base) => linalg::matmul(self.dim, &base, false, &r, false),
+            Some(base) => linalg::matmul(self.dim, &r, false, &base, false),
             None => r,
         })
     }
@@ -445,7 +464,7 @@ impl Head {
         Ok(())
     }
 
-    /// The dynamic trivialization's step: `U₀ ← U₀ · rotation(A)` and `A ← 0`, leaving U
+    /// The dynamic trivialization's step: `U₀ ← rotation(A) · U₀` and `A ← 0`, leaving U
     /// unchanged. The f32 products drift from orthogonality by rounding, a random walk of about
     /// 1e-7 per product; a Newton–Schulz step (two products) pulls `U₀` back once a sample of
     /// `UᵀU` rows shows a defect of 4e-6, so the trained U stays within 1e-5 of orthogonal.

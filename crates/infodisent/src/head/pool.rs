@@ -54,25 +54,34 @@ pub fn rotate_pool<T: Real>(
     };
     let mut v = vec![T::zero(); n * d];
     let per_chunk = (ROWS_PER_CHUNK / cells.max(1)).max(1);
-    let mut j = vec![T::zero(); per_chunk * cells * d];
+    // U = I when the caller rotated the pixels already (the dynamic trivialization right after
+    // a rebase): pool them as they are instead of multiplying by I.
+    let identity = is_identity(d, u);
+    let mut j = vec![T::zero(); if identity { 0 } else { per_chunk * cells * d }];
     for first in (0..n).step_by(per_chunk) {
         let count = per_chunk.min(n - first);
         let rows = count * cells;
-        gemm_into(
-            rows,
-            d,
-            d,
-            &pixels[first * cells * d..],
-            false,
-            u,
-            true,
-            &mut j[..rows * d],
-            false,
-            T::one(),
-        );
+        let chunk = &pixels[first * cells * d..][..rows * d];
+        let rotated: &[T] = if identity {
+            chunk
+        } else {
+            gemm_into(
+                rows,
+                d,
+                d,
+                chunk,
+                false,
+                u,
+                true,
+                &mut j[..rows * d],
+                false,
+                T::one(),
+            );
+            &j[..rows * d]
+        };
         for b in 0..count {
             let img = first + b;
-            let maps = &j[b * cells * d..(b + 1) * cells * d];
+            let maps = &rotated[b * cells * d..(b + 1) * cells * d];
             let (mut hi, mut lo) = (maps[..d].to_vec(), maps[..d].to_vec());
             let am = &mut tape.argmax[img * d..(img + 1) * d];
             let an = &mut tape.argmin[img * d..(img + 1) * d];
@@ -98,6 +107,15 @@ pub fn rotate_pool<T: Real>(
         }
     }
     (v, tape)
+}
+
+/// Whether the d×d matrix `u` is exactly the identity.
+fn is_identity<T: Real>(d: usize, u: &[T]) -> bool {
+    u.chunks_exact(d).enumerate().all(|(i, row)| {
+        row.iter()
+            .enumerate()
+            .all(|(j, &x)| x == if i == j { T::one() } else { T::zero() })
+    })
 }
 
 /// Images whose selected pixel rows are gathered together: their rows stay in cache while every

@@ -1,9 +1,11 @@
 //! The orthogonal channel map U(A) as a candle op: `expm(A − Aᵀ)` (default) or the Cayley map,
-//! each with its exact hand-written backward pass, optionally after a fixed base rotation:
-//! `U = U₀ · rotation(A)`, the dynamic trivialization (Lezcano-Casado, NeurIPS 2019). Training
+//! each with its exact hand-written backward pass, optionally followed by a fixed base rotation:
+//! `U = rotation(A) · U₀`, the dynamic trivialization (Lezcano-Casado, NeurIPS 2019). Training
 //! then folds `rotation(A)` into `U₀` and resets A to 0 every few steps (`Head::rebase`), so the
 //! map is only ever evaluated near A = 0, where it is cheap (at A = 0 it is the identity and
-//! its backward pass a transpose).
+//! its backward pass a transpose). The base sits on the right so that, at A = 0, the gradient
+//! of `rotation(A)` is read off pixels already rotated by `U₀` (`Head::logits`) rather than
+//! multiplied by `U₀ᵀ`: one D×D product fewer per step.
 
 use super::cayley::{cayley_skew, CayleyTape};
 use super::expm::{expm_skew, ExpmTape, Plan};
@@ -74,7 +76,7 @@ impl Rotation {
         Self::with_base(parametrization, None)
     }
 
-    /// The op `A ↦ U₀ · rotation(A)` (f32 only); `None` is [`Rotation::new`].
+    /// The op `A ↦ rotation(A) · U₀` (f32 only); `None` is [`Rotation::new`].
     pub fn with_base(parametrization: Parametrization, base: Option<Arc<Vec<f32>>>) -> Self {
         Rotation {
             parametrization,
@@ -129,7 +131,7 @@ impl CustomOp1 for Rotation {
                         if base.len() != d * d {
                             candle_core::bail!("rotation base does not match a [{d}, {d}] A");
                         }
-                        matmul(d, base, false, &r, false)
+                        matmul(d, &r, false, base, false)
                     }
                 };
                 CpuStorage::F32(u)
@@ -160,9 +162,9 @@ impl CustomOp1 for Rotation {
             (Some(t), _) => with_slice(
                 grad_res,
                 |g| {
-                    // U = U₀ R  ⇒  ∂L/∂R = U₀ᵀ ∂L/∂U.
+                    // U = R U₀  ⇒  ∂L/∂R = ∂L/∂U U₀ᵀ.
                     Ok(match &self.base {
-                        Some(base) => t.backward_a(&matmul(d, base, true, g, false)),
+                        Some(base) => t.backward_a(&matmul(d, g, false, base, true)),
                         None => t.backward_a(g),
                     })
                 },
