@@ -165,7 +165,7 @@ fn run_all(
 
 /// Quantizes `backbone` on the first `calibration` images and compares it with f32.
 fn int8_engine(
-    backbone: &Backbone,
+    f32_engine: &mut Backbone,
     batches: &[Vec<f32>],
     ranges: &[Range<usize>],
     calibration: usize,
@@ -173,19 +173,17 @@ fn int8_engine(
 ) -> Result<(Backbone, Int8Figures)> {
     let n = ranges.last().map_or(0, |r| r.end);
     let calibration = calibration.clamp(1, n);
-    let mut f32_engine = Backbone::from_prepared(backbone.model().clone(), backbone.threads())?;
-    run_all(&mut f32_engine, &batches[..1], &ranges[..1])?;
+    run_all(f32_engine, &batches[..1], &ranges[..1])?;
     let mut best = f64::INFINITY;
     let (mut reference, mut reference_logits) = (Vec::new(), Vec::new());
     for _ in 0..repeats.max(1) {
-        let (seconds, f, l) = run_all(&mut f32_engine, batches, ranges)?;
+        let (seconds, f, l) = run_all(f32_engine, batches, ranges)?;
         best = best.min(seconds);
         (reference, reference_logits) = (f, l);
     }
-    drop(f32_engine);
     let calib: Vec<f32> = batches.concat();
     let per_image = calib.len() / n;
-    let mut quantized = backbone.to_int8(&calib[..calibration * per_image], calibration)?;
+    let mut quantized = f32_engine.to_int8(&calib[..calibration * per_image], calibration)?;
     let (_, features, logits) = run_all(&mut quantized, batches, ranges)?;
     let first = if calibration < n { calibration } else { 0 };
     let [d, h, w] = quantized.model().feature_shape;
@@ -200,7 +198,7 @@ fn int8_engine(
             a.iter().zip(&b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
         })
     });
-    let plan_layers = crate::onnx::quantize::QuantPlan::new(backbone.model())?.int8_convs();
+    let plan_layers = crate::onnx::quantize::QuantPlan::new(f32_engine.model())?.int8_convs();
     let figures = Int8Figures {
         calibration_images: calibration,
         compared_images: n - first,
