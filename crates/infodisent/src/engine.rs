@@ -111,6 +111,8 @@ pub struct Backbone {
     one_at_a_time: bool,
     /// Intra-op threads of the session.
     threads: usize,
+    /// Convolutions on integer kernels, when made by [`Backbone::to_int8`].
+    int8_layers: Option<usize>,
 }
 
 impl std::fmt::Debug for Backbone {
@@ -159,6 +161,7 @@ impl Backbone {
             session,
             one_at_a_time: false,
             threads,
+            int8_layers: None,
         };
         backbone.probe()?;
         Ok(backbone)
@@ -170,7 +173,7 @@ impl Backbone {
     pub fn to_int8(&self, images: &[f32], n: usize) -> Result<Backbone> {
         use crate::onnx::quantize::{QuantPlan, Range};
         let model = self.model.clone();
-        let per_image = 3 * model.preprocess.crop * model.preprocess.crop;
+        let per_image = model.preprocess.input_len();
         if n == 0 || images.len() != n * per_image {
             return Err(Error::Shape(format!(
                 "{}: int8 calibration needs preprocessed images, got {} values for {n}",
@@ -233,7 +236,9 @@ impl Backbone {
             fingerprint,
             ..model
         };
-        Backbone::from_prepared(quantized, self.threads)
+        let mut backbone = Backbone::from_prepared(quantized, self.threads)?;
+        backbone.int8_layers = Some(plan.int8_convs());
+        Ok(backbone)
     }
 
     /// The prepared model (with `feature_shape` filled in).
@@ -241,9 +246,9 @@ impl Backbone {
         &self.model
     }
 
-    /// Intra-op threads of the session.
-    pub fn threads(&self) -> usize {
-        self.threads
+    /// Convolutions running on integer kernels (`None` for a float backbone).
+    pub fn int8_layers(&self) -> Option<usize> {
+        self.int8_layers
     }
 
     /// Side of the square input images.

@@ -3,6 +3,7 @@
 //! peak measured in the same process; with a Python that has PyTorch, the same files through
 //! PyTorch eager (`tools/bench/extract_torch.py`) in the same run for the ratio.
 
+use crate::classifier::average_pool;
 use crate::dataset::Sample;
 use crate::engine::Backbone;
 use crate::error::{Error, Result};
@@ -133,13 +134,6 @@ fn relative_error(a: &[f32], b: &[f32]) -> f64 {
     (num / den.max(f64::MIN_POSITIVE)).sqrt()
 }
 
-/// Per-image channel means of `[n, D, cells]` maps.
-fn pooled(maps: &[f32], cells: usize) -> Vec<f32> {
-    maps.chunks(cells)
-        .map(|c| c.iter().sum::<f32>() / cells as f32)
-        .collect()
-}
-
 fn argmaxes(logits: &[f32], classes: usize) -> Vec<usize> {
     logits
         .chunks(classes)
@@ -198,14 +192,16 @@ fn int8_engine(
             a.iter().zip(&b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
         })
     });
-    let plan_layers = crate::onnx::quantize::QuantPlan::new(f32_engine.model())?.int8_convs();
     let figures = Int8Figures {
         calibration_images: calibration,
         compared_images: n - first,
-        int8_layers: plan_layers,
+        int8_layers: quantized.int8_layers().unwrap_or(0),
         f32_engine_images_per_sec: n as f64 / best,
         feature_relative_error: relative_error(ours, theirs),
-        pooled_relative_error: relative_error(&pooled(ours, h * w), &pooled(theirs, h * w)),
+        pooled_relative_error: relative_error(
+            &average_pool(ours, h * w),
+            &average_pool(theirs, h * w),
+        ),
         top1_agreement,
     };
     Ok((quantized, figures))

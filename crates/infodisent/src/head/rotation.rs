@@ -123,10 +123,10 @@ impl CustomOp1 for Rotation {
                     *self.plan.lock().map_err(|_| poisoned())? = Some(e.plan());
                 }
                 tapes.f32 = Some(t);
+                // `Head::logits` never brings A = 0 here with a base: it rotates the pixels by U₀
+                // itself and asks for rotation(A) alone.
                 let u = match &self.base {
                     None => r,
-                    // rotation(0) is exactly I: the product would only copy U₀.
-                    Some(base) if a.iter().all(|&x| x == 0.0) => base.to_vec(),
                     Some(base) => {
                         if base.len() != d * d {
                             candle_core::bail!("rotation base does not match a [{d}, {d}] A");

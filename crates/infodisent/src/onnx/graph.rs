@@ -69,9 +69,15 @@ impl<'g> GraphView<'g> {
 
     /// The nodes that read `value`.
     pub fn consumers(&self, value: &str) -> Vec<&'g NodeProto> {
-        self.consumers.get(value).map_or_else(Vec::new, |v| {
-            v.iter().map(|&i| &self.graph.node[i]).collect()
-        })
+        self.consumer_indices(value)
+            .iter()
+            .map(|&i| &self.graph.node[i])
+            .collect()
+    }
+
+    /// Indices of the nodes that read `value`, once per input slot that reads it.
+    pub fn consumer_indices(&self, value: &str) -> &[usize] {
+        self.consumers.get(value).map_or(&[], Vec::as_slice)
     }
 
     /// Whether `value` is a graph output.

@@ -53,6 +53,8 @@ struct Point {
 /// Where the quantized graph puts its QDQ pairs, decided from the float graph alone.
 #[derive(Debug, Clone)]
 pub struct QuantPlan {
+    /// The float graph, parsed once for the plan, the calibration graph and the int8 graph.
+    proto: ModelProto,
     points: Vec<Point>,
     /// Conv nodes whose input and output are both quantized: their weights become int8.
     int8_convs: HashSet<usize>,
@@ -121,15 +123,6 @@ impl QuantPlan {
         let feature = model.feature_output.as_str();
         let region = ancestors(&view, feature);
         let int8_node = |i: usize| region.contains(&i) && has_int8_kernel(&graph.node[i], &view);
-        let consumers_of = |v: &str| -> Vec<usize> {
-            graph
-                .node
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| n.input.iter().any(|x| x == v))
-                .map(|(i, _)| i)
-                .collect()
-        };
         let mut points = Vec::new();
         let mut seen = HashSet::new();
         for (i, node) in graph.node.iter().enumerate() {
@@ -141,10 +134,10 @@ impl QuantPlan {
                 if value == feature || view.is_output(value) || !seen.insert(value.clone()) {
                     continue;
                 }
-                if !consumers_of(value).into_iter().all(int8_node) {
+                if !view.consumer_indices(value).iter().all(|&c| int8_node(c)) {
                     continue;
                 }
-                points.push(fold(&view, value, &region, &consumers_of));
+                points.push(fold(&view, value, &region));
             }
         }
         let sources: HashSet<&str> = points.iter().map(|p| p.source.as_str()).collect();
@@ -169,6 +162,7 @@ impl QuantPlan {
             ));
         }
         Ok(QuantPlan {
+            proto,
             points,
             int8_convs,
             input_name: model.input_name.clone(),
@@ -192,7 +186,7 @@ impl QuantPlan {
 
     /// The float graph with every calibrated value as an extra output.
     pub fn calibration_model(&self, model: &PreparedModel) -> Result<Vec<u8>> {
-        let mut proto = super::parse(&model.onnx, Path::new(&model.name))?;
+        let mut proto = self.proto.clone();
         let graph = proto.graph.as_mut().expect("parse checked the graph");
         for v in self.calibrated_values() {
             graph
@@ -208,9 +202,8 @@ impl QuantPlan {
         model: &PreparedModel,
         ranges: &HashMap<String, Range>,
     ) -> Result<Vec<u8>> {
-        let mut proto = super::parse(&model.onnx, Path::new(&model.name))?;
-        let graph = proto.graph.take().expect("parse checked the graph");
-        let view = GraphView::new(&graph, model.external.as_ref());
+        let graph = self.proto.graph.as_ref().expect("parse checked the graph");
+        let view = GraphView::new(graph, model.external.as_ref());
         let mut init: Vec<TensorProto> = Vec::new();
         let mut qparams: HashMap<&str, (f32, u8)> = HashMap::new();
         for p in &self.points {
@@ -318,10 +311,10 @@ impl QuantPlan {
                 }
             }
         }
-        let mut graph = graph;
+        let mut proto = self.proto.clone();
+        let graph = proto.graph.as_mut().expect("parse checked the graph");
         graph.node = nodes;
         graph.initializer.extend(init);
-        proto.graph = protobuf::MessageField::some(graph);
         serialize(&proto, &model.name)
     }
 }
@@ -341,12 +334,7 @@ fn ancestors(view: &GraphView, value: &str) -> HashSet<usize> {
 }
 
 /// The point for `value`, folding a Relu or Clip(0, ·) that only it reads from a Conv or Add.
-fn fold(
-    view: &GraphView,
-    value: &str,
-    region: &HashSet<usize>,
-    consumers_of: &dyn Fn(&str) -> Vec<usize>,
-) -> Point {
+fn fold(view: &GraphView, value: &str, region: &HashSet<usize>) -> Point {
     let plain = Point {
         value: value.to_owned(),
         source: value.to_owned(),
@@ -370,7 +358,11 @@ fn fold(
     let from_int8_op = view
         .producer(input)
         .is_some_and(|(p, n)| region.contains(&p) && matches!(n.op_type.as_str(), "Conv" | "Add"));
-    if clamps_at_zero && from_int8_op && !view.is_output(input) && consumers_of(input) == [a] {
+    if clamps_at_zero
+        && from_int8_op
+        && !view.is_output(input)
+        && view.consumer_indices(input) == [a]
+    {
         return Point {
             value: value.to_owned(),
             source: input.clone(),
@@ -501,16 +493,30 @@ mod tests {
     use super::*;
     use crate::onnx::build::{Attr, GraphBuilder};
 
+    fn ramp(n: usize, s: f32) -> Vec<f32> {
+        (0..n).map(|i| ((i % 7) as f32 - 3.0) * s).collect()
+    }
+
+    /// Global average pool, flatten and a 2-class Gemm `fc` on `feature` (`channels` wide).
+    fn classify(g: &mut GraphBuilder, feature: &str, channels: usize) {
+        let pooled = g.node("GlobalAveragePool", "pool", &[feature], vec![]);
+        let flat = g.node("Flatten", "flat", &[&pooled], vec![]);
+        let w = g.constant("fc_w", &[2, channels], &ramp(2 * channels, 0.1));
+        let b = g.constant("fc_b", &[2], &[0.0, 0.0]);
+        g.node(
+            "Gemm",
+            "fc",
+            &[&flat, &w, &b],
+            vec![("transB", Attr::Int(1))],
+        );
+        g.output("fc");
+    }
+
     /// x → Conv → Relu ─┬→ Conv → Add → Clip(0, 6) → Conv = features → pool → Gemm
     ///                  └──────────↗
     fn residual_net() -> PreparedModel {
         let mut g = GraphBuilder::new("residual");
         g.input("x", &[None, Some(3), Some(8), Some(8)]);
-        let ramp = |n: usize, s: f32| {
-            (0..n)
-                .map(|i| ((i % 7) as f32 - 3.0) * s)
-                .collect::<Vec<_>>()
-        };
         let w1 = g.constant("w1", &[4, 3, 3, 3], &ramp(108, 0.1));
         let b1 = g.constant("b1", &[4], &[0.1, -0.2, 0.3, 0.0]);
         let w2 = g.constant("w2", &[4, 4, 1, 1], &ramp(16, 0.2));
@@ -523,17 +529,7 @@ mod tests {
         let sum = g.node("Add", "add", &[&c2, &r1], vec![]);
         let clip = g.node("Clip", "clip", &[&sum, &lo, &hi], vec![]);
         let feat = g.node("Conv", "features", &[&clip, &w3], vec![]);
-        let pooled = g.node("GlobalAveragePool", "pool", &[&feat], vec![]);
-        let flat = g.node("Flatten", "flat", &[&pooled], vec![]);
-        let fc_w = g.constant("fc_w", &[2, 6], &ramp(12, 0.1));
-        let fc_b = g.constant("fc_b", &[2], &[0.0, 0.0]);
-        g.node(
-            "Gemm",
-            "fc",
-            &[&flat, &fc_w, &fc_b],
-            vec![("transB", Attr::Int(1))],
-        );
-        g.output("fc");
+        classify(&mut g, &feat, 6);
         crate::onnx::prepare(
             g.finish(),
             Path::new("residual.onnx"),
@@ -651,17 +647,7 @@ mod tests {
         let mut g = GraphBuilder::new("mlp");
         g.input("x", &[None, Some(3), Some(4), Some(4)]);
         let r = g.node("Relu", "relu", &["x"], vec![]);
-        let pooled = g.node("GlobalAveragePool", "pool", &[&r], vec![]);
-        let flat = g.node("Flatten", "flat", &[&pooled], vec![]);
-        let w = g.constant("w", &[2, 3], &[0.1; 6]);
-        let b = g.constant("b", &[2], &[0.0; 2]);
-        g.node(
-            "Gemm",
-            "fc",
-            &[&flat, &w, &b],
-            vec![("transB", Attr::Int(1))],
-        );
-        g.output("fc");
+        classify(&mut g, &r, 3);
         let model =
             crate::onnx::prepare(g.finish(), Path::new("mlp.onnx"), "mlp", Some("relu")).unwrap();
         let e = QuantPlan::new(&model).unwrap_err();
