@@ -228,21 +228,27 @@ pub fn evaluate_original(
 
 /// A plain-text table comparing heads; rows that are not applicable show the reason.
 pub fn comparison_table(rows: &[(String, std::result::Result<EvalReport, String>)]) -> String {
+    let width = rows
+        .iter()
+        .map(|(name, _)| name.chars().count())
+        .chain([24])
+        .max()
+        .unwrap_or(24);
     let mut out = format!(
-        "{:<24} {:>8} {:>8} {:>8}\n",
+        "{:<width$} {:>8} {:>8} {:>8}\n",
         "head", "top-1 %", "top-5 %", "images"
     );
     for (name, r) in rows {
         match r {
             Ok(r) => out.push_str(&format!(
-                "{:<24} {:>8.2} {:>8.2} {:>8}\n",
+                "{:<width$} {:>8.2} {:>8.2} {:>8}\n",
                 name,
                 100.0 * r.top1,
                 100.0 * r.top5,
                 r.count
             )),
             Err(why) => out.push_str(&format!(
-                "{:<24} {:>8} {:>8} {:>8}   not applicable: {why}\n",
+                "{:<width$} {:>8} {:>8} {:>8}   not applicable: {why}\n",
                 name, "-", "-", "-"
             )),
         }

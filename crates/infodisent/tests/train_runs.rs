@@ -95,11 +95,26 @@ fn linear_probe_and_original_classifier_compare() {
     );
     assert_eq!(orig.per_class.len(), CLASSES);
     let table = comparison_table(&[
-        ("linear probe".into(), Ok(r)),
+        ("linear probe".into(), Ok(r.clone())),
         ("original".into(), Ok(orig)),
         ("other".into(), Err("no classifier".into())),
+        (
+            "a head named longer than the column (InfoDisent)".into(),
+            Ok(r),
+        ),
     ]);
     assert!(table.contains("not applicable: no classifier"));
+    // Every row's last column ends where the header's does, however long a name is.
+    let header: Vec<char> = table.lines().next().unwrap().chars().collect();
+    for line in table.lines() {
+        let line: Vec<char> = line.chars().collect();
+        assert!(
+            line.len() >= header.len()
+                && line[header.len() - 1] != ' '
+                && line.get(header.len()).is_none_or(|&c| c == ' '),
+            "misaligned row in\n{table}"
+        );
+    }
 }
 
 #[test]
@@ -129,6 +144,7 @@ fn killed_and_resumed_equals_uninterrupted() {
         (Parametrization::Expm, 0),
         (Parametrization::Cayley, 0),
         (Parametrization::Expm, 2),
+        (Parametrization::Cayley, 2),
     ] {
         let mut cfg = config(HeadKind::InfoDisent, 4);
         cfg.head.rotation = rotation;

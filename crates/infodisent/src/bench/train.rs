@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::head::linalg::{gemm_flops, matmul, orthogonality_defect};
-use crate::head::{reference, Batch, Head, HeadConfig, TrainMode};
+use crate::head::{reference, Batch, Head, HeadConfig, Parametrization, TrainMode};
 use crate::optim::{AdamW, Hyper};
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
@@ -63,8 +63,11 @@ impl Default for BenchTrainConfig {
 /// One way of training the rotation, timed at one D.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VariantTiming {
-    /// `static` (U = expm(A − Aᵀ)) or `dynamic` (rebased every step).
+    /// `static` (U = expm(A − Aᵀ)), `dynamic` (expm, rebased every step) or `dynamic-cayley`
+    /// (the Cayley map as the retraction, rebased every step).
     pub name: String,
+    /// The map from A to the rotation.
+    pub rotation: Parametrization,
     /// `rebase_every` of the head configuration.
     pub rebase_every: usize,
     /// Mean seconds per step.
@@ -215,10 +218,11 @@ pub fn run(cfg: &BenchTrainConfig) -> Result<BenchTrainReport> {
         let a: Vec<f32> = (0..d * d)
             .map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * cfg.a_scale * 3f64.sqrt()) as f32)
             .collect();
-        let head_with = |rebase_every: usize| -> Result<Head> {
+        let head_with = |rotation: Parametrization, rebase_every: usize| -> Result<Head> {
             let head = Head::new(
                 HeadConfig {
                     w_init: 0.01,
+                    rotation,
                     rebase_every,
                     ..HeadConfig::default()
                 },
@@ -238,8 +242,12 @@ pub fn run(cfg: &BenchTrainConfig) -> Result<BenchTrainReport> {
         let gemm_peak_gflops = gemm_peak(d);
         let mut variants = Vec::new();
         let mut max_logit_difference = 0.0;
-        for (name, rebase_every) in [("static", 0), ("dynamic", 1)] {
-            let head = head_with(rebase_every)?;
+        for (name, rotation, rebase_every) in [
+            ("static", Parametrization::Expm, 0),
+            ("dynamic", Parametrization::Expm, 1),
+            ("dynamic-cayley", Parametrization::Cayley, 1),
+        ] {
+            let head = head_with(rotation, rebase_every)?;
             if rebase_every == 0 {
                 let vars = head.vars();
                 let pixels = Tensor::from_slice(&batch.pixels, (n * cells, d), &Device::Cpu)?;
@@ -261,6 +269,7 @@ pub fn run(cfg: &BenchTrainConfig) -> Result<BenchTrainReport> {
             let (seconds, gflop) = time_steps(&head, &batch, &labels, cfg.warmup, steps)?;
             variants.push(VariantTiming {
                 name: name.to_owned(),
+                rotation,
                 rebase_every,
                 seconds_per_step: seconds,
                 seconds_per_epoch: seconds * steps_per_epoch,
@@ -305,7 +314,7 @@ pub fn format_report(r: &BenchTrainReport) -> String {
         c.batch, c.side, c.side, c.classes, c.a_scale, c.steps, c.warmup.max(1), r.threads, r.gemm_backend, c.epoch_images
     );
     out.push_str(&format!(
-        "{:>5} {:<9} {:>9} {:>10} {:>10} {:>8} {:>6} {:>10} {:>9}\n",
+        "{:>5} {:<14} {:>9} {:>10} {:>10} {:>8} {:>6} {:>10} {:>9}\n",
         "D",
         "rotation",
         "s/step",
@@ -319,7 +328,7 @@ pub fn format_report(r: &BenchTrainReport) -> String {
     for d in &r.results {
         for v in &d.variants {
             out.push_str(&format!(
-                "{:>5} {:<9} {:>9.3} {:>10.1} {:>10.1} {:>8.1} {:>5.0}% {:>10.1e} {:>9}\n",
+                "{:>5} {:<14} {:>9.3} {:>10.1} {:>10.1} {:>8.1} {:>5.0}% {:>10.1e} {:>9}\n",
                 d.dim,
                 v.name,
                 v.seconds_per_step,

@@ -1,22 +1,26 @@
-//! The Cayley parametrization U = (I + S)⁻¹(I − S), S = A − Aᵀ, with its exact gradient.
+//! The Cayley parametrization U = (I + S)⁻¹(I − S) = 2W − I, W = (I + S)⁻¹, S = A − Aᵀ, with its
+//! exact gradient.
 //!
-//! candle has no CPU solver, and a scalar LU at D = 2048 would cost seconds. S is skew, so
-//! P = (I − S)(I + S) = I − S² = I + SᵀS is symmetric positive definite with eigenvalues in
-//! [1, 1 + ‖S‖₂²]; its inverse comes from Newton–Schulz iterations X ← X(2I − PX), all GEMMs, run
-//! until the residual ‖I − PX‖ is at rounding level (quadratic convergence, a handful of steps for
-//! a well-conditioned P). Everything is a function of S, so all factors commute and
-//! U = (I − S)² P⁻¹ and (I − S)⁻¹ = (I + S) P⁻¹.
+//! W comes from the system LAPACK's LU solver when one is loaded (2.7·D³ flops). Without it,
+//! candle has no CPU solver and a scalar LU at D = 2048 would cost seconds, so W = (I − S) P⁻¹
+//! with P = (I + S)(I − S) = I − S² = I + SᵀS, symmetric positive definite with eigenvalues in
+//! [1, 1 + ‖S‖₂²], inverted by Newton–Schulz iterations X ← X(2I − PX), all GEMMs, until the
+//! residual ‖I − PX‖ is at rounding level (quadratic convergence, a handful of steps for a
+//! well-conditioned P). Everything is a function of S, so all factors commute.
+//!
+//! As a retraction for the dynamic trivialization ([`cayley_times`]) the map needs one solve,
+//! `R(A)·U₀ = 2(I + S)⁻¹U₀ − U₀`, where the exponential needs 4–5 products and then one more.
 
-use super::linalg::{gemm_into, matmul, norm1, norm2_estimate, real, skew, Real};
+use super::linalg::{
+    gemm_into, identity, matmul, norm1, norm2_estimate, real, skew, solve_identity_plus_skew, Real,
+};
 
 /// What the backward pass needs.
 #[derive(Debug, Clone)]
 pub struct CayleyTape<T> {
     d: usize,
-    s: Vec<T>,
-    /// P⁻¹ = (I − S²)⁻¹.
-    p_inv: Vec<T>,
-    u: Vec<T>,
+    /// W = (I + S)⁻¹; `None` at A = 0, where W = I.
+    w: Option<Vec<T>>,
 }
 
 /// Newton–Schulz iterations allowed before giving up on convergence.
@@ -61,58 +65,156 @@ fn spd_inverse<T: Real>(d: usize, p: &[T], lambda_max: f64) -> Vec<T> {
     x
 }
 
-/// U = (I + S)⁻¹(I − S) for S = A − Aᵀ, and the tape for the backward pass.
-pub fn cayley_skew<T: Real>(d: usize, a: &[T]) -> (Vec<T>, CayleyTape<T>) {
-    let s = skew(d, a);
-    let s2 = matmul(d, &s, false, &s, false);
-    // P = I − S²; (I − S)² = I − 2S + S².
-    let mut p = vec![T::zero(); d * d];
-    let mut n = vec![T::zero(); d * d];
-    let two: T = real(2.0);
-    for i in 0..d * d {
-        p[i] = -s2[i];
-        n[i] = s2[i] - two * s[i];
+/// W = (I + S)⁻¹ by Newton–Schulz iterations on P = I − S², as `W = (I − S) P⁻¹`: the path
+/// without LAPACK, and the reference the LU path is tested against.
+pub fn inverse_newton_schulz<T: Real>(d: usize, s: &[T]) -> Vec<T> {
+    let mut p = matmul(d, s, false, s, false);
+    for x in p.iter_mut() {
+        *x = -*x;
     }
+    let mut i_minus_s: Vec<T> = s.iter().map(|&x| -x).collect();
     for i in 0..d {
         p[i * d + i] = p[i * d + i] + T::one();
-        n[i * d + i] = n[i * d + i] + T::one();
+        i_minus_s[i * d + i] = i_minus_s[i * d + i] + T::one();
     }
     // An over-estimate of λmax only slows convergence; an under-estimate could stall it, so the
     // power-iteration estimate gets a margin and is capped by the rigorous 1-norm.
-    let sn = (1.25 * norm2_estimate(d, &s, 12)).min(norm1(d, &s));
+    let sn = (1.25 * norm2_estimate(d, s, 12)).min(norm1(d, s));
     let p_inv = spd_inverse(d, &p, 1.0 + sn * sn);
-    let u = matmul(d, &n, false, &p_inv, false);
-    (u.clone(), CayleyTape { d, s, p_inv, u })
+    matmul(d, &i_minus_s, false, &p_inv, false)
+}
+
+/// W = (I + S)⁻¹: LAPACK's LU when loaded, else Newton–Schulz.
+fn inverse<T: Real>(d: usize, s: &[T]) -> Vec<T> {
+    solve_identity_plus_skew(d, s, None).unwrap_or_else(|| inverse_newton_schulz(d, s))
+}
+
+/// `2W − b` in place of `w`, where `b` is the identity when `None`.
+fn twice_minus<T: Real>(d: usize, mut w: Vec<T>, b: Option<&[T]>) -> Vec<T> {
+    let two: T = real(2.0);
+    match b {
+        Some(b) => w.iter_mut().zip(b).for_each(|(x, &y)| *x = two * *x - y),
+        None => {
+            w.iter_mut().for_each(|x| *x = two * *x);
+            for i in 0..d {
+                w[i * d + i] = w[i * d + i] - T::one();
+            }
+        }
+    }
+    w
+}
+
+/// U = (I + S)⁻¹(I − S) for S = A − Aᵀ, and the tape for the backward pass. At A = 0 (the
+/// dynamic trivialization right after a rebase) U = W = I at no cost.
+pub fn cayley_skew<T: Real>(d: usize, a: &[T]) -> (Vec<T>, CayleyTape<T>) {
+    if a.iter().all(|&x| x == T::zero()) {
+        return (identity(d), CayleyTape { d, w: None });
+    }
+    let w = inverse(d, &skew(d, a));
+    (
+        twice_minus(d, w.clone(), None),
+        CayleyTape { d, w: Some(w) },
+    )
+}
+
+/// `R(A) · b` for the Cayley map R and a d×d `b`: one LU solve, `2(I + S)⁻¹b − b`, when LAPACK
+/// is loaded; otherwise R(A) and a product.
+pub fn cayley_times<T: Real>(d: usize, a: &[T], b: &[T]) -> Vec<T> {
+    let s = skew(d, a);
+    match solve_identity_plus_skew(d, &s, Some(b)) {
+        Some(wb) => twice_minus(d, wb, Some(b)),
+        None => {
+            let r = twice_minus(d, inverse_newton_schulz(d, &s), None);
+            matmul(d, &r, false, b, false)
+        }
+    }
 }
 
 impl<T: Real> CayleyTape<T> {
     /// Given G = ∂L/∂U, returns ∂L/∂A.
     ///
-    /// dU = −(I + S)⁻¹ dS (I + U), so ∂L/∂S = −(I + S)⁻ᵀ G (I + U)ᵀ with (I + S)⁻ᵀ = (I − S)⁻¹ =
-    /// (I + S) P⁻¹.
+    /// dW = −W dS W and U = 2W − I, so dU = −2 W dS W and ∂L/∂S = −2 Wᵀ G Wᵀ; S = A − Aᵀ turns
+    /// it into ∂L/∂A = ∂L/∂S − ∂L/∂Sᵀ.
     pub fn backward_a(&self, grad_u: &[T]) -> Vec<T> {
         let d = self.d;
-        let mut i_plus_s = self.s.clone();
-        let mut i_plus_u = self.u.clone();
-        for i in 0..d {
-            i_plus_s[i * d + i] = i_plus_s[i * d + i] + T::one();
-            i_plus_u[i * d + i] = i_plus_u[i * d + i] + T::one();
-        }
-        let left = matmul(d, &i_plus_s, false, &self.p_inv, false);
-        let lg = matmul(d, &left, false, grad_u, false);
+        let Some(w) = &self.w else {
+            let gs: Vec<T> = grad_u.iter().map(|&g| real::<T>(-2.0) * g).collect();
+            return skew(d, &gs);
+        };
+        let wg = matmul(d, w, true, grad_u, false);
         let mut gs = vec![T::zero(); d * d];
-        gemm_into(
-            d,
-            d,
-            d,
-            &lg,
-            false,
-            &i_plus_u,
-            true,
-            &mut gs,
-            false,
-            -T::one(),
-        );
+        gemm_into(d, d, d, &wg, false, w, true, &mut gs, false, real(-2.0));
         skew(d, &gs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::head::blas::blas;
+    use rand::{Rng, SeedableRng};
+
+    fn random(len: usize, scale: f64, seed: u64) -> Vec<f64> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..len)
+            .map(|_| scale * (2.0 * rng.random::<f64>() - 1.0))
+            .collect()
+    }
+
+    fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+        a.iter().zip(b).fold(0.0, |m, (x, y)| m.max((x - y).abs()))
+    }
+
+    #[test]
+    fn lu_and_newton_schulz_give_the_same_inverse() {
+        let d = 37;
+        let s = skew(d, &random(d * d, 0.3, 1));
+        let newton = inverse_newton_schulz(d, &s);
+        let mut product = matmul(d, &s, false, &newton, false);
+        for (p, w) in product.iter_mut().zip(&newton) {
+            *p += w;
+        }
+        assert!(max_diff(&product, &identity(d)) < 1e-12, "(I + S)·W ≠ I");
+        match solve_identity_plus_skew(d, &s, None) {
+            Some(lu) => assert!(max_diff(&lu, &newton) < 1e-12),
+            None => assert!(
+                blas().is_none(),
+                "a BLAS is loaded, so the LU path must answer"
+            ),
+        }
+    }
+
+    #[test]
+    fn cayley_times_is_the_map_applied_to_the_base() {
+        let d = 29;
+        let a = random(d * d, 0.2, 2);
+        let base = random(d * d, 1.0, 3);
+        let (u, _) = cayley_skew(d, &a);
+        let expected = matmul(d, &u, false, &base, false);
+        assert!(max_diff(&cayley_times(d, &a, &base), &expected) < 1e-12);
+        // And in f32, as training uses it.
+        let (a32, base32): (Vec<f32>, Vec<f32>) = (
+            a.iter().map(|&x| x as f32).collect(),
+            base.iter().map(|&x| x as f32).collect(),
+        );
+        let got = cayley_times(d, &a32, &base32);
+        let worst = got
+            .iter()
+            .zip(&expected)
+            .fold(0.0f64, |m, (&x, y)| m.max((f64::from(x) - y).abs()));
+        assert!(worst < 1e-5, "f32 differs by {worst}");
+    }
+
+    #[test]
+    fn the_shortcut_at_zero_is_the_general_backward() {
+        let d = 11;
+        let g = random(d * d, 1.0, 4);
+        let (u, tape) = cayley_skew(d, &vec![0.0; d * d]);
+        assert_eq!(u, identity::<f64>(d));
+        let general = CayleyTape {
+            d,
+            w: Some(identity(d)),
+        };
+        assert!(max_diff(&tape.backward_a(&g), &general.backward_a(&g)) < 1e-15);
     }
 }

@@ -69,7 +69,7 @@ pub struct HeadConfig {
     /// [−w_init, w_init] (linear probe).
     pub w_init: f64,
     /// Dynamic trivialization: every this many optimiser steps, fold the rotation into a base
-    /// (`U₀ ← rotation(A) · U₀`, `A ← 0`), so the exponential is only evaluated near A = 0.
+    /// (`U₀ ← rotation(A) · U₀`, `A ← 0`), so the rotation map is only evaluated near A = 0.
     /// 0 keeps the paper's static `U = expm(A − Aᵀ)`.
     pub rebase_every: usize,
     /// Linear probe only: keep W ≥ 0 like InfoDisent's (ReLU in the forward pass, clamped after
@@ -427,11 +427,13 @@ impl Head {
     /// The current U in f32 (InfoDisent only): `rotation(A) · U₀`.
     pub fn rotation(&self) -> Result<Vec<f32>> {
         let a = self.var("a").as_tensor().flatten_all()?.to_vec1::<f32>()?;
-        let r = rotation::rotation_f32(self.config.rotation, self.dim, &a);
-        Ok(match self.rotation_base_arc() {
-            Some(base) => linalg::matmul(self.dim, &r, false, &base, false),
-            None => r,
-        })
+        let base = self.rotation_base_arc();
+        Ok(rotation::rotation_times(
+            self.config.rotation,
+            self.dim,
+            &a,
+            base.as_deref().map(Vec::as_slice),
+        ))
     }
 
     fn rotation_base_arc(&self) -> Option<std::sync::Arc<Vec<f32>>> {

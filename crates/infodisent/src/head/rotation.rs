@@ -7,7 +7,7 @@
 //! of `rotation(A)` is read off pixels already rotated by `U₀` (`Head::logits`) rather than
 //! multiplied by `U₀ᵀ`: one D×D product fewer per step.
 
-use super::cayley::{cayley_skew, CayleyTape};
+use super::cayley::{cayley_skew, cayley_times, CayleyTape};
 use super::expm::{expm_skew, ExpmTape, Plan};
 use super::linalg::{matmul, Real};
 use super::pool::with_slice;
@@ -182,6 +182,26 @@ impl CustomOp1 for Rotation {
 /// U = rotation(A) as a plain f32 matrix (no autograd), e.g. for exporting a trained head.
 pub fn rotation_f32(parametrization: Parametrization, d: usize, a: &[f32]) -> Vec<f32> {
     forward(parametrization, d, a).0
+}
+
+/// `rotation(A) · U₀` as a plain f32 matrix: the dynamic trivialization's U, and its rebase.
+/// At A = 0 it is U₀ itself; the Cayley map applies itself to U₀ with one LU solve.
+pub fn rotation_times(
+    parametrization: Parametrization,
+    d: usize,
+    a: &[f32],
+    base: Option<&[f32]>,
+) -> Vec<f32> {
+    match base {
+        None => rotation_f32(parametrization, d, a),
+        Some(base) if a.iter().all(|&x| x == 0.0) => base.to_vec(),
+        Some(base) => match parametrization {
+            Parametrization::Expm => {
+                matmul(d, &rotation_f32(parametrization, d, a), false, base, false)
+            }
+            Parametrization::Cayley => cayley_times(d, a, base),
+        },
+    }
 }
 
 /// U = rotation(A) in f64 with its tape, for gradient checks.
