@@ -74,7 +74,8 @@ pub struct VariantTiming {
     pub seconds_per_step: f64,
     /// Seconds per epoch of `epoch_images` images.
     pub seconds_per_epoch: f64,
-    /// GEMM work per step (rotation of the features, exponential, products), in GFLOP.
+    /// GEMM and LU work per step (rotation of the features, exponential or solve, products), in
+    /// GFLOP.
     pub gflop_per_step: f64,
     /// That work over the step's time.
     pub gflops: f64,
