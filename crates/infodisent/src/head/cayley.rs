@@ -138,8 +138,9 @@ impl<T: Real> CayleyTape<T> {
     pub fn backward_a(&self, grad_u: &[T]) -> Vec<T> {
         let d = self.d;
         let Some(w) = &self.w else {
-            let gs: Vec<T> = grad_u.iter().map(|&g| real::<T>(-2.0) * g).collect();
-            return skew(d, &gs);
+            let mut ga = skew(d, grad_u);
+            ga.iter_mut().for_each(|x| *x = real::<T>(-2.0) * *x);
+            return ga;
         };
         let wg = matmul(d, w, true, grad_u, false);
         let mut gs = vec![T::zero(); d * d];
