@@ -231,9 +231,7 @@ pub fn comparison_table(rows: &[(String, std::result::Result<EvalReport, String>
     let width = rows
         .iter()
         .map(|(name, _)| name.chars().count())
-        .chain([24])
-        .max()
-        .unwrap_or(24);
+        .fold(24, usize::max);
     let mut out = format!(
         "{:<width$} {:>8} {:>8} {:>8}\n",
         "head", "top-1 %", "top-5 %", "images"

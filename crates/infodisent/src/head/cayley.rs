@@ -120,13 +120,9 @@ pub fn cayley_skew<T: Real>(d: usize, a: &[T]) -> (Vec<T>, CayleyTape<T>) {
 /// `R(A) · b` for the Cayley map R and a d×d `b`: one LU solve, `2(I + S)⁻¹b − b`, when LAPACK
 /// is loaded; otherwise R(A) and a product.
 pub fn cayley_times<T: Real>(d: usize, a: &[T], b: &[T]) -> Vec<T> {
-    let s = skew(d, a);
-    match solve_identity_plus_skew(d, &s, Some(b)) {
+    match solve_identity_plus_skew(d, &skew(d, a), Some(b)) {
         Some(wb) => twice_minus(d, wb, Some(b)),
-        None => {
-            let r = twice_minus(d, inverse_newton_schulz(d, &s), None);
-            matmul(d, &r, false, b, false)
-        }
+        None => matmul(d, &cayley_skew(d, a).0, false, b, false),
     }
 }
 
