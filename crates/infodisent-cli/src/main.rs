@@ -2,7 +2,7 @@
 
 mod cmd;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
 Typical session:
@@ -57,6 +57,20 @@ enum Command {
     /// Benchmarks that print throughput and memory figures.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
+    /// Print this reference as Markdown: the user guide's docs/book/src/cli.md is its output, and
+    /// a test fails when the two differ.
+    #[command(hide = true)]
+    MarkdownHelp,
+}
+
+/// Every command and option as Markdown, the way `--help` words them.
+fn markdown_reference() -> String {
+    // The typical session is laid out in columns, which Markdown would run into one paragraph.
+    let command = Cli::command().after_help(format!("```text\n{AFTER_HELP}\n```"));
+    let options = clap_markdown::MarkdownOptions::new()
+        .title("Command-line reference".to_owned())
+        .show_footer(false);
+    clap_markdown::help_markdown_command_custom(&command, &options)
 }
 
 fn main() {
@@ -76,6 +90,10 @@ fn main() {
         Command::Report(a) => cmd::report::run(a, &cli.global),
         Command::Mi(c) => cmd::mi::run(c, &cli.global),
         Command::Bench(c) => cmd::bench::run(c, &cli.global),
+        Command::MarkdownHelp => {
+            print!("{}", markdown_reference());
+            Ok(())
+        }
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");
