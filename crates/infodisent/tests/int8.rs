@@ -95,7 +95,7 @@ fn lite0_in_int8_keeps_its_imagenet_answers_on_real_photos() {
     );
     assert!(agree >= 17, "int8 changed {} answers", 20 - agree);
     // 0.29 on 448 JPEG crops (`bench extract --int8`): a large per-element error that the
-    // trained heads absorb (README).
+    // trained heads absorb (docs/book/src/performance.md, "int8 extraction").
     assert!(err < 0.4, "feature error {err:.3}");
 }
 
