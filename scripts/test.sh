@@ -10,4 +10,7 @@ scripts/setup-blas.sh
 python3 tools/imports.py
 # The user guide builds, and every internal link and anchor in it and in README.md resolves.
 scripts/build-book.sh
+# The library's API documentation builds without a warning (a broken intra-doc link, say), and
+# every public item has a doc.
+RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc --no-deps -p infodisent
 cargo test --workspace --no-fail-fast 2>&1

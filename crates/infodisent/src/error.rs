@@ -11,18 +11,35 @@ pub enum Error {
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// What the operating system said.
         source: std::io::Error,
     },
     /// An input image or dataset is unusable (corrupt, empty, wrong format).
     #[error("{}: {msg}", path.display())]
-    Input { path: PathBuf, msg: String },
+    Input {
+        /// The image, folder or dataset file.
+        path: PathBuf,
+        /// What is wrong with it.
+        msg: String,
+    },
     /// A model file is missing, malformed, or does not fit what was asked of it.
     #[error("model {}: {msg}", path.display())]
-    Model { path: PathBuf, msg: String },
+    Model {
+        /// The model file, or the built-in model's name.
+        path: PathBuf,
+        /// What is wrong with it.
+        msg: String,
+    },
     /// A feature cache or checkpoint is corrupt, incomplete, or was made with other settings.
     #[error("cache {}: {msg}", path.display())]
-    Cache { path: PathBuf, msg: String },
+    Cache {
+        /// The cache or run folder, or the file in it.
+        path: PathBuf,
+        /// What is wrong with it.
+        msg: String,
+    },
     /// An option or configuration value is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -23,7 +23,12 @@ pub enum Normalize {
     Unit,
     /// `(x/255 − mean) / std` with explicit statistics.
     #[cfg_attr(feature = "clap", value(skip))]
-    MeanStd { mean: [f32; 3], std: [f32; 3] },
+    MeanStd {
+        /// Per-channel mean (R, G, B) of `x / 255`.
+        mean: [f32; 3],
+        /// Per-channel standard deviation (R, G, B) of `x / 255`.
+        std: [f32; 3],
+    },
 }
 
 impl Normalize {

@@ -15,7 +15,10 @@ pub enum FeatureLayout {
     Nhwc,
     /// [N, T, D] tokens of a ViT: the first `skip` (class/register) tokens are dropped and the
     /// rest reshaped to an `h × w` grid.
-    Tokens { skip: usize },
+    Tokens {
+        /// Leading tokens that are not image patches.
+        skip: usize,
+    },
 }
 
 /// What the model does with its pooled feature vector.
