@@ -60,6 +60,7 @@ pub mod bench;
 pub mod cache;
 pub mod checkpoint;
 pub mod classifier;
+pub mod cpu;
 pub mod dataset;
 pub mod draw;
 pub mod engine;

@@ -52,6 +52,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     if global.json {
         return super::super::print_json(&rows);
     }
+    println!("cpu: {}", infodisent::cpu::Cpu::get().describe());
     println!("threads: {}", global.threads());
     for r in &rows {
         println!(

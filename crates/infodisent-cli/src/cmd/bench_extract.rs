@@ -102,6 +102,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         "model        {} at {}×{}, batch {}, {} images of {} ({})",
         r.model, r.input_size, r.input_size, r.batch, r.images, data, split
     );
+    println!("cpu          {}", r.cpu.describe());
     println!(
         "threads      engine {}, decode {}",
         global.threads(),

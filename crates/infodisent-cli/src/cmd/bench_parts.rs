@@ -65,6 +65,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     if global.json {
         return super::super::print_json(&report);
     }
+    println!("cpu: {}", infodisent::cpu::Cpu::get().describe());
     print!("{}", format_report(&report));
     Ok(())
 }

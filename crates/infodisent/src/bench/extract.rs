@@ -99,6 +99,8 @@ pub struct ExtractBench {
     pub fraction_of_gemm_peak: f64,
     /// Peak resident memory of the process, bytes.
     pub peak_rss_bytes: Option<u64>,
+    /// The processor the figures were measured on.
+    pub cpu: crate::cpu::Cpu,
     /// PyTorch eager on the same files, when asked for.
     pub torch: Option<TorchFigures>,
     /// The int8 engine against f32, when asked for.
@@ -304,6 +306,7 @@ pub fn bench_extract(
         gemm_gflop_per_sec: gemm,
         fraction_of_gemm_peak: engine_ips * gflop_per_image / gemm,
         peak_rss_bytes: super::peak_rss_bytes(),
+        cpu: crate::cpu::Cpu::get().clone(),
         torch,
         int8,
     })

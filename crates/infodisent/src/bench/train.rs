@@ -109,8 +109,11 @@ pub struct BenchTrainReport {
     pub config: BenchTrainConfig,
     /// Threads the kernels used.
     pub threads: usize,
-    /// Where the head's GEMMs ran (a system BLAS or the `gemm` crate).
+    /// Where the head's GEMMs ran (a system BLAS with its version and kernels, or the `gemm`
+    /// crate).
     pub gemm_backend: String,
+    /// The processor the figures were measured on.
+    pub cpu: crate::cpu::Cpu,
     /// One entry per D.
     pub results: Vec<DimResult>,
     /// Peak resident memory of the process in bytes.
@@ -302,6 +305,7 @@ pub fn run(cfg: &BenchTrainConfig) -> Result<BenchTrainReport> {
         config: cfg.clone(),
         threads,
         gemm_backend: crate::head::blas::backend_name(),
+        cpu: crate::cpu::Cpu::get().clone(),
         results,
         peak_rss_bytes: super::peak_rss_bytes(),
     })
@@ -311,8 +315,8 @@ pub fn run(cfg: &BenchTrainConfig) -> Result<BenchTrainReport> {
 pub fn format_report(r: &BenchTrainReport) -> String {
     let c = &r.config;
     let mut out = format!(
-        "bench train: batch {} of [D, {}, {}], {} classes, A entries sd {}, {} timed steps after {} warm-up steps, {} threads, GEMM by {}; epoch = {} images\n",
-        c.batch, c.side, c.side, c.classes, c.a_scale, c.steps, c.warmup.max(1), r.threads, r.gemm_backend, c.epoch_images
+        "bench train: batch {} of [D, {}, {}], {} classes, A entries sd {}, {} timed steps after {} warm-up steps, {} threads, GEMM by {}; epoch = {} images\nCPU: {}\n",
+        c.batch, c.side, c.side, c.classes, c.a_scale, c.steps, c.warmup.max(1), r.threads, r.gemm_backend, c.epoch_images, r.cpu.describe()
     );
     out.push_str(&format!(
         "{:>5} {:<14} {:>9} {:>10} {:>10} {:>8} {:>6} {:>10} {:>9}\n",

@@ -6,10 +6,24 @@
 //! used row-major; LAPACK's LU solver `sgesv_`/`dgesv_` (column-major), which OpenBLAS ships,
 //! when the library has it: the Cayley rotation's inverse at 2.7·D³ flops instead of the
 //! Newton–Schulz iterations' many products.
+//!
+//! Every call runs on one thread of this module's, whatever thread asks: OpenBLAS's parallel LU
+//! (`dgetrf_parallel`) keeps per-thread job tables on the caller's stack and overflows the 2 MiB
+//! stacks of Rust test threads, rayon and tokio workers and Python threads with the SkylakeX
+//! kernels of AVX-512 CPUs; and OpenBLAS's thread count is process-global, so a count set by one
+//! caller while another's call runs would change the other's blocking, and its bits. The calls
+//! are queued to that thread, which sets each caller's count before its call; a queued call costs
+//! a few microseconds, against milliseconds for the head's smallest GEMM.
 
 use libloading::Library;
-use std::os::raw::c_int;
+use std::cell::Cell;
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int};
 use std::sync::OnceLock;
+
+/// Stack of the thread BLAS runs on. `RUST_MIN_STACK=32 MiB` was measured to suffice for
+/// Debian's OpenBLAS 0.3.21 on Sapphire Rapids; twice that costs only address space.
+const BLAS_STACK_BYTES: usize = 64 << 20;
 
 const ROW_MAJOR: c_int = 101;
 const NO_TRANS: c_int = 111;
@@ -56,6 +70,9 @@ pub struct Blas {
     sgesv: Option<Gesv<f32>>,
     dgesv: Option<Gesv<f64>>,
     set_threads: Option<unsafe extern "C" fn(c_int)>,
+    /// What the library says of its build and kernels (OpenBLAS's `openblas_get_config` and
+    /// `openblas_get_corename`), when it says.
+    pub config: Option<String>,
     _library: Library,
 }
 
@@ -78,6 +95,20 @@ fn load(name: &str) -> Option<Blas> {
             .get::<unsafe extern "C" fn(c_int)>(b"openblas_set_num_threads\0")
             .ok()
             .map(|f| *f);
+        let text = |symbol: &[u8]| -> Option<String> {
+            let f = *library
+                .get::<unsafe extern "C" fn() -> *const c_char>(symbol)
+                .ok()?;
+            let p = f();
+            (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().trim().to_owned())
+        };
+        let config = match (
+            text(b"openblas_get_config\0"),
+            text(b"openblas_get_corename\0"),
+        ) {
+            (Some(c), Some(core)) => Some(format!("{c}, kernels for {core}")),
+            (c, core) => c.or(core),
+        };
         Some(Blas {
             name: name.to_owned(),
             sgemm,
@@ -85,9 +116,23 @@ fn load(name: &str) -> Option<Blas> {
             sgesv,
             dgesv,
             set_threads,
+            config,
             _library: library,
         })
     }
+}
+
+/// The one thread every call into the library runs on (see the module's doc).
+fn blas_thread() -> &'static rayon::ThreadPool {
+    static THREAD: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    THREAD.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .stack_size(BLAS_STACK_BYTES)
+            .thread_name(|_| "infodisent-blas".to_owned())
+            .build()
+            .expect("the BLAS thread could not be started")
+    })
 }
 
 /// The BLAS in use, loaded on first call; `None` means the `gemm` crate does the work.
@@ -111,15 +156,27 @@ pub fn blas() -> Option<&'static Blas> {
         };
         if let Some(b) = &found {
             tracing::info!("GEMM through {}", b.name);
+            tracing::debug!(
+                "BLAS {}: {}; CPU {}",
+                b.name,
+                b.config.as_deref().unwrap_or("no build information"),
+                crate::cpu::Cpu::get().describe()
+            );
         }
         found
     })
     .as_ref()
 }
 
-/// Name of the GEMM backend, for benchmark reports.
+/// Name of the GEMM backend with its build and kernels, for benchmark reports.
 pub fn backend_name() -> String {
-    blas().map_or_else(|| "gemm crate (pure Rust)".to_owned(), |b| b.name.clone())
+    match blas() {
+        None => "gemm crate (pure Rust)".to_owned(),
+        Some(b) => match &b.config {
+            Some(config) => format!("{} ({config})", b.name),
+            None => b.name.clone(),
+        },
+    }
 }
 
 /// The CBLAS arguments of a row-major `op(a)` (m×k) times `op(b)` (k×n) into `c` (m×n):
@@ -162,12 +219,12 @@ macro_rules! gemm_fn {
                 [m, n, k].iter().all(|&x| c_int::try_from(x).is_ok()),
                 "gemm dimensions exceed the BLAS's int"
             );
-            self.use_rayon_threads();
             let [fa, fb, lda, ldb, ldc] = layout(m, n, k, ta, tb);
+            let gemm = self.$field;
             // SAFETY: a, b and c hold at least m·k, k·n and m·n values (checked above), which
             // with these leading dimensions is all CBLAS reads or writes.
-            unsafe {
-                (self.$field)(
+            self.on_blas_thread(|| unsafe {
+                gemm(
                     ROW_MAJOR,
                     fa,
                     fb,
@@ -183,7 +240,7 @@ macro_rules! gemm_fn {
                     c.as_mut_ptr(),
                     ldc,
                 )
-            }
+            })
         }
     };
 }
@@ -203,12 +260,11 @@ macro_rules! gesv_fn {
                 c_int::try_from(n).expect("gesv dimension exceeds the LAPACK's int"),
                 c_int::try_from(nrhs).expect("gesv dimension exceeds the LAPACK's int"),
             );
-            self.use_rayon_threads();
             let mut pivots: Vec<c_int> = vec![0; n.max(1) as usize];
             let (lda, mut info) = (n.max(1), 0);
             // SAFETY: a holds n·n values and b n·nrhs (checked above), the pivot buffer n; with
             // lda = ldb = n that is all LAPACK reads or writes.
-            unsafe {
+            self.on_blas_thread(|| unsafe {
                 solve(
                     &n,
                     &nrhs,
@@ -219,19 +275,29 @@ macro_rules! gesv_fn {
                     &lda,
                     &mut info,
                 )
-            };
+            });
             Some(info)
         }
     };
 }
 
 impl Blas {
-    /// OpenBLAS keeps its own thread pool: size it like rayon's, so `--threads` holds.
-    fn use_rayon_threads(&self) {
-        if let Some(set) = self.set_threads {
-            // SAFETY: openblas_set_num_threads takes a plain int.
-            unsafe { set(rayon::current_num_threads() as c_int) };
-        }
+    /// Runs `call` on the BLAS thread with OpenBLAS's pool sized like the caller's rayon pool,
+    /// so `--threads` holds and a caller's bits do not depend on its neighbours' settings.
+    fn on_blas_thread<R: Send>(&self, call: impl FnOnce() -> R + Send) -> R {
+        thread_local!(static THREADS_SET: Cell<c_int> = const { Cell::new(0) });
+        let threads = rayon::current_num_threads() as c_int;
+        blas_thread().install(|| {
+            if let Some(set) = self.set_threads {
+                if THREADS_SET.get() != threads {
+                    // SAFETY: openblas_set_num_threads takes a plain int; only this thread
+                    // calls into the library, so no call of another caller is running.
+                    unsafe { set(threads) };
+                    THREADS_SET.set(threads);
+                }
+            }
+            call()
+        })
     }
 
     gemm_fn!(sgemm, f32, sgemm);
