@@ -77,6 +77,16 @@ impl SplitInfo {
     }
 }
 
+/// How a test split was drawn from a folder that had none: recorded in the cache manifest and
+/// its fingerprint, so a cache says which images it never trained on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HoldOut {
+    /// Share of each class that went to `test`.
+    pub fraction: f64,
+    /// Seed of the per-class shuffles.
+    pub seed: u64,
+}
+
 /// Everything needed to read a cache and to decide whether it is stale.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CacheManifest {
@@ -108,6 +118,13 @@ pub struct CacheManifest {
     /// caches record no root and paths as given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_root: Option<PathBuf>,
+    /// How `test` was drawn from a folder that had no test split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out: Option<HoldOut>,
+    /// The backbone that made the cache, as later commands rebuild it
+    /// ([`crate::extract::cache_backbone`]); absent in caches made before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone: Option<crate::engine::BackboneSource>,
     /// Splits by name.
     pub splits: BTreeMap<String, SplitInfo>,
 }
@@ -763,8 +780,9 @@ pub struct CacheWriter {
 }
 
 impl CacheWriter {
-    /// Starts a new cache, or resumes one made with the same fingerprint. A cache made with a
-    /// different fingerprint is refused unless `overwrite` is set, in which case it is replaced.
+    /// Starts a new cache, or resumes one made with the same fingerprint (recording where its
+    /// model is now, which the fingerprint leaves out). A cache made with a different
+    /// fingerprint is refused unless `overwrite` is set, in which case it is replaced.
     pub fn create_or_resume(
         dir: impl AsRef<Path>,
         fresh: CacheManifest,
@@ -773,9 +791,15 @@ impl CacheWriter {
         let dir = dir.as_ref().to_path_buf();
         let mpath = manifest_path(&dir);
         if mpath.exists() {
-            let old: CacheManifest = read_json(&mpath)?;
+            let mut old: CacheManifest = read_json(&mpath)?;
             if old.version == fresh.version && old.fingerprint == fresh.fingerprint {
-                return Ok(CacheWriter { dir, manifest: old });
+                let moved = old.backbone != fresh.backbone;
+                old.backbone = fresh.backbone;
+                let writer = CacheWriter { dir, manifest: old };
+                if moved {
+                    writer.save_manifest()?;
+                }
+                return Ok(writer);
             }
             if !overwrite {
                 return Err(Error::cache(

@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::onnx::model::{FeatureLayout, OriginalHead, OriginalHeadKind, PreparedModel};
+use serde::{Deserialize, Serialize};
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -103,6 +104,32 @@ struct RawOutput {
     logits: Option<(Vec<usize>, Vec<f32>)>,
 }
 
+/// Where a backbone came from: what a cache records so that later commands rebuild the very
+/// backbone that made it, from any folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackboneSource {
+    /// A built-in model's name, or the model file: absolute in a loaded backbone, relative to
+    /// the cache folder in a cache manifest when that is shorter.
+    pub model: String,
+    /// Whether `model` names a built-in model.
+    pub built_in: bool,
+    /// Fingerprint of the float model ([`PreparedModel::fingerprint`] before quantization):
+    /// a model found elsewhere must have the same.
+    pub fingerprint: String,
+    /// How the backbone was quantized, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int8: Option<Int8Calibration>,
+}
+
+/// The images an int8 backbone was calibrated on, so it can be quantized again identically.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Int8Calibration {
+    /// The calibration images as the dataset keys them (relative to its root).
+    pub images: Vec<String>,
+    /// Fingerprint of the quantized model, which hashes the calibration pixels.
+    pub fingerprint: String,
+}
+
 /// A prepared model with its ONNX Runtime session.
 pub struct Backbone {
     model: PreparedModel,
@@ -113,6 +140,8 @@ pub struct Backbone {
     threads: usize,
     /// Convolutions on integer kernels, when made by [`Backbone::to_int8`].
     int8_layers: Option<usize>,
+    /// Where it came from, when it was loaded by name or path.
+    source: Option<BackboneSource>,
 }
 
 impl std::fmt::Debug for Backbone {
@@ -132,7 +161,9 @@ impl Backbone {
     /// Loads a built-in model by name (`efficientnet-lite0/1/2`) or an `.onnx` file, with
     /// `threads` intra-op threads; `feature_node` overrides the detected feature map.
     pub fn load(spec: &str, feature_node: Option<&str>, threads: usize) -> Result<Backbone> {
-        let model = if crate::models::find(spec).is_some() {
+        let built_in = crate::models::find(spec).is_some();
+        let mut location = spec.to_owned();
+        let model = if built_in {
             crate::models::load(spec, feature_node)?
         } else {
             let path = Path::new(spec);
@@ -146,9 +177,22 @@ impl Backbone {
                     ),
                 ));
             }
+            location = path
+                .canonicalize()
+                .map_err(|e| Error::io(path, e))?
+                .display()
+                .to_string();
             crate::onnx::prepare_file(path, feature_node)?
         };
-        Backbone::from_prepared(model, threads)
+        let fingerprint = model.fingerprint.clone();
+        let mut backbone = Backbone::from_prepared(model, threads)?;
+        backbone.source = Some(BackboneSource {
+            model: location,
+            built_in,
+            fingerprint,
+            int8: None,
+        });
+        Ok(backbone)
     }
 
     /// Opens a session for an already prepared model, then runs a probe batch that learns what
@@ -162,6 +206,7 @@ impl Backbone {
             one_at_a_time: false,
             threads,
             int8_layers: None,
+            source: None,
         };
         backbone.probe()?;
         Ok(backbone)
@@ -236,9 +281,29 @@ impl Backbone {
             fingerprint,
             ..model
         };
+        let int8 = Int8Calibration {
+            images: vec![],
+            fingerprint: quantized.fingerprint.clone(),
+        };
         let mut backbone = Backbone::from_prepared(quantized, self.threads)?;
         backbone.int8_layers = Some(plan.int8_convs());
+        backbone.source = self.source.clone().map(|s| BackboneSource {
+            int8: Some(int8),
+            ..s
+        });
         Ok(backbone)
+    }
+
+    /// Where the backbone came from (`None` for one made from a prepared model directly).
+    pub fn source(&self) -> Option<&BackboneSource> {
+        self.source.as_ref()
+    }
+
+    /// The same backbone recording `source` as its origin: for a backbone rebuilt from another
+    /// one's prepared model (another input size) or quantized with known calibration images.
+    pub fn with_source(mut self, source: Option<BackboneSource>) -> Backbone {
+        self.source = source;
+        self
     }
 
     /// The prepared model (with `feature_shape` filled in).

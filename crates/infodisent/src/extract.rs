@@ -7,7 +7,9 @@
 //! preprocessing, dtype and dataset listing makes a cache built with other settings refused
 //! instead of silently mixed.
 
-use crate::cache::{CacheManifest, CacheWriter, Item, Skipped, StoreDtype, CACHE_VERSION};
+use crate::cache::{
+    CacheManifest, CacheWriter, FeatureCache, Item, Skipped, StoreDtype, CACHE_VERSION,
+};
 use crate::dataset::{Dataset, Sample};
 use crate::engine::{Backbone, BackboneOutput};
 use crate::error::{Error, Result};
@@ -150,8 +152,133 @@ pub fn load_backbone(
         model.feature_shape = [0; 3];
     }
     model.preprocess = wanted;
+    let source = backbone.source().cloned();
     drop(backbone);
-    Backbone::from_prepared(model, threads)
+    Ok(Backbone::from_prepared(model, threads)?.with_source(source))
+}
+
+/// Rebuilds the backbone that made `cache` through [`load_backbone`], as `extract` built it:
+/// the recorded model (a built-in, or the file, found relative to the cache folder), feature
+/// node and preprocessing, quantized again on the recorded calibration images for an int8
+/// cache. `model` re-points a model that moved; a file that is another model is refused,
+/// naming both.
+pub fn cache_backbone(cache: &FeatureCache, model: Option<&str>, threads: usize) -> Result<Backbone> {
+    let manifest = cache.manifest();
+    let preprocess = |_: &Preprocess| Ok(manifest.preprocess.clone());
+    let node = Some(manifest.feature_node.as_str());
+    let Some(recorded) = &manifest.backbone else {
+        // Caches made before the source was recorded name built-ins and file stems only.
+        return load_backbone(model.unwrap_or(&manifest.model), node, threads, preprocess);
+    };
+    let spec = match model {
+        Some(spec) => spec.to_owned(),
+        None if recorded.built_in => recorded.model.clone(),
+        None => {
+            let path = cache.dir().join(&recorded.model);
+            if !path.exists() {
+                return Err(Error::model(
+                    &path,
+                    format!(
+                        "the model that made cache {} is no longer there: pass --model with its new location",
+                        cache.dir().display()
+                    ),
+                ));
+            }
+            path.display().to_string()
+        }
+    };
+    let refuse = |why: String| {
+        Error::model(
+            &spec,
+            format!(
+                "is not the model that made cache {} ({why}; the cache records {} from {})",
+                cache.dir().display(),
+                short(&recorded.fingerprint),
+                recorded.model
+            ),
+        )
+    };
+    let backbone = load_backbone(&spec, node, threads, preprocess).map_err(|e| match model {
+        // A model the user named that cannot even be prepared as the recorded one was is
+        // another model; a recorded one that fails says why itself.
+        Some(_) => refuse(e.to_string()),
+        None => e,
+    })?;
+    let found = backbone.source().map(|s| s.fingerprint.as_str());
+    if found != Some(recorded.fingerprint.as_str()) {
+        return Err(refuse(format!(
+            "fingerprint {}",
+            short(found.unwrap_or("unknown"))
+        )));
+    }
+    match &recorded.int8 {
+        None => Ok(backbone),
+        Some(int8) => requantize(cache, &backbone, int8),
+    }
+}
+
+/// The first 12 hex digits of a fingerprint, enough to tell two apart in a message.
+fn short(fingerprint: &str) -> &str {
+    &fingerprint[..fingerprint.len().min(12)]
+}
+
+/// `backbone` quantized on the recorded calibration images of an int8 cache, checked to be the
+/// quantized model that made it.
+fn requantize(
+    cache: &FeatureCache,
+    backbone: &Backbone,
+    int8: &crate::engine::Int8Calibration,
+) -> Result<Backbone> {
+    let preprocess = &cache.manifest().preprocess;
+    let store = crate::dataset::ImageStore::default();
+    let len = preprocess.input_len();
+    let mut images = vec![0.0f32; int8.images.len() * len];
+    images
+        .par_chunks_mut(len)
+        .zip(&int8.images)
+        .try_for_each(|(out, key)| {
+            let path = match cache.data_root() {
+                Some(root) if Path::new(key).is_relative() => root.join(key),
+                _ => PathBuf::from(key),
+            };
+            let path = path.display().to_string();
+            preprocess.apply_into(&*store.get(&path)?, out)
+        })?;
+    let quantized = backbone.to_int8(&images, int8.images.len())?;
+    let found = quantized.model().fingerprint.clone();
+    if found != int8.fingerprint {
+        return Err(Error::cache(
+            cache.dir(),
+            format!(
+                "its int8 calibration images changed since extraction (quantized fingerprint {} instead of {}): re-extract it",
+                short(&found),
+                short(&int8.fingerprint)
+            ),
+        ));
+    }
+    let source = backbone.source().cloned().map(|s| crate::engine::BackboneSource {
+        int8: Some(int8.clone()),
+        ..s
+    });
+    Ok(quantized.with_source(source))
+}
+
+/// What a cache in `cache_dir` records of `backbone`'s source: a model file relative to the
+/// cache folder when that is the shorter way to write it, so a cache moved with its model still
+/// finds it.
+fn recorded_source(backbone: &Backbone, cache_dir: &Path) -> Result<Option<crate::engine::BackboneSource>> {
+    let Some(source) = backbone.source() else {
+        return Ok(None);
+    };
+    if source.built_in {
+        return Ok(Some(source.clone()));
+    }
+    std::fs::create_dir_all(cache_dir).map_err(|e| Error::io(cache_dir, e))?;
+    let model = crate::fsutil::path_from(cache_dir, Path::new(&source.model))?;
+    Ok(Some(crate::engine::BackboneSource {
+        model,
+        ..source.clone()
+    }))
 }
 
 /// `backbone` quantized to int8 ([`Backbone::to_int8`]), calibrated on `n` images spread
@@ -180,7 +307,17 @@ pub fn int8_backbone(
         .par_chunks_mut(len)
         .enumerate()
         .try_for_each(|(i, out)| prepare(&split.samples[i * total / n], preprocess, out))?;
-    backbone.to_int8(&images, n)
+    let quantized = backbone.to_int8(&images, n)?;
+    let keys = (0..n)
+        .map(|i| dataset.key(&split.samples[i * total / n]))
+        .collect();
+    let source = quantized.source().cloned().map(|mut s| {
+        if let Some(int8) = &mut s.int8 {
+            int8.images = keys;
+        }
+        s
+    });
+    Ok(quantized.with_source(source))
 }
 
 /// Decodes and preprocesses one sample into `out`, naming the image in any error.
@@ -426,6 +563,8 @@ pub fn extract(
         original_classes,
         original_head: Some(model.head.clone()),
         data_root: dataset.root.clone(),
+        held_out: dataset.held_out,
+        backbone: recorded_source(backbone, cache_dir)?,
         splits: BTreeMap::new(),
     };
     let mut writer = CacheWriter::create_or_resume(cache_dir, fresh, opts.overwrite)?;

@@ -59,6 +59,21 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: impl AsRef<Path>) -> Resu
     serde_json::from_slice(&bytes).map_err(|e| Error::cache(path, format!("invalid JSON: {e}")))
 }
 
+/// How a file that records `target` inside folder `dir` should write it: relative to `dir` when
+/// that is shorter (a folder moved together with what it points to still finds it), else
+/// absolute. Both are resolved first, so the result never depends on the working directory.
+pub fn path_from(dir: &Path, target: &Path) -> Result<String> {
+    let dir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+    let target = target.canonicalize().map_err(|e| Error::io(target, e))?;
+    let absolute = target.display().to_string();
+    Ok(match pathdiff::diff_paths(&target, &dir) {
+        Some(relative) if relative.as_os_str().len() < absolute.len() => {
+            relative.display().to_string()
+        }
+        _ => absolute,
+    })
+}
+
 /// SHA-256 of a file's contents, hex encoded, streamed so large models need no extra memory.
 pub fn sha256_file(path: impl AsRef<Path>) -> Result<String> {
     use sha2::Digest;

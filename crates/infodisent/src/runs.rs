@@ -27,6 +27,8 @@ pub const METRICS_FILE: &str = "metrics.json";
 pub const EVAL_FILE: &str = "eval.json";
 /// Prototypes of a head's channels.
 pub const PROTOTYPES_FILE: &str = "prototypes.json";
+/// Where the run's feature cache is ([`record_cache`]).
+pub const CACHE_LINK_FILE: &str = "cache.json";
 /// Mask and critic of a finished MI run.
 pub const MI_FILE: &str = "mi.safetensors";
 /// The MI run's reference representations.
@@ -114,6 +116,49 @@ pub fn load_trained(path: impl AsRef<Path>) -> Result<TrainedHead> {
     })
 }
 
+/// What a run folder records of its cache.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CacheLink {
+    /// The cache folder, relative to the run folder when that is shorter, else absolute.
+    pub cache: String,
+    /// The cache's fingerprint when the run was made.
+    pub fingerprint: String,
+}
+
+/// Records in run folder `run` where the cache in `cache_dir` (with `fingerprint`) is, so the
+/// run folder alone finds its cache (and, through the cache, its model).
+pub fn record_cache(run: &Path, cache_dir: &Path, fingerprint: &str) -> Result<()> {
+    let link = CacheLink {
+        cache: crate::fsutil::path_from(run, cache_dir)?,
+        fingerprint: fingerprint.to_owned(),
+    };
+    crate::fsutil::write_json_atomic(run.join(CACHE_LINK_FILE), &link)
+}
+
+/// The cache a run folder (or a file in one) records, resolved against the folder.
+pub fn recorded_cache(run: &Path) -> Result<PathBuf> {
+    let folder = folder_of(run);
+    let file = folder.join(CACHE_LINK_FILE);
+    if !file.is_file() {
+        return Err(Error::input(
+            &folder,
+            "records no cache (made before runs recorded it, or not a run folder): pass --cache",
+        ));
+    }
+    let link: CacheLink = crate::fsutil::read_json(&file)?;
+    let cache = folder.join(&link.cache);
+    if !cache.is_dir() {
+        return Err(Error::input(
+            &cache,
+            format!(
+                "the cache recorded by {} is no longer there: pass --cache",
+                file.display()
+            ),
+        ));
+    }
+    Ok(cache)
+}
+
 /// A file stem for an explanation that is unique within one run: the image's stem, prefixed
 /// by its position.
 pub fn output_stem(position: usize, source: &str) -> String {
@@ -141,6 +186,31 @@ mod tests {
     fn stems_are_positioned_and_file_safe() {
         assert_eq!(output_stem(3, "/data/a b/cat (1).jpg"), "0003_cat__1_");
         assert_eq!(output_stem(12, "train-images.idx#5"), "0012_train-images");
+    }
+
+    #[test]
+    fn a_recorded_cache_is_found_from_the_run_folder_after_both_move() {
+        let root = tempfile::tempdir().unwrap();
+        let (run, cache) = (root.path().join("runs/head"), root.path().join("cache"));
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::create_dir_all(&cache).unwrap();
+        let link = CacheLink {
+            cache: crate::fsutil::path_from(&run, &cache).unwrap(),
+            fingerprint: "f".into(),
+        };
+        assert_eq!(link.cache, "../../cache");
+        crate::fsutil::write_json_atomic(run.join(CACHE_LINK_FILE), &link).unwrap();
+        let moved = tempfile::tempdir().unwrap();
+        std::fs::rename(root.path().join("runs"), moved.path().join("runs")).unwrap();
+        std::fs::rename(&cache, moved.path().join("cache")).unwrap();
+        let head = moved.path().join("runs/head/head.safetensors");
+        assert_eq!(
+            recorded_cache(&head).unwrap().canonicalize().unwrap(),
+            moved.path().join("cache").canonicalize().unwrap()
+        );
+        let lone = tempfile::tempdir().unwrap();
+        let e = recorded_cache(lone.path()).unwrap_err().to_string();
+        assert!(e.contains("--cache"), "{e}");
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub struct TrainConfig {
     /// `keep_top` largest weights of each class row, and fine-tune the rest of the run with
     /// every other weight held at zero. InfoDisent heads only; `None` trains a dense head
     /// ([`TrainConfig::paper`] is the paper's). The default, [`DEFAULT_KEEP_TOP`], was chosen
-    /// by the ablation (README).
+    /// by the ablation (user guide, `docs/book/src/training.md`).
     pub keep_top: Option<usize>,
     /// Epochs trained before pruning (default: half the epochs).
     pub prune_after: Option<usize>,
@@ -102,7 +102,7 @@ impl Default for TrainConfig {
 /// Weights kept per class by default. With the sigmoid loss (also the default) this was the
 /// ablation's best recipe on the demo cache and the parts benchmark: within a point of the
 /// probe's accuracy or above it, explanations of at most five channels, and on the parts
-/// benchmark 85 % prototype purity (README, "Ablation").
+/// benchmark 85 % prototype purity (user guide, `docs/book/src/training.md`).
 pub const DEFAULT_KEEP_TOP: usize = 5;
 
 fn positive_finite(name: &str, x: f64) -> Result<()> {
@@ -650,6 +650,7 @@ pub fn train_partial(
             .collect();
     }
     write_json_atomic(out_dir.join(runs::CONFIG_FILE), cfg)?;
+    runs::record_cache(out_dir, cache.dir(), &cache.manifest().fingerprint)?;
 
     let mut epochs_this_run = 0usize;
     while progress.epochs_done < cfg.epochs

@@ -233,7 +233,12 @@ fn bad_images_stop_extraction_or_are_counted_with_skip_bad() {
     );
     std::fs::remove_file(root.join("zebra/0.png")).unwrap();
 
-    let lenient = Dataset::open_with(spec, &OpenOptions { skip_bad: true }).unwrap();
+    let whole = OpenOptions {
+        skip_bad: true,
+        test_fraction: 0.0,
+        ..Default::default()
+    };
+    let lenient = Dataset::open_with(spec, &whole).unwrap();
     opts.skip_bad = true;
     let summary = extract(&mut backbone, &lenient, &opts, &dir.path().join("lenient")).unwrap();
     assert!(summary.complete);

@@ -109,8 +109,14 @@ fn every_export_matches_pytorch_through_the_cache() {
                 .unwrap_or_else(|e| panic!("{} ({}): {e}", export.model, export.exporter));
         let model = backbone.model().clone();
         let one_at_a_time = backbone.one_at_a_time();
+        // All three photos are compared, so none is held out as a test split.
+        let whole = infodisent::dataset::OpenOptions {
+            test_fraction: 0.0,
+            ..Default::default()
+        };
+        let folder = zoo.join(&export.images);
         let dataset =
-            Dataset::open(zoo.join(&export.images).parent().unwrap().to_str().unwrap()).unwrap();
+            Dataset::open_with(folder.parent().unwrap().to_str().unwrap(), &whole).unwrap();
         let mut opts = ExtractOptions::new(preprocess.clone());
         opts.dtype = StoreDtype::F32;
         opts.batch = 2;

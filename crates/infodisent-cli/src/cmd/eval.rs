@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 /// Options of `infodisent eval`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Feature cache folder.
+    /// Feature cache folder (default: the one the first head's training folder records).
     #[arg(long)]
-    pub cache: PathBuf,
+    pub cache: Option<PathBuf>,
     /// Split to evaluate (default: test, else val, else the only one).
     #[arg(long)]
     pub split: Option<String>,
@@ -39,7 +39,7 @@ fn load(path: &Path) -> anyhow::Result<(String, Evaluated)> {
 
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
-    let cache = FeatureCache::open(&args.cache)?;
+    let cache = FeatureCache::open(super::cache_of(args.cache.as_deref(), &args.heads[0])?)?;
     let split = super::chosen_split(&cache, args.split.as_deref())?;
     let mut rows: Vec<(String, Result<EvalReport, String>)> = Vec::new();
     for path in &args.heads {

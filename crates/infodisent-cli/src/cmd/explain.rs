@@ -2,7 +2,6 @@
 
 use super::Global;
 use infodisent::draw::save_png;
-use infodisent::engine::Backbone;
 use infodisent::explain::render::class_figure;
 use infodisent::explain::session::ExplainSession;
 use infodisent::explain::{explain_classes, ImageExplanation};
@@ -16,6 +15,8 @@ pub struct Args {
     trained: super::HeadArgs,
     #[command(flatten)]
     baseline: super::ProbeArg,
+    #[command(flatten)]
+    model: super::ModelArg,
     /// Explain this class instead of the predicted one.
     #[arg(long)]
     class: Option<usize>,
@@ -53,7 +54,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         .into());
     }
     let mut session = ExplainSession::open(
-        &args.trained.cache,
+        &args.trained.cache_dir()?,
         &args.trained.head,
         args.baseline.probe.as_deref(),
         args.prototypes.clone(),
@@ -69,8 +70,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         explanations.push(session.explain_item(&split, i, args.class)?);
     }
     if !args.images.is_empty() {
-        let m = session.cache.manifest().clone();
-        let mut backbone = Backbone::load(&m.model, Some(&m.feature_node), global.threads())?;
+        let mut backbone = args.model.backbone(&session.cache, global)?;
         let mut features = |input: &[f32], n: usize| Ok(backbone.run(input, n)?.features);
         explanations.extend(session.explain_files(&args.images, args.class, &mut features)?);
     }

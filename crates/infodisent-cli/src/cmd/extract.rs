@@ -2,7 +2,7 @@
 
 use super::Global;
 use infodisent::cache::StoreDtype;
-use infodisent::dataset::{Dataset, OpenOptions};
+use infodisent::dataset::{Dataset, OpenOptions, DEFAULT_TEST_FRACTION};
 use infodisent::extract::{
     extract, int8_backbone, load_backbone, ExtractOptions, ExtractSummary, DEFAULT_BATCH,
     DEFAULT_SHARD_SIZE,
@@ -97,6 +97,14 @@ pub struct Args {
     /// Stored feature precision.
     #[arg(long, value_enum, default_value_t = StoreDtype::F16)]
     pub dtype: StoreDtype,
+    /// Share of each class held out as the `test` split when the folder has no `test/` or
+    /// `val/` (`valid/`, `validation/`) folder, so nothing is measured on training images; 0
+    /// keeps the folder as one split. Recorded in the cache and its fingerprint.
+    #[arg(long, default_value_t = DEFAULT_TEST_FRACTION)]
+    pub test_fraction: f64,
+    /// Seed of that held-out draw.
+    #[arg(long, default_value_t = 0)]
+    pub split_seed: u64,
     /// Keep only the first N images of each class of each split.
     #[arg(long)]
     pub limit_per_class: Option<usize>,
@@ -128,6 +136,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         &args.data,
         &OpenOptions {
             skip_bad: args.skip_bad,
+            test_fraction: args.test_fraction,
+            split_seed: args.split_seed,
         },
     )?;
     dataset.limit(args.limit_per_class, args.limit);
@@ -152,6 +162,14 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         decode_threads: args.decode_threads,
         max_shards: args.max_shards,
     };
+    if let Some(h) = dataset.held_out {
+        eprintln!(
+            "{} has no test split: holding out {:.0} % of each class as `test` (seed {}; --test-fraction, --split-seed)",
+            args.data,
+            100.0 * h.fraction,
+            h.seed
+        );
+    }
     let summary = extract(&mut backbone, &dataset, &opts, &args.cache)?;
     if global.json {
         super::print_json(&summary)

@@ -2,7 +2,6 @@
 
 use super::Global;
 use infodisent::cache::FeatureCache;
-use infodisent::engine::Backbone;
 use infodisent::explain::baseline_classifier;
 use infodisent::metrics::{cache_metrics, faithfulness_metrics, MetricsOptions};
 use std::path::{Path, PathBuf};
@@ -14,6 +13,8 @@ pub struct Args {
     trained: super::HeadArgs,
     #[command(flatten)]
     baseline: super::ProbeArg,
+    #[command(flatten)]
+    model: super::ModelArg,
     /// Split to measure (default: test, else val, else the only one).
     #[arg(long)]
     split: Option<String>,
@@ -79,8 +80,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         &opts,
     )?;
     if args.deletion > 0 {
-        let m = cache.manifest().clone();
-        let mut backbone = Backbone::load(&m.model, Some(&m.feature_node), global.threads())?;
+        let mut backbone = args.model.backbone(&cache, global)?;
         let mut features = |input: &[f32], n: usize| Ok(backbone.run(input, n)?.features);
         report.faithfulness = faithfulness_metrics(
             &cache,

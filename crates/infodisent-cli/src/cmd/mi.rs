@@ -4,7 +4,6 @@
 use super::Global;
 use infodisent::cache::FeatureCache;
 use infodisent::dataset::ImageStore;
-use infodisent::engine::Backbone;
 use infodisent::mi::{self, Bound, ClassifierChoice, MapNegatives, MiConfig, MiModel, Pairing};
 use std::path::PathBuf;
 
@@ -98,9 +97,10 @@ pub struct ExplainArgs {
     /// Output folder of `infodisent mi train`.
     #[arg(long)]
     mi: PathBuf,
-    /// The feature cache the run was trained on (grid, preprocessing, classes, model).
+    /// The feature cache the run was trained on (grid, preprocessing, classes, model; default:
+    /// the one the mi run records).
     #[arg(long)]
-    cache: PathBuf,
+    cache: Option<PathBuf>,
     /// Explain cached item N of --split (repeatable); needs no backbone run.
     #[arg(long = "item")]
     items: Vec<usize>,
@@ -109,6 +109,8 @@ pub struct ExplainArgs {
     split: Option<String>,
     #[command(flatten)]
     data_root: super::DataRoot,
+    #[command(flatten)]
+    model: super::ModelArg,
     /// Output folder for `<name>_{total,decision,redundant,panel}.png` and `<name>.json`.
     #[arg(long, default_value = "mi-explanations")]
     out: PathBuf,
@@ -189,11 +191,12 @@ fn explain(a: ExplainArgs, global: &Global) -> anyhow::Result<()> {
         .into());
     }
     let model = MiModel::load(&a.mi)?;
-    let cache = a.data_root.apply(FeatureCache::open(&a.cache)?)?;
+    let cache_dir = super::cache_of(a.cache.as_deref(), &a.mi)?;
+    let cache = a.data_root.apply(FeatureCache::open(&cache_dir)?)?;
     if cache.manifest().fingerprint != model.meta.cache_fingerprint {
         tracing::warn!(
             "{} is not the cache the mi run was trained on",
-            a.cache.display()
+            cache_dir.display()
         );
     }
     let mut explanations = Vec::new();
@@ -205,8 +208,7 @@ fn explain(a: ExplainArgs, global: &Global) -> anyhow::Result<()> {
         )?);
     }
     if !a.images.is_empty() {
-        let m = cache.manifest();
-        let mut backbone = Backbone::load(&m.model, Some(&m.feature_node), global.threads())?;
+        let mut backbone = a.model.backbone(&cache, global)?;
         let mut features = |input: &[f32], n: usize| Ok(backbone.run(input, n)?.features);
         explanations.extend(mi::explain_files(
             &model,

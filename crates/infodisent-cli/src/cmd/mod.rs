@@ -88,9 +88,10 @@ pub fn chosen_split(cache: &FeatureCache, asked: Option<&str>) -> infodisent::Re
 /// reads, shared by `explain`, `metrics`, `report` and `prototypes`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct HeadArgs {
-    /// Feature cache the head was trained on (made by `infodisent extract`).
+    /// Feature cache the head was trained on (made by `infodisent extract`; default: the one
+    /// the head's training folder records).
     #[arg(long)]
-    pub cache: PathBuf,
+    pub cache: Option<PathBuf>,
     /// InfoDisent training folder holding `head.safetensors` (output of `infodisent train`),
     /// or the file itself.
     #[arg(long)]
@@ -103,13 +104,26 @@ impl HeadArgs {
     /// The cache, reading its images from `--data-root` when given, labelled as the head was
     /// trained (by the original classifier for a `--target original` head).
     pub fn open_cache(&self) -> infodisent::Result<FeatureCache> {
-        let cache = self.data_root.apply(FeatureCache::open(&self.cache)?)?;
+        let cache = self.data_root.apply(FeatureCache::open(self.cache_dir()?)?)?;
         infodisent::train::cache_for_head(cache, &self.head)
+    }
+
+    /// `--cache`, else the cache the head's training folder records.
+    pub fn cache_dir(&self) -> infodisent::Result<PathBuf> {
+        cache_of(self.cache.as_deref(), &self.head)
     }
 
     /// The trained head.
     pub fn load_head(&self) -> infodisent::Result<infodisent::head::params::HeadParams> {
         infodisent::runs::load_head(&self.head)
+    }
+}
+
+/// The cache folder given, else the one run folder `run` records.
+pub fn cache_of(given: Option<&std::path::Path>, run: &std::path::Path) -> infodisent::Result<PathBuf> {
+    match given {
+        Some(cache) => Ok(cache.to_path_buf()),
+        None => infodisent::runs::recorded_cache(run),
     }
 }
 
@@ -121,6 +135,26 @@ pub struct ProbeArg {
     /// the dataset's classes).
     #[arg(long)]
     pub probe: Option<PathBuf>,
+}
+
+/// `--model`: where the model that made a cache is now, for commands that run it again.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ModelArg {
+    /// The model that made the cache, when its file moved since `extract` (default: where the
+    /// cache records it). Checked to be the same model; another one is refused.
+    #[arg(long)]
+    pub model: Option<String>,
+}
+
+impl ModelArg {
+    /// The backbone that made `cache`, rebuilt as `extract` built it.
+    pub fn backbone(
+        &self,
+        cache: &FeatureCache,
+        global: &Global,
+    ) -> infodisent::Result<infodisent::engine::Backbone> {
+        infodisent::extract::cache_backbone(cache, self.model.as_deref(), global.threads())
+    }
 }
 
 /// `--data-root`: where the dataset a cache was extracted from lives now.

@@ -11,8 +11,16 @@ use image::ImageFormat;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-/// Split folder names recognised at the top level, in the order splits are listed.
-pub const SPLIT_NAMES: [&str; 3] = ["train", "val", "test"];
+/// Split folder names recognised at the top level, in the order splits are listed, with the
+/// split each becomes: `valid/` and `validation/` are the `val` split (the held-out split
+/// where there is no `test/`).
+pub const SPLIT_NAMES: [(&str, &str); 5] = [
+    ("train", "train"),
+    ("val", "val"),
+    ("valid", "val"),
+    ("validation", "val"),
+    ("test", "test"),
+];
 
 /// The split name used when the folder has no split sub-folders.
 pub const SINGLE_SPLIT: &str = "all";
@@ -83,11 +91,24 @@ fn dir_name(path: &Path) -> String {
 /// Opens an ImageFolder tree rooted at `root`.
 pub fn open(root: &Path, opts: &OpenOptions) -> Result<Dataset> {
     let split_dirs: Vec<(String, PathBuf)> = {
-        let named: Vec<_> = SPLIT_NAMES
-            .iter()
-            .map(|n| (n.to_string(), root.join(n)))
-            .filter(|(_, p)| p.is_dir())
-            .collect();
+        let mut named: Vec<(String, PathBuf)> = Vec::new();
+        for (folder, split) in SPLIT_NAMES {
+            let dir = root.join(folder);
+            if !dir.is_dir() {
+                continue;
+            }
+            if let Some((_, other)) = named.iter().find(|(name, _)| name == split) {
+                return Err(Error::input(
+                    &dir,
+                    format!(
+                        "both {} and {} are the `{split}` split: keep one",
+                        other.display(),
+                        dir.display()
+                    ),
+                ));
+            }
+            named.push((split.to_owned(), dir));
+        }
         if named.is_empty() {
             vec![(SINGLE_SPLIT.to_owned(), root.to_path_buf())]
         } else {
@@ -174,5 +195,6 @@ pub fn open(root: &Path, opts: &OpenOptions) -> Result<Dataset> {
         root: Some(root.to_path_buf()),
         classes,
         splits,
+        held_out: None,
     })
 }

@@ -246,6 +246,7 @@ pub fn fashion_mnist() -> Result<Dataset> {
         root: dir.canonicalize().ok(),
         classes: FASHION_MNIST_CLASSES.map(str::to_owned).to_vec(),
         splits,
+        held_out: None,
     })
 }
 
@@ -262,6 +263,7 @@ pub fn open_dir(dir: &Path) -> Result<Dataset> {
         root: Some(dir.to_path_buf()),
         classes: (0..num_classes).map(|c| c.to_string()).collect(),
         splits,
+        held_out: None,
     })
 }
 

@@ -9,8 +9,11 @@ mod store;
 pub use store::ImageStore;
 
 use crate::cache::Skipped;
+pub use crate::cache::HoldOut;
 use crate::error::{Error, Result};
 use image::RgbImage;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,12 +21,32 @@ use std::sync::Arc;
 /// The built-in dataset name that resolves to the Fashion-MNIST IDX files in the assets.
 pub const FASHION_MNIST: &str = "fashion-mnist";
 
-/// Options that decide how strictly a dataset is read.
-#[derive(Debug, Clone, Copy, Default)]
+/// Share of each class held out as the test split of a folder that has none.
+pub const DEFAULT_TEST_FRACTION: f64 = 0.2;
+
+/// Options that decide how strictly a dataset is read and how a folder without a test split
+/// is divided.
+#[derive(Debug, Clone, Copy)]
 pub struct OpenOptions {
     /// Record unusable parts (empty class folders) as skipped instead of failing.
     pub skip_bad: bool,
+    /// Share of each class a folder without `test/` or `val/` gives to a held-out `test`
+    /// split ([`Dataset::hold_out_test`]); 0 keeps the folder as it is.
+    pub test_fraction: f64,
+    /// Seed of that assignment.
+    pub split_seed: u64,
 }
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            skip_bad: false,
+            test_fraction: DEFAULT_TEST_FRACTION,
+            split_seed: 0,
+        }
+    }
+}
+
 
 /// Where a sample's pixels come from.
 #[derive(Debug, Clone)]
@@ -165,6 +188,8 @@ pub struct Dataset {
     pub classes: Vec<String>,
     /// Splits in a fixed order.
     pub splits: Vec<Split>,
+    /// How the `test` split was drawn, when the folder had none.
+    pub held_out: Option<HoldOut>,
 }
 
 impl Dataset {
@@ -198,7 +223,63 @@ impl Dataset {
         if idx::is_idx_dir(path) {
             return idx::open_dir(path);
         }
-        folder::open(path, opts)
+        let mut dataset = folder::open(path, opts)?;
+        dataset.hold_out_test(opts.test_fraction, opts.split_seed)?;
+        Ok(dataset)
+    }
+
+    /// Divides a dataset without a `test` or `val` split: of each class of its `train` split
+    /// (or its only split), `fraction` of the images, drawn with `seed`, become the `test`
+    /// split, so nothing is measured on images a head was trained on. Each class keeps at
+    /// least one training image; the order within each split is the original one. A dataset
+    /// too small to give any image is left as it is.
+    pub fn hold_out_test(&mut self, fraction: f64, seed: u64) -> Result<()> {
+        if !(0.0..1.0).contains(&fraction) {
+            return Err(Error::Config(format!(
+                "the test fraction {fraction} must be at least 0 and below 1"
+            )));
+        }
+        let has_test = self.splits.iter().any(|s| s.name == "test" || s.name == "val");
+        let source = match &self.splits[..] {
+            [_] => Some(0),
+            _ => self.splits.iter().position(|s| s.name == "train"),
+        };
+        let Some(source) = source.filter(|_| fraction > 0.0 && !has_test) else {
+            return Ok(());
+        };
+        let split = &mut self.splits[source];
+        let mut by_class: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for (i, s) in split.samples.iter().enumerate() {
+            by_class.entry(s.label).or_default().push(i);
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut is_test = vec![false; split.samples.len()];
+        for members in by_class.values_mut() {
+            let n = members.len();
+            let take = ((n as f64 * fraction).round() as usize).min(n.saturating_sub(1));
+            members.shuffle(&mut rng);
+            for &i in &members[..take] {
+                is_test[i] = true;
+            }
+        }
+        if !is_test.contains(&true) {
+            return Ok(());
+        }
+        let (test, train): (Vec<_>, Vec<_>) = std::mem::take(&mut split.samples)
+            .into_iter()
+            .zip(&is_test)
+            .partition(|(_, &t)| t);
+        split.name = "train".to_owned();
+        split.samples = train.into_iter().map(|(s, _)| s).collect();
+        let test = Split {
+            name: "test".to_owned(),
+            samples: test.into_iter().map(|(s, _)| s).collect(),
+            skipped: vec![],
+            source_hashes: split.source_hashes.clone(),
+        };
+        self.splits.insert(source + 1, test);
+        self.held_out = Some(HoldOut { fraction, seed });
+        Ok(())
     }
 
     /// How a cache records `sample`: its path relative to the dataset root (the whole path
@@ -243,6 +324,9 @@ impl Dataset {
     /// times, source file hashes): changes whenever the data a cache was made from changes.
     pub fn fingerprint(&self) -> String {
         let mut h = Sha256::new();
+        if let Some(HoldOut { fraction, seed }) = self.held_out {
+            h.update(format!("held out {fraction} seed {seed}\n").as_bytes());
+        }
         for class in &self.classes {
             h.update(class.as_bytes());
             h.update(b"\n");
@@ -295,5 +379,58 @@ mod tests {
         s.limit(None, Some(4));
         assert_eq!(paths(&s), ["0.png", "1.png", "3.png", "6.png"]);
         assert_eq!(s.class_counts(3), [2, 1, 1]);
+    }
+
+    fn dataset_of(splits: Vec<Split>) -> Dataset {
+        Dataset {
+            spec: "test".into(),
+            root: None,
+            classes: vec!["a".into(), "b".into(), "c".into()],
+            splits,
+            held_out: None,
+        }
+    }
+
+    #[test]
+    fn a_held_out_test_split_is_stratified_seeded_and_disjoint() {
+        // A class-sorted folder: 10, 5 and 1 images.
+        let labels: Vec<usize> = [vec![0; 10], vec![1; 5], vec![2; 1]].concat();
+        let mut one = split_of(&labels);
+        one.name = "all".into();
+        let mut ds = dataset_of(vec![one]);
+        ds.hold_out_test(0.2, 7).unwrap();
+        let names: Vec<_> = ds.splits.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["train", "test"]);
+        let (train, test) = (&ds.splits[0], &ds.splits[1]);
+        // 20 % of each class, rounded, and the single image of class c stays in training.
+        assert_eq!(test.class_counts(3), [2, 1, 0]);
+        assert_eq!(train.class_counts(3), [8, 4, 1]);
+        let (a, b) = (paths(train), paths(test));
+        assert!(a.iter().all(|p| !b.contains(p)), "train and test overlap");
+        let number = |p: &&str| p.trim_end_matches(".png").parse::<usize>().unwrap();
+        assert!(a.windows(2).all(|w| number(&w[0]) < number(&w[1])), "order kept");
+        assert_eq!(ds.held_out, Some(HoldOut { fraction: 0.2, seed: 7 }));
+        // The same seed draws the same images; other seeds draw others.
+        let again = |seed| {
+            let mut one = split_of(&labels);
+            one.name = "all".into();
+            let mut ds = dataset_of(vec![one]);
+            ds.hold_out_test(0.2, seed).unwrap();
+            paths(&ds.splits[1]).iter().map(|p| p.to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(again(7), b);
+        let draws: std::collections::HashSet<_> = (0..8).map(again).collect();
+        assert!(draws.len() > 1, "every seed drew the same images");
+    }
+
+    #[test]
+    fn a_dataset_with_a_test_or_val_split_is_left_alone() {
+        let mut test = split_of(&[0, 1]);
+        test.name = "val".into();
+        let mut ds = dataset_of(vec![split_of(&[0, 0, 1, 1]), test]);
+        ds.hold_out_test(0.5, 0).unwrap();
+        assert_eq!(ds.splits[0].samples.len(), 4);
+        assert!(ds.held_out.is_none());
+        assert!(ds.hold_out_test(1.0, 0).is_err());
     }
 }

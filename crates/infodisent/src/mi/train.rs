@@ -416,6 +416,7 @@ pub fn train(
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     write_json_atomic(out.join(runs::CONFIG_FILE), &meta)?;
+    runs::record_cache(out, cache.dir(), &cache.manifest().fingerprint)?;
     classifier.save(out.join(runs::CLASSIFIER_FILE))?;
 
     let eval = eval_batches(cache, cfg)?;

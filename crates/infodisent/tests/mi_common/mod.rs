@@ -40,6 +40,8 @@ pub fn write_cache(
         original_classes: None,
         original_head: None,
         data_root: None,
+        held_out: None,
+        backbone: None,
         splits: BTreeMap::new(),
     };
     let mut w = CacheWriter::create_or_resume(dir, manifest, false).unwrap();

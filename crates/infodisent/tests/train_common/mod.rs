@@ -34,6 +34,8 @@ pub fn write_cache(dir: &Path, train: usize, test: usize, seed: u64) -> FeatureC
         original_classes: Some(CLASSES),
         original_head: None,
         data_root: None,
+        held_out: None,
+        backbone: None,
         splits: BTreeMap::new(),
     };
     let mut w = CacheWriter::create_or_resume(dir, manifest, false).unwrap();
