@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
 
 /// Extensions worth naming, in the spelling of Linux's `/proc/cpuinfo` flags.
-const FEATURES: [&str; 10] = [
+pub const FEATURES: [&str; 10] = [
     "avx2",
     "fma",
     "avx512f",

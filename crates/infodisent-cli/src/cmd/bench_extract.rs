@@ -5,7 +5,7 @@ use super::super::Global;
 use infodisent::bench::extract::{
     bench_extract, write_photo_jpegs, ExtractBenchOptions, TorchReference,
 };
-use infodisent::dataset::Dataset;
+use infodisent::dataset::{Dataset, OpenOptions};
 use infodisent::extract::load_backbone;
 use std::path::PathBuf;
 
@@ -63,7 +63,12 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         }
         None => (args.data.clone(), args.split.clone()),
     };
-    let mut dataset = Dataset::open(&data)?;
+    // A benchmark times the folder as it is: no test split is held out of it.
+    let whole = OpenOptions {
+        test_fraction: 0.0,
+        ..OpenOptions::default()
+    };
+    let mut dataset = Dataset::open_with(&data, &whole)?;
     dataset.limit(None, Some(args.images));
     let samples = dataset.split(&split)?.samples.clone();
     let torch = match &args.torch_python {
