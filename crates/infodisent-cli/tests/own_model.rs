@@ -2,7 +2,8 @@
 //! ResNet-18 exported by the pinned PyTorch (`scripts/export-zoo.sh`) and a folder of two class
 //! folders without splits, every command run from an unrelated working directory. Then the
 //! model moves (found again with `--model`), another model is refused, and caches made with a
-//! non-default preprocessing and with `--int8` are explained from image files exactly as they were cached.
+//! non-default resize or crop and with `--int8` are explained from image files exactly as they
+//! were cached.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -71,7 +72,9 @@ fn logits_in(dir: &Path) -> Vec<f64> {
     let json = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "json") && p.file_name().unwrap() != "classes.json")
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "json") && p.file_name().unwrap() != "classes.json"
+        })
         .expect("an explanation JSON");
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
     v["logits"]
@@ -97,11 +100,22 @@ fn file_explanation_matches_cache(cwd: &Path, cache: &Path, head: &Path, extra: 
         let _ = std::fs::remove_dir_all(dir);
     }
     let base = ["explain", "--cache", s(cache), "--head", s(head)];
-    run(cwd, &[&base[..], &["--item", "0", "--out", s(&cached)]].concat(), 0);
-    run(cwd, &[&base[..], extra, &["--out", s(&filed), s(&image)]].concat(), 0);
+    run(
+        cwd,
+        &[&base[..], &["--item", "0", "--out", s(&cached)]].concat(),
+        0,
+    );
+    run(
+        cwd,
+        &[&base[..], extra, &["--out", s(&filed), s(&image)]].concat(),
+        0,
+    );
     let (a, b) = (logits_in(&cached), logits_in(&filed));
     let scale = a.iter().fold(1e-3f64, |m, x| m.max(x.abs()));
-    let worst = a.iter().zip(&b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+    let worst = a
+        .iter()
+        .zip(&b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
     assert!(
         worst < 0.02 * scale,
         "{}: file logits differ from the cached item's by {worst} (scale {scale})",
@@ -121,54 +135,185 @@ fn your_own_model_and_folder_end_to_end() {
     let (cache, head, probe) = (t.join("cache"), t.join("head"), t.join("probe"));
 
     // A folder without splits gets a held-out test split of 20 % of each class.
-    let out = run(&cwd, &["extract", "--model", s(&model), "--data", s(&data), "--cache", s(&cache)], 0);
+    let out = run(
+        &cwd,
+        &[
+            "extract",
+            "--model",
+            s(&model),
+            "--data",
+            s(&data),
+            "--cache",
+            s(&cache),
+        ],
+        0,
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("holding out 20 %"));
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(cache.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["splits"]["train"]["num_items"], 12);
     assert_eq!(manifest["splits"]["test"]["num_items"], 4);
-    assert_eq!(manifest["backbone"]["model"], "../models/resnet18/model.onnx");
+    assert_eq!(
+        manifest["backbone"]["model"],
+        "../models/resnet18/model.onnx"
+    );
 
     run(&cwd, &["train", "--cache", s(&cache), "--out", s(&head)], 0);
-    run(&cwd, &["train", "--cache", s(&cache), "--out", s(&probe), "--kind", "linear-probe"], 0);
-    let out = run(&cwd, &["eval", "--cache", s(&cache), "--head", s(&head), "--head", s(&probe)], 0);
+    run(
+        &cwd,
+        &[
+            "train",
+            "--cache",
+            s(&cache),
+            "--out",
+            s(&probe),
+            "--kind",
+            "linear-probe",
+        ],
+        0,
+    );
+    let out = run(
+        &cwd,
+        &[
+            "eval",
+            "--cache",
+            s(&cache),
+            "--head",
+            s(&head),
+            "--head",
+            s(&probe),
+        ],
+        0,
+    );
     assert!(
         !String::from_utf8_lossy(&out.stderr).contains("using split"),
         "eval measured on the held-out test split without being told"
     );
     let photo = data.join("beta").join(
-        std::fs::read_dir(data.join("beta")).unwrap().next().unwrap().unwrap().file_name(),
+        std::fs::read_dir(data.join("beta"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .file_name(),
     );
     let hp = ["--cache", s(&cache), "--head", s(&head)];
-    run(&cwd, &[&["explain"][..], &hp, &["--out", "explained", s(&photo)]].concat(), 0);
-    run(&cwd, &[&["metrics"][..], &hp, &["--probe", s(&probe)]].concat(), 0);
+    run(
+        &cwd,
+        &[&["explain"][..], &hp, &["--out", "explained", s(&photo)]].concat(),
+        0,
+    );
+    run(
+        &cwd,
+        &[&["metrics"][..], &hp, &["--probe", s(&probe)]].concat(),
+        0,
+    );
     let mi = t.join("mi");
-    run(&cwd, &["mi", "train", "--cache", s(&cache), "--classifier", s(&probe), "--out", s(&mi)], 0);
-    run(&cwd, &["mi", "explain", "--mi", s(&mi), "--cache", s(&cache), "--out", "mi-maps", s(&photo)], 0);
+    run(
+        &cwd,
+        &[
+            "mi",
+            "train",
+            "--cache",
+            s(&cache),
+            "--classifier",
+            s(&probe),
+            "--out",
+            s(&mi),
+        ],
+        0,
+    );
+    run(
+        &cwd,
+        &[
+            "mi",
+            "explain",
+            "--mi",
+            s(&mi),
+            "--cache",
+            s(&cache),
+            "--out",
+            "mi-maps",
+            s(&photo),
+        ],
+        0,
+    );
     let report = t.join("report");
-    run(&cwd, &[&["report"][..], &hp, &["--probe", s(&probe), "--out", s(&report)]].concat(), 0);
+    run(
+        &cwd,
+        &[
+            &["report"][..],
+            &hp,
+            &["--probe", s(&probe), "--out", s(&report)],
+        ]
+        .concat(),
+        0,
+    );
     assert!(report.join("index.html").is_file());
     // The run folders alone find their cache.
-    run(&cwd, &["explain", "--head", s(&head), "--out", "by-run", s(&photo)], 0);
+    run(
+        &cwd,
+        &["explain", "--head", s(&head), "--out", "by-run", s(&photo)],
+        0,
+    );
     file_explanation_matches_cache(&cwd, &cache, &head, &[]);
 
     // The model moves: named in the error, found again with --model.
     std::fs::rename(t.join("models"), t.join("moved")).unwrap();
     let moved = t.join("moved/resnet18/model.onnx");
-    let out = run(&cwd, &[&["explain"][..], &hp, &["--out", "x", s(&photo)]].concat(), 4);
+    let out = run(
+        &cwd,
+        &[&["explain"][..], &hp, &["--out", "x", s(&photo)]].concat(),
+        4,
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no longer there") && err.contains("--model"), "{err}");
+    assert!(
+        err.contains("no longer there") && err.contains("--model"),
+        "{err}"
+    );
     file_explanation_matches_cache(&cwd, &cache, &head, &["--model", s(&moved)]);
     // Another model is refused, naming both.
-    let out = run(&cwd, &[&["explain"][..], &hp, &["--model", "efficientnet-lite0", "--out", "x", s(&photo)]].concat(), 4);
+    let out = run(
+        &cwd,
+        &[
+            &["explain"][..],
+            &hp,
+            &["--model", "efficientnet-lite0", "--out", "x", s(&photo)],
+        ]
+        .concat(),
+        4,
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("is not the model that made cache") && err.contains("resnet18"), "{err}");
+    assert!(
+        err.contains("is not the model that made cache") && err.contains("resnet18"),
+        "{err}"
+    );
 
-    // Non-default preprocessing (the export's input is fixed at 224, so the resize changes,
-    // not the crop) and an int8 cache are rebuilt as they were made.
-    for (name, flags) in [("resize", &["--resize", "288"][..]), ("int8", &["--int8"][..])] {
-        let (cache, head) = (t.join(format!("cache-{name}")), t.join(format!("head-{name}")));
-        let args = [&["extract", "--model", s(&moved), "--data", s(&data), "--cache", s(&cache)][..], flags].concat();
+    // Non-default preprocessing and an int8 cache are rebuilt as they were made. The export's
+    // input is fixed at 224, so its resize changes; the built-in Lite0 takes another crop.
+    let cases = [
+        ("resize", s(&moved), &["--resize", "288"][..]),
+        ("int8", s(&moved), &["--int8"][..]),
+        ("crop", "efficientnet-lite0", &["--crop", "192"][..]),
+    ];
+    for (name, model, flags) in cases {
+        let (cache, head) = (
+            t.join(format!("cache-{name}")),
+            t.join(format!("head-{name}")),
+        );
+        let args = [
+            &[
+                "extract",
+                "--model",
+                model,
+                "--data",
+                s(&data),
+                "--cache",
+                s(&cache),
+            ][..],
+            flags,
+        ]
+        .concat();
         run(&cwd, &args, 0);
         run(&cwd, &["train", "--cache", s(&cache), "--out", s(&head)], 0);
         file_explanation_matches_cache(&cwd, &cache, &head, &[]);

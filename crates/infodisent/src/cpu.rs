@@ -86,7 +86,15 @@ mod tests {
         assert_eq!(cpu.model, "Intel(R) Xeon(R) Processor");
         assert_eq!(
             cpu.features,
-            ["avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "amx_tile", "amx_int8"]
+            [
+                "avx2",
+                "fma",
+                "avx512f",
+                "avx512bw",
+                "avx512_vnni",
+                "amx_tile",
+                "amx_int8"
+            ]
         );
         assert_eq!(
             cpu.describe(),

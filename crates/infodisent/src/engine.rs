@@ -5,10 +5,10 @@
 
 use crate::error::{Error, Result};
 use crate::onnx::model::{FeatureLayout, OriginalHead, OriginalHeadKind, PreparedModel};
-use serde::{Deserialize, Serialize};
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::TensorRef;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

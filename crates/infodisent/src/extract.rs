@@ -162,7 +162,11 @@ pub fn load_backbone(
 /// node and preprocessing, quantized again on the recorded calibration images for an int8
 /// cache. `model` re-points a model that moved; a file that is another model is refused,
 /// naming both.
-pub fn cache_backbone(cache: &FeatureCache, model: Option<&str>, threads: usize) -> Result<Backbone> {
+pub fn cache_backbone(
+    cache: &FeatureCache,
+    model: Option<&str>,
+    threads: usize,
+) -> Result<Backbone> {
     let manifest = cache.manifest();
     let preprocess = |_: &Preprocess| Ok(manifest.preprocess.clone());
     let node = Some(manifest.feature_node.as_str());
@@ -256,17 +260,23 @@ fn requantize(
             ),
         ));
     }
-    let source = backbone.source().cloned().map(|s| crate::engine::BackboneSource {
-        int8: Some(int8.clone()),
-        ..s
-    });
+    let source = backbone
+        .source()
+        .cloned()
+        .map(|s| crate::engine::BackboneSource {
+            int8: Some(int8.clone()),
+            ..s
+        });
     Ok(quantized.with_source(source))
 }
 
 /// What a cache in `cache_dir` records of `backbone`'s source: a model file relative to the
 /// cache folder when that is the shorter way to write it, so a cache moved with its model still
 /// finds it.
-fn recorded_source(backbone: &Backbone, cache_dir: &Path) -> Result<Option<crate::engine::BackboneSource>> {
+fn recorded_source(
+    backbone: &Backbone,
+    cache_dir: &Path,
+) -> Result<Option<crate::engine::BackboneSource>> {
     let Some(source) = backbone.source() else {
         return Ok(None);
     };

@@ -98,7 +98,8 @@ fn an_unlabelled_photo_folder_is_explained_in_the_original_classes() {
         test_fraction: 0.0,
         ..Default::default()
     };
-    let dataset = infodisent::dataset::Dataset::open_with(photos.to_str().unwrap(), &whole).unwrap();
+    let dataset =
+        infodisent::dataset::Dataset::open_with(photos.to_str().unwrap(), &whole).unwrap();
     assert_eq!(dataset.classes, vec!["unlabelled".to_owned()]);
     let mut backbone = Backbone::load("efficientnet-lite0", None, 2).unwrap();
     let opts = ExtractOptions::new(backbone.model().preprocess.clone());

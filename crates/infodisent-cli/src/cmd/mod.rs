@@ -104,7 +104,9 @@ impl HeadArgs {
     /// The cache, reading its images from `--data-root` when given, labelled as the head was
     /// trained (by the original classifier for a `--target original` head).
     pub fn open_cache(&self) -> infodisent::Result<FeatureCache> {
-        let cache = self.data_root.apply(FeatureCache::open(self.cache_dir()?)?)?;
+        let cache = self
+            .data_root
+            .apply(FeatureCache::open(self.cache_dir()?)?)?;
         infodisent::train::cache_for_head(cache, &self.head)
     }
 
@@ -120,7 +122,10 @@ impl HeadArgs {
 }
 
 /// The cache folder given, else the one run folder `run` records.
-pub fn cache_of(given: Option<&std::path::Path>, run: &std::path::Path) -> infodisent::Result<PathBuf> {
+pub fn cache_of(
+    given: Option<&std::path::Path>,
+    run: &std::path::Path,
+) -> infodisent::Result<PathBuf> {
     match given {
         Some(cache) => Ok(cache.to_path_buf()),
         None => infodisent::runs::recorded_cache(run),

@@ -8,8 +8,8 @@ mod store;
 
 pub use store::ImageStore;
 
-use crate::cache::Skipped;
 pub use crate::cache::HoldOut;
+use crate::cache::Skipped;
 use crate::error::{Error, Result};
 use image::RgbImage;
 use rand::seq::SliceRandom;
@@ -46,7 +46,6 @@ impl Default for OpenOptions {
         }
     }
 }
-
 
 /// Where a sample's pixels come from.
 #[derive(Debug, Clone)]
@@ -239,7 +238,10 @@ impl Dataset {
                 "the test fraction {fraction} must be at least 0 and below 1"
             )));
         }
-        let has_test = self.splits.iter().any(|s| s.name == "test" || s.name == "val");
+        let has_test = self
+            .splits
+            .iter()
+            .any(|s| s.name == "test" || s.name == "val");
         let source = match &self.splits[..] {
             [_] => Some(0),
             _ => self.splits.iter().position(|s| s.name == "train"),
@@ -408,15 +410,27 @@ mod tests {
         let (a, b) = (paths(train), paths(test));
         assert!(a.iter().all(|p| !b.contains(p)), "train and test overlap");
         let number = |p: &&str| p.trim_end_matches(".png").parse::<usize>().unwrap();
-        assert!(a.windows(2).all(|w| number(&w[0]) < number(&w[1])), "order kept");
-        assert_eq!(ds.held_out, Some(HoldOut { fraction: 0.2, seed: 7 }));
+        assert!(
+            a.windows(2).all(|w| number(&w[0]) < number(&w[1])),
+            "order kept"
+        );
+        assert_eq!(
+            ds.held_out,
+            Some(HoldOut {
+                fraction: 0.2,
+                seed: 7
+            })
+        );
         // The same seed draws the same images; other seeds draw others.
         let again = |seed| {
             let mut one = split_of(&labels);
             one.name = "all".into();
             let mut ds = dataset_of(vec![one]);
             ds.hold_out_test(0.2, seed).unwrap();
-            paths(&ds.splits[1]).iter().map(|p| p.to_string()).collect::<Vec<_>>()
+            paths(&ds.splits[1])
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
         };
         assert_eq!(again(7), b);
         let draws: std::collections::HashSet<_> = (0..8).map(again).collect();

@@ -416,7 +416,18 @@ mod tests {
         pool.install(|| {
             let mut rectangular = vec![0.0f32; 3 * d * d];
             let tall: Vec<f32> = b.iter().chain(s).chain(b).copied().collect();
-            gemm_into(3 * d, d, d, &tall, false, s, true, &mut rectangular, false, 0.5);
+            gemm_into(
+                3 * d,
+                d,
+                d,
+                &tall,
+                false,
+                s,
+                true,
+                &mut rectangular,
+                false,
+                0.5,
+            );
             vec![
                 solve_identity_plus_skew(d, s, None),
                 solve_identity_plus_skew(d, s, Some(b)),
@@ -432,11 +443,18 @@ mod tests {
         // count let one caller's setting change another's bits: four threads with 2 MiB stacks,
         // under pools of 1 and 2 threads, must each get what a lone call gets.
         let d = 192;
-        let a: Vec<f32> = (0..d * d).map(|i| ((i * 7919 % 1009) as f32 - 504.0) / 2000.0).collect();
-        let b: Vec<f32> = (0..d * d).map(|i| ((i * 104_729 % 997) as f32 - 498.0) / 500.0).collect();
+        let a: Vec<f32> = (0..d * d)
+            .map(|i| ((i * 7919 % 1009) as f32 - 504.0) / 2000.0)
+            .collect();
+        let b: Vec<f32> = (0..d * d)
+            .map(|i| ((i * 104_729 % 997) as f32 - 498.0) / 500.0)
+            .collect();
         let s = skew(d, &a);
         let serial = [blas_work(1, d, &s, &b), blas_work(2, d, &s, &b)];
-        assert!(serial[0][0].is_some() || blas().is_none(), "LAPACK loaded but no solve");
+        assert!(
+            serial[0][0].is_some() || blas().is_none(),
+            "LAPACK loaded but no solve"
+        );
         std::thread::scope(|scope| {
             let handles: Vec<_> = (0..4)
                 .map(|t| {
@@ -444,14 +462,19 @@ mod tests {
                     std::thread::Builder::new()
                         .stack_size(2 << 20)
                         .spawn_scoped(scope, move || {
-                            (0..3).map(|_| blas_work(1 + t % 2, d, s, b)).collect::<Vec<_>>()
+                            (0..3)
+                                .map(|_| blas_work(1 + t % 2, d, s, b))
+                                .collect::<Vec<_>>()
                         })
                         .expect("a 2 MiB thread")
                 })
                 .collect();
             for (t, handle) in handles.into_iter().enumerate() {
                 for got in handle.join().expect("a BLAS caller crashed") {
-                    assert!(got == serial[t % 2], "thread {t} got other bits than a lone call");
+                    assert!(
+                        got == serial[t % 2],
+                        "thread {t} got other bits than a lone call"
+                    );
                 }
             }
         });
