@@ -322,17 +322,21 @@ impl FeatureCache {
             .or(self.manifest.data_root.as_deref())
     }
 
+    /// Where an image the cache records by `key` (relative to the dataset root) is now.
+    pub fn resolve(&self, key: &str) -> String {
+        match self.data_root() {
+            Some(root) if Path::new(key).is_relative() => root.join(key).display().to_string(),
+            _ => key.to_owned(),
+        }
+    }
+
     /// The items of a split in shard order, their paths resolved against the dataset root
     /// (or the one given by [`FeatureCache::with_data_root`]).
     pub fn items(&self, split: &str) -> Result<Vec<Item>> {
         self.split(split)?;
         let mut items: Vec<Item> = read_json(self.dir.join(split).join("items.json"))?;
-        if let Some(root) = self.data_root() {
-            for item in &mut items {
-                if Path::new(&item.path).is_relative() {
-                    item.path = root.join(&item.path).display().to_string();
-                }
-            }
+        for item in &mut items {
+            item.path = self.resolve(&item.path);
         }
         if self.original_labels {
             // Only the logits are read, a few kilobytes per shard.

@@ -240,14 +240,7 @@ fn requantize(
     images
         .par_chunks_mut(len)
         .zip(&int8.images)
-        .try_for_each(|(out, key)| {
-            let path = match cache.data_root() {
-                Some(root) if Path::new(key).is_relative() => root.join(key),
-                _ => PathBuf::from(key),
-            };
-            let path = path.display().to_string();
-            preprocess.apply_into(&*store.get(&path)?, out)
-        })?;
+        .try_for_each(|(out, key)| preprocess.apply_into(&*store.get(&cache.resolve(key))?, out))?;
     let quantized = backbone.to_int8(&images, int8.images.len())?;
     let found = quantized.model().fingerprint.clone();
     if found != int8.fingerprint {

@@ -296,28 +296,18 @@ fn folder_layout_problems() {
     let e = open_err(root, &OpenOptions::default());
     assert!(matches!(e, Error::Input { .. }));
     assert_names(&e, &root.join("emu"), &["empty class folder"]);
-    let ds = Dataset::open_with(
-        root.to_str().unwrap(),
-        &OpenOptions {
-            skip_bad: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let lenient = OpenOptions {
+        skip_bad: true,
+        ..Default::default()
+    };
+    let ds = Dataset::open_with(root.to_str().unwrap(), &lenient).unwrap();
     assert_eq!(ds.classes, ["cat", "dog"]);
     assert_eq!(ds.splits[0].skipped.len(), 1);
     assert!(ds.splits[0].skipped[0].path.ends_with("emu"));
 
     // Bad images are listed (they fail when loaded, naming the file).
     std::fs::write(root.join("dog/broken.jpg"), b"").unwrap();
-    let ds = Dataset::open_with(
-        root.to_str().unwrap(),
-        &OpenOptions {
-            skip_bad: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let ds = Dataset::open_with(root.to_str().unwrap(), &lenient).unwrap();
     let broken = ds.splits[0]
         .samples
         .iter()
