@@ -315,7 +315,20 @@ fn your_own_model_and_folder_end_to_end() {
         ]
         .concat();
         run(&cwd, &args, 0);
-        run(&cwd, &["train", "--cache", s(&cache), "--out", s(&head)], 0);
+        // Two epochs are enough to compare explanations; the default schedule is tested above.
+        run(
+            &cwd,
+            &[
+                "train",
+                "--cache",
+                s(&cache),
+                "--out",
+                s(&head),
+                "--epochs",
+                "2",
+            ],
+            0,
+        );
         file_explanation_matches_cache(&cwd, &cache, &head, &[]);
     }
 }

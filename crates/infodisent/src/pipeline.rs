@@ -55,12 +55,7 @@ impl PipelineConfig {
             train_per_class: Some(100),
             test_per_class: Some(50),
             threads,
-            train: TrainConfig {
-                epochs: 10,
-                batch_size: 64,
-                lr: 3e-3,
-                ..TrainConfig::default()
-            },
+            train: TrainConfig::default(),
             mi: Some(MiConfig {
                 epochs: 2,
                 max_train_items: Some(512),

@@ -14,7 +14,8 @@ fn every_recipe_gets_one_measured_row_and_reruns_reuse_the_heads() {
     let dir = tempfile::tempdir().unwrap();
     let cache = write_cache(&dir.path().join("cache"), 120, 60, 11);
     let mut base = TrainConfig {
-        epochs: 3,
+        epochs: Some(3),
+        val_fraction: 0.0,
         batch_size: 20,
         lr: 0.05,
         seed: 3,
@@ -82,7 +83,7 @@ fn every_recipe_gets_one_measured_row_and_reruns_reuse_the_heads() {
 
     // Other settings in the same folder are refused, not silently reused.
     let mut other = base.clone();
-    other.epochs = 4;
+    other.epochs = Some(4);
     let err = run(&cache, &other, &standard_grid(&other), &out, &opts, None)
         .unwrap_err()
         .to_string();

@@ -50,7 +50,8 @@ fn fixture() -> PathBuf {
     extract(&mut backbone, &dataset, &opts, &root.join("cache")).unwrap();
     let cache = FeatureCache::open(root.join("cache")).unwrap();
     let cfg = TrainConfig {
-        epochs: 30,
+        epochs: Some(30),
+        val_fraction: 0.0,
         batch_size: 32,
         lr: 3e-3,
         ..TrainConfig::default()

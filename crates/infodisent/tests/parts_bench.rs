@@ -18,7 +18,8 @@ fn prototypes_and_explanations_land_on_the_parts_that_make_the_class() {
         ..PartsConfig::default()
     };
     let base = TrainConfig {
-        epochs: 20,
+        epochs: Some(20),
+        val_fraction: 0.0,
         batch_size: 32,
         lr: 3e-3,
         seed: 0,

@@ -58,7 +58,7 @@ fn pipeline_on_generated_data_builds_a_report_that_renders_in_a_browser() {
     cfg.data = data.to_string_lossy().into_owned();
     cfg.train_per_class = None;
     cfg.test_per_class = None;
-    cfg.train.epochs = 4;
+    cfg.train.epochs = Some(4);
     cfg.train.batch_size = 16;
     cfg.mi = Some(MiConfig {
         epochs: 1,

@@ -26,7 +26,8 @@ fn a_head_fitted_to_the_original_classifier_agrees_with_it() {
     let out = tempfile::tempdir().unwrap();
     let cfg = TrainConfig {
         target: Target::Original,
-        epochs: 20,
+        epochs: Some(20),
+        val_fraction: 0.0,
         batch_size: 32,
         lr: 3e-3,
         seed: 0,
@@ -110,7 +111,8 @@ fn an_unlabelled_photo_folder_is_explained_in_the_original_classes() {
     let head_dir = root.path().join("head");
     let labels = TrainConfig {
         split: "all".into(),
-        epochs: 1,
+        epochs: Some(1),
+        val_fraction: 0.0,
         ..TrainConfig::default()
     }
     .paper();
@@ -118,7 +120,8 @@ fn an_unlabelled_photo_folder_is_explained_in_the_original_classes() {
     assert!(err.to_string().contains("--target original"), "{err}");
     let fitted = TrainConfig {
         target: Target::Original,
-        epochs: 30,
+        epochs: Some(30),
+        val_fraction: 0.0,
         batch_size: 8,
         lr: 3e-3,
         ..labels

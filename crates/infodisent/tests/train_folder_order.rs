@@ -39,7 +39,8 @@ fn write_image_folder(dataset: &Dataset, root: &Path) {
 
 fn test_accuracy(cache: &FeatureCache, kind: HeadKind, epochs: usize, out: &Path) -> (f64, f64) {
     let cfg = TrainConfig {
-        epochs,
+        epochs: Some(epochs),
+        val_fraction: 0.0,
         batch_size: 32,
         lr: 3e-3,
         seed: 3,

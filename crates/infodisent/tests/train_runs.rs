@@ -6,7 +6,7 @@ mod train_common;
 use infodisent::eval::{comparison_table, evaluate, evaluate_original, Evaluated};
 use infodisent::head::params::HeadParams;
 use infodisent::head::{HeadKind, Loss, Parametrization};
-use infodisent::train::{train, train_partial, TrainConfig, DEFAULT_KEEP_TOP};
+use infodisent::train::{train, train_partial, Schedule, TrainConfig, DEFAULT_KEEP_TOP};
 use infodisent::Error;
 use train_common::{write_cache, CLASSES};
 
@@ -14,10 +14,11 @@ use train_common::{write_cache, CLASSES};
 /// themselves.
 fn config(kind: HeadKind, epochs: usize) -> TrainConfig {
     let mut cfg = TrainConfig {
-        epochs,
+        epochs: Some(epochs),
         batch_size: 20,
         lr: 0.05,
         seed: 7,
+        val_fraction: 0.0,
         ..TrainConfig::default()
     }
     .paper()
@@ -52,7 +53,10 @@ fn infodisent_learns_with_nonnegative_weights_and_beats_chance() {
             summary.train_acc
         );
         assert!(summary.best_val_acc.unwrap() > 0.9);
-        assert_eq!(summary.train_items + summary.val_items, 180);
+        assert_eq!(
+            summary.schedule.train_items + summary.schedule.val_items,
+            180
+        );
         let head = HeadParams::load(out.join("head.safetensors")).unwrap();
         assert!(head.weight.iter().all(|&w| w >= 0.0));
         assert!(head.weight.iter().any(|&w| w > 0.0));
@@ -231,21 +235,43 @@ fn bad_configs_are_rejected_with_clear_errors() {
     let bad = |edit: &dyn Fn(&mut TrainConfig), needle: &str| {
         let mut cfg = TrainConfig::default();
         edit(&mut cfg);
-        let err = cfg.validate().unwrap_err();
+        let err = cfg
+            .validate()
+            .and_then(|_| Schedule::new(&cfg, 100, 10).map(|_| ()))
+            .unwrap_err();
         assert!(matches!(err, Error::Config(_)));
         assert!(
             err.to_string().contains(needle),
             "`{err}` should mention `{needle}`"
         );
     };
-    bad(&|c| c.epochs = 0, "epochs");
+    bad(&|c| c.epochs = Some(0), "epochs");
     bad(&|c| c.batch_size = 0, "batch_size");
     bad(&|c| c.lr = -1.0, "lr");
     bad(&|c| c.lr = f64::NAN, "lr");
     bad(&|c| c.weight_decay = -0.1, "weight_decay");
     bad(&|c| c.val_fraction = 1.0, "val_fraction");
-    bad(&|c| c.patience = Some(3), "val_fraction");
-    bad(&|c| c.warmup_epochs = 10.0, "warmup_epochs");
+    bad(
+        &|c| {
+            c.val_fraction = 0.0;
+            c.patience = Some(3);
+        },
+        "val_fraction",
+    );
+    bad(
+        &|c| {
+            c.epochs = Some(4);
+            c.warmup_epochs = 10.0;
+        },
+        "warmup_epochs",
+    );
+    bad(
+        &|c| {
+            c.min_steps = 10;
+            c.max_steps = 5;
+        },
+        "min_steps",
+    );
     bad(&|c| c.keep_top = Some(0), "keep_top");
     bad(
         &|c| {
@@ -254,9 +280,10 @@ fn bad_configs_are_rejected_with_clear_errors() {
         },
         "keep_top",
     );
-    bad(&|c| c.epochs = 1, "keep_top = 0");
+    bad(&|c| c.epochs = Some(1), "keep_top = 0");
     bad(
         &|c| {
+            c.epochs = Some(10);
             c.keep_top = Some(5);
             c.prune_after = Some(10);
         },
@@ -299,7 +326,7 @@ fn bad_configs_are_rejected_with_clear_errors() {
             cfg.keep_top,
             cfg.head.loss
         ),
-        (3, 16, HeadKind::LinearProbe, None, Loss::CrossEntropy),
+        (Some(3), 16, HeadKind::LinearProbe, None, Loss::CrossEntropy),
         "a probe has no pruning and the softmax loss by default"
     );
     std::fs::write(&toml_path, "epochs = 4\n").unwrap();
@@ -425,4 +452,71 @@ fn a_dynamic_checkpoint_of_the_earlier_composition_is_refused() {
     let e = train(&cache, &cfg, &out, true).unwrap_err();
     assert_eq!(e.exit_code(), 5, "{e}");
     assert!(e.to_string().contains("earlier version"), "{e}");
+}
+
+#[test]
+fn defaults_give_a_small_folder_the_minimum_steps_and_keep_the_best_pruned_epoch() {
+    use infodisent::train::{plan, standard_error, EpochMetrics, DEFAULT_MIN_STEPS};
+    let dir = tempfile::tempdir().unwrap();
+    // 30 images per class, as a small CUB-like folder has.
+    let cache = write_cache(&dir.path().join("cache"), 30 * CLASSES, 30, 11);
+    let cfg = TrainConfig {
+        seed: 3,
+        ..TrainConfig::default()
+    };
+    let (holdout, schedule) = plan(&cache, &cfg).unwrap();
+    // 10 % of each class validates: 3 of 30.
+    assert_eq!(holdout.val.len(), 3 * CLASSES);
+    assert_eq!(schedule.train_items, 27 * CLASSES);
+    // 81 images at batch 64 make 2 steps an epoch: 10 epochs would be 20 steps, so the
+    // schedule takes the epochs that reach the minimum.
+    assert_eq!(schedule.steps_per_epoch, 2);
+    assert_eq!(schedule.total_steps, DEFAULT_MIN_STEPS);
+    assert_eq!(schedule.epochs, (DEFAULT_MIN_STEPS / 2) as usize);
+    let prune = schedule.prune_epoch.unwrap();
+    let patience = schedule.patience.unwrap();
+
+    let out = dir.path().join("head");
+    let summary = train(&cache, &cfg, &out, false).unwrap();
+    assert_eq!(summary.schedule, schedule);
+    let log: Vec<EpochMetrics> =
+        infodisent::checkpoint::read_log(&out.join("metrics.jsonl")).unwrap();
+    assert_eq!(log.len(), summary.epochs);
+    // Only epochs after pruning count; the one kept is the last within one standard error of
+    // the best so far, and the run stops after `patience` epochs without such a one.
+    let (mut best, mut kept, mut since) = (f64::MIN, None, 0);
+    for m in log.iter().filter(|m| m.epoch > prune) {
+        let acc = m.val_acc.unwrap();
+        best = best.max(acc);
+        if acc >= best - standard_error(best, holdout.val.len()) {
+            kept = Some((m.epoch, acc));
+            since = 0;
+        } else {
+            since += 1;
+        }
+    }
+    let (kept_epoch, kept_acc) = kept.unwrap();
+    assert_eq!(summary.best_val_acc, Some(best));
+    assert_eq!(summary.best_epoch, Some(kept_epoch));
+    assert_eq!(summary.kept_val_acc, Some(kept_acc));
+    if summary.stopped_early {
+        assert_eq!(since, patience);
+        assert_eq!(summary.epochs - kept_epoch, patience);
+    } else {
+        assert_eq!(summary.steps, DEFAULT_MIN_STEPS);
+    }
+    // The head written is that epoch's parameters, pruned to at most keep_top weights a class.
+    let saved: infodisent::checkpoint::Checkpoint<serde_json::Value> =
+        infodisent::checkpoint::load(&out.join("checkpoint.safetensors")).unwrap();
+    let head = HeadParams::load(out.join("head.safetensors")).unwrap();
+    let best_w: Vec<f32> = saved
+        .tensor("best.w_raw", &[CLASSES, head.dim])
+        .unwrap()
+        .into_iter()
+        .map(|w| w.max(0.0))
+        .collect();
+    assert_eq!(head.weight, best_w);
+    for row in head.weight.chunks(head.dim) {
+        assert!(row.iter().filter(|&&w| w > 0.0).count() <= DEFAULT_KEEP_TOP);
+    }
 }

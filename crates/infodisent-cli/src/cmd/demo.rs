@@ -22,9 +22,9 @@ pub struct Args {
     /// Test images per class (0: all).
     #[arg(long, default_value_t = 50)]
     test_per_class: usize,
-    /// Training epochs of both heads.
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
+    /// Training epochs of both heads (default: chosen by steps, as `train` chooses them).
+    #[arg(long)]
+    epochs: Option<usize>,
     /// Skip the mutual-information stage.
     #[arg(long)]
     no_mi: bool,

@@ -40,13 +40,22 @@ pub struct Recipe {
     /// eval then reports agreement with the original model).
     #[arg(long, value_enum)]
     pub target: Option<infodisent::train::Target>,
-    /// Epochs.
+    /// Epochs. Default: chosen by steps: 10 epochs, but at least --min-steps and at most
+    /// --max-steps optimizer steps (printed with the reason before training starts).
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Images per step.
+    /// Fewest optimizer steps when the epochs are chosen [default: 300; 1000 with --target
+    /// original].
+    #[arg(long, value_name = "STEPS", conflicts_with = "epochs")]
+    pub min_steps: Option<u64>,
+    /// Most optimizer steps when the epochs are chosen (never below the 2 epochs pruning
+    /// needs) [default: 3000].
+    #[arg(long, value_name = "STEPS", conflicts_with = "epochs")]
+    pub max_steps: Option<u64>,
+    /// Images per step [default: 64].
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Peak learning rate (W, b; and A unless --lr-rotation).
+    /// Peak learning rate (W, b; and A unless --lr-rotation) [default: 0.003].
     #[arg(long)]
     pub lr: Option<f64>,
     /// Peak learning rate of the rotation parameter A.
@@ -61,12 +70,18 @@ pub struct Recipe {
     /// Random seed.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Fraction of the split held out for validation.
+    /// Share of each class of the split held out for validation: the epoch (after pruning)
+    /// with the best validation accuracy is the head kept; 0 trains on everything and keeps the
+    /// last epoch [default: 0.1].
     #[arg(long)]
     pub val_fraction: Option<f64>,
-    /// Early stopping: epochs without a better validation accuracy.
+    /// Early stopping: epochs after pruning without a better validation accuracy; 0 never
+    /// stops early [default: a quarter of the epochs after pruning, at least 2].
     #[arg(long)]
     pub patience: Option<usize>,
+    /// Train on only the first N images of each class of the split (learning curves).
+    #[arg(long, value_name = "N")]
+    pub limit_per_class: Option<usize>,
     /// Rotation parametrization. With --rebase-every it is the retraction that folds each step
     /// into the base: Cayley's is one LU solve (with OpenBLAS), the exponential's 5–6 products.
     #[arg(long, value_enum)]
@@ -125,6 +140,9 @@ impl Recipe {
         if let Some(k) = kind {
             cfg = cfg.with_kind(k);
         }
+        if let Some(t) = self.target {
+            cfg = cfg.with_target(t);
+        }
         if let Some(r) = self.rotation {
             cfg.head.rotation = r;
         }
@@ -145,18 +163,21 @@ impl Recipe {
         if let Some(s) = &self.split {
             cfg.split = s.clone();
         }
-        if let Some(t) = self.target {
-            cfg.target = t;
-        }
         macro_rules! set {
             ($($flag:ident => $field:ident),*) => { $(if let Some(x) = self.$flag { cfg.$field = x; })* };
         }
-        set!(epochs => epochs, batch => batch_size, lr => lr, weight_decay => weight_decay, warmup => warmup_epochs, seed => seed, val_fraction => val_fraction);
+        set!(min_steps => min_steps, max_steps => max_steps, batch => batch_size, lr => lr, weight_decay => weight_decay, warmup => warmup_epochs, seed => seed, val_fraction => val_fraction);
         if self.lr_rotation.is_some() {
             cfg.lr_rotation = self.lr_rotation;
         }
+        if self.epochs.is_some() {
+            cfg.epochs = self.epochs;
+        }
         if self.patience.is_some() {
             cfg.patience = self.patience;
+        }
+        if self.limit_per_class.is_some() {
+            cfg.limit_per_class = self.limit_per_class;
         }
         if let Some(k) = self.keep_top {
             cfg.keep_top = (k > 0).then_some(k);
@@ -172,6 +193,10 @@ impl Recipe {
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     let cfg = args.config()?;
     let cache = FeatureCache::open(&args.cache)?;
+    let (_, schedule) = infodisent::train::plan(&cache, &cfg)?;
+    if !global.json {
+        eprintln!("{}", schedule.describe());
+    }
     let started = std::time::Instant::now();
     let summary = infodisent::train::train(&cache, &cfg, &args.out, args.resume)?;
     if global.json {
@@ -184,10 +209,11 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         summary.train_loss,
         100.0 * summary.train_acc,
-        summary.best_val_acc.map_or(String::new(), |a| format!(
-            ", best validation accuracy {:.2}% (epoch {})",
+        summary.kept_val_acc.map_or(String::new(), |a| format!(
+            ", kept epoch {} at validation accuracy {:.2}% (best {:.2}%)",
+            summary.best_epoch.unwrap_or(0),
             100.0 * a,
-            summary.best_epoch.unwrap_or(0)
+            100.0 * summary.best_val_acc.unwrap_or(a)
         )),
         if summary.stopped_early {
             ", stopped early"

@@ -106,7 +106,8 @@ fn build_into(root: &std::path::Path) {
     // the gemm crate and with OpenBLAS. The seed is named; the draw still depends on the GEMM
     // backend and the CPU, which the bars allow for (see explain_synth).
     let cfg = TrainConfig {
-        epochs: 40,
+        epochs: Some(40),
+        val_fraction: 0.0,
         batch_size: 32,
         lr: 3e-3,
         seed: 1,

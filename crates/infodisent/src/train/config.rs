@@ -1,0 +1,294 @@
+//! What defines a training run: [`TrainConfig`], its defaults and the checks that refuse a
+//! configuration that cannot train.
+
+use crate::error::{Error, Result};
+use crate::head::{HeadConfig, HeadKind, Loss};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// What the head learns to predict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Target {
+    /// The dataset's labels.
+    #[default]
+    Labels,
+    /// The original classifier's softmax over its own classes, from the logits in the cache
+    /// (fidelity: the head then explains what the original model decides, and any folder of
+    /// images, labelled or not, can be explained).
+    Original,
+}
+
+/// Everything that defines a training run (TOML-loadable; unknown keys are rejected).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Head architecture and objective.
+    pub head: HeadConfig,
+    /// The dataset's labels, or the original classifier's predictions.
+    pub target: Target,
+    /// Cache split to train on.
+    pub split: String,
+    /// Passes over the training data; `None` lets the [schedule](super::schedule) choose them
+    /// from `min_steps` and `max_steps`.
+    pub epochs: Option<usize>,
+    /// With the epochs chosen: the fewest optimizer steps a run takes, however small the
+    /// folder.
+    pub min_steps: u64,
+    /// With the epochs chosen: the most steps a run takes, however large the folder (but never
+    /// fewer than the epochs pruning needs).
+    pub max_steps: u64,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Peak learning rate of W and b (and of A unless `lr_rotation` is set).
+    pub lr: f64,
+    /// Peak learning rate of the rotation parameter A (0 freezes U = I: the ablation that
+    /// shows what the rotation adds).
+    pub lr_rotation: Option<f64>,
+    /// Decoupled AdamW weight decay on A and W (never on biases).
+    pub weight_decay: f64,
+    /// Epochs of linear warm-up before the cosine decay.
+    pub warmup_epochs: f64,
+    /// Seed of initialisation, shuffling, the validation split and Gumbel noise.
+    pub seed: u64,
+    /// Share of each class of the split held out for validation and early stopping (0
+    /// disables both).
+    pub val_fraction: f64,
+    /// Stop after this many epochs without a better validation accuracy, counted after pruning;
+    /// `None` lets the schedule choose, `Some(0)` never stops early.
+    pub patience: Option<usize>,
+    /// Train on at most the first N images of each class of the split (learning curves).
+    pub limit_per_class: Option<usize>,
+    /// Compact explanations (METHOD.md §1.7): after `prune_after` epochs keep only the
+    /// `keep_top` largest weights of each class row, and fine-tune the rest of the run with
+    /// every other weight held at zero. InfoDisent heads only; `None` trains a dense head
+    /// ([`TrainConfig::paper`] is the paper's). The default, [`DEFAULT_KEEP_TOP`], was chosen
+    /// by the ablation (user guide, `docs/book/src/training.md`).
+    pub keep_top: Option<usize>,
+    /// Epochs trained before pruning (default: half the epochs).
+    pub prune_after: Option<usize>,
+}
+
+/// Weights kept per class by default. With the sigmoid loss (also the default) this was the
+/// ablation's best recipe on the demo cache and the parts benchmark: within a point of the
+/// probe's accuracy or above it, explanations of at most five channels, and on the parts
+/// benchmark 85 % prototype purity (user guide, `docs/book/src/training.md`).
+pub const DEFAULT_KEEP_TOP: usize = 5;
+
+/// Epochs a run takes when that gives between `min_steps` and `max_steps` steps.
+pub const DEFAULT_EPOCHS: usize = 10;
+
+/// The fewest steps a run with chosen epochs takes (`min_steps`): chosen by the sweep in the
+/// user guide (`docs/book/src/training.md#how-long-a-run-trains`).
+pub const DEFAULT_MIN_STEPS: u64 = 300;
+
+/// The most steps a run with chosen epochs takes (`max_steps`).
+pub const DEFAULT_MAX_STEPS: u64 = 3000;
+
+/// The fewest steps when fitting the original classifier: its many classes need more.
+pub const ORIGINAL_MIN_STEPS: u64 = 1000;
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            // Pruning with the one-vs-rest loss: the ablation's best row on both datasets.
+            head: HeadConfig {
+                loss: Loss::Sigmoid,
+                ..HeadConfig::default()
+            },
+            target: Target::Labels,
+            split: "train".into(),
+            epochs: None,
+            min_steps: DEFAULT_MIN_STEPS,
+            max_steps: DEFAULT_MAX_STEPS,
+            batch_size: 64,
+            lr: 3e-3,
+            lr_rotation: None,
+            weight_decay: 0.0,
+            warmup_epochs: 0.0,
+            seed: 0,
+            val_fraction: 0.1,
+            patience: None,
+            limit_per_class: None,
+            keep_top: Some(DEFAULT_KEEP_TOP),
+            prune_after: None,
+        }
+    }
+}
+
+fn positive_finite(name: &str, x: f64) -> Result<()> {
+    if x.is_finite() && x > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "{name} must be a finite number > 0, got {x}"
+        )))
+    }
+}
+
+impl TrainConfig {
+    /// Reads a TOML config; missing keys take their defaults, except that a linear probe
+    /// has no pruning and the cross-entropy loss unless the file asks otherwise, that a head
+    /// fitted to the original classifier takes [`TrainConfig::with_target`]'s defaults where
+    /// the file names none, and that `keep_top = 0` means a dense head.
+    pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let bad = |e: toml::de::Error| Error::Config(format!("{}: {e}", path.display()));
+        let table: toml::Table = toml::from_str(&text).map_err(bad)?;
+        let names_keep_top = table.contains_key("keep_top");
+        let names_min_steps = table.contains_key("min_steps");
+        let names_loss = table
+            .get("head")
+            .and_then(|h| h.as_table())
+            .is_some_and(|h| h.contains_key("loss"));
+        let mut cfg: TrainConfig = table.try_into().map_err(bad)?;
+        let probe = cfg.head.kind == HeadKind::LinearProbe;
+        if cfg.keep_top == Some(0) || (!names_keep_top && probe) {
+            cfg.keep_top = None;
+        }
+        if (probe || cfg.target == Target::Original) && !names_loss {
+            cfg.head.loss = Loss::CrossEntropy;
+        }
+        if cfg.target == Target::Original && !names_min_steps {
+            cfg.min_steps = cfg.min_steps.max(ORIGINAL_MIN_STEPS);
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The same recipe for another kind of head. A linear probe is the standard baseline: it
+    /// has no nonnegative weights to prune and trains with cross-entropy, so switching to it
+    /// makes the recipe [`TrainConfig::paper`]'s, and drops the settings of InfoDisent's
+    /// rotation and pooling (Gumbel, rebasing), which a probe does not have. Everything else
+    /// (schedule, hold-out, early stopping) stays, so the two compare fairly.
+    pub fn with_kind(mut self, kind: HeadKind) -> Self {
+        self.head.kind = kind;
+        if kind == HeadKind::LinearProbe {
+            self = self.paper();
+            self.head.gumbel = false;
+            self.head.rebase_every = 0;
+        }
+        self
+    }
+
+    /// The same recipe for another target. Fitting the original classifier's softmax takes the
+    /// cross-entropy loss (the soft targets are a distribution over its classes, which the
+    /// one-vs-rest loss fits poorly) and at least [`ORIGINAL_MIN_STEPS`] steps, since a model's
+    /// thousand classes each see few images (user guide, `docs/book/src/training.md`).
+    pub fn with_target(mut self, target: Target) -> Self {
+        self.target = target;
+        if target == Target::Original {
+            self.head.loss = Loss::CrossEntropy;
+            self.min_steps = self.min_steps.max(ORIGINAL_MIN_STEPS);
+        }
+        self
+    }
+
+    /// The paper's recipe: this one without pruning, with softmax cross-entropy.
+    pub fn paper(mut self) -> Self {
+        self.keep_top = None;
+        self.prune_after = None;
+        self.head.loss = Loss::CrossEntropy;
+        self
+    }
+
+    /// Rejects values that cannot train, naming the key and the accepted range. What depends
+    /// on the number of epochs is checked once the [schedule](super::schedule) has chosen it.
+    pub fn validate(&self) -> Result<()> {
+        self.head.validate()?;
+        if self.epochs == Some(0) {
+            return Err(Error::Config("epochs must be at least 1".into()));
+        }
+        if self.min_steps > self.max_steps {
+            return Err(Error::Config(format!(
+                "min_steps ({}) must not exceed max_steps ({})",
+                self.min_steps, self.max_steps
+            )));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::Config("batch_size must be at least 1".into()));
+        }
+        positive_finite("lr", self.lr)?;
+        if let Some(lr) = self.lr_rotation.filter(|&lr| lr != 0.0) {
+            positive_finite("lr_rotation", lr)?;
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(Error::Config(format!(
+                "weight_decay must be a finite number ≥ 0, got {}",
+                self.weight_decay
+            )));
+        }
+        if !(self.warmup_epochs.is_finite() && self.warmup_epochs >= 0.0) {
+            return Err(Error::Config(format!(
+                "warmup_epochs must be a finite number ≥ 0, got {}",
+                self.warmup_epochs
+            )));
+        }
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            return Err(Error::Config(format!(
+                "val_fraction must be in [0, 1), got {}",
+                self.val_fraction
+            )));
+        }
+        if self.patience.is_some_and(|p| p > 0) && self.val_fraction == 0.0 {
+            return Err(Error::Config(
+                "patience (early stopping) needs a validation split: set val_fraction > 0".into(),
+            ));
+        }
+        if self.limit_per_class == Some(0) {
+            return Err(Error::Config("limit_per_class must be at least 1".into()));
+        }
+        if self.split.is_empty() {
+            return Err(Error::Config("split must name a cache split".into()));
+        }
+        if let Some(k) = self.keep_top {
+            if k == 0 {
+                return Err(Error::Config("keep_top must be at least 1".into()));
+            }
+            if self.head.kind != HeadKind::InfoDisent {
+                return Err(Error::Config(
+                    "keep_top prunes an InfoDisent head's nonnegative weights; the linear probe has none to prune"
+                        .into(),
+                ));
+            }
+        } else if self.prune_after.is_some() {
+            return Err(Error::Config("prune_after needs keep_top".into()));
+        }
+        match self.epochs {
+            Some(epochs) => self.check_epochs(epochs),
+            None => Ok(()),
+        }
+    }
+
+    /// Rejects a pruning or warm-up that `epochs` leave no room for: checked by
+    /// [`TrainConfig::validate`] when the epochs are given, else once the schedule chose them.
+    pub fn check_epochs(&self, epochs: usize) -> Result<()> {
+        if let Some(k) = self.keep_top {
+            if self.prune_after.is_none() && epochs < 2 {
+                return Err(Error::Config(format!(
+                    "keep_top = {k} prunes after half the epochs, and 1 epoch leaves none to train before it: train at least 2 epochs, set prune_after = 0 to prune the initial weights, or keep_top = 0 (--keep-top 0) for the dense head"
+                )));
+            }
+            let p = self.pruning_epoch(epochs);
+            if p >= epochs {
+                return Err(Error::Config(format!(
+                    "prune_after must leave epochs to fine-tune: it is {p} of {epochs} epochs"
+                )));
+            }
+        }
+        if self.warmup_epochs >= epochs as f64 {
+            return Err(Error::Config(format!(
+                "warmup_epochs must be below the {epochs} epochs of the run, got {}",
+                self.warmup_epochs
+            )));
+        }
+        Ok(())
+    }
+
+    /// The epoch (0-based) at whose start W is pruned in a run of `epochs`.
+    pub fn pruning_epoch(&self, epochs: usize) -> usize {
+        self.prune_after.unwrap_or(epochs / 2)
+    }
+}
