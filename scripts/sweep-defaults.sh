@@ -20,8 +20,8 @@ if [[ -z ${CACHE:-} ]]; then
   CACHE=$OUT/fm1000
   "$BIN" extract --data fashion-mnist --limit-per-class 1000 --cache "$CACHE" >/dev/null
 fi
+# Every run appends its line; the table reads the newest line of each row and seed.
 lines=$OUT/runs-$NAME.jsonl
-: >"$lines"
 for n in "${ROWS[@]}"; do
   for seed in $SEEDS; do
     head=$OUT/$NAME-pc$n-s$seed-infodisent
@@ -57,7 +57,7 @@ PY
 done
 python3 - "$lines" <<'PY'
 import json, statistics as st, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
+rows = list({(r["per_class"], r["seed"]): r for r in map(json.loads, open(sys.argv[1]))}.values())
 print("| images per class | seeds | InfoDisent top-1 | probe top-1 | difference | strict channels for 95 % | steps | s per run |")
 print("|---|---|---|---|---|---|---|---|")
 for n in sorted({r["per_class"] for r in rows}, key=lambda n: (not n.isdigit(), int(n) if n.isdigit() else 0)):
