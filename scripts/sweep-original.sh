@@ -5,6 +5,7 @@
 # CI (about 20 minutes on 2 cores); the run resumes. Extra arguments go to `train`.
 #
 #   scripts/sweep-original.sh [TRAIN FLAGS...]      (N=500, OUT=runs/sweep)
+#   scripts/sweep-original.sh --keep-top 0 --min-steps 300   (the dense head of the guide)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=${BIN:-target/release/infodisent}
