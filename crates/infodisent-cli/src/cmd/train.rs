@@ -166,24 +166,14 @@ impl Recipe {
         macro_rules! set {
             ($($flag:ident => $field:ident),*) => { $(if let Some(x) = self.$flag { cfg.$field = x; })* };
         }
+        // Fields that are optional in the config too: a flag given replaces them.
+        macro_rules! set_some {
+            ($($field:ident),*) => { $(if self.$field.is_some() { cfg.$field = self.$field; })* };
+        }
         set!(min_steps => min_steps, max_steps => max_steps, batch => batch_size, lr => lr, weight_decay => weight_decay, warmup => warmup_epochs, seed => seed, val_fraction => val_fraction);
-        if self.lr_rotation.is_some() {
-            cfg.lr_rotation = self.lr_rotation;
-        }
-        if self.epochs.is_some() {
-            cfg.epochs = self.epochs;
-        }
-        if self.patience.is_some() {
-            cfg.patience = self.patience;
-        }
-        if self.limit_per_class.is_some() {
-            cfg.limit_per_class = self.limit_per_class;
-        }
+        set_some!(lr_rotation, epochs, patience, limit_per_class, prune_after);
         if let Some(k) = self.keep_top {
             cfg.keep_top = (k > 0).then_some(k);
-        }
-        if self.prune_after.is_some() {
-            cfg.prune_after = self.prune_after;
         }
         Ok(cfg)
     }
@@ -193,12 +183,13 @@ impl Recipe {
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     let cfg = args.config()?;
     let cache = FeatureCache::open(&args.cache)?;
-    let (_, schedule) = infodisent::train::plan(&cache, &cfg)?;
-    if !global.json {
-        eprintln!("{}", schedule.describe());
-    }
     let started = std::time::Instant::now();
-    let summary = infodisent::train::train(&cache, &cfg, &args.out, args.resume)?;
+    let summary =
+        infodisent::train::train_announcing(&cache, &cfg, &args.out, args.resume, |schedule| {
+            if !global.json {
+                eprintln!("{}", schedule.describe());
+            }
+        })?;
     if global.json {
         return super::print_json(&summary);
     }

@@ -266,7 +266,7 @@ impl TrainConfig {
     /// [`TrainConfig::validate`] when the epochs are given, else once the schedule chose them.
     pub fn check_epochs(&self, epochs: usize) -> Result<()> {
         if let Some(k) = self.keep_top {
-            if self.prune_after.is_none() && epochs < 2 {
+            if epochs < self.fewest_epochs() {
                 return Err(Error::Config(format!(
                     "keep_top = {k} prunes after half the epochs, and 1 epoch leaves none to train before it: train at least 2 epochs, set prune_after = 0 to prune the initial weights, or keep_top = 0 (--keep-top 0) for the dense head"
                 )));
@@ -285,6 +285,15 @@ impl TrainConfig {
             )));
         }
         Ok(())
+    }
+
+    /// The fewest epochs a run can have: pruning at half the epochs needs one on either side.
+    pub fn fewest_epochs(&self) -> usize {
+        if self.keep_top.is_some() && self.prune_after.is_none() {
+            2
+        } else {
+            1
+        }
     }
 
     /// The epoch (0-based) at whose start W is pruned in a run of `epochs`.

@@ -328,7 +328,7 @@ fn target_view(cache: &FeatureCache, target: Target) -> Result<std::borrow::Cow<
 }
 
 /// Which images of the split a run of `cfg` trains and validates on, and the schedule it
-/// follows: what [`train`] will do, without training (`train` prints it first).
+/// follows: what [`train`] will do, without training.
 pub fn plan(cache: &FeatureCache, cfg: &TrainConfig) -> Result<(Holdout, Schedule)> {
     cfg.validate()?;
     plan_on(&*target_view(cache, cfg.target)?, cfg)
@@ -384,6 +384,18 @@ pub fn train(
     train_partial(cache, cfg, out_dir, resume, None)
 }
 
+/// [`train`], handing `announce` the schedule once it is chosen, before the first epoch (what
+/// `infodisent train` prints), without planning twice.
+pub fn train_announcing(
+    cache: &FeatureCache,
+    cfg: &TrainConfig,
+    out_dir: &Path,
+    resume: bool,
+    announce: impl FnOnce(&Schedule),
+) -> Result<TrainSummary> {
+    run_training(cache, cfg, out_dir, resume, None, announce)
+}
+
 /// [`train`], returning after at most `stop_after` epochs of this run (as if killed right after
 /// that epoch's checkpoint); the summary then reflects the epochs done so far.
 pub fn train_partial(
@@ -393,9 +405,21 @@ pub fn train_partial(
     resume: bool,
     stop_after: Option<usize>,
 ) -> Result<TrainSummary> {
+    run_training(cache, cfg, out_dir, resume, stop_after, |_| {})
+}
+
+fn run_training(
+    cache: &FeatureCache,
+    cfg: &TrainConfig,
+    out_dir: &Path,
+    resume: bool,
+    stop_after: Option<usize>,
+    announce: impl FnOnce(&Schedule),
+) -> Result<TrainSummary> {
     cfg.validate()?;
     let cache = target_view(cache, cfg.target)?;
     let (holdout, schedule) = plan_on(&cache, cfg)?;
+    announce(&schedule);
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let mut run = Run::start(&cache, cfg, holdout, schedule, out_dir, resume)?;
     let mut epochs_this_run = 0usize;

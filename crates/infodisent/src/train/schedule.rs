@@ -36,12 +36,6 @@ impl Schedule {
     /// images; refuses a pruning or warm-up that the epochs leave no room for.
     pub fn new(cfg: &TrainConfig, train_items: usize, val_items: usize) -> Result<Self> {
         let steps_per_epoch = train_items.div_ceil(cfg.batch_size).max(1) as u64;
-        // Pruning at half the epochs needs at least one epoch on either side of it.
-        let fewest = if cfg.keep_top.is_some() && cfg.prune_after.is_none() {
-            2
-        } else {
-            1
-        };
         let (epochs, reason) = match cfg.epochs {
             Some(e) => (e, "as asked (--epochs)".to_owned()),
             None => {
@@ -50,7 +44,7 @@ impl Schedule {
                     let e = cfg.min_steps.div_ceil(steps_per_epoch) as usize;
                     (e, format!("{DEFAULT_EPOCHS} epochs would be {default_steps} steps, below the minimum of {} (--min-steps)", cfg.min_steps))
                 } else if default_steps > cfg.max_steps {
-                    let e = ((cfg.max_steps / steps_per_epoch) as usize).max(fewest);
+                    let e = ((cfg.max_steps / steps_per_epoch) as usize).max(cfg.fewest_epochs());
                     (e, format!("{DEFAULT_EPOCHS} epochs would be {default_steps} steps, above the maximum of {} (--max-steps)", cfg.max_steps))
                 } else {
                     (
