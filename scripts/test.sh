@@ -21,7 +21,7 @@ scripts/build-book.sh
 # The library's API documentation builds without a warning (a broken intra-doc link, say), and
 # every public item has a doc.
 phase api docs
-RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc --no-deps -p infodisent
+RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc --no-deps -p infodisent --all-features
 phase tests
 cargo test --workspace --no-fail-fast 2>&1
 phase done

@@ -12,7 +12,8 @@ import sys
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "infodisent", "src")
 # A lower concern must not import a higher one.
 FORBIDDEN = [("explain", "metrics"), ("explain", "report"), ("mi", "explain"), ("onnx", "engine"),
-             ("head", "train"), ("head", "explain"), ("draw", "explain"), ("cache", "explain")]
+             ("head", "train"), ("head", "explain"), ("draw", "explain"), ("cache", "explain"),
+             ("report", "serve"), ("explain", "serve"), ("cache", "serve")]
 
 
 def modules():

@@ -51,6 +51,8 @@ enum Command {
     Metrics(cmd::metrics::Args),
     /// Build a static HTML report that opens from disk.
     Report(cmd::report::Args),
+    /// Browse classes, channels and prototypes in a live viewer, and explain images dropped in.
+    Serve(cmd::serve::Args),
     /// Mutual-information decomposition: total, decision-related and redundant maps.
     #[command(subcommand)]
     Mi(cmd::mi::MiCommand),
@@ -88,6 +90,7 @@ fn main() {
         Command::Explain(a) => cmd::explain::run(a, &cli.global),
         Command::Metrics(a) => cmd::metrics::run(a, &cli.global),
         Command::Report(a) => cmd::report::run(a, &cli.global),
+        Command::Serve(a) => cmd::serve::run(a, &cli.global),
         Command::Mi(c) => cmd::mi::run(c, &cli.global),
         Command::Bench(c) => cmd::bench::run(c, &cli.global),
         Command::MarkdownHelp => {

@@ -121,16 +121,22 @@ pub fn draw_box(img: &mut RgbImage, b: PixelBox) {
     }
 }
 
-/// Encodes a PNG and writes it atomically.
-pub fn save_png(img: &RgbImage, path: impl AsRef<Path>) -> Result<()> {
-    let path = path.as_ref();
+/// Encodes a PNG in memory.
+pub fn png_bytes(img: &RgbImage) -> Result<Vec<u8>> {
     let mut png = Vec::new();
-    // Fast deflate: reports draw figures by the thousand, where encoding time matters more
-    // than a somewhat smaller file.
+    // Fast deflate: reports draw figures by the thousand and the viewer draws them live, where
+    // encoding time matters more than a somewhat smaller file.
     let encoder =
         PngEncoder::new_with_quality(&mut png, CompressionType::Fast, FilterType::Adaptive);
     img.write_with_encoder(encoder)
-        .map_err(|e| Error::input(path, format!("PNG encoding failed: {e}")))?;
+        .map_err(|e| Error::io("PNG image", std::io::Error::other(e)))?;
+    Ok(png)
+}
+
+/// Encodes a PNG and writes it atomically.
+pub fn save_png(img: &RgbImage, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    let png = png_bytes(img)?;
     crate::fsutil::write_atomic(path, &png)
 }
 

@@ -83,6 +83,8 @@ pub mod preprocess;
 pub mod progress;
 pub mod report;
 pub mod runs;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod synth;
 pub mod train;
 

@@ -261,7 +261,7 @@ fn negative_heatmap_lights_up_the_counter_evidence() {
 fn session_writes_a_figure_and_json_per_image_and_class_summaries() {
     let fx = fixture();
     let out = tempfile::tempdir().unwrap();
-    let mut session = ExplainSession::open(
+    let session = ExplainSession::open(
         &fx.cache,
         &fx.head,
         Some(&fx.probe),

@@ -11,6 +11,9 @@ pub enum BenchCommand {
     Train(bench_train::Args),
     /// Time to explain one image from its features.
     Explain(bench_explain::Args),
+    /// The viewer under load: upload latency (p50/p99) at 1 and 8 clients and its memory after
+    /// a warm-up and after 1,000 more uploads.
+    Serve(bench_serve::Args),
     /// Prototype purity and explanation correctness of every recipe on generated images whose
     /// classes are made of known parts over real photos (the ablation grid with two more columns).
     Parts(bench_parts::Args),
@@ -23,6 +26,7 @@ pub fn run(cmd: BenchCommand, global: &Global) -> anyhow::Result<()> {
         BenchCommand::Train(a) => bench_train::run(a, global),
         BenchCommand::Explain(a) => bench_explain::run(a, global),
         BenchCommand::Parts(a) => bench_parts::run(a, global),
+        BenchCommand::Serve(a) => bench_serve::run(a, global),
     }
 }
 
@@ -32,5 +36,7 @@ pub mod bench_explain;
 pub mod bench_extract;
 #[path = "bench_parts.rs"]
 pub mod bench_parts;
+#[path = "bench_serve.rs"]
+pub mod bench_serve;
 #[path = "bench_train.rs"]
 pub mod bench_train;

@@ -12,6 +12,7 @@ pub mod mi;
 pub mod predict;
 pub mod prototypes;
 pub mod report;
+pub mod serve;
 pub mod train;
 
 use infodisent::cache::FeatureCache;

@@ -1,9 +1,11 @@
-//! Benchmarks that print figures (never timed tests): extraction, training, explanation, and
-//! the parts benchmark's purity and correctness.
+//! Benchmarks that print figures (never timed tests): extraction, training, explanation, the
+//! viewer under load, and the parts benchmark's purity and correctness.
 
 pub mod explain;
 pub mod extract;
 pub mod parts;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod train;
 
 /// Peak resident memory of this process in bytes (`VmHWM`), when the OS reports it.

@@ -14,7 +14,11 @@ use crate::error::{Error, Result};
 use crate::head::params::HeadParams;
 use crate::preprocess::Preprocess;
 use crate::runs::{folder_of, load_head, PROTOTYPES_FILE};
+use image::RgbImage;
 use std::path::{Path, PathBuf};
+
+/// Images per backbone run when explaining many.
+const BATCH: usize = 16;
 
 /// Everything needed to explain and draw images of one cache with one head.
 pub struct ExplainSession {
@@ -137,55 +141,107 @@ impl ExplainSession {
     /// Explains image files: one backbone run per batch of `features` (inputs `[n, 3, S, S]`
     /// to feature maps `[n, D, h, w]`).
     pub fn explain_files(
-        &mut self,
+        &self,
         paths: &[PathBuf],
         class: Option<usize>,
         features: &mut FeatureFn<'_>,
     ) -> Result<Vec<ImageExplanation>> {
         let mut out = Vec::with_capacity(paths.len());
-        for chunk in paths.chunks(16) {
-            let mut input = vec![0.0; chunk.len() * self.preprocess.input_len()];
-            for (p, slot) in chunk
-                .iter()
-                .zip(input.chunks_exact_mut(self.preprocess.input_len()))
-            {
-                let img = self.store.get(&p.display().to_string())?;
-                self.preprocess.apply_into(&img, slot)?;
-            }
-            let f = features(&input, chunk.len())?;
-            if f.len() != chunk.len() * self.explainer.grid.len() {
-                return Err(Error::Shape(format!(
-                    "backbone returned {} feature values for {} images of {:?}",
-                    f.len(),
-                    chunk.len(),
-                    self.explainer.grid
-                )));
-            }
+        for chunk in paths.chunks(BATCH) {
             let sources: Vec<String> = chunk.iter().map(|p| p.display().to_string()).collect();
-            let classes = class.map(|c| vec![c; chunk.len()]);
-            out.extend(self.explainer.explain_batch(
-                &f,
-                chunk.len(),
-                classes.as_deref(),
-                &sources,
-            )?);
+            let images = sources
+                .iter()
+                .map(|s| self.store.get(s))
+                .collect::<Result<Vec<_>>>()?;
+            let images: Vec<&RgbImage> = images.iter().map(|i| i.as_ref()).collect();
+            out.extend(self.explain_images(&images, &sources, class, features)?);
         }
         Ok(out)
     }
 
-    /// Draws the figure of `ex` and writes `<stem>.png` and `<stem>.json` into `dir`; records
-    /// the figure's file name in `ex`.
-    pub fn write(&mut self, ex: &mut ImageExplanation, dir: &Path, stem: &str) -> Result<()> {
-        let img = self.store.get(&ex.source)?;
-        let view = network_view(&img, &self.preprocess)?;
-        let figure = image_figure(
-            &view,
+    /// Explains decoded images held in memory, named `sources` in the explanations: the call
+    /// behind `explain` on files, the viewer's uploads and the Python package.
+    pub fn explain_images(
+        &self,
+        images: &[&RgbImage],
+        sources: &[String],
+        class: Option<usize>,
+        features: &mut FeatureFn<'_>,
+    ) -> Result<Vec<ImageExplanation>> {
+        if images.len() != sources.len() {
+            return Err(Error::Config(format!(
+                "{} images but {} names for them",
+                images.len(),
+                sources.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(images.len());
+        for (chunk, names) in images.chunks(BATCH).zip(sources.chunks(BATCH)) {
+            let f = self.backbone_features(chunk, features)?;
+            out.extend(self.explain_features(&f, chunk.len(), class, names)?);
+        }
+        Ok(out)
+    }
+
+    /// The feature maps `[n, D, h, w]` of decoded images, preprocessed as the cache was and
+    /// run through `features` (inputs `[n, 3, S, S]` to feature maps) once.
+    pub fn backbone_features(
+        &self,
+        images: &[&RgbImage],
+        features: &mut FeatureFn<'_>,
+    ) -> Result<Vec<f32>> {
+        let len = self.preprocess.input_len();
+        let mut input = vec![0.0; images.len() * len];
+        for (img, slot) in images.iter().zip(input.chunks_exact_mut(len)) {
+            self.preprocess.apply_into(img, slot)?;
+        }
+        features(&input, images.len())
+    }
+
+    /// Explains feature maps `[n, D, h, w]` of images named `sources` (the explained class is
+    /// each one's prediction, or `class`).
+    pub fn explain_features(
+        &self,
+        f: &[f32],
+        n: usize,
+        class: Option<usize>,
+        sources: &[String],
+    ) -> Result<Vec<ImageExplanation>> {
+        if f.len() != n * self.explainer.grid.len() {
+            return Err(Error::Shape(format!(
+                "backbone returned {} feature values for {n} images of {:?}",
+                f.len(),
+                self.explainer.grid
+            )));
+        }
+        let classes = class.map(|c| vec![c; n]);
+        self.explainer
+            .explain_batch(f, n, classes.as_deref(), sources)
+    }
+
+    /// The figure of `ex` drawn over `img`, the image it explains: the image with its positive
+    /// and negative maps (and CAM), then the deciding channels with their prototypes.
+    pub fn figure(&self, img: &RgbImage, ex: &ImageExplanation) -> Result<RgbImage> {
+        self.draw(&network_view(img, &self.preprocess)?, ex)
+    }
+
+    /// [`Self::figure`] over the image as the network saw it (resized and cropped).
+    pub fn draw(&self, view: &RgbImage, ex: &ImageExplanation) -> Result<RgbImage> {
+        image_figure(
+            view,
             ex,
             Some(&self.prototypes),
             &self.store,
             &self.preprocess,
             self.tile,
-        )?;
+        )
+    }
+
+    /// Draws the figure of `ex` and writes `<stem>.png` and `<stem>.json` into `dir`; records
+    /// the figure's file name in `ex`.
+    pub fn write(&self, ex: &mut ImageExplanation, dir: &Path, stem: &str) -> Result<()> {
+        let img = self.store.get(&ex.source)?;
+        let figure = self.figure(&img, ex)?;
         let name = format!("{stem}.png");
         save_png(&figure, dir.join(&name))?;
         ex.figure = Some(name);

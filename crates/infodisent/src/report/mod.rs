@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::explain::render::{
     class_figure, image_figure, network_view, overlay, write_prototype_images,
 };
+use crate::explain::Polarity;
 use crate::explain::{
     explain_classes, find_prototypes, infodisent, ClassExplanation, Grid, Heatmap, ImageExplainer,
     ImageExplanation, Prototypes,
@@ -23,7 +24,9 @@ use crate::metrics::{cache_metrics, MetricsOptions, MetricsReport};
 use crate::mi::maps::{explain_cached_item, MiExplanation};
 use crate::mi::model::MiModel;
 use maud::{html, Markup};
-use page::{num, page, pct};
+use page::{
+    class_channels, class_name, classes_table, image_card, num, page, pct, proto_strip, Links,
+};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -349,34 +352,34 @@ fn write_page(out: &Path, rel: &str, title: &str, depth: usize, body: Markup) ->
     write_atomic(out.join(rel), page(title, depth, body).as_bytes())
 }
 
-fn class_name(names: &[String], c: usize) -> String {
-    names
-        .get(c)
-        .cloned()
-        .unwrap_or_else(|| format!("class {c}"))
+/// The report's files: prototypes under `prototypes/`, class pages under `classes/`, linked from
+/// a page `depth` folders below the root.
+struct ReportLinks {
+    up: String,
 }
 
-fn proto_strip(c: &Content, channel: usize, positive: bool, depth: usize) -> Markup {
-    let up = "../".repeat(depth);
-    let Some(entry) = c.prototypes.channels.get(channel) else {
-        return html! {};
-    };
-    let (list, tag) = if positive {
-        (&entry.positive, "pos")
-    } else {
-        (&entry.negative, "neg")
-    };
-    html! {
-        div.gallery {
-            @for (rank, p) in list.iter().enumerate() {
-                figure {
-                    a href=(format!("{up}prototypes/ch{channel:04}_{tag}{rank}_full.png")) {
-                        img src=(format!("{up}prototypes/ch{channel:04}_{tag}{rank}_crop.png")) width=(c.opts.tile) height=(c.opts.tile) alt=(format!("channel {channel} prototype {rank}"));
-                    }
-                    figcaption { (class_name(&c.class_names, p.label as usize)) br; (num(p.score as f64, 2)) }
-                }
-            }
+impl ReportLinks {
+    fn at_depth(depth: usize) -> Self {
+        ReportLinks {
+            up: "../".repeat(depth),
         }
+    }
+}
+
+impl Links for ReportLinks {
+    fn class_page(&self, class: usize) -> String {
+        format!("{}classes/class-{class:04}.html", self.up)
+    }
+    fn channel_page(&self, _: usize) -> Option<String> {
+        None
+    }
+    fn prototype(&self, channel: usize, polarity: Polarity, rank: usize, full: bool) -> String {
+        let tag = polarity.pick("pos", "neg");
+        let kind = if full { "full" } else { "crop" };
+        format!(
+            "{}prototypes/ch{channel:04}_{tag}{rank}_{kind}.png",
+            self.up
+        )
     }
 }
 
@@ -478,31 +481,17 @@ fn write_pages(c: &Content, out: &Path) -> Result<usize> {
     };
     write_page(out, "index.html", "InfoDisent report", 0, summary)?;
 
+    let (top, below) = (ReportLinks::at_depth(0), ReportLinks::at_depth(1));
     let classes = html! {
-        table {
-            tr { th { "class" } th { "images" } th { "accuracy" } th { "mean logit" } th { "top channels" } }
-            @for cl in &c.classes {
-                tr {
-                    td { a href=(format!("classes/class-{:04}.html", cl.class)) { (class_name(&c.class_names, cl.class)) } }
-                    td { (cl.images) }
-                    td { (pct(cl.correct as f64 / cl.images.max(1) as f64)) }
-                    td { (num(cl.mean_logit as f64, 2)) }
-                    td { @for ch in &cl.channels { (ch.channel) " " } }
-                }
-            }
-        }
+        p.muted { "Ranked by accuracy on " (m.split) ", best first." }
+        (classes_table(&top, &c.classes, &c.class_names))
     };
     write_page(out, "classes.html", "Classes", 0, classes)?;
     for cl in &c.classes {
         let body = html! {
             p { (cl.images) " images, " (cl.correct) " classified correctly; mean logit " (num(cl.mean_logit as f64, 2)) "." }
             img src=(format!("class-{:04}.png", cl.class)) alt=(format!("prototypes of class {}", cl.class));
-            @for ch in &cl.channels {
-                div.card {
-                    b { "channel " (ch.channel) } span.muted { " — weight " (num(ch.weight as f64, 3)) ", mean contribution " (num(ch.mean_contribution as f64, 3)) ", in the top-" (c.opts.class_channels) " of " (pct(ch.top_frequency as f64)) " of images" }
-                    (proto_strip(c, ch.channel, true, 1))
-                }
-            }
+            (class_channels(&below, cl, &c.prototypes, &c.class_names, c.opts.tile))
         };
         write_page(
             out,
@@ -518,35 +507,17 @@ fn write_pages(c: &Content, out: &Path) -> Result<usize> {
         @for &ch in &c.gallery {
             div.card {
                 b { "channel " (ch) }
-                p.pos { "positive prototypes" } (proto_strip(c, ch, true, 0))
-                p.neg { "negative prototypes" } (proto_strip(c, ch, false, 0))
+                p.pos { "positive prototypes" } (proto_strip(&top, &c.prototypes, &c.class_names, ch, Polarity::Positive, c.opts.tile))
+                p.neg { "negative prototypes" } (proto_strip(&top, &c.prototypes, &c.class_names, ch, Polarity::Negative, c.opts.tile))
             }
         }
     };
     write_page(out, "prototypes.html", "Prototype gallery", 0, gallery)?;
 
-    let contribution_table = |s: &ImageExplanation| {
-        html! {
-            table {
-                tr { th { "channel" } th { "contribution" } th { "share" } }
-                @for x in &s.positive { tr.pos { td { (x.channel) } td { (num(x.contribution as f64, 3)) } td { (pct(x.share as f64)) } } }
-                @for x in &s.negative { tr.neg { td { (x.channel) } td { (num(x.contribution as f64, 3)) } td { (pct(x.share as f64)) } } }
-            }
-        }
-    };
     let images = html! {
         p.muted { "Top row: the image, positive evidence (red), negative evidence (blue)" @if c.samples.iter().any(|s| s.heatmaps.get(crate::explain::cam::NAME).is_some()) { ", CAM of the baseline" } ". Below: the strongest channels for and against, each with its prototypes." }
         @for s in &c.samples {
-            div.card {
-                p {
-                    b { (s.source) } " — predicted " b { (class_name(&c.class_names, s.predicted)) }
-                    " (p = " (num(s.probability as f64, 3)) ")"
-                    @if let Some(l) = s.label { ", true class " (class_name(&c.class_names, l)) }
-                    "; logit " (num(s.logit as f64, 3)) " = Σ contributions + bias " (num(s.bias as f64, 3)) "; " (s.channels_for_95) " channels carry 95%."
-                }
-                @if let Some(f) = &s.figure { img src=(format!("images/{f}")) alt=(format!("explanation of {}", s.source)); }
-                (contribution_table(s))
-            }
+            (image_card(&top, s, &c.class_names, s.figure.as_ref().map(|f| format!("images/{f}")).as_deref()))
         }
     };
     write_page(out, "images.html", "Explained images", 0, images)?;
