@@ -47,6 +47,18 @@ pub fn explain_classes(
     classes: Option<&[usize]>,
     channels: usize,
 ) -> Result<Vec<ClassExplanation>> {
+    Ok(explain_split(cache, explainer, split, classes, channels)?.0)
+}
+
+/// [`explain_classes`], and the head's prediction for every item of `split` from the same pass
+/// (the viewer lists each class's images right and wrong).
+pub fn explain_split(
+    cache: &FeatureCache,
+    explainer: &ImageExplainer,
+    split: &str,
+    classes: Option<&[usize]>,
+    channels: usize,
+) -> Result<(Vec<ClassExplanation>, Vec<usize>)> {
     let head = &explainer.head;
     let (d, cells) = (head.dim, explainer.grid.cells());
     let wanted: Vec<usize> = classes.map_or_else(|| (0..head.classes).collect(), <[usize]>::to_vec);
@@ -63,10 +75,13 @@ pub fn explain_classes(
     let mut sums = vec![vec![0.0f64; d]; wanted.len()];
     let mut top_counts = vec![vec![0usize; d]; wanted.len()];
     let mut stats = vec![(0usize, 0usize, 0.0f64); wanted.len()];
-    let bar = crate::progress::bar(cache.split(split)?.num_items as u64, "classes", "img");
+    let items = cache.split(split)?.num_items;
+    let mut predictions = Vec::with_capacity(items);
+    let bar = crate::progress::bar(items as u64, "classes", "img");
     for shard in cache.shards(split)? {
         let shard = shard?;
         let decisions = head.decide_batch(&shard.features, shard.len, cells)?;
+        predictions.extend(decisions.iter().map(|d| d.predicted));
         for (i, decision) in decisions.iter().enumerate() {
             let label = usize::try_from(shard.labels[i])
                 .ok()
@@ -91,7 +106,7 @@ pub fn explain_classes(
         bar.inc(shard.len as u64);
     }
     bar.finish_and_clear();
-    Ok(wanted
+    let summaries = wanted
         .iter()
         .enumerate()
         .map(|(s, &c)| {
@@ -115,5 +130,6 @@ pub fn explain_classes(
                 channels: list,
             }
         })
-        .collect())
+        .collect();
+    Ok((summaries, predictions))
 }

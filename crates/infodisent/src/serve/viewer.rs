@@ -6,9 +6,10 @@
 use crate::cache::FeatureCache;
 use crate::engine::Backbone;
 use crate::error::{Error, Result};
+use crate::explain::class::explain_split;
 use crate::explain::render::network_view;
 use crate::explain::session::ExplainSession;
-use crate::explain::{explain_classes, ClassExplanation, ImageExplanation};
+use crate::explain::{ClassExplanation, ImageExplanation};
 use image::RgbImage;
 use lru::LruCache;
 use std::num::NonZeroUsize;
@@ -186,7 +187,7 @@ fn open_head(src: &ViewerSources, dir: &Path) -> Result<HeadView> {
         session = session.with_data_root(root)?;
     }
     let split = session.cache.evaluation_split()?;
-    let classes = explain_classes(
+    let (classes, predictions) = explain_split(
         &session.cache,
         &session.explainer,
         &split,
@@ -195,14 +196,6 @@ fn open_head(src: &ViewerSources, dir: &Path) -> Result<HeadView> {
     )?;
     let items = session.cache.items(&split)?;
     let (labels, paths) = items.into_iter().map(|i| (i.label, i.path)).unzip();
-    let head = &session.explainer.head;
-    let cells = session.explainer.grid.cells();
-    let mut predictions = Vec::new();
-    for shard in session.cache.shards(&split)? {
-        let shard = shard?;
-        let decisions = head.decide_batch(&shard.features, shard.len, cells)?;
-        predictions.extend(decisions.iter().map(|d| d.predicted));
-    }
     let run = crate::runs::folder_of(dir);
     let name = run.file_name().map_or_else(
         || run.display().to_string(),
