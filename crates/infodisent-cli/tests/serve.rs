@@ -552,3 +552,37 @@ fn a_browser_drops_an_image_on_the_upload_page_and_sees_it_explained() {
         "{check:?}"
     );
 }
+
+#[test]
+fn bench_serve_measures_a_viewer_it_starts_and_reads_its_memory() {
+    let fx = fixture();
+    let (cache, head) = (fx.cache(), fx.head());
+    let out = run_ok(&[
+        "bench",
+        "serve",
+        "--head",
+        &head,
+        "--cache",
+        &cache,
+        "--warmup",
+        "2",
+        "--requests",
+        "8",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let levels = v["levels"].as_array().unwrap();
+    assert_eq!(levels.len(), 2, "{v}");
+    for (level, clients) in levels.iter().zip([1, 8]) {
+        assert_eq!(level["clients"], clients);
+        assert_eq!(level["requests"], 4);
+        assert_eq!(level["errors"], 0, "{v}");
+        assert!(level["p50_ms"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(v["image"], serde_json::json!([500, 375, v["image"][2]]));
+    assert!(
+        v["rss_after_warmup_mib"].as_f64().unwrap() > 10.0,
+        "the child server's memory is read: {v}"
+    );
+    assert!(v["rss_growth"].is_number());
+}
