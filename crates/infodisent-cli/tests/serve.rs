@@ -586,3 +586,34 @@ fn bench_serve_measures_a_viewer_it_starts_and_reads_its_memory() {
     );
     assert!(v["rss_growth"].is_number());
 }
+
+#[test]
+fn several_heads_are_served_side_by_side() {
+    let fx = fixture();
+    let head = fx.head();
+    let s = serve(&["--head", &head]);
+    let home = html(&s.url);
+    assert_eq!(
+        home.matches("href=\"1/\"").count(),
+        1,
+        "the second head is listed"
+    );
+    let classes = html(&format!("{}1/", s.url));
+    assert!(
+        classes.contains("href=\"../1/class/0\""),
+        "links stay on the second head"
+    );
+    assert_eq!(get(&format!("{}2/", s.url)).0, 404);
+    let upload = html(&format!("{}explain", s.url));
+    assert!(
+        upload.contains(r#""heads":["head","head"]"#),
+        "the upload page asks both heads"
+    );
+    let jpeg = std::fs::read(&fx.photos[4]).unwrap();
+    let (a, b) = (
+        post(&format!("{}api/explain?head=0", s.url), "image/jpeg", &jpeg).2,
+        post(&format!("{}api/explain?head=1", s.url), "image/jpeg", &jpeg).2,
+    );
+    assert_same_explanation(&a, &b);
+    assert!(b["figure"].as_str().unwrap().starts_with("1/png/upload-"));
+}
