@@ -24,4 +24,7 @@ phase api docs
 RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc --no-deps -p infodisent --all-features
 phase tests
 cargo test --workspace --no-fail-fast 2>&1
+# The Python package, pip-installed into its own environment, against the CLI just built.
+phase python
+scripts/test-python.sh
 phase done

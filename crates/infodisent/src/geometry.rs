@@ -137,6 +137,19 @@ impl ImageGeometry {
     pub fn point_to_image(&self, x: f64, y: f64) -> (f64, f64) {
         (self.left + x * self.scale_x, self.top + y * self.scale_y)
     }
+
+    /// An original-image point in network-input pixels (outside `[0, S)` where the crop cut it).
+    pub fn point_to_input(&self, x: f64, y: f64) -> (f64, f64) {
+        (
+            (x - self.left) / self.scale_x,
+            (y - self.top) / self.scale_y,
+        )
+    }
+
+    /// The original image's `(width, height)`.
+    pub fn image_size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
 }
 
 /// Whether two boxes share at least one pixel.

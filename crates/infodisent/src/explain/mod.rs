@@ -115,6 +115,35 @@ impl Heatmap {
         crate::draw::upsample_bilinear(&self.values, self.h, self.w, size, size)
     }
 
+    /// The map over the original image, `height × width` row-major, for an image whose
+    /// network input (side `input_size`) `geometry` describes: bilinear on the grid as
+    /// [`Self::upsample`] is, and 0 where the center crop cut the image away.
+    pub fn on_image(&self, geometry: &ImageGeometry, input_size: usize) -> Vec<f32> {
+        let (width, height) = geometry.image_size();
+        let s = input_size as f64;
+        let sample = |u: f64, n: usize| {
+            let src = (u * n as f64 / s - 0.5).clamp(0.0, (n - 1) as f64);
+            let i0 = src.floor() as usize;
+            (i0, (i0 + 1).min(n - 1), (src - i0 as f64) as f32)
+        };
+        let mut out = Vec::with_capacity(width as usize * height as usize);
+        for y in 0..height {
+            for x in 0..width {
+                let (u, v) = geometry.point_to_input(f64::from(x) + 0.5, f64::from(y) + 0.5);
+                if !(0.0..s).contains(&u) || !(0.0..s).contains(&v) {
+                    out.push(0.0);
+                    continue;
+                }
+                let ((x0, x1, fx), (y0, y1, fy)) = (sample(u, self.w), sample(v, self.h));
+                let at = |r: usize, c: usize| self.values[r * self.w + c];
+                let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
+                let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
+                out.push(top * (1.0 - fy) + bottom * fy);
+            }
+        }
+        out
+    }
+
     /// The network-input pixel `(x, y)` where the upsampled map peaks: the centre of the peak
     /// cell, since bilinear upsampling of a grid peaks at a cell centre.
     pub fn peak_point(&self, size: usize) -> (f64, f64) {
@@ -200,4 +229,40 @@ fn check_features(image: &Subject<'_>, dim: usize, classes: usize, class: usize)
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_map_on_the_image_is_the_upsampled_map_where_the_crop_kept_the_image() {
+        let map = Heatmap {
+            h: 2,
+            w: 3,
+            values: vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+        };
+        let on_input = map.on_image(&ImageGeometry::identity(12), 12);
+        assert_eq!(on_input, map.upsample(12));
+        // Resize the shorter side to 16, crop 12: a 32 × 16 image keeps its middle 24 columns.
+        let pre = crate::preprocess::Preprocess::new(16, 12, crate::preprocess::Normalize::Unit);
+        let geometry = ImageGeometry::new(&pre, 32, 16);
+        let on_image = map.on_image(&geometry, 12);
+        assert_eq!(on_image.len(), 32 * 16);
+        for y in 0..16 {
+            assert_eq!(on_image[y * 32], 0.0, "cropped away");
+            assert_eq!(on_image[y * 32 + 31], 0.0, "cropped away");
+        }
+        // Pixel (4 + 2k, 2k') of the image is pixel (k, k') of the 12-px input.
+        let up = map.upsample(12);
+        for (k, kk) in [(0, 0), (5, 3), (11, 11)] {
+            let (x, y) = (4 + 2 * k, 2 * kk);
+            let got = on_image[y * 32 + x];
+            assert!(
+                (got - up[kk * 12 + k]).abs() < 0.35,
+                "({k}, {kk}): {got} vs {}",
+                up[kk * 12 + k]
+            );
+        }
+    }
 }

@@ -1,0 +1,247 @@
+//! `Head` and `train`: a trained InfoDisent head with its cache, prototypes and backbone, and
+//! the training call that makes one. Explaining images runs the backbone the cache records.
+
+use crate::cache::Cache;
+use crate::errors::{invalid, OrRaise};
+use crate::explanation::Explanation;
+use image::RgbImage;
+use infodisent::engine::Backbone;
+use infodisent::explain::session::ExplainSession;
+use infodisent::head::HeadKind;
+use infodisent::train::{Target, TrainConfig};
+use numpy::{PyReadonlyArray3, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// A trained head, ready to explain images: the run folder, its cache and prototypes, and the
+/// backbone that made the cache (loaded on the first image explained).
+#[pyclass(module = "infodisent", frozen)]
+pub struct Head {
+    pub(crate) session: Arc<ExplainSession>,
+    run: PathBuf,
+    model: Option<String>,
+    threads: usize,
+    backbone: Mutex<Option<Backbone>>,
+}
+
+fn threads(given: Option<usize>) -> usize {
+    given.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// An image as Python handed it: a path, or an `[H, W, 3]` uint8 array.
+fn decode(py: Python<'_>, item: &Bound<'_, PyAny>, i: usize) -> PyResult<(String, RgbImage)> {
+    if let Ok(path) = item.extract::<PathBuf>() {
+        let name = path.display().to_string();
+        let img = py
+            .detach(|| infodisent::imageio::load_rgb(&path))
+            .or_raise()?;
+        return Ok((name, img));
+    }
+    let array: PyReadonlyArray3<u8> = item.extract().map_err(|_| {
+        invalid(format!(
+            "image {i}: expected a path or an [H, W, 3] uint8 array (PIL images and torch tensors go through infodisent.Head.explain), got {}",
+            item.get_type().name().map_or_else(|_| "?".into(), |n| n.to_string())
+        ))
+    })?;
+    let shape = array.shape();
+    if shape[2] != 3 || shape[0] == 0 || shape[1] == 0 {
+        return Err(invalid(format!(
+            "image {i}: an array of shape {shape:?}; expected [H, W, 3] with H, W > 0"
+        )));
+    }
+    let pixels = array.as_slice().map_or_else(
+        |_| array.as_array().iter().copied().collect(),
+        <[u8]>::to_vec,
+    );
+    let img = RgbImage::from_raw(shape[1] as u32, shape[0] as u32, pixels)
+        .ok_or_else(|| invalid(format!("image {i}: pixels do not fill {shape:?}")))?;
+    Ok((format!("<array {i}>"), img))
+}
+
+#[pymethods]
+impl Head {
+    /// Opens the run folder `run` (output of `train`); its cache is the one the run records
+    /// unless `cache` is given, and `model` re-points a backbone file that moved.
+    #[staticmethod]
+    #[pyo3(signature = (run, cache=None, probe=None, model=None, threads=None, k=5))]
+    fn load(
+        py: Python<'_>,
+        run: PathBuf,
+        cache: Option<PathBuf>,
+        probe: Option<PathBuf>,
+        model: Option<String>,
+        threads: Option<usize>,
+        k: usize,
+    ) -> PyResult<Self> {
+        let session = py
+            .detach(|| {
+                let cache = match cache {
+                    Some(c) => c,
+                    None => infodisent::runs::recorded_cache(&run)?,
+                };
+                ExplainSession::open(&cache, &run, probe.as_deref(), None, k)
+            })
+            .or_raise()?;
+        Ok(Head {
+            session: Arc::new(session),
+            run,
+            model,
+            threads: self::threads(threads),
+            backbone: Mutex::new(None),
+        })
+    }
+
+    /// The run folder.
+    #[getter]
+    fn run(&self) -> PathBuf {
+        self.run.clone()
+    }
+
+    /// The class names.
+    #[getter]
+    fn classes(&self) -> Vec<String> {
+        self.session.explainer.class_names.clone()
+    }
+
+    /// Channels D.
+    #[getter]
+    fn channels(&self) -> usize {
+        self.session.explainer.head.dim
+    }
+
+    /// The cache the head reads.
+    #[getter]
+    fn cache(&self) -> Cache {
+        Cache {
+            inner: self.session.cache.clone(),
+        }
+    }
+
+    /// Explains images: each a path or an `[H, W, 3]` uint8 array. `class_` explains that class
+    /// instead of each prediction. One backbone run per batch of 16.
+    #[pyo3(signature = (images, class_=None))]
+    fn explain_images(
+        &self,
+        py: Python<'_>,
+        images: Vec<Bound<'_, PyAny>>,
+        class_: Option<usize>,
+    ) -> PyResult<Vec<Explanation>> {
+        let decoded = images
+            .iter()
+            .enumerate()
+            .map(|(i, item)| decode(py, item, i))
+            .collect::<PyResult<Vec<_>>>()?;
+        let explanations = py
+            .detach(|| {
+                let mut slot = self.backbone.lock().unwrap_or_else(|p| p.into_inner());
+                if slot.is_none() {
+                    *slot = Some(infodisent::extract::cache_backbone(
+                        &self.session.cache,
+                        self.model.as_deref(),
+                        self.threads,
+                    )?);
+                }
+                let backbone = slot.as_mut().expect("loaded above");
+                let mut run = |input: &[f32], n: usize| Ok(backbone.run(input, n)?.features);
+                let refs: Vec<&RgbImage> = decoded.iter().map(|d| &d.1).collect();
+                let names: Vec<String> = decoded.iter().map(|d| d.0.clone()).collect();
+                self.session.explain_images(&refs, &names, class_, &mut run)
+            })
+            .or_raise()?;
+        Ok(explanations
+            .into_iter()
+            .zip(decoded)
+            .map(|(ex, (_, img))| Explanation::new(ex, Arc::clone(&self.session), img))
+            .collect())
+    }
+
+    /// Explains cached item `item` of `split` from its stored features (no backbone run).
+    #[pyo3(signature = (item, split=None, class_=None))]
+    fn explain_item(
+        &self,
+        py: Python<'_>,
+        item: usize,
+        split: Option<String>,
+        class_: Option<usize>,
+    ) -> PyResult<Explanation> {
+        let (ex, img) = py
+            .detach(|| {
+                let split = match split {
+                    Some(s) => s,
+                    None => self.session.cache.evaluation_split()?,
+                };
+                let ex = self.session.explain_item(&split, item, class_)?;
+                let img = self.session.store.get(&ex.source)?;
+                Ok((ex, img.as_ref().clone()))
+            })
+            .or_raise()?;
+        Ok(Explanation::new(ex, Arc::clone(&self.session), img))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Head({:?}, channels={}, classes={})",
+            self.run.display().to_string(),
+            self.session.explainer.head.dim,
+            self.session.explainer.head.classes
+        )
+    }
+}
+
+/// Trains a head on `cache` into `out` with the CLI's default recipe; any keyword the CLI's
+/// `train` takes as a flag overrides it (`epochs`, `batch`, `lr`, `seed`, `val_fraction`,
+/// `keep_top`). `kind` is `infodisent` or `linear-probe`, `target` `labels` or `original`.
+#[pyfunction]
+#[pyo3(signature = (cache, out, kind="infodisent", target="labels", epochs=None, batch=None, lr=None, seed=None, val_fraction=None, keep_top=None, resume=false))]
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    py: Python<'_>,
+    cache: &Cache,
+    out: PathBuf,
+    kind: &str,
+    target: &str,
+    epochs: Option<usize>,
+    batch: Option<usize>,
+    lr: Option<f64>,
+    seed: Option<u64>,
+    val_fraction: Option<f64>,
+    keep_top: Option<usize>,
+    resume: bool,
+) -> PyResult<Head> {
+    let kind = match kind {
+        "infodisent" => HeadKind::InfoDisent,
+        "linear-probe" | "probe" => HeadKind::LinearProbe,
+        other => {
+            return Err(invalid(format!(
+                "kind `{other}`: use infodisent or linear-probe"
+            )))
+        }
+    };
+    let target = match target {
+        "labels" => Target::Labels,
+        "original" => Target::Original,
+        other => return Err(invalid(format!("target `{other}`: use labels or original"))),
+    };
+    let mut cfg = TrainConfig::default().with_kind(kind).with_target(target);
+    cfg.epochs = epochs.or(cfg.epochs);
+    cfg.batch_size = batch.unwrap_or(cfg.batch_size);
+    cfg.lr = lr.unwrap_or(cfg.lr);
+    cfg.seed = seed.unwrap_or(cfg.seed);
+    cfg.val_fraction = val_fraction.unwrap_or(cfg.val_fraction);
+    if let Some(k) = keep_top {
+        cfg.keep_top = (k > 0).then_some(k);
+    }
+    let inner = &cache.inner;
+    py.detach(|| infodisent::train::train(inner, &cfg, &out, resume))
+        .or_raise()?;
+    Head::load(
+        py,
+        out,
+        Some(inner.dir().to_path_buf()),
+        None,
+        None,
+        None,
+        5,
+    )
+}

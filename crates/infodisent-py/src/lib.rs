@@ -1,0 +1,23 @@
+//! `infodisent._infodisent`: the compiled core of the Python package. Every call goes to the
+//! same library functions the CLI uses; the pure-Python package around it (`python/infodisent`)
+//! only converts inputs (PIL images, torch tensors) and adds Python conveniences.
+
+mod cache;
+mod errors;
+mod explanation;
+mod head;
+
+use pyo3::prelude::*;
+
+/// The compiled module.
+#[pymodule]
+fn _infodisent(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::register(m)?;
+    m.add_class::<cache::Cache>()?;
+    m.add_class::<cache::Batches>()?;
+    m.add_class::<head::Head>()?;
+    m.add_class::<explanation::Explanation>()?;
+    m.add_function(wrap_pyfunction!(head::train, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
