@@ -3,7 +3,8 @@
 The same library as the ``infodisent`` command line, from Python::
 
     import infodisent
-    cache = infodisent.Cache("runs/fm/cache")             # made by `infodisent extract`
+    bb = infodisent.Backbone("efficientnet-lite0")         # or an ONNX file, with preset="timm", ...
+    cache = bb.extract("data/fm", cache="runs/fm/cache")  # the CLI's cache, resumable
     head = infodisent.train(cache, out="runs/fm/head")    # the CLI's default recipe
     e = infodisent.Head.load("runs/fm/head").explain("photo.jpg")
     e.predicted, e.class_name, e.contributions, e.heatmap("positive")
@@ -18,6 +19,7 @@ import numpy as np
 
 from . import _infodisent as _core
 from ._infodisent import (
+    Backbone,
     Cache,
     CacheError,
     Explanation,
@@ -28,6 +30,7 @@ from ._infodisent import (
 )
 
 __all__ = [
+    "Backbone",
     "Cache",
     "CacheError",
     "Explanation",

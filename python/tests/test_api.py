@@ -69,6 +69,25 @@ def test_cache_reads_what_extract_wrote(fixture):
     assert np.array_equal(np.concatenate([b[1] for b in streamed]), labels)
 
 
+def test_extract_from_python_writes_the_cache_the_cli_writes(fixture, tmp_path):
+    bb = infodisent.Backbone("efficientnet-lite0")
+    assert bb.input_size == 224
+    cache = bb.extract(fixture["root"] / "data", tmp_path / "cache")
+    cli_cache = infodisent.Cache(fixture["cache"])
+    assert cache.splits == cli_cache.splits and cache.classes == cli_cache.classes
+    for split in cache.splits:
+        assert cache.paths(split) == cli_cache.paths(split)
+        assert np.array_equal(cache.labels(split), cli_cache.labels(split))
+        assert np.array_equal(cache.features(split), cli_cache.features(split))
+    timm = infodisent.Backbone("efficientnet-lite0", preset="timm", crop_pct=0.95)
+    # timm's rule: resize = crop / crop_pct = 224 / 0.95 → 235, bicubic, as `extract --preset timm --crop-pct 0.95`.
+    assert json.loads(timm.preprocess) == {
+        "crop": 224, "interpolation": "bicubic", "normalize": "imagenet", "preset": "timm", "resize": 235,
+    }
+    with pytest.raises(infodisent.InvalidInputError, match="preset"):
+        infodisent.Backbone("efficientnet-lite0", preset="keras")
+
+
 def cli_explanations(fixture, files):
     out = cli(
         "explain", "--json", "--cache", str(fixture["cache"]), "--head", str(fixture["root"] / "head"),

@@ -2,6 +2,7 @@
 //! same library functions the CLI uses; the pure-Python package around it (`python/infodisent`)
 //! only converts inputs (PIL images, torch tensors) and adds Python conveniences.
 
+mod backbone;
 mod cache;
 mod errors;
 mod explanation;
@@ -13,6 +14,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _infodisent(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
+    m.add_class::<backbone::Backbone>()?;
     m.add_class::<cache::Cache>()?;
     m.add_class::<cache::Batches>()?;
     m.add_class::<head::Head>()?;

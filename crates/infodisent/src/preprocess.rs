@@ -9,6 +9,46 @@ pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// The ImageNet channel standard deviations used by torchvision models.
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
+/// What a user chose about preprocessing, each unset choice left to the model: a preset and
+/// timm's `crop_pct` and filter, then explicit sizes and normalisation. The CLI's flags and the
+/// Python `Backbone`'s keywords are both this.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PreprocessChoice {
+    /// Convention of where the model came from (default: the model's own).
+    pub preset: Option<Preset>,
+    /// timm's `crop_pct`: resize = crop / crop_pct.
+    pub crop_pct: Option<f64>,
+    /// Resampling filter.
+    pub interpolation: Option<Interpolation>,
+    /// Shorter side after resizing.
+    pub resize: Option<usize>,
+    /// Side of the center crop.
+    pub crop: Option<usize>,
+    /// Pixel normalisation.
+    pub normalize: Option<Normalize>,
+}
+
+impl PreprocessChoice {
+    /// The chosen preset (or the model's default) at the model's input side, with the explicit
+    /// overrides applied.
+    pub fn resolve(&self, model_default: &Preprocess) -> Result<Preprocess> {
+        let base = match (self.preset, self.crop_pct, self.interpolation) {
+            (Some(preset), pct, interp) => preset.at(model_default.crop, pct, interp)?,
+            (None, None, None) => model_default.clone(),
+            (None, pct, interp) => {
+                let preset = model_default.preset.unwrap_or(Preset::Torchvision);
+                let mut p = preset.at(model_default.crop, pct, interp)?;
+                p.normalize = model_default.normalize;
+                if pct.is_none() {
+                    p.resize = model_default.resize;
+                }
+                p
+            }
+        };
+        base.with_overrides(self.resize, self.crop, self.normalize)
+    }
+}
+
 /// How pixel values in [0, 255] are mapped to network inputs.
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

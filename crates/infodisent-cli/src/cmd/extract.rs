@@ -7,7 +7,7 @@ use infodisent::extract::{
     extract, int8_backbone, load_backbone, ExtractOptions, ExtractSummary, DEFAULT_BATCH,
     DEFAULT_SHARD_SIZE,
 };
-use infodisent::preprocess::{Interpolation, Normalize, Preprocess, Preset};
+use infodisent::preprocess::{Interpolation, Normalize, Preprocess, PreprocessChoice, Preset};
 use std::path::PathBuf;
 
 /// A preprocessing preset, or overrides of the model's default.
@@ -42,20 +42,15 @@ impl PreprocessArgs {
     /// The chosen preset (or the model's default) at the model's input side, with these
     /// overrides applied.
     pub fn resolve(&self, model_default: &Preprocess) -> infodisent::Result<Preprocess> {
-        let base = match (self.preset, self.crop_pct, self.interpolation) {
-            (Some(preset), pct, interp) => preset.at(model_default.crop, pct, interp)?,
-            (None, None, None) => model_default.clone(),
-            (None, pct, interp) => {
-                let preset = model_default.preset.unwrap_or(Preset::Torchvision);
-                let mut p = preset.at(model_default.crop, pct, interp)?;
-                p.normalize = model_default.normalize;
-                if pct.is_none() {
-                    p.resize = model_default.resize;
-                }
-                p
-            }
-        };
-        base.with_overrides(self.resize, self.crop, self.normalize)
+        PreprocessChoice {
+            preset: self.preset,
+            crop_pct: self.crop_pct,
+            interpolation: self.interpolation,
+            resize: self.resize,
+            crop: self.crop,
+            normalize: self.normalize,
+        }
+        .resolve(model_default)
     }
 }
 
