@@ -12,4 +12,6 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/pip" install -q -r python/requirements-test.txt
 MATURIN_PEP517_ARGS="--profile dev" "$venv/bin/pip" install -q --no-build-isolation --force-reinstall --no-deps .
+# The type stubs say what the compiled module has.
+"$venv/bin/python" -m mypy.stubtest infodisent._infodisent --ignore-missing-stub
 INFODISENT_BIN="$PWD/target/debug/infodisent" "$venv/bin/python" -m pytest -q python/tests "$@"

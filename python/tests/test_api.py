@@ -141,6 +141,7 @@ def test_heatmaps_prototypes_and_figure(fixture, head):
     assert {"path", "label", "cell", "input_box"} <= set(protos[0])
     figure = e.figure()
     assert figure.ndim == 3 and figure.shape[2] == 3 and figure.dtype == np.uint8
+    assert e.png()[:8] == b"\x89PNG\r\n\x1a\n"
     html = e._repr_html_()
     assert "data:image/png;base64," in html and e.class_name in html
     assert json.loads(e.to_json())["predicted"] == e.predicted

@@ -7,7 +7,7 @@ use infodisent::explain::session::ExplainSession;
 use infodisent::explain::{ImageExplanation, ImageGeometry};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBytes, PyDict};
 use std::sync::Arc;
 
 /// Why the head decided what it did on one image.
@@ -180,18 +180,21 @@ impl Explanation {
     }
 
     /// The figure as PNG bytes.
-    fn png(&self, py: Python<'_>) -> PyResult<Vec<u8>> {
-        py.detach(|| {
-            let fig = self.session.figure(&self.image, &self.inner)?;
-            infodisent::draw::png_bytes(&fig)
-        })
-        .or_raise()
+    fn png<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let png = py
+            .detach(|| {
+                let fig = self.session.figure(&self.image, &self.inner)?;
+                infodisent::draw::png_bytes(&fig)
+            })
+            .or_raise()?;
+        Ok(PyBytes::new(py, &png))
     }
 
     /// In Jupyter: the decision in a sentence and the figure, inline.
     fn _repr_html_(&self, py: Python<'_>) -> PyResult<String> {
         use base64::Engine;
         let png = self.png(py)?;
+        let png = png.as_bytes();
         let escape = |s: &str| {
             s.replace('&', "&amp;")
                 .replace('<', "&lt;")
