@@ -11,6 +11,7 @@ Typical session:
   infodisent explain --cache runs/fm/cache --head runs/fm/head some.png
   infodisent report  --cache runs/fm/cache --head runs/fm/head --out runs/fm/report
   infodisent demo    (all of the above on the default model and data)
+  infodisent serve   --head runs/fm/head      (a live viewer: drop an image, see why)
 
 Exit codes: 0 success, 1 internal or numerical failure, 2 invalid options or configuration,
 3 unreadable input (image, dataset, file), 4 unusable model or shape mismatch,
