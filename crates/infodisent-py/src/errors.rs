@@ -5,7 +5,7 @@
 use infodisent::Error;
 use pyo3::exceptions::{PyException, PyFileNotFoundError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{IntoPyDict, PyTuple};
 
 pyo3::create_exception!(
     infodisent,
@@ -63,8 +63,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let _ = INVALID_INPUT.set(py, invalid.unbind());
     Ok(())
 }
-
-use pyo3::types::IntoPyDict;
 
 /// An `InvalidInputError` saying `msg`.
 pub fn invalid(msg: impl Into<String>) -> PyErr {

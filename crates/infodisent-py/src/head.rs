@@ -25,10 +25,6 @@ pub struct Head {
     backbone: Mutex<Option<Backbone>>,
 }
 
-fn threads(given: Option<usize>) -> usize {
-    given.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
 /// An image as Python handed it: a path, or an `[H, W, 3]` uint8 array.
 fn decode(py: Python<'_>, item: &Bound<'_, PyAny>, i: usize) -> PyResult<(String, RgbImage)> {
     if let Ok(path) = item.extract::<PathBuf>() {
@@ -87,7 +83,7 @@ impl Head {
             session: Arc::new(session),
             run,
             model,
-            threads: self::threads(threads),
+            threads: crate::threads(threads),
             backbone: Mutex::new(None),
         })
     }

@@ -10,6 +10,11 @@ mod head;
 
 use pyo3::prelude::*;
 
+/// Threads for the backbone and the math kernels: as given, else one per core.
+fn threads(given: Option<usize>) -> usize {
+    given.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// The compiled module.
 #[pymodule]
 fn _infodisent(m: &Bound<'_, PyModule>) -> PyResult<()> {

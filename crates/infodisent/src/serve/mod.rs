@@ -126,43 +126,6 @@ pub fn app(viewer: Viewer, opts: &ServeOptions) -> axum::Router {
         ))
 }
 
-/// A server running on its own threads, stopped by [`Running::stop`] or when dropped.
-pub struct Running {
-    /// The address it listens on.
-    pub addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<Result<()>>>,
-}
-
-impl Running {
-    /// `http://ADDR/`.
-    pub fn url(&self) -> String {
-        format!("http://{}/", self.addr)
-    }
-
-    /// Stops accepting, lets open requests finish (5 s at most) and joins the server thread.
-    pub fn stop(mut self) -> Result<()> {
-        self.shutdown()
-    }
-
-    fn shutdown(&mut self) -> Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match self.thread.take().map(std::thread::JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(Error::Config("the server thread panicked".into())),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.shutdown();
-    }
-}
-
 fn bind(opts: &ServeOptions) -> Result<std::net::TcpListener> {
     let addr = format!("{}:{}", opts.host, opts.port);
     let listener = std::net::TcpListener::bind(&addr)
@@ -179,27 +142,6 @@ fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))
-}
-
-/// Starts serving `viewer` on background threads and returns once it listens.
-pub fn start(viewer: Viewer, opts: &ServeOptions) -> Result<Running> {
-    let listener = bind(opts)?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::Config(format!("no local address: {e}")))?;
-    let app = app(viewer, opts);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (read_timeout, threads) = (opts.read_timeout, opts.threads);
-    let thread = std::thread::spawn(move || {
-        runtime(threads)?.block_on(accept(listener, app, read_timeout, async {
-            let _ = stopped.await;
-        }))
-    });
-    Ok(Running {
-        addr,
-        stop: Some(stop),
-        thread: Some(thread),
-    })
 }
 
 /// Serves `viewer` until Ctrl-C; `listening` is told the address once it listens.

@@ -130,16 +130,7 @@ pub fn class(v: &Viewer, h: usize, c: usize) -> String {
     let Some(summary) = view.classes.iter().find(|x| x.class == c) else {
         return not_found(v, 2, &format!("class {c}"));
     };
-    let (mut right, mut wrong) = (Vec::new(), Vec::new());
-    for (i, &label) in view.labels.iter().enumerate() {
-        if usize::try_from(label).ok() == Some(c) {
-            if view.predictions[i] == c {
-                right.push(i);
-            } else {
-                wrong.push(i);
-            }
-        }
-    }
+    let (right, wrong) = view.items_of(c);
     let body = html! {
         p { (summary.images) " test images, " (summary.correct) " classified correctly; mean logit " (num(summary.mean_logit as f64, 2)) "." }
         h2 { "The channels it rests on" }

@@ -290,10 +290,10 @@ async fn api_class(
             format!("no class {c}: the head has {}", view.classes.len()),
         )
     })?;
-    let images = |right: bool| -> Vec<serde_json::Value> {
-        (0..view.labels.len())
-            .filter(|&i| usize::try_from(view.labels[i]).ok() == Some(c))
-            .filter(|&i| (view.predictions[i] == c) == right)
+    let (right, wrong) = view.items_of(c);
+    let listed = |items: Vec<usize>| -> Vec<serde_json::Value> {
+        items
+            .into_iter()
             .map(|i| serde_json::json!({ "item": i, "source": view.paths[i], "predicted": view.predictions[i] }))
             .collect()
     };
@@ -305,8 +305,8 @@ async fn api_class(
     Ok(Json(serde_json::json!({
         "class": summary,
         "prototypes": prototypes,
-        "right": images(true),
-        "wrong": images(false),
+        "right": listed(right),
+        "wrong": listed(wrong),
     })))
 }
 

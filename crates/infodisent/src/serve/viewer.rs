@@ -81,6 +81,14 @@ impl HeadView {
         users
     }
 
+    /// The items of `split` labelled `c`: those the head classifies right, then those it gets
+    /// wrong, each in item order.
+    pub fn items_of(&self, c: usize) -> (Vec<usize>, Vec<usize>) {
+        (0..self.labels.len())
+            .filter(|&i| usize::try_from(self.labels[i]).ok() == Some(c))
+            .partition(|&i| self.predictions[i] == c)
+    }
+
     /// The explanation of item `i` of the shown split, from its cached features.
     pub fn explain_item(&self, i: usize) -> Result<ImageExplanation> {
         self.session.explain_item(&self.split, i, None)
