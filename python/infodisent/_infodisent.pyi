@@ -1,6 +1,6 @@
 """Types of the compiled module; `mypy.stubtest` checks them against it (scripts/test-python.sh)."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from os import PathLike
 from typing import Any, final
 
@@ -22,9 +22,26 @@ class Backbone:
         preset: str | None = None,
         crop_pct: float | None = None,
         interpolation: str | None = None,
+        mean: tuple[float, float, float] | list[float] | None = None,
+        std: tuple[float, float, float] | list[float] | None = None,
         feature_node: str | None = None,
         threads: int | None = None,
     ) -> Backbone: ...
+    @staticmethod
+    def from_torch(
+        model: Any,
+        preset: str | None = None,
+        input_size: int | None = None,
+        crop_pct: float | None = None,
+        interpolation: str | None = None,
+        mean: tuple[float, float, float] | list[float] | None = None,
+        std: tuple[float, float, float] | list[float] | None = None,
+        cache_dir: str | PathLike[str] | None = None,
+        dynamo: bool = True,
+        threads: int | None = None,
+    ) -> Backbone: ...
+    @property
+    def model(self) -> str: ...
     @property
     def input_size(self) -> int: ...
     @property
@@ -39,6 +56,8 @@ class Backbone:
         batch: int = ...,
         limit_per_class: int | None = None,
         overwrite: bool = False,
+        shard_size: int = ...,
+        progress: bool = True,
     ) -> Cache: ...
 
 @final
@@ -89,6 +108,9 @@ class Head:
     @property
     def cache(self) -> Cache: ...
     def explain_images(self, images: list[Any], class_: int | None = None) -> list[Explanation]: ...
+    def explain_inputs(
+        self, batch: npt.NDArray[np.float32], class_: int | None = None
+    ) -> list[Explanation]: ...
     def explain_item(
         self, item: int, split: str | None = None, class_: int | None = None
     ) -> Explanation: ...
@@ -129,4 +151,41 @@ def train(
     val_fraction: float | None = None,
     keep_top: int | None = None,
     resume: bool = False,
+    progress: bool = True,
 ) -> Head: ...
+def metrics(
+    head: Head,
+    probe: str | PathLike[str] | None = None,
+    split: str | None = None,
+    deletion: int = 16,
+    steps: int = 16,
+    rv_images: int = 1024,
+    rv_pairs: int = 2000,
+    annotations: str | PathLike[str] | None = None,
+    out: str | PathLike[str] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]: ...
+def eval(
+    heads: Sequence[str | PathLike[str]],
+    cache: str | PathLike[str] | None = None,
+    split: str | None = None,
+) -> list[dict[str, Any]]: ...
+def prototypes(
+    head: Head,
+    k: int = 5,
+    split: str | None = None,
+    out: str | PathLike[str] | None = None,
+    render: int = 5,
+    progress: bool = True,
+) -> dict[str, Any]: ...
+def report(
+    head: Head,
+    out: str | PathLike[str],
+    probe: str | PathLike[str] | None = None,
+    mi: str | PathLike[str] | None = None,
+    metrics: str | PathLike[str] | None = None,
+    split: str | None = None,
+    sample: int = 24,
+    progress: bool = True,
+) -> dict[str, Any]: ...
+def _use_onnxruntime(path: str | PathLike[str]) -> None: ...

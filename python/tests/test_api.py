@@ -4,10 +4,6 @@ CLI extracted through Lite0. Head.explain on paths, PIL images and numpy arrays 
 """
 
 import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,40 +11,7 @@ from PIL import Image
 
 import infodisent
 
-BIN = os.environ.get("INFODISENT_BIN", "infodisent")
-REPO = Path(__file__).resolve().parents[2]
-
-
-def cli(*args: str) -> bytes:
-    out = subprocess.run([BIN, *args], capture_output=True, env={**os.environ, "INFODISENT_THREADS": "2"})
-    assert out.returncode == 0, f"infodisent {' '.join(args)}\n{out.stderr.decode()}"
-    return out.stdout
-
-
-@pytest.fixture(scope="session")
-def fixture(tmp_path_factory):
-    """The asset photos in two class folders, extracted by the CLI; some copied as PNG, so that
-    decoded pixels are identical whichever way they reach the library."""
-    root = tmp_path_factory.mktemp("py")
-    photos = sorted((REPO / ".assets/photos/imagenet").iterdir())
-    assert photos, "run scripts/fetch-assets.sh (scripts/test.sh does)"
-    for i, p in enumerate(photos):
-        folder = root / "data" / ("alpha" if i < len(photos) // 2 else "beta")
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(p, folder / p.name)
-    pngs = []
-    for p in photos[:3]:
-        png = root / (p.stem + ".png")
-        Image.open(p).convert("RGB").save(png)
-        pngs.append(png)
-    cache = root / "cache"
-    cli("extract", "--model", "efficientnet-lite0", "--data", str(root / "data"), "--cache", str(cache), "-q")
-    return {"root": root, "cache": cache, "pngs": pngs}
-
-
-@pytest.fixture(scope="session")
-def head(fixture):
-    return infodisent.train(fixture["cache"], fixture["root"] / "head", epochs=3)
+from conftest import assert_same, cli, cli_explanations
 
 
 def test_cache_reads_what_extract_wrote(fixture):
@@ -86,31 +49,6 @@ def test_extract_from_python_writes_the_cache_the_cli_writes(fixture, tmp_path):
     }
     with pytest.raises(infodisent.InvalidInputError, match="preset"):
         infodisent.Backbone("efficientnet-lite0", preset="keras")
-
-
-def cli_explanations(fixture, files):
-    out = cli(
-        "explain", "--json", "--cache", str(fixture["cache"]), "--head", str(fixture["root"] / "head"),
-        "--out", str(fixture["root"] / "explain-out"), *map(str, files),
-    )
-    return json.loads(out)["images"]
-
-
-def assert_same(e, expected):
-    assert e.predicted == expected["predicted"]
-    assert e.class_name == expected["class_name"]
-    np.testing.assert_allclose(e.logits, expected["logits"], rtol=1e-5, atol=1e-5)
-    got = e.contributions
-    want = [dict(c, sign=1) for c in expected["positive"]] + [dict(c, sign=-1) for c in expected["negative"]]
-    assert [c["channel"] for c in got] == [c["channel"] for c in want]
-    for g, w in zip(got, want):
-        assert g["sign"] == w["sign"]
-        assert g["contribution"] == pytest.approx(w["contribution"], rel=1e-5, abs=1e-6)
-    for kind, method in [("positive", "infodisent+"), ("negative", "infodisent-")]:
-        grid = e.heatmap(kind, size="grid")
-        m = expected["heatmaps"][method]
-        assert grid.shape == (m["h"], m["w"])
-        np.testing.assert_allclose(grid.ravel(), m["values"], rtol=1e-5, atol=1e-6)
 
 
 def test_explain_on_paths_pil_and_numpy_matches_the_cli(fixture, head):
@@ -171,3 +109,33 @@ def test_bad_input_raises_the_documented_exceptions(fixture, head, tmp_path):
         infodisent.Cache(tmp_path)
     assert issubclass(infodisent.InvalidInputError, infodisent.InfoDisentError)
     assert issubclass(infodisent.ModelError, infodisent.InfoDisentError)
+
+
+def test_metrics_eval_prototypes_and_report_answer_what_the_cli_prints(fixture, head, tmp_path):
+    run = str(fixture["root"] / "head")
+    small = dict(deletion=2, steps=4, rv_images=8, rv_pairs=20)
+    got = infodisent.metrics(head, progress=False, **small)
+    want = json.loads(cli("metrics", "--json", "--head", run, "--deletion", "2", "--steps", "4",
+                          "--rv-images", "8", "--rv-pairs", "20"))
+    assert got["split"] == want["split"] == "test"
+    assert got["accuracy"] == want["accuracy"]
+    assert got["channels_for_95"] == want["channels_for_95"]
+    assert got["rv"] == want["rv"]
+    assert [f["method"] for f in got["faithfulness"]] == [f["method"] for f in want["faithfulness"]]
+    for g, w in zip(got["faithfulness"], want["faithfulness"]):
+        assert g["deletion_auc"] == pytest.approx(w["deletion_auc"], abs=1e-6)
+
+    rows = infodisent.eval(head)
+    assert rows == json.loads(cli("eval", "--json", "--head", run))
+    assert rows[0]["name"] == "head (InfoDisent)" and 0.0 <= rows[0]["top1"] <= 1.0
+
+    protos = infodisent.prototypes(run, out=tmp_path / "protos", render=1, progress=False)
+    cli("prototypes", "--head", run, "--out", str(tmp_path / "cli-protos"), "--render", "1", "-q")
+    mine = json.loads((tmp_path / "protos" / "prototypes.json").read_text())
+    theirs = json.loads((tmp_path / "cli-protos" / "prototypes.json").read_text())
+    assert mine == theirs and protos["channels"] == 1280 and protos["images_written"] > 0
+
+    summary = infodisent.report(fixture["cache"], run, out=tmp_path / "report", sample=2, progress=False)
+    index = tmp_path / "report" / "index.html"
+    assert summary["index"] == str(index) and index.is_file() and summary["pages"] > 1
+    assert "InfoDisent" in index.read_text()

@@ -8,7 +8,7 @@ use infodisent::dataset::{Dataset, OpenOptions, DEFAULT_TEST_FRACTION};
 use infodisent::extract::{
     extract, load_backbone, ExtractOptions, DEFAULT_BATCH, DEFAULT_SHARD_SIZE,
 };
-use infodisent::preprocess::PreprocessChoice;
+use infodisent::preprocess::{Normalize, PreprocessChoice};
 use pyo3::prelude::*;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -35,25 +35,34 @@ fn option<T: serde::de::DeserializeOwned>(what: &str, value: Option<&str>) -> Py
 impl Backbone {
     /// Loads `model` with the preprocessing of `preset` (`torchvision`, `timm`, `tflite`;
     /// default: the model's own), timm's `crop_pct` and `interpolation`, as the CLI's flags.
+    /// `mean` and `std` replace the preset's normalisation (per channel, of `x / 255`).
     #[new]
-    #[pyo3(signature = (model, preset=None, crop_pct=None, interpolation=None, feature_node=None, threads=None))]
+    #[pyo3(signature = (model, preset=None, crop_pct=None, interpolation=None, mean=None, std=None, feature_node=None, threads=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         model: String,
         preset: Option<&str>,
         crop_pct: Option<f64>,
         interpolation: Option<&str>,
+        mean: Option<[f32; 3]>,
+        std: Option<[f32; 3]>,
         feature_node: Option<String>,
         threads: Option<usize>,
     ) -> PyResult<Self> {
+        let normalize = match (mean, std) {
+            (Some(mean), Some(std)) => Some(Normalize::MeanStd { mean, std }),
+            (None, None) => None,
+            _ => return Err(invalid("give mean and std together")),
+        };
         let choice = PreprocessChoice {
             preset: option("preset", preset)?,
             crop_pct,
             interpolation: option("interpolation", interpolation)?,
+            normalize,
             ..PreprocessChoice::default()
         };
-        let threads =
-            threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let threads = crate::threads(threads);
         let inner = py
             .detach(|| {
                 load_backbone(&model, feature_node.as_deref(), threads, |p| {
@@ -65,6 +74,54 @@ impl Backbone {
             inner: Mutex::new(inner),
             spec: model,
         })
+    }
+
+    /// Exports a PyTorch `nn.Module` with `torch.onnx.export` into a folder keyed by its
+    /// content (reused next time) and loads it; a timm model brings its own preprocessing.
+    #[staticmethod]
+    #[pyo3(signature = (model, preset=None, input_size=None, crop_pct=None, interpolation=None, mean=None, std=None, cache_dir=None, dynamo=true, threads=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn from_torch(
+        py: Python<'_>,
+        model: Bound<'_, PyAny>,
+        preset: Option<String>,
+        input_size: Option<usize>,
+        crop_pct: Option<f64>,
+        interpolation: Option<String>,
+        mean: Option<[f32; 3]>,
+        std: Option<[f32; 3]>,
+        cache_dir: Option<PathBuf>,
+        dynamo: bool,
+        threads: Option<usize>,
+    ) -> PyResult<Self> {
+        let options = pyo3::types::PyDict::new(py);
+        options.set_item("crop_pct", crop_pct)?;
+        options.set_item("interpolation", interpolation)?;
+        options.set_item("mean", mean)?;
+        options.set_item("std", std)?;
+        let plan = py.import("infodisent._torch")?.call_method1(
+            "plan",
+            (model, preset, input_size, options, cache_dir, dynamo),
+        )?;
+        let get = |k: &str| plan.get_item(k).ok().filter(|v| !v.is_none());
+        let text = |k: &str| get(k).map(|v| v.extract::<String>()).transpose();
+        Self::new(
+            py,
+            plan.get_item("model")?.extract()?,
+            text("preset")?.as_deref(),
+            get("crop_pct").map(|v| v.extract()).transpose()?,
+            text("interpolation")?.as_deref(),
+            get("mean").map(|v| v.extract()).transpose()?,
+            get("std").map(|v| v.extract()).transpose()?,
+            None,
+            threads,
+        )
+    }
+
+    /// The model: a built-in name or the ONNX file's path.
+    #[getter]
+    fn model(&self) -> &str {
+        &self.spec
     }
 
     /// Side of the network input in pixels.
@@ -86,7 +143,8 @@ impl Backbone {
     /// Extracts the image folder `data` (one folder per class, with or without `train/` and
     /// `test/`) into the cache folder `cache`, resuming one left unfinished. Without a test
     /// split, `test_fraction` of each class is held out (seeded by `split_seed`).
-    #[pyo3(signature = (data, cache, test_fraction=DEFAULT_TEST_FRACTION, split_seed=0, skip_bad=false, batch=DEFAULT_BATCH, limit_per_class=None, overwrite=false))]
+    /// Ctrl-C stops it after the batch under way; calling again resumes.
+    #[pyo3(signature = (data, cache, test_fraction=DEFAULT_TEST_FRACTION, split_seed=0, skip_bad=false, batch=DEFAULT_BATCH, limit_per_class=None, overwrite=false, shard_size=DEFAULT_SHARD_SIZE, progress=true))]
     #[allow(clippy::too_many_arguments)]
     fn extract(
         &self,
@@ -99,35 +157,35 @@ impl Backbone {
         batch: usize,
         limit_per_class: Option<usize>,
         overwrite: bool,
+        shard_size: usize,
+        progress: bool,
     ) -> PyResult<Cache> {
-        let inner = py
-            .detach(|| {
-                let data = data.display().to_string();
-                let mut dataset = Dataset::open_with(
-                    &data,
-                    &OpenOptions {
-                        skip_bad,
-                        test_fraction,
-                        split_seed,
-                    },
-                )?;
-                dataset.limit(limit_per_class, None);
-                let mut backbone = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-                let opts = ExtractOptions {
-                    splits: Vec::new(),
-                    batch,
-                    shard_size: DEFAULT_SHARD_SIZE,
-                    dtype: StoreDtype::default(),
-                    preprocess: backbone.model().preprocess.clone(),
+        let inner = crate::progress::run(py, progress, || {
+            let data = data.display().to_string();
+            let mut dataset = Dataset::open_with(
+                &data,
+                &OpenOptions {
                     skip_bad,
-                    overwrite,
-                    decode_threads: 0,
-                    max_shards: None,
-                };
-                extract(&mut backbone, &dataset, &opts, &cache)?;
-                FeatureCache::open(&cache)
-            })
-            .or_raise()?;
+                    test_fraction,
+                    split_seed,
+                },
+            )?;
+            dataset.limit(limit_per_class, None);
+            let mut backbone = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let opts = ExtractOptions {
+                splits: Vec::new(),
+                batch,
+                shard_size,
+                dtype: StoreDtype::default(),
+                preprocess: backbone.model().preprocess.clone(),
+                skip_bad,
+                overwrite,
+                decode_threads: 0,
+                max_shards: None,
+            };
+            extract(&mut backbone, &dataset, &opts, &cache)?;
+            FeatureCache::open(&cache)
+        })?;
         Ok(Cache { inner })
     }
 

@@ -10,20 +10,35 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use std::sync::Arc;
 
+/// What an explanation is drawn over.
+pub enum Picture {
+    /// The image as the caller gave it (the network saw it resized and cropped).
+    Image(RgbImage),
+    /// The network input itself, for a batch the caller preprocessed.
+    View(RgbImage),
+}
+
 /// Why the head decided what it did on one image.
 #[pyclass(module = "infodisent", frozen)]
 pub struct Explanation {
     inner: ImageExplanation,
     session: Arc<ExplainSession>,
-    image: RgbImage,
+    picture: Picture,
 }
 
 impl Explanation {
-    pub fn new(inner: ImageExplanation, session: Arc<ExplainSession>, image: RgbImage) -> Self {
+    pub fn new(inner: ImageExplanation, session: Arc<ExplainSession>, picture: Picture) -> Self {
         Explanation {
             inner,
             session,
-            image,
+            picture,
+        }
+    }
+
+    fn draw(&self) -> infodisent::Result<RgbImage> {
+        match &self.picture {
+            Picture::Image(img) => self.session.figure(img, &self.inner),
+            Picture::View(view) => self.session.draw(view, &self.inner),
         }
     }
 
@@ -33,7 +48,10 @@ impl Explanation {
 }
 
 /// A JSON value as the Python object `json.loads` would give.
-fn to_python<'py>(py: Python<'py>, value: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn to_python<'py>(
+    py: Python<'py>,
+    value: &serde_json::Value,
+) -> PyResult<Bound<'py, PyAny>> {
     py.import("json")?
         .getattr("loads")?
         .call1((value.to_string(),))
@@ -119,15 +137,15 @@ impl Explanation {
         let (values, h, w) = match size {
             "grid" => (map.values.clone(), map.h, map.w),
             "input" => (map.upsample(input), input, input),
-            "image" => {
-                let geometry = ImageGeometry::new(
-                    &self.session.preprocess,
-                    self.image.width(),
-                    self.image.height(),
-                );
-                let (w, h) = geometry.image_size();
-                (map.on_image(&geometry, input), h as usize, w as usize)
-            }
+            "image" => match &self.picture {
+                Picture::Image(img) => {
+                    let geometry =
+                        ImageGeometry::new(&self.session.preprocess, img.width(), img.height());
+                    let (w, h) = geometry.image_size();
+                    (map.on_image(&geometry, input), h as usize, w as usize)
+                }
+                Picture::View(_) => (map.upsample(input), input, input),
+            },
             other => return Err(invalid(format!("size `{other}`: use image, input or grid"))),
         };
         values.into_pyarray(py).reshape([h, w])
@@ -170,9 +188,7 @@ impl Explanation {
     /// The figure `explain` writes, `uint8 [H, W, 3]`: the image with its positive and negative
     /// maps, then the deciding channels with their prototypes.
     fn figure<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray3<u8>>> {
-        let fig = py
-            .detach(|| self.session.figure(&self.image, &self.inner))
-            .or_raise()?;
+        let fig = py.detach(|| self.draw()).or_raise()?;
         let (w, h) = fig.dimensions();
         fig.into_raw()
             .into_pyarray(py)
@@ -182,10 +198,7 @@ impl Explanation {
     /// The figure as PNG bytes.
     fn png<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let png = py
-            .detach(|| {
-                let fig = self.session.figure(&self.image, &self.inner)?;
-                infodisent::draw::png_bytes(&fig)
-            })
+            .detach(|| infodisent::draw::png_bytes(&self.draw()?))
             .or_raise()?;
         Ok(PyBytes::new(py, &png))
     }

@@ -3,13 +3,13 @@
 
 use crate::cache::Cache;
 use crate::errors::{invalid, OrRaise};
-use crate::explanation::Explanation;
+use crate::explanation::{Explanation, Picture};
 use image::RgbImage;
 use infodisent::engine::Backbone;
 use infodisent::explain::session::ExplainSession;
 use infodisent::head::HeadKind;
 use infodisent::train::{Target, TrainConfig};
-use numpy::{PyReadonlyArray3, PyUntypedArrayMethods};
+use numpy::{PyReadonlyArray3, PyReadonlyArray4, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -53,6 +53,29 @@ fn decode(py: Python<'_>, item: &Bound<'_, PyAny>, i: usize) -> PyResult<(String
     let img = RgbImage::from_raw(shape[1] as u32, shape[0] as u32, pixels)
         .ok_or_else(|| invalid(format!("image {i}: pixels do not fill {shape:?}")))?;
     Ok((format!("<array {i}>"), img))
+}
+
+impl Head {
+    /// The run folder.
+    pub(crate) fn run_dir(&self) -> &std::path::Path {
+        &self.run
+    }
+
+    /// Runs `f` with the backbone the cache records, loaded on first use.
+    pub(crate) fn with_backbone<T>(
+        &self,
+        f: impl FnOnce(&mut Backbone) -> infodisent::Result<T>,
+    ) -> infodisent::Result<T> {
+        let mut slot = self.backbone.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(infodisent::extract::cache_backbone(
+                &self.session.cache,
+                self.model.as_deref(),
+                self.threads,
+            )?);
+        }
+        f(slot.as_mut().expect("loaded above"))
+    }
 }
 
 #[pymethods]
@@ -130,25 +153,69 @@ impl Head {
             .collect::<PyResult<Vec<_>>>()?;
         let explanations = py
             .detach(|| {
-                let mut slot = self.backbone.lock().unwrap_or_else(|p| p.into_inner());
-                if slot.is_none() {
-                    *slot = Some(infodisent::extract::cache_backbone(
-                        &self.session.cache,
-                        self.model.as_deref(),
-                        self.threads,
-                    )?);
-                }
-                let backbone = slot.as_mut().expect("loaded above");
-                let mut run = |input: &[f32], n: usize| Ok(backbone.run(input, n)?.features);
-                let refs: Vec<&RgbImage> = decoded.iter().map(|d| &d.1).collect();
-                let names: Vec<String> = decoded.iter().map(|d| d.0.clone()).collect();
-                self.session.explain_images(&refs, &names, class_, &mut run)
+                self.with_backbone(|backbone| {
+                    let mut run = |input: &[f32], n: usize| Ok(backbone.run(input, n)?.features);
+                    let refs: Vec<&RgbImage> = decoded.iter().map(|d| &d.1).collect();
+                    let names: Vec<String> = decoded.iter().map(|d| d.0.clone()).collect();
+                    self.session.explain_images(&refs, &names, class_, &mut run)
+                })
             })
             .or_raise()?;
         Ok(explanations
             .into_iter()
             .zip(decoded)
-            .map(|(ex, (_, img))| Explanation::new(ex, Arc::clone(&self.session), img))
+            .map(|(ex, (_, img))| {
+                Explanation::new(ex, Arc::clone(&self.session), Picture::Image(img))
+            })
+            .collect())
+    }
+
+    /// Explains a batch already preprocessed as the cache was: `float32 [N, 3, S, S]`, S the
+    /// network's input side (as grad-cam and Captum users hold their inputs).
+    #[pyo3(signature = (batch, class_=None))]
+    fn explain_inputs(
+        &self,
+        py: Python<'_>,
+        batch: PyReadonlyArray4<'_, f32>,
+        class_: Option<usize>,
+    ) -> PyResult<Vec<Explanation>> {
+        let s = self.session.preprocess.crop;
+        let shape = batch.shape().to_vec();
+        if shape[1..] != [3, s, s] || shape[0] == 0 {
+            return Err(invalid(format!(
+                "a batch of shape {shape:?}; preprocessed inputs are [N, 3, {s}, {s}] with N > 0"
+            )));
+        }
+        let input = batch.as_slice().map_or_else(
+            |_| batch.as_array().iter().copied().collect(),
+            <[f32]>::to_vec,
+        );
+        if let Some(i) = input.iter().position(|v| !v.is_finite()) {
+            return Err(invalid(format!(
+                "image {}: the input holds {}",
+                i / (3 * s * s),
+                input[i]
+            )));
+        }
+        let n = shape[0];
+        let (explanations, views) = py
+            .detach(|| {
+                let names: Vec<String> = (0..n).map(|i| format!("<input {i}>")).collect();
+                let features = self.with_backbone(|b| Ok(b.run(&input, n)?.features))?;
+                let ex = self
+                    .session
+                    .explain_features(&features, n, class_, &names)?;
+                let views = input
+                    .chunks_exact(3 * s * s)
+                    .map(|x| self.session.preprocess.to_view(x))
+                    .collect::<infodisent::Result<Vec<_>>>()?;
+                Ok((ex, views))
+            })
+            .or_raise()?;
+        Ok(explanations
+            .into_iter()
+            .zip(views)
+            .map(|(ex, view)| Explanation::new(ex, Arc::clone(&self.session), Picture::View(view)))
             .collect())
     }
 
@@ -172,7 +239,11 @@ impl Head {
                 Ok((ex, img.as_ref().clone()))
             })
             .or_raise()?;
-        Ok(Explanation::new(ex, Arc::clone(&self.session), img))
+        Ok(Explanation::new(
+            ex,
+            Arc::clone(&self.session),
+            Picture::Image(img),
+        ))
     }
 
     fn __repr__(&self) -> String {
@@ -189,7 +260,7 @@ impl Head {
 /// `train` takes as a flag overrides it (`epochs`, `batch`, `lr`, `seed`, `val_fraction`,
 /// `keep_top`). `kind` is `infodisent` or `linear-probe`, `target` `labels` or `original`.
 #[pyfunction]
-#[pyo3(signature = (cache, out, kind="infodisent", target="labels", epochs=None, batch=None, lr=None, seed=None, val_fraction=None, keep_top=None, resume=false))]
+#[pyo3(signature = (cache, out, kind="infodisent", target="labels", epochs=None, batch=None, lr=None, seed=None, val_fraction=None, keep_top=None, resume=false, progress=true))]
 #[allow(clippy::too_many_arguments)]
 pub fn train(
     py: Python<'_>,
@@ -204,6 +275,7 @@ pub fn train(
     val_fraction: Option<f64>,
     keep_top: Option<usize>,
     resume: bool,
+    progress: bool,
 ) -> PyResult<Head> {
     let kind = match kind {
         "infodisent" => HeadKind::InfoDisent,
@@ -229,8 +301,9 @@ pub fn train(
         cfg.keep_top = (k > 0).then_some(k);
     }
     let inner = &cache.inner;
-    py.detach(|| infodisent::train::train(inner, &cfg, &out, resume))
-        .or_raise()?;
+    crate::progress::run(py, progress, || {
+        infodisent::train::train(inner, &cfg, &out, resume)
+    })?;
     Head::load(
         py,
         out,

@@ -2,17 +2,25 @@
 //! same library functions the CLI uses; the pure-Python package around it (`python/infodisent`)
 //! only converts inputs (PIL images, torch tensors) and adds Python conveniences.
 
+mod analysis;
 mod backbone;
 mod cache;
 mod errors;
 mod explanation;
 mod head;
+mod progress;
 
 use pyo3::prelude::*;
 
 /// Threads for the backbone and the math kernels: as given, else one per core.
 fn threads(given: Option<usize>) -> usize {
     given.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Loads ONNX Runtime from `path` (the package finds the one its interpreter installed).
+#[pyfunction]
+fn _use_onnxruntime(path: std::path::PathBuf) {
+    infodisent::engine::use_library(path);
 }
 
 /// The compiled module.
@@ -25,6 +33,11 @@ fn _infodisent(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<head::Head>()?;
     m.add_class::<explanation::Explanation>()?;
     m.add_function(wrap_pyfunction!(head::train, m)?)?;
+    m.add_function(wrap_pyfunction!(_use_onnxruntime, m)?)?;
+    m.add_function(wrap_pyfunction!(analysis::metrics, m)?)?;
+    m.add_function(wrap_pyfunction!(analysis::evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(analysis::prototypes, m)?)?;
+    m.add_function(wrap_pyfunction!(analysis::report, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

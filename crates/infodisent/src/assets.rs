@@ -6,8 +6,12 @@ use std::path::{Path, PathBuf};
 /// The environment variable that overrides the asset folder.
 pub const ASSETS_ENV: &str = "INFODISENT_ASSETS";
 
+/// How to get the assets, said wherever one is missing.
+const HOW_TO_FETCH: &str = "run `scripts/fetch-assets.sh` in the repository, or `python -c 'import infodisent; infodisent.fetch_assets()'`";
+
 /// The asset folder: `$INFODISENT_ASSETS`, else the first `.assets` found walking up from the
-/// current directory, then from the executable (so an installed binary inside the repo works).
+/// current directory, then from the executable (so an installed binary inside the repo works),
+/// else the user's cache folder, where `infodisent.fetch_assets()` puts them.
 pub fn assets_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os(ASSETS_ENV) {
         return Ok(PathBuf::from(dir));
@@ -21,9 +25,20 @@ pub fn assets_dir() -> Result<PathBuf> {
             }
         }
     }
+    if let Some(dir) = user_assets_dir().filter(|d| d.is_dir()) {
+        return Ok(dir);
+    }
     Err(Error::Config(format!(
-        "no asset folder found: run `scripts/fetch-assets.sh` in the repository, or set {ASSETS_ENV}"
+        "no asset folder found: {HOW_TO_FETCH}, or set {ASSETS_ENV}"
     )))
+}
+
+/// `$XDG_CACHE_HOME/infodisent/assets`, else `~/.cache/infodisent/assets`.
+fn user_assets_dir() -> Option<PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(cache.join("infodisent").join("assets"))
 }
 
 /// A file inside the asset folder, with an error that says how to fetch it when missing.
@@ -34,7 +49,7 @@ pub fn asset(rel: impl AsRef<Path>) -> Result<PathBuf> {
     } else {
         Err(Error::input(
             &path,
-            "asset missing: run `scripts/fetch-assets.sh` to fetch it",
+            format!("asset missing: {HOW_TO_FETCH}"),
         ))
     }
 }

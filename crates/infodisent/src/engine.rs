@@ -36,8 +36,18 @@ fn environment() -> Result<&'static Environment> {
         .map_err(|e| Error::Runtime(e.clone()))
 }
 
-/// Where `libonnxruntime.so` is: `$ORT_DYLIB_PATH`, the asset folder, or an installed Python
-/// `onnxruntime` package.
+/// The library a host program found for us (the Python package: its interpreter's
+/// `onnxruntime`), used unless `$ORT_DYLIB_PATH` names another.
+static HOST_LIBRARY: OnceLock<PathBuf> = OnceLock::new();
+
+/// Says where the host program's `libonnxruntime.so` is; only the first call counts, and only
+/// before the first backbone loads.
+pub fn use_library(path: PathBuf) {
+    let _ = HOST_LIBRARY.set(path);
+}
+
+/// Where `libonnxruntime.so` is: `$ORT_DYLIB_PATH`, the host program's (see [`use_library`]),
+/// the asset folder, or the `onnxruntime` package of the `python3` on `PATH`.
 pub fn find_library() -> std::result::Result<PathBuf, String> {
     if let Some(path) = std::env::var_os(DYLIB_ENV) {
         let path = PathBuf::from(path);
@@ -46,6 +56,9 @@ pub fn find_library() -> std::result::Result<PathBuf, String> {
         } else {
             Err(format!("{DYLIB_ENV}={} does not exist", path.display()))
         };
+    }
+    if let Some(path) = HOST_LIBRARY.get() {
+        return Ok(path.clone());
     }
     if let Ok(dir) = crate::assets::assets_dir() {
         let path = dir.join("onnxruntime/libonnxruntime.so");

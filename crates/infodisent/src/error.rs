@@ -52,6 +52,9 @@ pub enum Error {
     /// A numeric failure (NaN, divergence) during training or evaluation.
     #[error("numerical problem: {0}")]
     Numeric(String),
+    /// The caller asked the work to stop (Ctrl-C in Python); what was written so far is kept.
+    #[error("interrupted")]
+    Interrupted,
     /// An error raised inside candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
@@ -95,6 +98,7 @@ impl Error {
             Error::Model { .. } | Error::Runtime(_) | Error::Shape(_) => 4,
             Error::Cache { .. } => 5,
             Error::Numeric(_) | Error::Candle(_) => 1,
+            Error::Interrupted => 130,
         }
     }
 }

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::head::params::HeadParams;
 use crate::head::TrainedHead;
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 /// Something that turns a batch of cached feature maps into logits over the dataset's classes.
 #[derive(Debug, Clone)]
@@ -226,8 +227,51 @@ pub fn evaluate_original(
     )))
 }
 
+/// One row of a comparison: a head's name and its report, or why it does not apply.
+pub type EvalRow = (String, std::result::Result<EvalReport, String>);
+
+/// Evaluates the runs (or head files) `heads` on `split`, then the original classifier: the
+/// rows of `infodisent eval`. A head fitted to the original classifier is scored by agreement
+/// with it.
+pub fn evaluate_runs(cache: &FeatureCache, split: &str, heads: &[PathBuf]) -> Result<Vec<EvalRow>> {
+    let mut rows = Vec::with_capacity(heads.len() + 1);
+    for path in heads {
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let (mut name, head) = match crate::runs::load_trained(path)? {
+            TrainedHead::InfoDisent(h) => {
+                (format!("{name} (InfoDisent)"), Evaluated::InfoDisent(h))
+            }
+            TrainedHead::Linear(l) => (format!("{name} (linear probe)"), Evaluated::Linear(l)),
+        };
+        let labelled = crate::train::cache_for_head(cache.clone(), path)?;
+        if labelled.labels_are_original() {
+            name.push_str(", agreement with the original");
+        }
+        let report = evaluate(&labelled, split, &name, &head)?;
+        rows.push((name, Ok(report)));
+    }
+    rows.push((
+        "original classifier".into(),
+        evaluate_original(cache, split)?,
+    ));
+    Ok(rows)
+}
+
+/// The rows as `eval --json` prints them: each report, or its name and why it does not apply.
+pub fn rows_json(rows: &[EvalRow]) -> serde_json::Value {
+    rows.iter()
+        .map(|(name, r)| match r {
+            Ok(r) => serde_json::to_value(r).unwrap_or_default(),
+            Err(why) => serde_json::json!({ "name": name, "not_applicable": why }),
+        })
+        .collect()
+}
+
 /// A plain-text table comparing heads; rows that are not applicable show the reason.
-pub fn comparison_table(rows: &[(String, std::result::Result<EvalReport, String>)]) -> String {
+pub fn comparison_table(rows: &[EvalRow]) -> String {
     let width = rows
         .iter()
         .map(|(name, _)| name.chars().count())

@@ -645,7 +645,8 @@ pub fn extract(
                     labels.clear();
                     logits.clear();
                 }
-                Ok(())
+                // After the shard write, so a stop keeps every finished shard.
+                bar.check()
             },
         )?;
         let info = &writer.manifest().splits[&name];

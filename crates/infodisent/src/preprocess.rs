@@ -360,12 +360,48 @@ impl Preprocess {
         self.apply_into(img, &mut out)?;
         Ok(out)
     }
+
+    /// The S × S picture a network input `[3, S, S]` shows: the normalisation undone and
+    /// clamped to bytes (for inputs a caller preprocessed, which come without their image).
+    pub fn to_view(&self, input: &[f32]) -> Result<RgbImage> {
+        let s = self.crop;
+        if input.len() != self.input_len() {
+            return Err(Error::Shape(format!(
+                "an input of {} values; [3, {s}, {s}] has {}",
+                input.len(),
+                self.input_len()
+            )));
+        }
+        let affine = self.normalize.affine();
+        let plane = s * s;
+        Ok(RgbImage::from_fn(s as u32, s as u32, |x, y| {
+            let i = y as usize * s + x as usize;
+            image::Rgb(std::array::from_fn(|c| {
+                let (scale, offset) = affine[c];
+                ((input[c * plane + i] - offset) / scale)
+                    .round()
+                    .clamp(0.0, 255.0) as u8
+            }))
+        }))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use image::Rgb;
+
+    #[test]
+    fn to_view_undoes_the_normalisation() {
+        let img = RgbImage::from_fn(4, 4, |x, y| Rgb([(x * 60) as u8, (y * 60) as u8, 200]));
+        for p in [
+            Preprocess::efficientnet_lite(4),
+            Preprocess::new(4, 4, Normalize::Imagenet),
+        ] {
+            assert_eq!(p.to_view(&p.apply(&img).unwrap()).unwrap(), img);
+        }
+        assert!(Preprocess::torchvision(4).to_view(&[0.0; 5]).is_err());
+    }
 
     #[test]
     fn known_pixel_maps_to_known_value() {

@@ -36,19 +36,39 @@ pub struct PreprocessArgs {
     /// Pixel normalisation (default: the model's preset).
     #[arg(long, value_enum)]
     pub normalize: Option<Normalize>,
+    /// Per-channel mean of x/255 to normalise with, as timm's pretrained config gives it
+    /// (e.g. 0.5,0.5,0.5 for many ViTs); needs --std.
+    #[arg(long, value_name = "R,G,B", value_parser = rgb, requires = "std", conflicts_with = "normalize")]
+    pub mean: Option<[f32; 3]>,
+    /// Per-channel standard deviation of x/255 to normalise with; needs --mean.
+    #[arg(long, value_name = "R,G,B", value_parser = rgb, requires = "mean")]
+    pub std: Option<[f32; 3]>,
+}
+
+/// Three comma-separated numbers, one per colour channel.
+fn rgb(s: &str) -> Result<[f32; 3], String> {
+    let values = s
+        .split(',')
+        .map(|v| v.trim().parse::<f32>().map_err(|e| format!("`{v}`: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    <[f32; 3]>::try_from(values).map_err(|v| format!("{} values; give three: R,G,B", v.len()))
 }
 
 impl PreprocessArgs {
     /// The chosen preset (or the model's default) at the model's input side, with these
     /// overrides applied.
     pub fn resolve(&self, model_default: &Preprocess) -> infodisent::Result<Preprocess> {
+        let normalize = match (self.mean, self.std) {
+            (Some(mean), Some(std)) => Some(Normalize::MeanStd { mean, std }),
+            _ => self.normalize,
+        };
         PreprocessChoice {
             preset: self.preset,
             crop_pct: self.crop_pct,
             interpolation: self.interpolation,
             resize: self.resize,
             crop: self.crop,
-            normalize: self.normalize,
+            normalize,
         }
         .resolve(model_default)
     }

@@ -1,10 +1,9 @@
 //! `infodisent metrics`: channels for 95%, RV coefficients, pointing game, deletion/insertion.
 
 use super::Global;
-use infodisent::cache::FeatureCache;
 use infodisent::explain::baseline_classifier;
-use infodisent::metrics::{cache_metrics, faithfulness_metrics, MetricsOptions};
-use std::path::{Path, PathBuf};
+use infodisent::metrics::{measure, MetricsOptions};
+use std::path::PathBuf;
 
 /// Options of `infodisent metrics`.
 #[derive(clap::Args, Debug)]
@@ -40,16 +39,6 @@ pub struct Args {
     out: Option<PathBuf>,
 }
 
-/// `annotations.json` three levels above an item (`<root>/<split>/<class>/<file>`).
-fn find_annotations(cache: &FeatureCache, split: &str) -> Option<PathBuf> {
-    let items = cache.items(split).ok()?;
-    let root = Path::new(&items.first()?.path)
-        .parent()?
-        .parent()?
-        .parent()?;
-    Some(root.join("annotations.json")).filter(|p| p.exists())
-}
-
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     let cache = args.trained.open_cache()?;
@@ -64,32 +53,23 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         steps: args.steps,
         ..MetricsOptions::default()
     };
-    let ann_path = args
-        .annotations
-        .clone()
-        .or_else(|| find_annotations(&cache, &split));
-    let annotations = ann_path
-        .as_ref()
-        .map(infodisent::fsutil::read_json::<infodisent::synth::Annotations>)
-        .transpose()?;
-    let mut report = cache_metrics(
+    let mut backbone = match args.deletion {
+        0 => None,
+        _ => Some(args.model.backbone(&cache, global)?),
+    };
+    let mut features = backbone
+        .as_mut()
+        .map(|b| move |input: &[f32], n: usize| Ok(b.run(input, n)?.features));
+    let report = measure(
         &cache,
         &head,
         baseline.as_ref().map(|(n, b)| (n.as_str(), b)),
-        annotations.as_ref(),
+        args.annotations.as_deref(),
+        features
+            .as_mut()
+            .map(|f| f as &mut infodisent::engine::FeatureFn<'_>),
         &opts,
     )?;
-    if args.deletion > 0 {
-        let mut backbone = args.model.backbone(&cache, global)?;
-        let mut features = |input: &[f32], n: usize| Ok(backbone.run(input, n)?.features);
-        report.faithfulness = faithfulness_metrics(
-            &cache,
-            &head,
-            baseline.as_ref().map(|(_, b)| b),
-            &mut features,
-            &opts,
-        )?;
-    }
     if let Some(out) = &args.out {
         infodisent::fsutil::write_json_atomic(out, &report)?;
     }

@@ -1,10 +1,8 @@
 //! `infodisent prototypes`: each channel's top-k training images, as JSON and pictures.
 
 use super::Global;
-use infodisent::dataset::ImageStore;
-use infodisent::explain::render::write_prototype_images;
-use infodisent::explain::{find_prototypes, session::training_split, top_weighted_channels};
-use infodisent::runs::PROTOTYPES_FILE;
+use infodisent::explain::render::write_prototypes;
+use infodisent::explain::session::training_split;
 use std::path::PathBuf;
 
 /// Options of `infodisent prototypes`.
@@ -34,53 +32,28 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         Some(s) => s,
         None => training_split(&cache)?,
     };
-    let started = std::time::Instant::now();
-    let protos = find_prototypes(&cache, &head, &split, args.k)?;
-    let search_s = started.elapsed().as_secs_f64();
     let out = args
         .out
         .unwrap_or_else(|| infodisent::runs::folder_of(&args.trained.head));
-    protos.save(out.join(PROTOTYPES_FILE))?;
-    let channels = top_weighted_channels(&head, args.render);
-    let mut written = Vec::new();
-    if args.render > 0 {
-        let pre = cache.manifest().preprocess.clone();
-        written = write_prototype_images(
-            &protos,
-            &channels,
-            &out.join("prototypes"),
-            &ImageStore::default(),
-            &pre,
-            128,
-        )?;
-    }
+    let done = write_prototypes(&cache, &head, &split, args.k, &out, args.render)?;
     if global.json {
-        return super::print_json(&serde_json::json!({
-            "prototypes": out.join(PROTOTYPES_FILE),
-            "split": split,
-            "channels": protos.channels.len(),
-            "k": args.k,
-            "search_seconds": search_s,
-            "rendered_channels": channels,
-            "images_written": written.len(),
-        }));
+        return super::print_json(&done);
     }
     println!(
-        "prototypes of {} channels (top {} of split `{split}`) in {search_s:.1} s",
-        protos.channels.len(),
-        args.k
+        "prototypes of {} channels (top {} of split `{split}`) in {:.1} s",
+        done.channels, done.k, done.search_seconds
     );
-    println!("  {}", out.join(PROTOTYPES_FILE).display());
-    if !written.is_empty() {
+    println!("  {}", done.prototypes.display());
+    if done.images_written > 0 {
         println!(
             "  {} pictures of {} channels in {}",
-            written.len(),
-            channels.len(),
+            done.images_written,
+            done.rendered_channels.len(),
             out.join("prototypes").display()
         );
     }
-    for &ch in channels.iter().take(10) {
-        let p = &protos.channels[ch];
+    for &ch in done.rendered_channels.iter().take(10) {
+        let p = &done.found.channels[ch];
         let best = p.positive.first().map_or("none".to_owned(), |b| {
             format!("{:.3} ({})", b.score, b.path)
         });

@@ -104,6 +104,7 @@ pub fn explain_split(
             st.2 += f64::from(decision.logits[c]);
         }
         bar.inc(shard.len as u64);
+        bar.check()?;
     }
     bar.finish_and_clear();
     let summaries = wanted

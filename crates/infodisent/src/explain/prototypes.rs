@@ -195,6 +195,7 @@ pub fn find_prototypes(
                 }
             });
         bar.inc(shard.len as u64);
+        bar.check()?;
     }
     bar.finish_and_clear();
     let input_size = cache.manifest().input_size;

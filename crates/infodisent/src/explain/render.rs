@@ -308,3 +308,65 @@ mod tests {
         assert_eq!(crop.dimensions(), (96, 96));
     }
 }
+
+/// What [`write_prototypes`] wrote (the fields of `prototypes --json`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PrototypesWritten {
+    /// The prototypes file.
+    pub prototypes: std::path::PathBuf,
+    /// The split searched.
+    pub split: String,
+    /// Channels of the head.
+    pub channels: usize,
+    /// Prototypes kept per channel and side.
+    pub k: usize,
+    /// Seconds the search took.
+    pub search_seconds: f64,
+    /// Channels drawn as pictures.
+    pub rendered_channels: Vec<usize>,
+    /// Pictures written.
+    pub images_written: usize,
+    /// The prototypes themselves.
+    #[serde(skip)]
+    pub found: Prototypes,
+}
+
+/// Finds every channel's top `k` images of `split`, saves them as `prototypes.json` in `out`,
+/// and draws the `render` heaviest channels of each class into `out/prototypes/`.
+pub fn write_prototypes(
+    cache: &crate::cache::FeatureCache,
+    head: &crate::head::params::HeadParams,
+    split: &str,
+    k: usize,
+    out: &Path,
+    render: usize,
+) -> Result<PrototypesWritten> {
+    let started = std::time::Instant::now();
+    let protos = super::find_prototypes(cache, head, split, k)?;
+    let search_seconds = started.elapsed().as_secs_f64();
+    let file = out.join(crate::runs::PROTOTYPES_FILE);
+    protos.save(&file)?;
+    let channels = super::top_weighted_channels(head, render);
+    let written = if render > 0 {
+        write_prototype_images(
+            &protos,
+            &channels,
+            &out.join("prototypes"),
+            &ImageStore::default(),
+            &cache.manifest().preprocess,
+            128,
+        )?
+    } else {
+        Vec::new()
+    };
+    Ok(PrototypesWritten {
+        prototypes: file,
+        split: split.to_owned(),
+        channels: protos.channels.len(),
+        k,
+        search_seconds,
+        rendered_channels: channels,
+        images_written: written.len(),
+        found: protos,
+    })
+}

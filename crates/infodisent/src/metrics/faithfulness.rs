@@ -154,6 +154,7 @@ pub fn deletion_insertion(
             sums[e].0 += trapezoid_auc(&probs[..steps + 1]);
             sums[e].1 += trapezoid_auc(&probs[steps + 1..]);
             bar.inc(1);
+            bar.check()?;
         }
     }
     bar.finish_and_clear();

@@ -264,6 +264,7 @@ pub fn cache_metrics(
             }
         }
         bar.inc(shard.len as u64);
+        bar.check()?;
     }
     bar.finish_and_clear();
     let n = counts.strict.len();
@@ -300,6 +301,43 @@ pub fn cache_metrics(
         counter_pointing,
         faithfulness: vec![],
     })
+}
+
+/// Annotations beside the images of `split` (`annotations.json` in the dataset root that holds
+/// their class folders), as generated datasets carry them.
+pub fn find_annotations(cache: &FeatureCache, split: &str) -> Option<std::path::PathBuf> {
+    let items = cache.items(split).ok()?;
+    let root = std::path::Path::new(&items.first()?.path)
+        .parent()?
+        .parent()?
+        .parent()?;
+    Some(root.join("annotations.json")).filter(|p| p.exists())
+}
+
+/// Every metric of `metrics` on a head and its cache: the cache-only ones, then
+/// deletion/insertion through `features` when `opts.deletion_images > 0` and a backbone is
+/// given. `annotations` defaults to the split's own ([`find_annotations`]).
+pub fn measure(
+    cache: &FeatureCache,
+    head: &HeadParams,
+    baseline: Option<(&str, &LinearClassifier)>,
+    annotations: Option<&std::path::Path>,
+    features: Option<&mut FeatureFn<'_>>,
+    opts: &MetricsOptions,
+) -> Result<MetricsReport> {
+    let path = annotations
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| find_annotations(cache, &opts.split));
+    let annotations = path
+        .as_ref()
+        .map(crate::fsutil::read_json::<Annotations>)
+        .transpose()?;
+    let mut report = cache_metrics(cache, head, baseline, annotations.as_ref(), opts)?;
+    if let (true, Some(features)) = (opts.deletion_images > 0, features) {
+        report.faithfulness =
+            faithfulness_metrics(cache, head, baseline.map(|(_, b)| b), features, opts)?;
+    }
+    Ok(report)
 }
 
 /// Deletion/insertion AUC of InfoDisent (dense and sparse), CAM (with a baseline over the same

@@ -478,6 +478,7 @@ pub fn train(
             }
             n += 1;
             bar.inc(1);
+            bar.check()?;
             bar.set_message(format!("epoch {epoch} loss {:.3}", sums[0] / n as f32));
             Ok(())
         })?;

@@ -676,6 +676,7 @@ impl<'a> Run<'a> {
                 seen += batch.n;
                 progress.steps += 1;
                 bar.inc(1);
+                bar.check()?;
                 bar.set_message(format!(
                     "loss {:.4} acc {:.3}",
                     loss_sum / seen as f64,

@@ -1,0 +1,160 @@
+//! The analysis commands from Python: `metrics`, `eval`, `prototypes` and `report`, each the
+//! library call its CLI command makes, answering what `--json` prints as a dict or list.
+
+use crate::errors::OrRaise;
+use crate::explanation::to_python;
+use crate::head::Head;
+use infodisent::metrics::MetricsOptions;
+use pyo3::prelude::*;
+use std::path::PathBuf;
+
+/// A library report as the Python object `json.loads` gives for it.
+fn answer<'py, T: serde::Serialize>(py: Python<'py>, value: &T) -> PyResult<Bound<'py, PyAny>> {
+    let json = serde_json::to_value(value)
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
+    to_python(py, &json)
+}
+
+/// The paper's measurements of `head` on `split` (default: the test split), as
+/// `infodisent metrics --json`: channels for 95 %, RV coefficients, pointing game and, on
+/// `deletion` images (0: none), deletion/insertion through the cache's backbone.
+#[pyfunction]
+#[pyo3(signature = (head, probe=None, split=None, deletion=16, steps=16, rv_images=1024, rv_pairs=2000, annotations=None, out=None, progress=true))]
+#[allow(clippy::too_many_arguments)]
+pub fn metrics<'py>(
+    py: Python<'py>,
+    head: &Head,
+    probe: Option<PathBuf>,
+    split: Option<String>,
+    deletion: usize,
+    steps: usize,
+    rv_images: usize,
+    rv_pairs: usize,
+    annotations: Option<PathBuf>,
+    out: Option<PathBuf>,
+    progress: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let report = crate::progress::run(py, progress, || {
+        let cache = &head.session.cache;
+        let params = infodisent::runs::load_head(head.run_dir())?;
+        let baseline = infodisent::explain::baseline_classifier(cache, probe.as_deref())?;
+        let opts = MetricsOptions {
+            split: split.map_or_else(|| cache.evaluation_split(), Ok)?,
+            rv_images,
+            rv_pairs,
+            deletion_images: deletion,
+            steps,
+            ..MetricsOptions::default()
+        };
+        let report = head.with_backbone(|backbone| {
+            let mut features = |input: &[f32], n: usize| Ok(backbone.run(input, n)?.features);
+            let features = (deletion > 0).then_some(&mut features as &mut _);
+            infodisent::metrics::measure(
+                cache,
+                &params,
+                baseline.as_ref().map(|(n, b)| (n.as_str(), b)),
+                annotations.as_deref(),
+                features,
+                &opts,
+            )
+        })?;
+        if let Some(out) = &out {
+            infodisent::fsutil::write_json_atomic(out, &report)?;
+        }
+        Ok(report)
+    })?;
+    answer(py, &report)
+}
+
+/// Accuracy, per-class accuracy and confusion matrix of each run in `heads` and of the
+/// original classifier on `split`, as `infodisent eval --json`. The cache is the first run's
+/// unless given.
+#[pyfunction(name = "eval")]
+#[pyo3(signature = (heads, cache=None, split=None))]
+pub fn evaluate<'py>(
+    py: Python<'py>,
+    heads: Vec<PathBuf>,
+    cache: Option<PathBuf>,
+    split: Option<String>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let rows = py
+        .detach(|| {
+            let first = heads.first().ok_or_else(|| {
+                infodisent::Error::Config("eval needs at least one run folder".into())
+            })?;
+            let dir = match cache {
+                Some(c) => c,
+                None => infodisent::runs::recorded_cache(first)?,
+            };
+            let cache = infodisent::cache::FeatureCache::open(dir)?;
+            let split = split.map_or_else(|| cache.evaluation_split(), Ok)?;
+            infodisent::eval::evaluate_runs(&cache, &split, &heads)
+        })
+        .or_raise()?;
+    to_python(py, &infodisent::eval::rows_json(&rows))
+}
+
+/// Each channel's top `k` images of `split` (default: training), saved as `prototypes.json` in
+/// `out` (default: the run folder), with pictures of the `render` heaviest channels per class;
+/// as `infodisent prototypes --json`.
+#[pyfunction]
+#[pyo3(signature = (head, k=5, split=None, out=None, render=5, progress=true))]
+pub fn prototypes<'py>(
+    py: Python<'py>,
+    head: &Head,
+    k: usize,
+    split: Option<String>,
+    out: Option<PathBuf>,
+    render: usize,
+    progress: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let done = crate::progress::run(py, progress, || {
+        let cache = &head.session.cache;
+        let params = infodisent::runs::load_head(head.run_dir())?;
+        let split = match split {
+            Some(s) => s,
+            None => infodisent::explain::session::training_split(cache)?,
+        };
+        let out = out.unwrap_or_else(|| infodisent::runs::folder_of(head.run_dir()));
+        infodisent::explain::render::write_prototypes(cache, &params, &split, k, &out, render)
+    })?;
+    answer(py, &done)
+}
+
+/// The static HTML report of `head` into `out`, as `infodisent report --json`: beside a
+/// linear `probe`, an `mi` run and a `metrics` JSON file when given.
+#[pyfunction]
+#[pyo3(signature = (head, out, probe=None, mi=None, metrics=None, split=None, sample=24, progress=true))]
+#[allow(clippy::too_many_arguments)]
+pub fn report<'py>(
+    py: Python<'py>,
+    head: &Head,
+    out: PathBuf,
+    probe: Option<PathBuf>,
+    mi: Option<PathBuf>,
+    metrics: Option<PathBuf>,
+    split: Option<String>,
+    sample: usize,
+    progress: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let summary = crate::progress::run(py, progress, || {
+        let cache = &head.session.cache;
+        let sources = infodisent::report::ReportSources {
+            cache,
+            head_dir: head.run_dir(),
+            probe_dir: probe.as_deref(),
+            mi_dir: mi.as_deref(),
+            metrics: metrics
+                .as_ref()
+                .map(infodisent::fsutil::read_json)
+                .transpose()?,
+        };
+        let opts = infodisent::report::ReportOptions {
+            split: split.map_or_else(|| cache.evaluation_split(), Ok)?,
+            sample_images: sample,
+            ..infodisent::report::ReportOptions::default()
+        };
+        infodisent::report::build(&sources, &opts, &out)
+    })?;
+    answer(py, &summary)
+}
