@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import _infodisent as _core
+from . import mi
 from ._infodisent import (
     Backbone,
     Cache,
@@ -60,9 +61,11 @@ __all__ = [
     "eval",
     "fetch_assets",
     "metrics",
+    "mi",
     "prototypes",
     "report",
     "train",
+    "train_probe",
     "__version__",
 ]
 
@@ -196,11 +199,24 @@ class Head:
 
 
 def train(cache: Cache | str | os.PathLike[str], out: str | os.PathLike[str], **options: Any) -> Head:
-    """Trains a head with the CLI's default recipe; keywords override it (kind, target,
+    """Trains an InfoDisent head with the CLI's default recipe; keywords override it (target,
     epochs, batch, lr, seed, val_fraction, keep_top, resume, progress)."""
+    if options.get("kind", "infodisent") != "infodisent":
+        raise InvalidInputError("train makes InfoDisent heads; train_probe makes the linear probe")
     if not isinstance(cache, Cache):
         cache = Cache(os.fspath(cache))
-    return Head(_core.train(cache, os.fspath(out), **options))
+    core = _core.train(cache, os.fspath(out), **options)
+    assert core is not None
+    return Head(core)
+
+
+def train_probe(cache: Cache | str | os.PathLike[str], out: str | os.PathLike[str], **options: Any) -> str:
+    """Trains the linear-probe baseline (``train --kind linear-probe``) with the same schedule
+    and hold-out as ``train``; returns its run folder, the ``probe=`` of metrics and report."""
+    if not isinstance(cache, Cache):
+        cache = Cache(os.fspath(cache))
+    _core.train(cache, os.fspath(out), kind="linear-probe", **options)
+    return os.fspath(out)
 
 
 PathLike = str | os.PathLike[str]

@@ -152,7 +152,7 @@ def train(
     keep_top: int | None = None,
     resume: bool = False,
     progress: bool = True,
-) -> Head: ...
+) -> Head | None: ...
 def metrics(
     head: Head,
     probe: str | PathLike[str] | None = None,
@@ -188,4 +188,27 @@ def report(
     sample: int = 24,
     progress: bool = True,
 ) -> dict[str, Any]: ...
+def mi_train(
+    cache: Cache,
+    out: str | PathLike[str],
+    classifier: str = "original",
+    epochs: int | None = None,
+    batch: int | None = None,
+    lr: float | None = None,
+    mask_lr: float | None = None,
+    seed: int = 0,
+    sparsity: float | None = None,
+    max_items: int | None = None,
+    eval_items: int | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]: ...
+def mi_explain(
+    run: str | PathLike[str],
+    items: Sequence[int] = ...,
+    files: Sequence[str | PathLike[str]] = ...,
+    cache: str | PathLike[str] | None = None,
+    split: str | None = None,
+    out: str | PathLike[str] | None = None,
+) -> list[dict[str, Any]]: ...
 def _use_onnxruntime(path: str | PathLike[str]) -> None: ...

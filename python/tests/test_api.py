@@ -139,3 +139,22 @@ def test_metrics_eval_prototypes_and_report_answer_what_the_cli_prints(fixture, 
     index = tmp_path / "report" / "index.html"
     assert summary["index"] == str(index) and index.is_file() and summary["pages"] > 1
     assert "InfoDisent" in index.read_text()
+
+
+def test_mi_train_and_explain_answer_what_the_cli_prints(fixture, tmp_path):
+    probe = infodisent.train_probe(fixture["cache"], tmp_path / "probe", epochs=3, progress=False)
+    summary = infodisent.mi.train(fixture["cache"], tmp_path / "mi", classifier=probe, epochs=2, progress=False)
+    assert summary["epochs"] == 2 and summary["metrics"][-1]["epoch"] == 2
+    png = fixture["pngs"][0]
+    got = infodisent.mi.explain(tmp_path / "mi", items=[0], files=[png], out=tmp_path / "py-maps")
+    want = json.loads(cli("mi", "explain", "--json", "--mi", str(tmp_path / "mi"), "--item", "0",
+                          "--out", str(tmp_path / "cli-maps"), str(png)))
+    assert len(got) == len(want) == 2
+    for g, w in zip(got, want):
+        assert g["source"] == w["source"]
+        for peak in ("total_peak", "decision_peak", "redundant_peak"):
+            assert g[peak] == w[peak]
+        assert g["masked_prediction_name"] == w["masked_prediction_name"]
+    assert (tmp_path / "py-maps").is_dir()
+    with pytest.raises(infodisent.InvalidInputError, match="nothing to explain"):
+        infodisent.mi.explain(tmp_path / "mi")

@@ -1,7 +1,7 @@
 """What calling infodisent from Python costs against the CLI, in one run on the same images:
 extraction (Lite0 over a folder of generated PNGs, model load included on both sides) and
 explanation (N image files explained, each figure drawn and written as PNG with its JSON, as
-`infodisent explain --out` does). Each side runs REPEATS times, alternating; the best is kept.
+`infodisent explain --out` does, the run and backbone loaded on both sides). Each side runs REPEATS times, alternating; the best is kept.
 Prints one JSON object and a table.
 
 Usage: python python_vs_cli.py [--images N] [--repeats R] [--bin PATH]
@@ -28,10 +28,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def cpu_name() -> str:
+    """The CPU's model name and the vector units that decide kernel speed."""
+    name, flags = platform.processor(), set()
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
+            name = line.split(":", 1)[1].strip()
+        elif line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+    units = [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_tile") if f in flags]
+    return f"{name} ({', '.join(units)})"
 
 
 def write_images(root: Path, n: int) -> list[Path]:
@@ -84,10 +89,10 @@ def main() -> None:
         head = infodisent.train(cache, work / "head", epochs=2, progress=False)
         files = [str(p) for p in paths[: args.explain]]
         cli("prototypes", "--head", str(work / "head"), "--render", "0")
-        head = infodisent.Head.load(work / "head")
-        head.explain(files[:1])  # loads the backbone once, as the CLI's start-up does
 
         def py_explain(out: Path) -> None:
+            # From nothing, as the CLI starts: open the run, load the backbone, explain, write.
+            head = infodisent.Head.load(work / "head")
             out.mkdir()
             for e, f in zip(head.explain(files), files):
                 stem = Path(f).stem

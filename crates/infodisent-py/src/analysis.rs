@@ -1,10 +1,12 @@
-//! The analysis commands from Python: `metrics`, `eval`, `prototypes` and `report`, each the
-//! library call its CLI command makes, answering what `--json` prints as a dict or list.
+//! The analysis commands from Python: `metrics`, `eval`, `prototypes`, `report` and the MI
+//! decomposition's `mi train` and `mi explain`, each the library call its CLI command makes,
+//! answering what `--json` prints as a dict or list.
 
 use crate::errors::OrRaise;
 use crate::explanation::to_python;
 use crate::head::Head;
 use infodisent::metrics::MetricsOptions;
+use infodisent::mi::{self, ClassifierChoice, MiConfig};
 use pyo3::prelude::*;
 use std::path::PathBuf;
 
@@ -157,4 +159,96 @@ pub fn report<'py>(
         infodisent::report::build(&sources, &opts, &out)
     })?;
     answer(py, &summary)
+}
+
+/// Trains the mutual-information mask and critic on `cache` into `out` against `classifier`
+/// (`original`, or a linear probe's folder), as `infodisent mi train --json`.
+#[pyfunction]
+#[pyo3(signature = (cache, out, classifier="original", epochs=None, batch=None, lr=None, mask_lr=None, seed=0, sparsity=None, max_items=None, eval_items=None, resume=false, progress=true))]
+#[allow(clippy::too_many_arguments)]
+pub fn mi_train<'py>(
+    py: Python<'py>,
+    cache: &crate::cache::Cache,
+    out: PathBuf,
+    classifier: &str,
+    epochs: Option<usize>,
+    batch: Option<usize>,
+    lr: Option<f64>,
+    mask_lr: Option<f64>,
+    seed: u64,
+    sparsity: Option<f64>,
+    max_items: Option<usize>,
+    eval_items: Option<usize>,
+    resume: bool,
+    progress: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let d = MiConfig::default();
+    let cfg = MiConfig {
+        epochs: epochs.unwrap_or(d.epochs),
+        batch: batch.unwrap_or(d.batch),
+        lr: lr.unwrap_or(d.lr),
+        mask_lr: mask_lr.unwrap_or(d.mask_lr),
+        seed,
+        sparsity: sparsity.unwrap_or(d.sparsity),
+        max_train_items: max_items,
+        eval_items: eval_items.unwrap_or(d.eval_items),
+        ..d
+    };
+    let choice = ClassifierChoice::from_arg(classifier);
+    let summary = crate::progress::run(py, progress, || {
+        let (model, source) = mi::resolve_classifier(&cache.inner, &choice)?;
+        mi::train(&cache.inner, &model, &source, &cfg, &out, resume)
+    })?;
+    answer(py, &summary)
+}
+
+/// Total, decision-related and redundant information maps of cached `items` of `split` and of
+/// image `files` from the mi run `run`, drawn into `out` (default: `<run>/explanations`), as
+/// `infodisent mi explain --json`.
+#[pyfunction]
+#[pyo3(signature = (run, items=Vec::new(), files=Vec::new(), cache=None, split=None, out=None))]
+pub fn mi_explain<'py>(
+    py: Python<'py>,
+    run: PathBuf,
+    items: Vec<usize>,
+    files: Vec<PathBuf>,
+    cache: Option<PathBuf>,
+    split: Option<String>,
+    out: Option<PathBuf>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let explanations = py
+        .detach(|| {
+            let model = mi::MiModel::load(&run)?;
+            let dir = match cache {
+                Some(c) => c,
+                None => infodisent::runs::recorded_cache(&run)?,
+            };
+            let cache = infodisent::cache::FeatureCache::open(dir)?;
+            let split = split.map_or_else(|| cache.evaluation_split(), Ok)?;
+            let out = out.unwrap_or_else(|| infodisent::runs::folder_of(&run).join("explanations"));
+            let mut backbone = match files.is_empty() {
+                true => None,
+                false => Some(infodisent::extract::cache_backbone(
+                    &cache,
+                    None,
+                    crate::threads(None),
+                )?),
+            };
+            let mut features = backbone
+                .as_mut()
+                .map(|b| move |input: &[f32], n: usize| Ok(b.run(input, n)?.features));
+            mi::explain_all(
+                &model,
+                &cache,
+                &split,
+                &items,
+                &files,
+                features
+                    .as_mut()
+                    .map(|f| f as &mut infodisent::engine::FeatureFn<'_>),
+                &out,
+            )
+        })
+        .or_raise()?;
+    answer(py, &explanations)
 }

@@ -256,7 +256,8 @@ impl Head {
     }
 }
 
-/// Trains a head on `cache` into `out` with the CLI's default recipe; any keyword the CLI's
+/// Trains a head on `cache` into `out` with the CLI's default recipe (None for a linear
+/// probe, which has no explanations to give); any keyword the CLI's
 /// `train` takes as a flag overrides it (`epochs`, `batch`, `lr`, `seed`, `val_fraction`,
 /// `keep_top`). `kind` is `infodisent` or `linear-probe`, `target` `labels` or `original`.
 #[pyfunction]
@@ -276,7 +277,7 @@ pub fn train(
     keep_top: Option<usize>,
     resume: bool,
     progress: bool,
-) -> PyResult<Head> {
+) -> PyResult<Option<Head>> {
     let kind = match kind {
         "infodisent" => HeadKind::InfoDisent,
         "linear-probe" | "probe" => HeadKind::LinearProbe,
@@ -304,6 +305,9 @@ pub fn train(
     crate::progress::run(py, progress, || {
         infodisent::train::train(inner, &cfg, &out, resume)
     })?;
+    if kind == HeadKind::LinearProbe {
+        return Ok(None);
+    }
     Head::load(
         py,
         out,
@@ -313,4 +317,5 @@ pub fn train(
         None,
         5,
     )
+    .map(Some)
 }

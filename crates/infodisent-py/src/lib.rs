@@ -38,6 +38,8 @@ fn _infodisent(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(analysis::evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(analysis::prototypes, m)?)?;
     m.add_function(wrap_pyfunction!(analysis::report, m)?)?;
+    m.add_function(wrap_pyfunction!(analysis::mi_train, m)?)?;
+    m.add_function(wrap_pyfunction!(analysis::mi_explain, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -3,7 +3,6 @@
 
 use super::Global;
 use infodisent::cache::FeatureCache;
-use infodisent::dataset::ImageStore;
 use infodisent::mi::{self, Bound, ClassifierChoice, MapNegatives, MiConfig, MiModel, Pairing};
 use std::path::PathBuf;
 
@@ -153,11 +152,7 @@ fn train(a: TrainArgs, global: &Global) -> anyhow::Result<()> {
         ..MiConfig::default()
     };
     let cache = FeatureCache::open(&a.cache)?;
-    let choice = if a.classifier == "original" {
-        ClassifierChoice::Original
-    } else {
-        ClassifierChoice::Probe(PathBuf::from(&a.classifier))
-    };
+    let choice = ClassifierChoice::from_arg(&a.classifier);
     let (classifier, source) = mi::resolve_classifier(&cache, &choice)?;
     let summary = mi::train(&cache, &classifier, &source, &cfg, &a.out, a.resume)?;
     if global.json {
@@ -184,40 +179,28 @@ fn train(a: TrainArgs, global: &Global) -> anyhow::Result<()> {
 }
 
 fn explain(a: ExplainArgs, global: &Global) -> anyhow::Result<()> {
-    if a.images.is_empty() && a.items.is_empty() {
-        return Err(infodisent::Error::Config(
-            "nothing to explain: give image files or --item N".into(),
-        )
-        .into());
-    }
     let model = MiModel::load(&a.mi)?;
     let cache_dir = super::cache_of(a.cache.as_deref(), &a.mi)?;
     let cache = a.data_root.apply(FeatureCache::open(&cache_dir)?)?;
-    if cache.manifest().fingerprint != model.meta.cache_fingerprint {
-        tracing::warn!(
-            "{} is not the cache the mi run was trained on",
-            cache_dir.display()
-        );
-    }
-    let mut explanations = Vec::new();
-    let store = ImageStore::default();
     let split = super::chosen_split(&cache, a.split.as_deref())?;
-    for &i in &a.items {
-        explanations.push(mi::explain_cached_item(
-            &model, &cache, &split, i, &a.out, &store,
-        )?);
-    }
-    if !a.images.is_empty() {
-        let mut backbone = a.model.backbone(&cache, global)?;
-        let mut features = |input: &[f32], n: usize| Ok(backbone.run(input, n)?.features);
-        explanations.extend(mi::explain_files(
-            &model,
-            &cache,
-            &a.images,
-            &mut features,
-            &a.out,
-        )?);
-    }
+    let mut backbone = match a.images.is_empty() {
+        true => None,
+        false => Some(a.model.backbone(&cache, global)?),
+    };
+    let mut features = backbone
+        .as_mut()
+        .map(|b| move |input: &[f32], n: usize| Ok(b.run(input, n)?.features));
+    let explanations = mi::explain_all(
+        &model,
+        &cache,
+        &split,
+        &a.items,
+        &a.images,
+        features
+            .as_mut()
+            .map(|f| f as &mut infodisent::engine::FeatureFn<'_>),
+        &a.out,
+    )?;
     if global.json {
         return super::print_json(&explanations);
     }

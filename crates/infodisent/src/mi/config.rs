@@ -162,6 +162,17 @@ pub enum ClassifierChoice {
     Probe(PathBuf),
 }
 
+impl ClassifierChoice {
+    /// `original`, or the path of a linear probe (as `mi train --classifier` takes it).
+    pub fn from_arg(arg: &str) -> Self {
+        if arg == "original" {
+            ClassifierChoice::Original
+        } else {
+            ClassifierChoice::Probe(PathBuf::from(arg))
+        }
+    }
+}
+
 /// What a run was trained with: `config.json` of the output folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MiMeta {

@@ -209,6 +209,41 @@ pub fn explain_files(
     Ok(out)
 }
 
+/// Explains cached `items` of `split` and image `files` (through `features`, needed only for
+/// files) into `out_dir`: what `mi explain` does. A cache other than the run's is warned about.
+pub fn explain_all(
+    model: &MiModel,
+    cache: &FeatureCache,
+    split: &str,
+    items: &[usize],
+    files: &[PathBuf],
+    features: Option<&mut FeatureFn<'_>>,
+    out_dir: &Path,
+) -> Result<Vec<MiExplanation>> {
+    if items.is_empty() && files.is_empty() {
+        return Err(Error::Config(
+            "nothing to explain: give image files or items".into(),
+        ));
+    }
+    if cache.manifest().fingerprint != model.meta.cache_fingerprint {
+        tracing::warn!(
+            "{} is not the cache the mi run was trained on",
+            cache.dir().display()
+        );
+    }
+    let store = ImageStore::default();
+    let mut out = items
+        .iter()
+        .map(|&i| explain_cached_item(model, cache, split, i, out_dir, &store))
+        .collect::<Result<Vec<_>>>()?;
+    if !files.is_empty() {
+        let features = features
+            .ok_or_else(|| Error::Config("explaining image files needs the backbone".into()))?;
+        out.extend(explain_files(model, cache, files, features, out_dir)?);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

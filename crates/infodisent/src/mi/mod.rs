@@ -38,7 +38,8 @@ pub mod train;
 pub use bounds::Bound;
 pub use config::{ClassifierChoice, MapNegatives, MiConfig, MiMeta, NetDims, Pairing};
 pub use maps::{
-    explain_cached_item, explain_files, render_overlays, write_explanation, MiExplanation, MiFiles,
+    explain_all, explain_cached_item, explain_files, render_overlays, write_explanation,
+    MiExplanation, MiFiles,
 };
 pub use model::{MiMaps, MiModel};
 pub use train::{resolve_classifier, train, EpochMetrics, MiSummary};
