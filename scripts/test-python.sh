@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Python package the way a user does (`pip install` of the repository) into its
 # own virtual environment, target/pyenv, and runs its tests against the CLI built by
-# `cargo test` (target/debug/infodisent). The wheel is built with the dev profile, so it
-# shares the compiled dependencies of the test build.
+# `cargo test` (target/debug/infodisent). The wheel is built with the test profile: cargo keys
+# compiled dependencies by profile, so only then does it reuse the test build's (with the dev
+# profile a fresh machine compiled every dependency again: 2.5 of the phase's 4 min).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 venv=target/pyenv

@@ -4,6 +4,13 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # Each phase is stamped with the seconds since the start, so a slow CI run shows where it went.
 phase() { echo "== test.sh +${SECONDS}s: $*" >&2; }
+# The test build (9 min of both cores on a fresh machine) needs none of the setup below, much of
+# which waits on the network and the disk (the 5.5 GB export environment): it runs beside it.
+phase test build, in the background
+mkdir -p target
+build_log=target/test-build.log
+cargo test --workspace --no-run >"$build_log" 2>&1 &
+build=$!
 phase assets
 scripts/fetch-assets.sh
 phase zoo exports
@@ -18,15 +25,20 @@ python3 tools/imports.py
 # The user guide builds, and every internal link and anchor in it and in README.md resolves.
 phase user guide
 scripts/build-book.sh
+phase test build, waiting for it
+if ! wait "$build"; then
+  cat "$build_log"
+  echo "the test build failed" >&2
+  exit 1
+fi
 # The library's API documentation builds without a warning (a broken intra-doc link, say), and
 # every public item has a doc.
 phase api docs
 RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc --no-deps -p infodisent --all-features
 phase tests
-# One build, then two lanes: the two longest acceptance tests (one test each, MI maps and the
+# Two lanes over the one build: the two longest acceptance tests (one test each, MI maps and the
 # parts benchmark, about 4 of the 11 min) run beside everything else, so that no core idles
 # while a single long test runs. The side lane's output follows the main lane's.
-cargo test --workspace --no-run --quiet 2>&1
 long=(decision_map_is_highest_on_the_shape_and_redundant_map_on_the_ring
       prototypes_and_explanations_land_on_the_parts_that_make_the_class)
 side_log=target/test-side-lane.log

@@ -23,9 +23,21 @@ fn _use_onnxruntime(path: std::path::PathBuf) {
     infodisent::engine::use_library(path);
 }
 
+/// Prints the library's warnings on stderr, as the CLI does (`RUST_LOG` chooses others), unless
+/// the host program installed a subscriber of its own.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// The compiled module.
 #[pymodule]
 fn _infodisent(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    init_logging();
     errors::register(m)?;
     m.add_class::<backbone::Backbone>()?;
     m.add_class::<cache::Cache>()?;
