@@ -6,6 +6,9 @@ use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray4, PyArrayMethods};
 use pyo3::prelude::*;
 use std::path::PathBuf;
 
+/// A batch as Python receives it: features `float32 [n, D, h, w]` and labels `int64 [n]`.
+type Batch<'py> = (Bound<'py, PyArray4<f32>>, Bound<'py, PyArray1<i64>>);
+
 /// A feature cache: per split, each image's feature map `[D, h, w]`, its label and the
 /// original classifier's logits.
 #[pyclass(module = "infodisent", frozen)]
@@ -121,7 +124,7 @@ impl Cache {
         py: Python<'py>,
         split: &str,
         indices: Vec<usize>,
-    ) -> PyResult<(Bound<'py, PyArray4<f32>>, Bound<'py, PyArray1<i64>>)> {
+    ) -> PyResult<Batch<'py>> {
         let shard = py
             .detach(|| self.inner.read_items(split, &indices))
             .or_raise()?;
@@ -185,7 +188,7 @@ impl Batches {
     fn __next__<'py>(
         &mut self,
         py: Python<'py>,
-    ) -> PyResult<Option<(Bound<'py, PyArray4<f32>>, Bound<'py, PyArray1<i64>>)>> {
+    ) -> PyResult<Option<Batch<'py>>> {
         if self.next >= self.n {
             return Ok(None);
         }
