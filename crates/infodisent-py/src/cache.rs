@@ -119,12 +119,7 @@ impl Cache {
 
     /// Features and labels of items `indices` of `split` (the streamed reading behind
     /// `batches`): `(float32 [n, D, h, w], int64 [n])`.
-    fn read<'py>(
-        &self,
-        py: Python<'py>,
-        split: &str,
-        indices: Vec<usize>,
-    ) -> PyResult<Batch<'py>> {
+    fn read<'py>(&self, py: Python<'py>, split: &str, indices: Vec<usize>) -> PyResult<Batch<'py>> {
         let shard = py
             .detach(|| self.inner.read_items(split, &indices))
             .or_raise()?;
@@ -185,10 +180,7 @@ impl Batches {
         slf
     }
 
-    fn __next__<'py>(
-        &mut self,
-        py: Python<'py>,
-    ) -> PyResult<Option<Batch<'py>>> {
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Batch<'py>>> {
         if self.next >= self.n {
             return Ok(None);
         }

@@ -6,7 +6,7 @@ mod train_common;
 use infodisent::eval::{comparison_table, evaluate, evaluate_original, Evaluated};
 use infodisent::head::params::HeadParams;
 use infodisent::head::{HeadKind, Loss, Parametrization};
-use infodisent::train::{train, train_partial, Schedule, TrainConfig, DEFAULT_KEEP_TOP};
+use infodisent::train::{train, train_partial, Schedule, Target, TrainConfig, DEFAULT_KEEP_TOP};
 use infodisent::Error;
 use train_common::{write_cache, CLASSES};
 
@@ -329,6 +329,44 @@ fn bad_configs_are_rejected_with_clear_errors() {
         (Some(3), 16, HeadKind::LinearProbe, None, Loss::CrossEntropy),
         "a probe has no pruning and the softmax loss by default"
     );
+    // A file naming a kind and a target gets exactly the recipe the CLI's flags give, with the
+    // keys it names on top.
+    for (text, kind, target) in [
+        (
+            "[head]\nkind = \"linear-probe\"\n",
+            HeadKind::LinearProbe,
+            Target::Labels,
+        ),
+        (
+            "target = \"original\"\n",
+            HeadKind::InfoDisent,
+            Target::Original,
+        ),
+        (
+            "target = \"original\"\n[head]\nkind = \"linear-probe\"\n",
+            HeadKind::LinearProbe,
+            Target::Original,
+        ),
+    ] {
+        std::fs::write(&toml_path, text).unwrap();
+        let want = TrainConfig::default().with_kind(kind).with_target(target);
+        assert_eq!(
+            TrainConfig::from_toml_file(&toml_path).unwrap(),
+            want,
+            "{text}"
+        );
+        std::fs::write(
+            &toml_path,
+            format!("min_steps = 7\nbatch_size = 16\n{text}"),
+        )
+        .unwrap();
+        let cfg = TrainConfig::from_toml_file(&toml_path).unwrap();
+        assert_eq!(
+            (cfg.min_steps, cfg.batch_size, cfg.head.loss),
+            (7, 16, want.head.loss),
+            "{text}"
+        );
+    }
     std::fs::write(&toml_path, "epochs = 4\n").unwrap();
     let cfg = TrainConfig::from_toml_file(&toml_path).unwrap();
     assert_eq!(

@@ -117,6 +117,23 @@ impl Default for TrainConfig {
     }
 }
 
+/// Writes every key of `top` over `base`, descending into tables both have.
+fn overlay(base: &mut serde_json::Value, top: serde_json::Value) {
+    match (base, top) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(t)) => {
+            for (key, value) in t {
+                match b.get_mut(&key) {
+                    Some(slot) => overlay(slot, value),
+                    None => {
+                        b.insert(key, value);
+                    }
+                }
+            }
+        }
+        (slot, value) => *slot = value,
+    }
+}
+
 fn positive_finite(name: &str, x: f64) -> Result<()> {
     if x.is_finite() && x > 0.0 {
         Ok(())
@@ -128,31 +145,28 @@ fn positive_finite(name: &str, x: f64) -> Result<()> {
 }
 
 impl TrainConfig {
-    /// Reads a TOML config; missing keys take their defaults, except that a linear probe
-    /// has no pruning and the cross-entropy loss unless the file asks otherwise, that a head
-    /// fitted to the original classifier takes [`TrainConfig::with_target`]'s defaults where
-    /// the file names none, and that `keep_top = 0` means a dense head.
+    /// Reads a TOML config: the recipe of the kind and target it names (the defaults of
+    /// [`TrainConfig::with_kind`] and [`TrainConfig::with_target`]), with every key the file
+    /// names on top; `keep_top = 0` means a dense head.
     pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let bad = |e: toml::de::Error| Error::Config(format!("{}: {e}", path.display()));
-        let table: toml::Table = toml::from_str(&text).map_err(bad)?;
-        let names_keep_top = table.contains_key("keep_top");
-        let names_min_steps = table.contains_key("min_steps");
-        let names_loss = table
-            .get("head")
-            .and_then(|h| h.as_table())
-            .is_some_and(|h| h.contains_key("loss"));
-        let mut cfg: TrainConfig = table.try_into().map_err(bad)?;
-        let probe = cfg.head.kind == HeadKind::LinearProbe;
-        if cfg.keep_top == Some(0) || (!names_keep_top && probe) {
+        let bad = |e: &dyn std::fmt::Display| Error::Config(format!("{}: {e}", path.display()));
+        let table: toml::Table = toml::from_str(&text).map_err(|e| bad(&e))?;
+        let named: TrainConfig = table.clone().try_into().map_err(|e| bad(&e))?;
+        let base = TrainConfig::default()
+            .with_kind(named.head.kind)
+            .with_target(named.target);
+        // Merged as JSON, where an unset option is an explicit null rather than a missing key
+        // that would fall back to the InfoDisent default.
+        let mut merged = serde_json::to_value(&base).map_err(|e| bad(&e))?;
+        overlay(
+            &mut merged,
+            serde_json::to_value(&table).map_err(|e| bad(&e))?,
+        );
+        let mut cfg: TrainConfig = serde_json::from_value(merged).map_err(|e| bad(&e))?;
+        if cfg.keep_top == Some(0) {
             cfg.keep_top = None;
-        }
-        if (probe || cfg.target == Target::Original) && !names_loss {
-            cfg.head.loss = Loss::CrossEntropy;
-        }
-        if cfg.target == Target::Original && !names_min_steps {
-            cfg.min_steps = cfg.min_steps.max(ORIGINAL_MIN_STEPS);
         }
         cfg.validate()?;
         Ok(cfg)
