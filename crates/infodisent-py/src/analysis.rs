@@ -49,7 +49,7 @@ pub fn metrics<'py>(
             ..MetricsOptions::default()
         };
         let report = head.with_backbone(|backbone| {
-            let mut features = |input: &[f32], n: usize| Ok(backbone.run(input, n)?.features);
+            let mut features = backbone.feature_fn();
             let features = (deletion > 0).then_some(&mut features as &mut _);
             infodisent::metrics::measure(
                 cache,
@@ -236,7 +236,7 @@ pub fn mi_explain<'py>(
             };
             let mut features = backbone
                 .as_mut()
-                .map(|b| move |input: &[f32], n: usize| Ok(b.run(input, n)?.features));
+                .map(infodisent::engine::Backbone::feature_fn);
             mi::explain_all(
                 &model,
                 &cache,

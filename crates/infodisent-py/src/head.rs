@@ -154,7 +154,7 @@ impl Head {
         let explanations = py
             .detach(|| {
                 self.with_backbone(|backbone| {
-                    let mut run = |input: &[f32], n: usize| Ok(backbone.run(input, n)?.features);
+                    let mut run = backbone.feature_fn();
                     let refs: Vec<&RgbImage> = decoded.iter().map(|d| &d.1).collect();
                     let names: Vec<String> = decoded.iter().map(|d| d.0.clone()).collect();
                     self.session.explain_images(&refs, &names, class_, &mut run)

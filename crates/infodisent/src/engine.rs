@@ -507,6 +507,12 @@ impl Backbone {
         })
     }
 
+    /// This backbone as a [`FeatureFn`]: inputs `[n, 3, S, S]` to feature maps, the logits
+    /// dropped (what explanations and metrics call).
+    pub fn feature_fn(&mut self) -> impl FnMut(&[f32], usize) -> Result<Vec<f32>> + '_ {
+        move |input, n| Ok(self.run(input, n)?.features)
+    }
+
     /// Runs `batch` preprocessed images (`[batch, 3, S, S]`, NCHW) through the backbone.
     pub fn run(&mut self, input: &[f32], batch: usize) -> Result<BackboneOutput> {
         let s = self.input_size();

@@ -79,7 +79,7 @@ fn deletion_follows_the_infodisent_map_faster_than_a_random_one() {
         .unwrap()
         .map(|b| b.1);
     let mut backbone = Backbone::load("efficientnet-lite0", None, 2).unwrap();
-    let mut features = |input: &[f32], n: usize| Ok(backbone.run(input, n)?.features);
+    let mut features = backbone.feature_fn();
     let opts = MetricsOptions {
         deletion_images: 6,
         steps: 8,

@@ -189,7 +189,7 @@ fn decision_map_is_highest_on_the_shape_and_redundant_map_on_the_ring() {
     // The same image given as a file runs the backbone again: its maps must match the cached
     // item's up to the cache's storage precision.
     let mut backbone = Backbone::load("efficientnet-lite0", None, 2).unwrap();
-    let mut features = |input: &[f32], n: usize| Ok(backbone.run(input, n)?.features);
+    let mut features = backbone.feature_fn();
     let from_file = mi::explain_files(
         &model,
         &cache,

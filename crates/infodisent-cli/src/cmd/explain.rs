@@ -71,7 +71,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     }
     if !args.images.is_empty() {
         let mut backbone = args.model.backbone(&session.cache, global)?;
-        let mut features = |input: &[f32], n: usize| Ok(backbone.run(input, n)?.features);
+        let mut features = backbone.feature_fn();
         explanations.extend(session.explain_files(&args.images, args.class, &mut features)?);
     }
     for (i, ex) in explanations.iter_mut().enumerate() {

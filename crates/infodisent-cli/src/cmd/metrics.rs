@@ -1,6 +1,7 @@
 //! `infodisent metrics`: channels for 95%, RV coefficients, pointing game, deletion/insertion.
 
 use super::Global;
+use infodisent::engine::Backbone;
 use infodisent::explain::baseline_classifier;
 use infodisent::metrics::{measure, MetricsOptions};
 use std::path::PathBuf;
@@ -57,9 +58,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         0 => None,
         _ => Some(args.model.backbone(&cache, global)?),
     };
-    let mut features = backbone
-        .as_mut()
-        .map(|b| move |input: &[f32], n: usize| Ok(b.run(input, n)?.features));
+    let mut features = backbone.as_mut().map(Backbone::feature_fn);
     let report = measure(
         &cache,
         &head,

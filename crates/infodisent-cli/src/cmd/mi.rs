@@ -3,6 +3,7 @@
 
 use super::Global;
 use infodisent::cache::FeatureCache;
+use infodisent::engine::Backbone;
 use infodisent::mi::{self, Bound, ClassifierChoice, MapNegatives, MiConfig, MiModel, Pairing};
 use std::path::PathBuf;
 
@@ -187,9 +188,7 @@ fn explain(a: ExplainArgs, global: &Global) -> anyhow::Result<()> {
         true => None,
         false => Some(a.model.backbone(&cache, global)?),
     };
-    let mut features = backbone
-        .as_mut()
-        .map(|b| move |input: &[f32], n: usize| Ok(b.run(input, n)?.features));
+    let mut features = backbone.as_mut().map(Backbone::feature_fn);
     let explanations = mi::explain_all(
         &model,
         &cache,

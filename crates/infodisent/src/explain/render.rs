@@ -270,45 +270,6 @@ pub fn write_prototype_images(
     Ok(per_channel.into_iter().flatten().collect())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn overlay_tints_where_the_map_is_high() {
-        let view = RgbImage::from_pixel(64, 64, Rgb([200, 200, 200]));
-        let map = Heatmap {
-            h: 2,
-            w: 2,
-            values: vec![1.0, 0.0, 0.0, 0.0],
-        };
-        let out = overlay(&view, &map, RED, 1.0);
-        let hot = out.get_pixel(2, 2).0;
-        let cold = out.get_pixel(60, 60).0;
-        assert!(hot[0] > hot[1] + 100, "{hot:?}");
-        assert_eq!(cold, [200, 200, 200]);
-    }
-
-    #[test]
-    fn crops_and_boxes_follow_the_geometry() {
-        let img = RgbImage::from_pixel(448, 448, Rgb([0, 0, 0]));
-        let pre = Preprocess::efficientnet_lite(224);
-        let p = Prototype {
-            item: 0,
-            path: String::new(),
-            label: 0,
-            score: 1.0,
-            cell: [1, 1],
-            input_box: [32, 32, 64, 64],
-        };
-        let full = prototype_full(&img, &pre, &p);
-        assert_eq!(full.get_pixel(64, 64).0, crate::draw::YELLOW);
-        assert_eq!(full.get_pixel(100, 100).0, [0, 0, 0]);
-        let crop = prototype_crop(&img, &pre, &p, 96).unwrap();
-        assert_eq!(crop.dimensions(), (96, 96));
-    }
-}
-
 /// What [`write_prototypes`] wrote (the fields of `prototypes --json`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PrototypesWritten {
@@ -369,4 +330,43 @@ pub fn write_prototypes(
         images_written: written.len(),
         found: protos,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_tints_where_the_map_is_high() {
+        let view = RgbImage::from_pixel(64, 64, Rgb([200, 200, 200]));
+        let map = Heatmap {
+            h: 2,
+            w: 2,
+            values: vec![1.0, 0.0, 0.0, 0.0],
+        };
+        let out = overlay(&view, &map, RED, 1.0);
+        let hot = out.get_pixel(2, 2).0;
+        let cold = out.get_pixel(60, 60).0;
+        assert!(hot[0] > hot[1] + 100, "{hot:?}");
+        assert_eq!(cold, [200, 200, 200]);
+    }
+
+    #[test]
+    fn crops_and_boxes_follow_the_geometry() {
+        let img = RgbImage::from_pixel(448, 448, Rgb([0, 0, 0]));
+        let pre = Preprocess::efficientnet_lite(224);
+        let p = Prototype {
+            item: 0,
+            path: String::new(),
+            label: 0,
+            score: 1.0,
+            cell: [1, 1],
+            input_box: [32, 32, 64, 64],
+        };
+        let full = prototype_full(&img, &pre, &p);
+        assert_eq!(full.get_pixel(64, 64).0, crate::draw::YELLOW);
+        assert_eq!(full.get_pixel(100, 100).0, [0, 0, 0]);
+        let crop = prototype_crop(&img, &pre, &p, 96).unwrap();
+        assert_eq!(crop.dimensions(), (96, 96));
+    }
 }
