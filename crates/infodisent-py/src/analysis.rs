@@ -41,7 +41,7 @@ pub fn metrics<'py>(
         let params = infodisent::runs::load_head(head.run_dir())?;
         let baseline = infodisent::explain::baseline_classifier(cache, probe.as_deref())?;
         let opts = MetricsOptions {
-            split: split.map_or_else(|| cache.evaluation_split(), Ok)?,
+            split: cache.split_or_default(split)?,
             rv_images,
             rv_pairs,
             deletion_images: deletion,
@@ -84,12 +84,9 @@ pub fn evaluate<'py>(
             let first = heads.first().ok_or_else(|| {
                 infodisent::Error::Config("eval needs at least one run folder".into())
             })?;
-            let dir = match cache {
-                Some(c) => c,
-                None => infodisent::runs::recorded_cache(first)?,
-            };
+            let dir = infodisent::runs::cache_of(cache.as_deref(), first)?;
             let cache = infodisent::cache::FeatureCache::open(dir)?;
-            let split = split.map_or_else(|| cache.evaluation_split(), Ok)?;
+            let split = cache.split_or_default(split)?;
             infodisent::eval::evaluate_runs(&cache, &split, &heads)
         })
         .or_raise()?;
@@ -152,7 +149,7 @@ pub fn report<'py>(
                 .transpose()?,
         };
         let opts = infodisent::report::ReportOptions {
-            split: split.map_or_else(|| cache.evaluation_split(), Ok)?,
+            split: cache.split_or_default(split)?,
             sample_images: sample,
             ..infodisent::report::ReportOptions::default()
         };
@@ -219,12 +216,9 @@ pub fn mi_explain<'py>(
     let explanations = py
         .detach(|| {
             let model = mi::MiModel::load(&run)?;
-            let dir = match cache {
-                Some(c) => c,
-                None => infodisent::runs::recorded_cache(&run)?,
-            };
+            let dir = infodisent::runs::cache_of(cache.as_deref(), &run)?;
             let cache = infodisent::cache::FeatureCache::open(dir)?;
-            let split = split.map_or_else(|| cache.evaluation_split(), Ok)?;
+            let split = cache.split_or_default(split)?;
             let out = out.unwrap_or_else(|| infodisent::runs::folder_of(&run).join("explanations"));
             let mut backbone = match files.is_empty() {
                 true => None,

@@ -95,10 +95,7 @@ impl Head {
     ) -> PyResult<Self> {
         let session = py
             .detach(|| {
-                let cache = match cache {
-                    Some(c) => c,
-                    None => infodisent::runs::recorded_cache(&run)?,
-                };
+                let cache = infodisent::runs::cache_of(cache.as_deref(), &run)?;
                 ExplainSession::open(&cache, &run, probe.as_deref(), None, k)
             })
             .or_raise()?;
@@ -230,10 +227,7 @@ impl Head {
     ) -> PyResult<Explanation> {
         let (ex, img) = py
             .detach(|| {
-                let split = match split {
-                    Some(s) => s,
-                    None => self.session.cache.evaluation_split()?,
-                };
+                let split = self.session.cache.split_or_default(split)?;
                 let ex = self.session.explain_item(&split, item, class_)?;
                 let img = self.session.store.get(&ex.source)?;
                 Ok((ex, img.as_ref().clone()))

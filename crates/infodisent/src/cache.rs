@@ -233,6 +233,11 @@ impl FeatureCache {
         Ok(info)
     }
 
+    /// `asked`, else the [evaluation split](Self::evaluation_split).
+    pub fn split_or_default(&self, asked: Option<String>) -> Result<String> {
+        asked.map_or_else(|| self.evaluation_split(), Ok)
+    }
+
     /// The split explanations, metrics and reports default to: `test`, else `val`, else the only
     /// split there is.
     pub fn evaluation_split(&self) -> Result<String> {

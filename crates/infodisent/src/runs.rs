@@ -135,6 +135,14 @@ pub fn record_cache(run: &Path, cache_dir: &Path, fingerprint: &str) -> Result<(
     crate::fsutil::write_json_atomic(run.join(CACHE_LINK_FILE), &link)
 }
 
+/// The cache folder given, else the one run folder `run` records.
+pub fn cache_of(given: Option<&Path>, run: &Path) -> Result<PathBuf> {
+    match given {
+        Some(cache) => Ok(cache.to_path_buf()),
+        None => recorded_cache(run),
+    }
+}
+
 /// The cache a run folder (or a file in one) records, resolved against the folder.
 pub fn recorded_cache(run: &Path) -> Result<PathBuf> {
     let folder = folder_of(run);

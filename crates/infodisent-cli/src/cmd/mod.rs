@@ -123,15 +123,7 @@ impl HeadArgs {
 }
 
 /// The cache folder given, else the one run folder `run` records.
-pub fn cache_of(
-    given: Option<&std::path::Path>,
-    run: &std::path::Path,
-) -> infodisent::Result<PathBuf> {
-    match given {
-        Some(cache) => Ok(cache.to_path_buf()),
-        None => infodisent::runs::recorded_cache(run),
-    }
-}
+pub use infodisent::runs::cache_of;
 
 /// `--probe`: the baseline a head is compared with.
 #[derive(clap::Args, Debug, Clone, Default)]
