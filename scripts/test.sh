@@ -19,6 +19,9 @@ phase browser
 scripts/install-browser.sh
 phase blas
 scripts/setup-blas.sh
+# The cluster tests submit job arrays to a real one-node Slurm from Debian's packages.
+phase slurm
+scripts/slurm/local-cluster.sh start
 phase module graph
 # The module graph stays acyclic and layered (see the module table in docs/book/src/architecture.md).
 python3 tools/imports.py

@@ -58,6 +58,8 @@ class Backbone:
         overwrite: bool = False,
         shard_size: int = ...,
         progress: bool = True,
+        part: str | None = None,
+        parts: int | None = None,
     ) -> Cache: ...
 
 @final

@@ -51,6 +51,20 @@ def test_extract_from_python_writes_the_cache_the_cli_writes(fixture, tmp_path):
         infodisent.Backbone("efficientnet-lite0", preset="keras")
 
 
+def test_extract_in_parts_fills_the_cache_one_call_writes(fixture, tmp_path):
+    bb = infodisent.Backbone("efficientnet-lite0")
+    # Each split is one shard here, which part 1 of 2 owns: part 0 writes nothing.
+    cache = bb.extract(fixture["root"] / "data", tmp_path / "parts", part="0/2", progress=False)
+    with pytest.raises(infodisent.CacheError, match="part 1/2"):
+        cache.features("train")
+    cache = bb.extract(fixture["root"] / "data", tmp_path / "parts", part="1/2", progress=False)
+    cli_cache = infodisent.Cache(fixture["cache"])
+    for split in cli_cache.splits:
+        assert np.array_equal(cache.features(split), cli_cache.features(split))
+    with pytest.raises(infodisent.InvalidInputError, match="JOB_COMPLETION_INDEX"):
+        bb.extract(fixture["root"] / "data", tmp_path / "k8s", part="auto", progress=False)
+
+
 def test_explain_on_paths_pil_and_numpy_matches_the_cli(fixture, head):
     pngs = fixture["pngs"]
     expected = cli_explanations(fixture, pngs)

@@ -33,8 +33,12 @@ enum Command {
     Demo(cmd::demo::Args),
     /// Show a model's graph: inputs, outputs, the detected feature map and classifier.
     Inspect(cmd::inspect::Args),
-    /// Compute backbone feature maps for a dataset into a resumable cache.
+    /// Compute backbone feature maps for a dataset into a resumable cache (in one process, or
+    /// as the parts of a cluster job).
     Extract(cmd::extract::Args),
+    /// Inspect a feature cache: progress per part, what is missing, its content digest.
+    #[command(subcommand)]
+    Cache(cmd::cache::CacheCommand),
     /// Classify images with the original model and print the top-5 classes.
     Predict(cmd::predict::Args),
     /// Train an InfoDisent head (or a linear probe) on cached features.
@@ -83,6 +87,7 @@ fn main() {
         Command::Demo(a) => cmd::demo::run(a, &cli.global),
         Command::Inspect(a) => cmd::inspect::run(a, &cli.global),
         Command::Extract(a) => cmd::extract::run(a, &cli.global),
+        Command::Cache(c) => cmd::cache::run(c, &cli.global),
         Command::Predict(a) => cmd::predict::run(a, &cli.global),
         Command::Train(a) => cmd::train::run(a, &cli.global),
         Command::Ablate(a) => cmd::ablate::run(a, &cli.global),

@@ -114,3 +114,18 @@ fn readme_front_page_shows_pitch_picture_and_commands() {
         );
     }
 }
+
+#[test]
+fn the_kubernetes_manifest_asks_for_as_many_parts_as_completions() {
+    let manifest = std::fs::read_to_string(repo().join("docs/cluster/extract-job.yaml")).unwrap();
+    let value = |key: &str| -> String {
+        let line = manifest
+            .lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .unwrap_or_else(|| panic!("docs/cluster/extract-job.yaml has no `{key}`"));
+        line.trim_start()[key.len()..].trim().to_owned()
+    };
+    assert_eq!(value("completionMode:"), "Indexed");
+    assert_eq!(value("- --parts="), value("completions:"));
+    assert_eq!(value("- --part="), "auto");
+}

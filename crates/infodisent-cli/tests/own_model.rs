@@ -151,8 +151,21 @@ fn your_own_model_and_folder_end_to_end() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("holding out 20 %"));
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(cache.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest["splits"]["train"]["num_items"], 12);
-    assert_eq!(manifest["splits"]["test"]["num_items"], 4);
+    let info: serde_json::Value =
+        serde_json::from_slice(&run(&cwd, &["cache", "info", s(&cache), "--json"], 0).stdout)
+            .unwrap();
+    let items: Vec<(&str, u64)> = info["splits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap(),
+                s["items_done"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(items, [("test", 4), ("train", 12)]);
     assert_eq!(
         manifest["backbone"]["model"],
         "../models/resnet18/model.onnx"

@@ -143,8 +143,10 @@ impl Backbone {
     /// Extracts the image folder `data` (one folder per class, with or without `train/` and
     /// `test/`) into the cache folder `cache`, resuming one left unfinished. Without a test
     /// split, `test_fraction` of each class is held out (seeded by `split_seed`).
-    /// Ctrl-C stops it after the batch under way; calling again resumes.
-    #[pyo3(signature = (data, cache, test_fraction=DEFAULT_TEST_FRACTION, split_seed=0, skip_bad=false, batch=DEFAULT_BATCH, limit_per_class=None, overwrite=false, shard_size=DEFAULT_SHARD_SIZE, progress=true))]
+    /// Ctrl-C stops it after the batch under way; calling again resumes. `part` ("I/N", or
+    /// "auto" from a Slurm array or, with `parts`, a Kubernetes Indexed Job) extracts one part
+    /// of a cluster job, as the CLI's `--part` does.
+    #[pyo3(signature = (data, cache, test_fraction=DEFAULT_TEST_FRACTION, split_seed=0, skip_bad=false, batch=DEFAULT_BATCH, limit_per_class=None, overwrite=false, shard_size=DEFAULT_SHARD_SIZE, progress=true, part=None, parts=None))]
     #[allow(clippy::too_many_arguments)]
     fn extract(
         &self,
@@ -159,8 +161,11 @@ impl Backbone {
         overwrite: bool,
         shard_size: usize,
         progress: bool,
+        part: Option<String>,
+        parts: Option<usize>,
     ) -> PyResult<Cache> {
         let inner = crate::progress::run(py, progress, || {
+            let part = infodisent::cluster::resolve_part(part.as_deref(), parts)?;
             let data = data.display().to_string();
             let mut dataset = Dataset::open_with(
                 &data,
@@ -182,6 +187,8 @@ impl Backbone {
                 overwrite,
                 decode_threads: 0,
                 max_shards: None,
+                part: part.map(|p| p.part),
+                staged_from: None,
             };
             extract(&mut backbone, &dataset, &opts, &cache)?;
             FeatureCache::open(&cache)

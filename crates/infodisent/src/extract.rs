@@ -7,8 +7,9 @@
 //! preprocessing, dtype and dataset listing makes a cache built with other settings refused
 //! instead of silently mixed.
 
+use crate::cache::plan::{SkippedItem, SplitPlan};
 use crate::cache::{
-    CacheManifest, CacheWriter, FeatureCache, Item, Skipped, StoreDtype, CACHE_VERSION,
+    CacheManifest, CacheWriter, FeatureCache, Item, Part, StoreDtype, CACHE_VERSION,
 };
 use crate::dataset::{Dataset, Sample};
 use crate::engine::{Backbone, BackboneOutput};
@@ -16,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::preprocess::Preprocess;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -47,6 +48,14 @@ pub struct ExtractOptions {
     pub decode_threads: usize,
     /// Stop after writing this many shards in this run (the cache stays resumable).
     pub max_shards: Option<usize>,
+    /// Extract only this part of every split (a task of a cluster job); `None` extracts every
+    /// part there is: one for a new cache, those recorded for one begun by parts.
+    #[serde(default)]
+    pub part: Option<Part>,
+    /// The folder the dataset was copied from (e.g. to node-local scratch): recorded as the
+    /// dataset's home, so later commands find the images there, not in the copy.
+    #[serde(default)]
+    pub staged_from: Option<PathBuf>,
 }
 
 impl ExtractOptions {
@@ -62,6 +71,8 @@ impl ExtractOptions {
             overwrite: false,
             decode_threads: 0,
             max_shards: None,
+            part: None,
+            staged_from: None,
         }
     }
 }
@@ -77,11 +88,15 @@ pub struct SplitSummary {
     pub skipped: usize,
     /// Shards the finished split has.
     pub shards: usize,
-    /// Shards already on disk before this run (resumed).
+    /// Parts its shards are divided into.
+    pub parts: usize,
+    /// Shards of this run's parts already on disk before it (resumed).
     pub shards_resumed: usize,
     /// Shards written by this run.
     pub shards_written: usize,
-    /// Whether every shard is on disk.
+    /// Parts with shards still missing (other tasks' parts, or this run's when it stopped).
+    pub missing_parts: Vec<Part>,
+    /// Whether every shard of every part is on disk.
     pub complete: bool,
 }
 
@@ -92,6 +107,8 @@ pub struct ExtractSummary {
     pub preprocess: Preprocess,
     /// Cache folder.
     pub cache: PathBuf,
+    /// The part this run extracted (`None`: every part).
+    pub part: Option<Part>,
     /// Cache fingerprint.
     pub fingerprint: String,
     /// Model name.
@@ -116,20 +133,34 @@ pub struct ExtractSummary {
     pub complete: bool,
 }
 
-/// The cache fingerprint: SHA-256 over the model fingerprint, feature node, preprocessing,
-/// dtype, skip policy and the dataset listing (every split, after limits).
-pub fn fingerprint(backbone: &Backbone, dataset: &Dataset, opts: &ExtractOptions) -> String {
+/// What a cache fingerprint covers, each hashed on its own: the model fingerprint, feature
+/// node, preprocessing, stored precision, skip policy and the dataset listing (every split,
+/// after limits; paths relative to the root, with sizes).
+pub fn fingerprint_inputs(
+    backbone: &Backbone,
+    dataset: &Dataset,
+    opts: &ExtractOptions,
+) -> BTreeMap<String, String> {
     let model = backbone.model();
-    let key = serde_json::json!({
-        "cache_version": CACHE_VERSION,
-        "model": model.fingerprint,
-        "feature_node": model.feature_node,
-        "preprocess": opts.preprocess.to_json(),
-        "dtype": opts.dtype,
-        "skip_bad": opts.skip_bad,
-        "dataset": dataset.fingerprint(),
-    });
-    crate::fsutil::sha256_bytes(key.to_string().as_bytes())
+    let hash = |v: serde_json::Value| crate::fsutil::sha256_bytes(v.to_string().as_bytes());
+    BTreeMap::from([
+        ("cache_version".to_owned(), CACHE_VERSION.to_string()),
+        ("model".to_owned(), model.fingerprint.clone()),
+        (
+            "feature_node".to_owned(),
+            hash(model.feature_node.clone().into()),
+        ),
+        ("preprocess".to_owned(), hash(opts.preprocess.to_json())),
+        ("dtype".to_owned(), hash(serde_json::json!(opts.dtype))),
+        ("skip_bad".to_owned(), opts.skip_bad.to_string()),
+        ("dataset".to_owned(), dataset.fingerprint()),
+    ])
+}
+
+/// The cache fingerprint: SHA-256 over [`fingerprint_inputs`].
+pub fn fingerprint(backbone: &Backbone, dataset: &Dataset, opts: &ExtractOptions) -> String {
+    let inputs = fingerprint_inputs(backbone, dataset, opts);
+    crate::fsutil::sha256_bytes(serde_json::json!(inputs).to_string().as_bytes())
 }
 
 /// Loads a backbone whose preprocessing is `adjust(preset)`. A different crop size re-probes
@@ -332,10 +363,12 @@ fn prepare(sample: &Sample, preprocess: &Preprocess, out: &mut [f32]) -> Result<
     })
 }
 
-/// A preprocessed batch: the sample range it covers and its [n, 3, S, S] input.
+/// A preprocessed batch: the sample range it covers, its `[n, 3, S, S]` input, and the samples
+/// it left out.
 struct Prepared {
     range: Range<usize>,
     inputs: Vec<f32>,
+    skipped: Vec<(usize, String)>,
 }
 
 /// The decode thread count `threads` stands for: itself, or one per core when 0.
@@ -355,16 +388,70 @@ fn decode_pool(threads: usize) -> Result<rayon::ThreadPool> {
         .map_err(|e| Error::Runtime(format!("cannot start decode threads: {e}")))
 }
 
+/// A batch the backbone ran.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// The samples it covers.
+    pub range: Range<usize>,
+    /// Samples of `range` that could not be read, with why (only when skipping bad images);
+    /// the backbone's rows are the others, in order.
+    pub skipped: Vec<(usize, String)>,
+}
+
+/// Decodes and preprocesses `samples[range]`; with `skip_bad`, unreadable ones are left out
+/// and listed, else the first one is the error.
+fn prepare_batch(
+    pool: &rayon::ThreadPool,
+    samples: &[Sample],
+    range: Range<usize>,
+    preprocess: &Preprocess,
+    skip_bad: bool,
+) -> Result<Prepared> {
+    let len = preprocess.input_len();
+    let mut inputs = vec![0.0f32; range.len() * len];
+    let results: Vec<Result<()>> = pool.install(|| {
+        inputs
+            .par_chunks_mut(len)
+            .zip(&samples[range.clone()])
+            .map(|(out, s)| prepare(s, preprocess, out))
+            .collect()
+    });
+    let mut skipped = Vec::new();
+    for (i, result) in range.clone().zip(results) {
+        match result {
+            Ok(()) => {}
+            Err(e) if skip_bad => skipped.push((i, e.to_string())),
+            Err(e) => return Err(e),
+        }
+    }
+    if !skipped.is_empty() {
+        let bad: Vec<usize> = skipped.iter().map(|(i, _)| i - range.start).collect();
+        inputs = inputs
+            .chunks_exact(len)
+            .enumerate()
+            .filter(|(k, _)| !bad.contains(k))
+            .flat_map(|(_, row)| row.iter().copied())
+            .collect();
+    }
+    Ok(Prepared {
+        range,
+        inputs,
+        skipped,
+    })
+}
+
 /// Runs `samples[r]` for every range `r` through decode + preprocess (on `decode_threads`
 /// threads, 0 = one per core) and the backbone, handing each output to `sink` in order. The
-/// next batch is decoded while the backbone runs the current one.
+/// next batch is decoded while the backbone runs the current one. With `skip_bad`, unreadable
+/// images are left out of their batch (and named in it) instead of ending the run.
 pub fn run_batches(
     backbone: &mut Backbone,
     samples: &[Sample],
     ranges: &[Range<usize>],
     preprocess: &Preprocess,
     decode_threads: usize,
-    mut sink: impl FnMut(Range<usize>, BackboneOutput) -> Result<()>,
+    skip_bad: bool,
+    mut sink: impl FnMut(Batch, BackboneOutput) -> Result<()>,
 ) -> Result<()> {
     preprocess.validate()?;
     if let Some(bad) = ranges
@@ -377,159 +464,279 @@ pub fn run_batches(
         )));
     }
     let pool = decode_pool(decode_threads)?;
-    let len = preprocess.input_len();
     std::thread::scope(|scope| {
         let (tx, rx) = crossbeam_channel::bounded::<Result<Prepared>>(2);
         scope.spawn(move || {
             for range in ranges {
-                let mut inputs = vec![0.0f32; range.len() * len];
-                let done = pool.install(|| {
-                    inputs
-                        .par_chunks_mut(len)
-                        .zip(&samples[range.clone()])
-                        .try_for_each(|(out, s)| prepare(s, preprocess, out))
-                });
-                let failed = done.is_err();
+                let prepared = prepare_batch(&pool, samples, range.clone(), preprocess, skip_bad);
+                let failed = prepared.is_err();
                 // A closed channel means the consumer stopped on an error of its own.
-                if tx
-                    .send(done.map(|()| Prepared {
-                        range: range.clone(),
-                        inputs,
-                    }))
-                    .is_err()
-                    || failed
-                {
+                if tx.send(prepared).is_err() || failed {
                     return;
                 }
             }
         });
         for prepared in rx {
-            let Prepared { range, inputs } = prepared?;
-            let out = backbone.run(&inputs, range.len())?;
-            sink(range, out)?;
+            let Prepared {
+                range,
+                inputs,
+                skipped,
+            } = prepared?;
+            let n = range.len() - skipped.len();
+            let out = match n {
+                0 => BackboneOutput {
+                    features: vec![],
+                    logits: None,
+                },
+                _ => backbone.run(&inputs, n)?,
+            };
+            sink(Batch { range, skipped }, out)?;
         }
         Ok(())
     })
 }
 
-/// Decodes every sample once and splits them into usable ones and skips (for `--skip-bad`,
-/// which must know the final item list before the first shard is written).
-fn screen(samples: &[Sample], split: &str, threads: usize) -> Result<(Vec<Sample>, Vec<Skipped>)> {
-    let pool = decode_pool(threads)?;
-    let bar = crate::progress::bar(samples.len() as u64, &format!("check {split}"), "images");
-    let verdicts: Vec<Option<String>> = pool.install(|| {
-        samples
-            .par_iter()
-            .map(|s| {
-                let verdict = s.load().err().map(|e| e.to_string());
-                bar.inc(1);
-                verdict
-            })
-            .collect()
-    });
-    bar.finish_and_clear();
-    let mut good = Vec::with_capacity(samples.len());
-    let mut skipped = Vec::new();
-    for (sample, verdict) in samples.iter().zip(verdicts) {
-        match verdict {
-            None => good.push(sample.clone()),
-            Some(reason) => {
-                tracing::warn!("skipping {reason}");
-                skipped.push(Skipped {
-                    path: sample.path.clone(),
-                    reason,
-                });
-            }
-        }
-    }
-    Ok((good, skipped))
-}
-
-/// The samples of a split this cache records: the recorded item list when the split was
-/// begun before (resume), else the dataset's samples, screened under `skip_bad`.
-fn split_plan(
-    writer: &mut CacheWriter,
-    dataset: &Dataset,
-    split: &crate::dataset::Split,
-    opts: &ExtractOptions,
-) -> Result<Vec<Sample>> {
-    if writer.manifest().splits.contains_key(&split.name) {
-        let items_path = writer.dir().join(&split.name).join("items.json");
-        let items: Vec<Item> = crate::fsutil::read_json(&items_path)?;
-        let keys: Vec<String> = split.samples.iter().map(|s| dataset.key(s)).collect();
-        let by_path: HashMap<&str, &Sample> = keys
-            .iter()
-            .map(String::as_str)
-            .zip(&split.samples)
-            .collect();
-        return items
-            .iter()
-            .map(|item| {
-                by_path
-                    .get(item.path.as_str())
-                    .map(|s| (*s).clone())
-                    .ok_or_else(|| {
-                        Error::cache(
-                            &items_path,
-                            format!(
-                                "records `{}`, which the dataset no longer lists; pass --overwrite",
-                                item.path
-                            ),
-                        )
-                    })
-            })
-            .collect();
-    }
-    let (samples, mut skipped) = if opts.skip_bad {
-        screen(&split.samples, &split.name, opts.decode_threads)?
-    } else {
-        (split.samples.clone(), vec![])
-    };
-    skipped.splice(0..0, split.skipped.iter().cloned());
-    let items: Vec<Item> = samples
-        .iter()
-        .map(|s| Item {
-            path: dataset.key(s),
-            label: s.label as i64,
-        })
-        .collect();
-    writer.begin_split(&split.name, &items, skipped, opts.shard_size)?;
-    Ok(samples)
-}
-
-/// Batch ranges of shards `first..last` of a split of `n` items: batches never cross a shard.
+/// Batches of at most `batch` over each of `items` in turn: batches never cross a shard.
 fn shard_batches(
-    n: usize,
-    shard_size: usize,
+    shards: impl IntoIterator<Item = Range<usize>>,
     batch: usize,
-    shards: Range<usize>,
 ) -> Vec<Range<usize>> {
     let mut ranges = Vec::new();
-    for s in shards {
-        let end = ((s + 1) * shard_size).min(n);
-        let mut start = s * shard_size;
-        while start < end {
-            ranges.push(start..(start + batch).min(end));
+    for shard in shards {
+        let mut start = shard.start;
+        while start < shard.end {
+            ranges.push(start..(start + batch).min(shard.end));
             start += batch;
         }
     }
     ranges
 }
 
-/// Extracts `dataset` through `backbone` into the cache at `cache_dir`, resuming a partial
-/// cache with the same fingerprint and refusing (or, with `overwrite`, replacing) another.
-pub fn extract(
+/// The rows of one shard as its batches come back from the backbone.
+#[derive(Default)]
+struct ShardBuffer {
+    features: Vec<f32>,
+    labels: Vec<i64>,
+    logits: Vec<f32>,
+    listed: Vec<i64>,
+    skipped: Vec<SkippedItem>,
+}
+
+impl ShardBuffer {
+    /// Adds a batch's rows, checking the backbone gave one row per kept image.
+    fn push(
+        &mut self,
+        batch: &Batch,
+        out: BackboneOutput,
+        samples: &[Sample],
+        items: &[Item],
+        model: &crate::onnx::model::PreparedModel,
+    ) -> Result<usize> {
+        let kept: Vec<usize> = batch
+            .range
+            .clone()
+            .filter(|i| !batch.skipped.iter().any(|(s, _)| s == i))
+            .collect();
+        let n = kept.len();
+        let shape = model.feature_shape;
+        if out.features.len() != n * shape.iter().product::<usize>() {
+            return Err(Error::Shape(format!(
+                "backbone returned {} feature values for {n} images of {shape:?}",
+                out.features.len()
+            )));
+        }
+        if let Some(c) = model.original_classes {
+            let logits = match out.logits {
+                Some(l) => l,
+                None if n == 0 => vec![],
+                None => return Err(Error::model(&model.name, "the backbone returned no logits")),
+            };
+            if logits.len() != n * c {
+                return Err(Error::Shape(format!(
+                    "backbone returned {} logits for {n} images of {c} classes",
+                    logits.len()
+                )));
+            }
+            self.logits.extend_from_slice(&logits);
+        }
+        self.features.extend_from_slice(&out.features);
+        self.labels
+            .extend(kept.iter().map(|&i| samples[i].label as i64));
+        self.listed.extend(kept.iter().map(|&i| i as i64));
+        for (i, reason) in &batch.skipped {
+            tracing::warn!("skipping {reason}");
+            self.skipped.push(SkippedItem {
+                item: *i,
+                path: items[*i].path.clone(),
+                reason: reason.clone(),
+            });
+        }
+        Ok(n)
+    }
+
+    /// Writes the shard and empties the buffer for the next.
+    fn write(
+        &mut self,
+        writer: &mut CacheWriter,
+        split: &str,
+        shard: usize,
+        logits: bool,
+    ) -> Result<()> {
+        let data = crate::cache::ShardData {
+            features: &self.features,
+            labels: &self.labels,
+            logits: logits.then_some(self.logits.as_slice()),
+            listed: &self.listed,
+        };
+        writer.write_shard_rows(split, shard, &data, std::mem::take(&mut self.skipped))?;
+        *self = ShardBuffer::default();
+        Ok(())
+    }
+}
+
+/// One split's work in this run.
+struct SplitWork<'d> {
+    name: String,
+    samples: &'d [Sample],
+    items: Vec<Item>,
+    plan: SplitPlan,
+    /// Shards of this run's parts on disk before it.
+    resumed: usize,
+    /// Shards to write, in order.
+    todo: Vec<usize>,
+}
+
+/// Plans every split (or checks the plan other tasks wrote) and lists the shards this run
+/// writes: those of its parts not on disk yet, at most `max_shards` in all.
+fn plan_work<'d>(
+    writer: &mut CacheWriter,
+    dataset: &'d Dataset,
+    splits: &[&'d crate::dataset::Split],
+    opts: &ExtractOptions,
+) -> Result<Vec<SplitWork<'d>>> {
+    let mut budget = opts.max_shards.unwrap_or(usize::MAX);
+    let mut work = Vec::new();
+    for split in splits {
+        let items: Vec<Item> = split
+            .samples
+            .iter()
+            .map(|s| Item {
+                path: dataset.key(s),
+                label: s.label as i64,
+            })
+            .collect();
+        let plan = writer.plan_split(
+            &split.name,
+            &items,
+            split.skipped.clone(),
+            opts.shard_size,
+            opts.part.map(|p| p.count),
+        )?;
+        let parts: Vec<Part> = match opts.part {
+            Some(p) => vec![p],
+            None => Part::all(plan.parts).collect(),
+        };
+        let mut todo = Vec::new();
+        let mut owned = 0;
+        for part in parts {
+            owned += part.shards(plan.num_shards()).len();
+            todo.extend(writer.shards_todo(&split.name, part)?);
+        }
+        let resumed = owned - todo.len();
+        todo.truncate(budget);
+        budget -= todo.len();
+        work.push(SplitWork {
+            name: split.name.clone(),
+            samples: &split.samples,
+            items,
+            plan,
+            resumed,
+            todo,
+        });
+    }
+    Ok(work)
+}
+
+/// Extracts one split's shards of this run; returns the images the backbone ran.
+fn extract_split(
     backbone: &mut Backbone,
+    writer: &mut CacheWriter,
+    work: &SplitWork<'_>,
+    opts: &ExtractOptions,
+    bar: &crate::progress::Progress,
+) -> Result<usize> {
+    let model = backbone.model().clone();
+    let ranges = shard_batches(
+        work.todo.iter().map(|&s| work.plan.shard_items(s)),
+        opts.batch,
+    );
+    let mut buffer = ShardBuffer::default();
+    let mut images = 0;
+    run_batches(
+        backbone,
+        work.samples,
+        &ranges,
+        &opts.preprocess,
+        opts.decode_threads,
+        opts.skip_bad,
+        |batch, out| {
+            images += buffer.push(&batch, out, work.samples, &work.items, &model)?;
+            bar.inc(batch.range.len() as u64);
+            let shard = batch.range.start / work.plan.shard_size;
+            if batch.range.end == work.plan.shard_items(shard).end {
+                buffer.write(writer, &work.name, shard, model.original_classes.is_some())?;
+            }
+            // After the shard write, so a stop keeps every finished shard.
+            bar.check()
+        },
+    )?;
+    Ok(images)
+}
+
+/// The manifest a new cache of `dataset` through `backbone` starts with.
+fn manifest_for(
+    backbone: &Backbone,
     dataset: &Dataset,
     opts: &ExtractOptions,
     cache_dir: &Path,
-) -> Result<ExtractSummary> {
-    let started = Instant::now();
+) -> Result<CacheManifest> {
+    let model = backbone.model();
+    let inputs = fingerprint_inputs(backbone, dataset, opts);
+    Ok(CacheManifest {
+        version: CACHE_VERSION,
+        fingerprint: fingerprint(backbone, dataset, opts),
+        inputs,
+        model: model.name.clone(),
+        feature_node: model.feature_node.clone(),
+        feature_shape: model.feature_shape,
+        dtype: opts.dtype,
+        input_size: opts.preprocess.input_size(),
+        preprocess: opts.preprocess.clone(),
+        classes: dataset.classes.clone(),
+        original_classes: model.original_classes,
+        original_head: Some(model.head.clone()),
+        data_root: match &opts.staged_from {
+            Some(home) => Some(home.canonicalize().map_err(|e| Error::io(home, e))?),
+            None => dataset.root.clone(),
+        },
+        held_out: dataset.held_out,
+        backbone: recorded_source(backbone, cache_dir)?,
+        splits: BTreeMap::new(),
+    })
+}
+
+/// Refuses options no extraction can honour.
+fn check_options(backbone: &Backbone, opts: &ExtractOptions) -> Result<()> {
     if opts.batch == 0 || opts.shard_size == 0 {
         return Err(Error::Config(format!(
             "batch ({}) and shard size ({}) must be positive",
             opts.batch, opts.shard_size
         )));
+    }
+    if opts.overwrite && opts.part.is_some() {
+        return Err(Error::Config(
+            "--overwrite with --part: tasks running at once cannot each replace the cache; delete it before submitting the job".into(),
+        ));
     }
     opts.preprocess.validate()?;
     if opts.preprocess.crop != backbone.input_size() {
@@ -540,6 +747,21 @@ pub fn extract(
             backbone.input_size()
         )));
     }
+    Ok(())
+}
+
+/// Extracts `dataset` through `backbone` into the cache at `cache_dir`, resuming a partial
+/// cache with the same fingerprint and refusing (or, with `overwrite`, replacing) another.
+/// With [`ExtractOptions::part`], only that part's shards are written, so that the tasks of a
+/// cluster job can fill one cache at once.
+pub fn extract(
+    backbone: &mut Backbone,
+    dataset: &Dataset,
+    opts: &ExtractOptions,
+    cache_dir: &Path,
+) -> Result<ExtractSummary> {
+    let started = Instant::now();
+    check_options(backbone, opts)?;
     let split_names: Vec<String> = if opts.splits.is_empty() {
         dataset.splits.iter().map(|s| s.name.clone()).collect()
     } else {
@@ -549,131 +771,56 @@ pub fn extract(
         .iter()
         .map(|n| dataset.split(n))
         .collect::<Result<Vec<_>>>()?;
-
-    let model = backbone.model().clone();
-    let feature_shape = model.feature_shape;
-    let original_classes = model.original_classes;
-    let fresh = CacheManifest {
-        version: CACHE_VERSION,
-        fingerprint: fingerprint(backbone, dataset, opts),
-        model: model.name.clone(),
-        feature_node: model.feature_node.clone(),
-        feature_shape,
-        dtype: opts.dtype,
-        input_size: opts.preprocess.input_size(),
-        preprocess: opts.preprocess.clone(),
-        classes: dataset.classes.clone(),
-        original_classes,
-        original_head: Some(model.head.clone()),
-        data_root: dataset.root.clone(),
-        held_out: dataset.held_out,
-        backbone: recorded_source(backbone, cache_dir)?,
-        splits: BTreeMap::new(),
-    };
+    let fresh = manifest_for(backbone, dataset, opts, cache_dir)?;
     let mut writer = CacheWriter::create_or_resume(cache_dir, fresh, opts.overwrite)?;
-    if let Some(classifier) = &model.classifier {
+    if let Some(classifier) = &backbone.model().classifier {
         if !writer.dir().join(crate::runs::CLASSIFIER_FILE).exists() {
             writer.write_classifier(classifier)?;
         }
     }
-
-    let plans = splits
-        .iter()
-        .map(|s| Ok((s.name.clone(), split_plan(&mut writer, dataset, s, opts)?)))
-        .collect::<Result<Vec<_>>>()?;
-    let mut shard_budget = opts.max_shards.unwrap_or(usize::MAX);
-    let mut work = Vec::new();
-    for (name, samples) in plans {
-        let info = writer.manifest().splits[&name].clone();
-        let done = info.shards.len();
-        let todo = (info.num_shards() - done).min(shard_budget);
-        shard_budget -= todo;
-        work.push((name, samples, info.shard_size, done, todo));
-    }
-
+    let work = plan_work(&mut writer, dataset, &splits, opts)?;
     let total: usize = work
         .iter()
-        .map(|(_, samples, size, done, todo)| {
-            (samples.len().min((done + todo) * size)).saturating_sub(done * size)
-        })
+        .flat_map(|w| w.todo.iter().map(|&s| w.plan.shard_items(s).len()))
         .sum();
     let bar = crate::progress::bar(total as u64, "extract", "images");
-    let image_len: usize = feature_shape.iter().product();
     let mut images = 0;
-    let mut summaries = Vec::new();
-    for (name, samples, shard_size, done, todo) in work {
-        let ranges = shard_batches(samples.len(), shard_size, opts.batch, done..done + todo);
-        let mut features: Vec<f32> = Vec::new();
-        let mut labels: Vec<i64> = Vec::new();
-        let mut logits: Vec<f32> = Vec::new();
-        let mut written = 0;
-        run_batches(
-            backbone,
-            &samples,
-            &ranges,
-            &opts.preprocess,
-            opts.decode_threads,
-            |range, out| {
-                let n = range.len();
-                if out.features.len() != n * image_len {
-                    return Err(Error::Shape(format!(
-                        "backbone returned {} feature values for {n} images of {feature_shape:?}",
-                        out.features.len()
-                    )));
-                }
-                features.extend_from_slice(&out.features);
-                labels.extend(samples[range.clone()].iter().map(|s| s.label as i64));
-                if let Some(c) = original_classes {
-                    let l = out.logits.ok_or_else(|| {
-                        Error::model(&model.name, "the backbone returned no logits")
-                    })?;
-                    if l.len() != n * c {
-                        return Err(Error::Shape(format!(
-                            "backbone returned {} logits for {n} images of {c} classes",
-                            l.len()
-                        )));
-                    }
-                    logits.extend_from_slice(&l);
-                }
-                images += n;
-                bar.inc(n as u64);
-                if range.end == samples.len() || range.end % shard_size == 0 {
-                    let l = original_classes.map(|_| logits.as_slice());
-                    writer.write_shard(&name, &features, &labels, l)?;
-                    written += 1;
-                    features.clear();
-                    labels.clear();
-                    logits.clear();
-                }
-                // After the shard write, so a stop keeps every finished shard.
-                bar.check()
-            },
-        )?;
-        let info = &writer.manifest().splits[&name];
-        summaries.push(SplitSummary {
-            name,
-            items: info.num_items,
-            skipped: info.skipped.len(),
-            shards: info.num_shards(),
-            shards_resumed: done,
-            shards_written: written,
-            complete: info.is_complete(),
-        });
+    for w in &work {
+        images += extract_split(backbone, &mut writer, w, opts, &bar)?;
     }
     bar.finish_and_clear();
-
+    let cache = FeatureCache::open(writer.dir())?;
+    let splits: Vec<SplitSummary> = work
+        .iter()
+        .map(|w| {
+            let info = &cache.manifest().splits[&w.name];
+            SplitSummary {
+                name: w.name.clone(),
+                items: info.num_items,
+                skipped: info.skipped.len(),
+                shards: info.num_shards(),
+                parts: info.parts,
+                shards_resumed: w.resumed,
+                shards_written: w.todo.len(),
+                missing_parts: info.missing_parts(),
+                complete: info.is_complete(),
+            }
+        })
+        .collect();
     let seconds = started.elapsed().as_secs_f64();
+    let model = backbone.model();
     Ok(ExtractSummary {
         preprocess: opts.preprocess.clone(),
         cache: writer.dir().to_path_buf(),
+        part: opts.part,
         fingerprint: writer.manifest().fingerprint.clone(),
         model: model.name.clone(),
         feature_node: model.feature_node.clone(),
-        feature_shape,
+        feature_shape: model.feature_shape,
         dtype: opts.dtype,
         classes: dataset.classes.clone(),
-        complete: summaries.iter().all(|s| s.complete),
-        splits: summaries,
+        complete: splits.iter().all(|s| s.complete),
+        splits,
         images,
         seconds,
         images_per_sec: if seconds > 0.0 {
@@ -690,9 +837,9 @@ mod tests {
 
     #[test]
     fn batches_stay_inside_shards() {
-        let r = shard_batches(10, 4, 3, 0..3);
+        let r = shard_batches([0..4, 4..8, 8..10], 3);
         assert_eq!(r, vec![0..3, 3..4, 4..7, 7..8, 8..10]);
-        assert_eq!(shard_batches(10, 4, 3, 1..2), vec![4..7, 7..8]);
-        assert!(shard_batches(10, 4, 3, 3..3).is_empty());
+        assert_eq!(shard_batches(std::iter::once(4..8), 3), vec![4..7, 7..8]);
+        assert!(shard_batches([], 3).is_empty());
     }
 }

@@ -6,13 +6,20 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The temporary sibling a file is staged in before it is renamed into place.
+/// The temporary sibling a file is staged in before it is renamed into place: unique to this
+/// process and call, since tasks on other machines of a cluster may share the folder and a
+/// process id.
 fn staging_path(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NONCE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let nonce = NONCE.get_or_init(rand::random::<u64>);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
     let mut name = path
         .file_name()
         .map(|n| n.to_os_string())
         .unwrap_or_default();
-    name.push(format!(".{}.tmp", std::process::id()));
+    name.push(format!(".{}-{nonce:016x}-{call}.tmp", std::process::id()));
     path.with_file_name(name)
 }
 

@@ -13,7 +13,8 @@
 //!    Runtime.
 //! 2. **Features, once.** [`extract`] decodes and preprocesses a dataset ([`dataset`],
 //!    [`preprocess`]) and runs it through the backbone into a sharded, fingerprinted, resumable
-//!    feature cache ([`cache`]). Everything after this step reads the cache, not the images.
+//!    feature cache ([`cache`]), in one process or as the parts of a cluster job ([`cluster`]).
+//!    Everything after this step reads the cache, not the images.
 //! 3. **A head.** [`train`] fits the InfoDisent head ([`head`]: an orthogonal rotation of the
 //!    channels, a sparse max/min pooling per channel, a nonnegative linear layer) or a linear
 //!    probe on the cached features, with [`optim`] and [`checkpoint`] shared with [`mi`].
@@ -60,6 +61,7 @@ pub mod bench;
 pub mod cache;
 pub mod checkpoint;
 pub mod classifier;
+pub mod cluster;
 pub mod cpu;
 pub mod dataset;
 pub mod draw;

@@ -90,9 +90,8 @@ fn cache_matches_a_direct_backbone_run() {
 fn shard_bytes(dir: &Path, split: &str) -> Vec<Vec<u8>> {
     let cache = FeatureCache::open(dir).unwrap();
     let info = cache.split(split).unwrap();
-    info.shards
-        .iter()
-        .map(|s| std::fs::read(dir.join(split).join(s)).unwrap())
+    (0..info.num_shards())
+        .map(|s| std::fs::read(dir.join(split).join(format!("shard-{s:05}.safetensors"))).unwrap())
         .collect()
 }
 

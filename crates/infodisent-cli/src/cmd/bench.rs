@@ -5,6 +5,9 @@ use super::Global;
 /// Benchmarks.
 #[derive(clap::Subcommand, Debug)]
 pub enum BenchCommand {
+    /// A cache with ImageNet's item count and tiny features: time and peak memory to plan it,
+    /// open it and stream one shuffled epoch.
+    Cache(bench_cache::Args),
     /// Extraction throughput: end-to-end vs engine-only images/s and GFLOP/s vs a GEMM peak.
     Extract(bench_extract::Args),
     /// Training step time at D = 1280 and 2048 vs a dense reference, and peak memory.
@@ -22,6 +25,7 @@ pub enum BenchCommand {
 /// Runs the chosen benchmark.
 pub fn run(cmd: BenchCommand, global: &Global) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Cache(a) => bench_cache::run(a, global),
         BenchCommand::Extract(a) => bench_extract::run(a, global),
         BenchCommand::Train(a) => bench_train::run(a, global),
         BenchCommand::Explain(a) => bench_explain::run(a, global),
@@ -30,6 +34,8 @@ pub fn run(cmd: BenchCommand, global: &Global) -> anyhow::Result<()> {
     }
 }
 
+#[path = "bench_cache.rs"]
+pub mod bench_cache;
 #[path = "bench_explain.rs"]
 pub mod bench_explain;
 #[path = "bench_extract.rs"]

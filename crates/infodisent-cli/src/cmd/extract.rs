@@ -139,6 +139,20 @@ pub struct Args {
     /// Stop after writing this many shards (run again to continue).
     #[arg(long)]
     pub max_shards: Option<usize>,
+    /// Extract only part I of N (from 0) of every split, as one task of a cluster job: the
+    /// parts are disjoint runs of whole shards, so N tasks may write into one --cache folder at
+    /// once. `auto` reads I and N from a Slurm job array (SLURM_ARRAY_TASK_ID, _MIN, _COUNT)
+    /// or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with --parts). Without it, every
+    /// part the cache was planned with is extracted here.
+    #[arg(long, value_name = "I/N|auto")]
+    pub part: Option<String>,
+    /// Number of parts, for --part auto in a Kubernetes Indexed Job (its completions).
+    #[arg(long, value_name = "N")]
+    pub parts: Option<usize>,
+    /// --data is a copy of this folder (e.g. on node-local scratch): the cache records DIR as
+    /// the dataset's folder, so later commands find the images there once the copy is gone.
+    #[arg(long, value_name = "DIR")]
+    pub staged_from: Option<PathBuf>,
     #[command(flatten)]
     pub int8: Int8Args,
     #[command(flatten)]
@@ -147,6 +161,10 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
+    let part = infodisent::cluster::resolve_part(args.part.as_deref(), args.parts)?;
+    if let Some(p) = &part {
+        eprintln!("extracting part {} ({})", p.part, p.source);
+    }
     let mut dataset = Dataset::open_with(
         &args.data,
         &OpenOptions {
@@ -176,6 +194,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         overwrite: args.overwrite,
         decode_threads: args.decode_threads,
         max_shards: args.max_shards,
+        part: part.map(|p| p.part),
+        staged_from: args.staged_from,
     };
     if let Some(h) = dataset.held_out {
         eprintln!(
@@ -203,19 +223,28 @@ fn print_summary(s: &ExtractSummary) {
     );
     println!("input    {}", s.preprocess);
     println!("classes  {}", s.classes.len());
+    if let Some(part) = s.part {
+        println!("part     {part}");
+    }
     for split in &s.splits {
-        let state = if split.complete {
-            "complete"
-        } else {
-            "incomplete: run again to resume"
+        let missing: Vec<String> = split.missing_parts.iter().map(|p| p.to_string()).collect();
+        let state = match (split.complete, s.part) {
+            (true, _) => "complete".to_owned(),
+            (false, Some(part)) if !split.missing_parts.contains(&part) => {
+                format!("this part done; waiting for part(s) {}", missing.join(", "))
+            }
+            (false, _) => format!(
+                "incomplete (part(s) {} missing): run again to resume",
+                missing.join(", ")
+            ),
         };
         println!(
-            "split    {:<6} {} images, {} skipped, {}/{} shards ({} resumed, {} written) {state}",
+            "split    {:<6} {} images, {} skipped, {} shards in {} part(s) ({} resumed, {} written) {state}",
             split.name,
             split.items,
             split.skipped,
-            split.shards_resumed + split.shards_written,
             split.shards,
+            split.parts,
             split.shards_resumed,
             split.shards_written,
         );

@@ -2,6 +2,7 @@
 
 pub mod ablate;
 pub mod bench;
+pub mod cache;
 pub mod demo;
 pub mod eval;
 pub mod explain;
@@ -48,6 +49,7 @@ impl Global {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init();
         infodisent::progress::set_quiet(self.quiet || self.json);
         if let Some(n) = self.threads {

@@ -279,6 +279,7 @@ pub fn bench_extract(
             &ranges,
             preprocess,
             opts.decode_threads,
+            false,
             |_, _| Ok(()),
         )?;
         e2e_best = e2e_best.min(t.elapsed().as_secs_f64());

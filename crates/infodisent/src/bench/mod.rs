@@ -1,12 +1,19 @@
 //! Benchmarks that print figures (never timed tests): extraction, training, explanation, the
 //! viewer under load, and the parts benchmark's purity and correctness.
 
+pub mod cache;
 pub mod explain;
 pub mod extract;
 pub mod parts;
 #[cfg(feature = "serve")]
 pub mod serve;
 pub mod train;
+
+/// Starts a new peak-memory window: Linux resets `VmHWM` to the current resident size when
+/// told to (`clear_refs` 5); elsewhere the peak stays the process's.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
 
 /// Peak resident memory of this process in bytes (`VmHWM`), when the OS reports it.
 pub fn peak_rss_bytes() -> Option<u64> {

@@ -95,20 +95,13 @@ impl Sample {
         }
     }
 
-    /// What identifies this sample's content in a cache fingerprint: the path plus size and
-    /// modification time for files (IDX content is covered by the split's file hashes).
-    /// What the dataset fingerprint records of the sample, under its root-relative `key`.
+    /// What the dataset fingerprint records of the sample, under its root-relative `key`: the
+    /// key and size for files (not the modification time nor the absolute root, so nodes that
+    /// copy the data to local scratch agree); IDX content is covered by the split's file hashes.
     fn identity(&self, key: &str) -> String {
         match &self.source {
             Source::File(path) => match std::fs::metadata(path) {
-                Ok(meta) => {
-                    let mtime = meta
-                        .modified()
-                        .ok()
-                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                        .map_or(0, |d| d.as_nanos());
-                    format!("{key}\t{}\t{mtime}", meta.len())
-                }
+                Ok(meta) => format!("{key}\t{}", meta.len()),
                 Err(_) => format!("{key}\tunreadable"),
             },
             Source::Idx { .. } => key.to_owned(),

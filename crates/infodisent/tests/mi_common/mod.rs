@@ -30,6 +30,7 @@ pub fn write_cache(
     let manifest = CacheManifest {
         version: CACHE_VERSION,
         fingerprint: "mi-test".into(),
+        inputs: Default::default(),
         model: "test".into(),
         feature_node: "test".into(),
         feature_shape: shape,

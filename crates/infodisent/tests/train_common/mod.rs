@@ -20,6 +20,7 @@ pub fn write_cache(dir: &Path, train: usize, test: usize, seed: u64) -> FeatureC
     let manifest = CacheManifest {
         version: CACHE_VERSION,
         fingerprint: format!("synthetic-{seed}"),
+        inputs: Default::default(),
         model: "synthetic".into(),
         feature_node: "features".into(),
         feature_shape: [DIM, SIDE, SIDE],

@@ -2,26 +2,40 @@
 //!
 //! Layout of a cache folder:
 //! ```text
-//! manifest.json                  CacheManifest (fingerprint, shapes, classes, splits, skips)
-//! classifier.safetensors         the original classifier: "weight" [C, D], "bias" [C] (optional)
-//! <split>/items.json             Vec<Item>: every image of the split, in shard order
+//! manifest.json                   CacheManifest (fingerprint and its inputs, shapes, classes)
+//! classifier.safetensors          the original classifier: "weight" [C, D], "bias" [C] (optional)
+//! <split>/items.json              Vec<Item>: every image listed for the split, in shard order
+//! <split>/plan.json               SplitPlan: item count and digest, shard size, number of parts
+//! <split>/part-00000-of-00004.json PartProgress: the shards part 0 of 4 has finished
 //! <split>/shard-00000.safetensors "features" [n, D, h, w] (f16 or f32), "labels" [n] (i64),
-//!                                "logits" [n, C_orig] (f32, optional), "index" [n] (i64)
+//!                                 "logits" [n, C_orig] (f32, optional), "index" [n] (i64)
 //! ```
-//! Item `i` of a split lives in shard `i / shard_size`, so a resumed run knows exactly which shards
-//! are missing. Every file is written atomically and the manifest last, so a killed run never
-//! leaves a shard that looks finished but is not.
+//! Shard `s` holds the listed items `s * shard_size ..`, less any found unreadable (its "index"
+//! names the listed items it holds). Each part writes only its own shards and progress file,
+//! every file atomically and the progress file after the shard, so any number of tasks can
+//! extract into one folder at once and a killed one never leaves a shard that looks finished
+//! but is not (see [`plan`]).
+
+mod info;
+pub mod plan;
+mod shard;
+mod writer;
+
+pub use info::{CacheInfo, PartInfo, SplitReport};
+pub use plan::Part;
+pub use shard::ShardData;
+pub use writer::CacheWriter;
 
 use crate::error::{Error, Result};
-use crate::fsutil::{read_json, write_atomic, write_json_atomic};
-use half::f16;
-use safetensors::tensor::{Dtype, TensorView};
+use crate::fsutil::read_json;
 use serde::{Deserialize, Serialize};
+use shard::{read_shard_file, ShardRows};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Format version; bumped whenever the layout changes so old caches are refused, not misread.
-pub const CACHE_VERSION: u32 = 1;
+/// Version 1 caches (one writer, progress in the manifest) still open.
+pub const CACHE_VERSION: u32 = 2;
 
 /// How feature values are stored on disk.
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
@@ -53,27 +67,91 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// Progress and contents of one split (e.g. `train`, `test`).
+/// Contents and progress of one split (e.g. `train`, `test`), as readers see it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SplitInfo {
-    /// Number of items in the split (after skips).
+    /// Images in the split: those listed less those skipped (final once complete).
     pub num_items: usize,
-    /// Items per shard (the last may hold fewer).
+    /// Images planned per shard; a shard holds fewer where some were skipped.
     pub shard_size: usize,
-    /// File names of the shards written so far, in order; complete when `len == num_shards()`.
-    pub shards: Vec<String>,
+    /// Parts its shards are divided into (the tasks of a cluster job; 1 for one process).
+    pub parts: usize,
+    /// Images each shard holds, `None` for shards not written yet.
+    pub shard_rows: Vec<Option<usize>>,
     /// Images skipped because they were unreadable.
     pub skipped: Vec<Skipped>,
+    /// Planned item indices that parts skipped, ascending (`items.json` lists planned items).
+    #[serde(skip)]
+    skipped_items: Vec<usize>,
+    /// First item of each shard, then the total: where item `i` lives.
+    #[serde(skip)]
+    starts: Vec<usize>,
 }
 
 impl SplitInfo {
+    /// A split from its shards' row counts.
+    fn new(
+        num_items: usize,
+        shard_size: usize,
+        parts: usize,
+        shard_rows: Vec<Option<usize>>,
+        skipped: Vec<Skipped>,
+        mut skipped_items: Vec<usize>,
+    ) -> Self {
+        skipped_items.sort_unstable();
+        let mut starts = Vec::with_capacity(shard_rows.len() + 1);
+        let mut at = 0;
+        for rows in &shard_rows {
+            starts.push(at);
+            at += rows.unwrap_or(0);
+        }
+        starts.push(at);
+        SplitInfo {
+            num_items,
+            shard_size,
+            parts,
+            shard_rows,
+            skipped,
+            skipped_items,
+            starts,
+        }
+    }
+
     /// How many shards the finished split has.
     pub fn num_shards(&self) -> usize {
-        self.num_items.div_ceil(self.shard_size.max(1))
+        self.shard_rows.len()
+    }
+    /// Shards written so far.
+    pub fn shards_done(&self) -> usize {
+        self.shard_rows.iter().filter(|r| r.is_some()).count()
     }
     /// Whether every shard has been written.
     pub fn is_complete(&self) -> bool {
-        self.shards.len() == self.num_shards()
+        self.shards_done() == self.num_shards()
+    }
+    /// Parts with shards still missing.
+    pub fn missing_parts(&self) -> Vec<Part> {
+        Part::all(self.parts)
+            .filter(|p| {
+                p.shards(self.num_shards())
+                    .any(|s| self.shard_rows[s].is_none())
+            })
+            .collect()
+    }
+    /// Images shard `s` holds (0 while it is missing).
+    pub fn shard_len(&self, s: usize) -> usize {
+        self.shard_rows.get(s).copied().flatten().unwrap_or(0)
+    }
+    /// The items shard `s` holds, in a complete split.
+    pub fn shard_range(&self, s: usize) -> std::ops::Range<usize> {
+        self.starts[s]..self.starts[s] + self.shard_len(s)
+    }
+    /// The shard and row of item `i`, in a complete split.
+    pub fn locate(&self, i: usize) -> (usize, usize) {
+        // The last shard starting at or before `i`: an empty shard (every image skipped) shares
+        // its start with the next, which the search passes over.
+        let s = self.starts.partition_point(|&start| start <= i) - 1;
+        (s, i - self.starts[s])
     }
 }
 
@@ -94,6 +172,10 @@ pub struct CacheManifest {
     pub version: u32,
     /// Hash of model bytes, feature node, preprocessing and dataset listing.
     pub fingerprint: String,
+    /// What the fingerprint covers, each part hashed on its own, so a cache made with other
+    /// settings is refused naming what differs (absent in version 1 caches).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, String>,
     /// Human-readable model name or path.
     pub model: String,
     /// Graph node whose output is the feature map.
@@ -125,8 +207,39 @@ pub struct CacheManifest {
     /// ([`crate::extract::cache_backbone`]); absent in caches made before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backbone: Option<crate::engine::BackboneSource>,
-    /// Splits by name.
+    /// Splits by name: read from the split folders (a version 1 manifest lists them itself).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub splits: BTreeMap<String, SplitInfo>,
+}
+
+impl CacheManifest {
+    /// What differs between the inputs of this cache and of `other`, in words (empty when the
+    /// fingerprints agree).
+    pub fn difference(&self, other: &CacheManifest) -> String {
+        if self.fingerprint == other.fingerprint {
+            return String::new();
+        }
+        let what = |key: &str| match key {
+            "model" => "another model",
+            "feature_node" => "another feature node",
+            "preprocess" => "other preprocessing",
+            "dtype" => "another stored precision (--dtype)",
+            "skip_bad" => "another --skip-bad",
+            "dataset" => "another dataset (other images, sizes, labels or split)",
+            _ => "another cache format",
+        };
+        let keys: std::collections::BTreeSet<&String> =
+            self.inputs.keys().chain(other.inputs.keys()).collect();
+        let differs: Vec<&str> = keys
+            .into_iter()
+            .filter(|k| self.inputs.get(*k) != other.inputs.get(*k))
+            .map(|k| what(k))
+            .collect();
+        match differs.is_empty() {
+            true => "another model, preprocessing or dataset".to_owned(),
+            false => differs.join(", "),
+        }
+    }
 }
 
 /// One shard read into memory, features converted to f32.
@@ -160,8 +273,60 @@ fn manifest_path(dir: &Path) -> PathBuf {
     dir.join("manifest.json")
 }
 
+/// A split as a version 1 manifest records it: one writer, shards written in order, every
+/// shard full but the last, and `items.json` listing only the images kept.
+#[derive(Deserialize)]
+struct SplitInfoV1 {
+    num_items: usize,
+    shard_size: usize,
+    shards: Vec<String>,
+    skipped: Vec<Skipped>,
+}
+
+/// Reads a manifest of either version; a version 1 manifest's splits become [`SplitInfo`]s.
+fn read_manifest(path: &Path) -> Result<CacheManifest> {
+    let mut value: serde_json::Value = read_json(path)?;
+    let invalid = |e: serde_json::Error| Error::cache(path, format!("invalid manifest: {e}"));
+    let v1_splits = match value.get("version").and_then(|v| v.as_u64()) {
+        Some(1) => value.as_object_mut().and_then(|m| m.remove("splits")),
+        _ => None,
+    };
+    let mut manifest: CacheManifest = serde_json::from_value(value).map_err(invalid)?;
+    if let Some(splits) = v1_splits {
+        let splits: BTreeMap<String, SplitInfoV1> =
+            serde_json::from_value(splits).map_err(invalid)?;
+        manifest.splits = splits
+            .into_iter()
+            .map(|(name, s)| {
+                let size = s.shard_size.max(1);
+                let rows = (0..s.num_items.div_ceil(size))
+                    .map(|i| (i < s.shards.len()).then(|| (s.num_items - i * size).min(size)))
+                    .collect();
+                let info = SplitInfo::new(s.num_items, size, 1, rows, s.skipped, vec![]);
+                (name, info)
+            })
+            .collect();
+    }
+    Ok(manifest)
+}
+
+/// Every split folder of a version 2 cache (those holding a `plan.json`), by name.
+fn read_splits(dir: &Path) -> Result<BTreeMap<String, SplitInfo>> {
+    let mut splits = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let path = entry.path();
+        if path.join("plan.json").is_file() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            splits.insert(name, plan::SplitState::read(&path)?.info());
+        }
+    }
+    Ok(splits)
+}
+
 impl FeatureCache {
-    /// Opens a cache, checking its version and that the split files it names exist.
+    /// Opens a cache, checking its version, and reads every split's plan and progress (an
+    /// unfinished cache opens, so it can be inspected; [`FeatureCache::split`] refuses it).
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         let mpath = manifest_path(&dir);
@@ -171,12 +336,16 @@ impl FeatureCache {
                 "no manifest.json: not a feature cache (run `infodisent extract`)",
             ));
         }
-        let manifest: CacheManifest = read_json(&mpath)?;
-        if manifest.version != CACHE_VERSION {
-            return Err(Error::cache(
-                &mpath,
-                format!("cache format version {} but this build reads {CACHE_VERSION}: re-run `infodisent extract`", manifest.version),
-            ));
+        let mut manifest = read_manifest(&mpath)?;
+        match manifest.version {
+            1 => {}
+            CACHE_VERSION => manifest.splits = read_splits(&dir)?,
+            v => {
+                return Err(Error::cache(
+                    &mpath,
+                    format!("cache format version {v} but this build reads 1 and {CACHE_VERSION}: re-run `infodisent extract`"),
+                ))
+            }
         }
         Ok(FeatureCache {
             dir,
@@ -225,9 +394,27 @@ impl FeatureCache {
             )
         })?;
         if !info.is_complete() {
+            let missing: Vec<String> = info.missing_parts().iter().map(|p| p.to_string()).collect();
+            let (s, verb) = if missing.len() == 1 {
+                ("", "is")
+            } else {
+                ("s", "are")
+            };
+            let fix = match info.parts {
+                1 => "run `infodisent extract` again with the options that made it".to_owned(),
+                _ => format!(
+                    "run `infodisent extract --part {}` (with the options that made it)",
+                    missing.join(", --part ")
+                ),
+            };
             return Err(Error::cache(
                 &self.dir,
-                format!("split `{name}` is incomplete ({} of {} shards): re-run `infodisent extract` to resume", info.shards.len(), info.num_shards()),
+                format!(
+                    "split `{name}` is incomplete ({} of {} shards): part{s} {} {verb} missing; {fix} to finish it",
+                    info.shards_done(),
+                    info.num_shards(),
+                    missing.join(", "),
+                ),
             ));
         }
         Ok(info)
@@ -338,25 +525,40 @@ impl FeatureCache {
     /// The items of a split in shard order, their paths resolved against the dataset root
     /// (or the one given by [`FeatureCache::with_data_root`]).
     pub fn items(&self, split: &str) -> Result<Vec<Item>> {
-        self.split(split)?;
-        let mut items: Vec<Item> = read_json(self.dir.join(split).join("items.json"))?;
-        for item in &mut items {
+        let info = self.split(split)?;
+        let listed: Vec<Item> = read_json(self.dir.join(split).join("items.json"))?;
+        let mut skipped = info.skipped_items.iter().peekable();
+        let mut items = Vec::with_capacity(info.num_items);
+        for (i, mut item) in listed.into_iter().enumerate() {
+            if skipped.next_if(|&&s| s == i).is_some() {
+                continue;
+            }
             item.path = self.resolve(&item.path);
+            items.push(item);
+        }
+        if items.len() != info.num_items {
+            return Err(Error::cache(
+                self.dir.join(split),
+                format!(
+                    "items.json lists {} usable images, the shards hold {}",
+                    items.len(),
+                    info.num_items
+                ),
+            ));
         }
         if self.original_labels {
             // Only the logits are read, a few kilobytes per shard.
-            let info = self.split(split)?;
             let [d, h, w] = self.manifest.feature_shape;
-            for (i, name) in info.shards.iter().enumerate() {
-                let path = self.dir.join(split).join(name);
-                let n = (info.num_items - i * info.shard_size).min(info.shard_size);
-                let mut rows = ShardRows::open(&path, [n, d, h, w])?;
-                let logits = rows.logits(0..n)?;
-                let mut labels = vec![0; n];
+            for s in 0..info.num_shards() {
+                let path = self.dir.join(split).join(plan::shard_file(s));
+                let range = info.shard_range(s);
+                let mut rows = ShardRows::open(&path, [range.len(), d, h, w])?;
+                let logits = rows.logits(0..range.len())?;
+                let mut labels = vec![0; range.len()];
                 self.relabel(&mut labels, logits.as_deref(), || {
                     format!("shard {}", path.display())
                 })?;
-                for (item, label) in items[i * info.shard_size..].iter_mut().zip(labels) {
+                for (item, label) in items[range].iter_mut().zip(labels) {
                     item.label = label;
                 }
             }
@@ -367,17 +569,19 @@ impl FeatureCache {
     /// Reads shard `i` of `split`, checking every tensor's shape against the manifest.
     pub fn read_shard(&self, split: &str, i: usize) -> Result<Shard> {
         let info = self.split(split)?;
-        let name = info
-            .shards
-            .get(i)
-            .ok_or_else(|| Error::cache(&self.dir, format!("split `{split}` has no shard {i}")))?;
-        let path = self.dir.join(split).join(name);
-        let expected = (info.num_items - i * info.shard_size).min(info.shard_size);
+        if i >= info.num_shards() {
+            return Err(Error::cache(
+                &self.dir,
+                format!("split `{split}` has no shard {i}"),
+            ));
+        }
+        let path = self.dir.join(split).join(plan::shard_file(i));
+        let range = info.shard_range(i);
         let mut shard = read_shard_file(
             &path,
             self.manifest.feature_shape,
             self.manifest.original_classes,
-            expected,
+            range.clone(),
         )?;
         self.relabel(&mut shard.labels, shard.logits.as_deref(), || {
             format!("shard {}", path.display())
@@ -390,7 +594,7 @@ impl FeatureCache {
         &'a self,
         split: &'a str,
     ) -> Result<impl Iterator<Item = Result<Shard>> + 'a> {
-        let n = self.split(split)?.shards.len();
+        let n = self.split(split)?.num_shards();
         Ok((0..n).map(move |i| self.read_shard(split, i)))
     }
 
@@ -426,14 +630,13 @@ impl FeatureCache {
                     ),
                 ));
             }
-            let shard = item / info.shard_size;
+            let (shard, row) = info.locate(item);
             if open.as_ref().map(|(s, _)| *s) != Some(shard) {
-                let path = self.dir.join(split).join(&info.shards[shard]);
-                let rows = (info.num_items - shard * info.shard_size).min(info.shard_size);
+                let path = self.dir.join(split).join(plan::shard_file(shard));
+                let rows = info.shard_len(shard);
                 open = Some((shard, ShardRows::open(&path, [rows, d, h, w])?));
             }
             let (_, rows) = open.as_mut().expect("opened above");
-            let row = item % info.shard_size;
             rows.features(row, &mut out.features[k * per_image..(k + 1) * per_image])?;
             out.labels[k] = rows.label(row)?;
             if all_logits {
@@ -519,41 +722,6 @@ impl FeatureCache {
     }
 }
 
-fn tensor_f32(path: &Path, t: &TensorView<'_>) -> Result<Vec<f32>> {
-    decode_f32(path, t.dtype(), t.data())
-}
-
-/// Little-endian f16 or f32 feature bytes as f32.
-fn decode_f32(path: &Path, dtype: Dtype, data: &[u8]) -> Result<Vec<f32>> {
-    match dtype {
-        Dtype::F32 => Ok(data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()),
-        Dtype::F16 => Ok(data
-            .chunks_exact(2)
-            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect()),
-        other => Err(Error::cache(
-            path,
-            format!("expected f16/f32 tensor, found {other:?}"),
-        )),
-    }
-}
-
-fn tensor_i64(path: &Path, t: &TensorView<'_>) -> Result<Vec<i64>> {
-    if t.dtype() != Dtype::I64 {
-        return Err(Error::cache(
-            path,
-            format!("expected i64 tensor, found {:?}", t.dtype()),
-        ));
-    }
-    Ok(t.data()
-        .chunks_exact(8)
-        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-        .collect())
-}
-
 /// Up to `n` item indices of a split, spread over its classes as evenly as they allow and drawn
 /// at random within each class (seeded), in ascending order: a sample that does not depend on
 /// the order the cache was written in.
@@ -582,383 +750,4 @@ pub fn balanced_sample(items: &[Item], n: usize, seed: u64) -> Vec<usize> {
     }
     chosen.sort_unstable();
     chosen
-}
-
-/// One shard file opened for reading single rows of its features and labels.
-struct ShardRows {
-    path: PathBuf,
-    file: std::fs::File,
-    data_start: u64,
-    features_start: u64,
-    /// How feature values are stored (f16 or f32; anything else is refused when read).
-    dtype: Dtype,
-    labels_start: u64,
-    per_image: usize,
-    /// Where the f32 logits `[rows, C]` start, and C, when the shard stores them.
-    logits: Option<(u64, usize)>,
-}
-
-impl ShardRows {
-    /// Opens a shard and checks that its features have `shape`.
-    fn open(path: &Path, shape: [usize; 4]) -> Result<Self> {
-        use std::io::Read;
-        let corrupt = |msg: String| Error::cache(path, format!("corrupt shard: {msg}"));
-        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut n = [0u8; 8];
-        file.read_exact(&mut n).map_err(|e| Error::io(path, e))?;
-        let n = u64::from_le_bytes(n);
-        if n > 100 << 20 {
-            return Err(corrupt(format!("header of {n} bytes")));
-        }
-        let mut header = vec![0u8; n as usize];
-        file.read_exact(&mut header)
-            .map_err(|e| Error::io(path, e))?;
-        // The header alone (safetensors' own reader insists on the whole file).
-        #[derive(serde::Deserialize)]
-        struct Info {
-            dtype: Dtype,
-            shape: Vec<usize>,
-            data_offsets: (u64, u64),
-        }
-        let mut meta: std::collections::HashMap<String, serde_json::Value> =
-            serde_json::from_slice(&header).map_err(|e| corrupt(e.to_string()))?;
-        let has_logits = meta.contains_key("logits");
-        let mut tensor = |name: &str| -> Result<Info> {
-            let value = meta
-                .remove(name)
-                .ok_or_else(|| Error::cache(path, format!("shard lacks tensor `{name}`")))?;
-            serde_json::from_value(value).map_err(|e| corrupt(format!("`{name}`: {e}")))
-        };
-        let feats = tensor("features")?;
-        if feats.shape != shape {
-            return Err(Error::cache(
-                path,
-                format!(
-                    "features have shape {:?}, manifest says {shape:?}",
-                    feats.shape
-                ),
-            ));
-        }
-        let per_image = shape[1] * shape[2] * shape[3];
-        let labels = tensor("labels")?;
-        let span = |(start, end): (u64, u64)| end.checked_sub(start);
-        let sizes_ok = span(feats.data_offsets)
-            == Some((shape[0] * per_image * feats.dtype.bitsize().div_ceil(8)) as u64)
-            && span(labels.data_offsets) == Some((shape[0] * 8) as u64);
-        if labels.shape != [shape[0]] || labels.dtype != Dtype::I64 || !sizes_ok {
-            return Err(corrupt("tensor sizes do not match their shapes".to_owned()));
-        }
-        let logits = match has_logits {
-            true => {
-                let t = tensor("logits")?;
-                let classes = t.shape.get(1).copied().unwrap_or(0);
-                if t.dtype != Dtype::F32
-                    || t.shape != [shape[0], classes]
-                    || span(t.data_offsets) != Some((shape[0] * classes * 4) as u64)
-                {
-                    return Err(corrupt("`logits` size does not match its shape".to_owned()));
-                }
-                Some((t.data_offsets.0, classes))
-            }
-            false => None,
-        };
-        Ok(ShardRows {
-            path: path.to_path_buf(),
-            file,
-            data_start: 8 + n,
-            features_start: feats.data_offsets.0,
-            dtype: feats.dtype,
-            labels_start: labels.data_offsets.0,
-            per_image,
-            logits,
-        })
-    }
-
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        self.file
-            .read_exact_at(buf, self.data_start + offset)
-            .map_err(|e| Error::io(&self.path, e))
-    }
-
-    /// Row `row` of the features, as f32, into `out`.
-    fn features(&mut self, row: usize, out: &mut [f32]) -> Result<()> {
-        let width = self.dtype.bitsize().div_ceil(8);
-        let mut bytes = vec![0u8; self.per_image * width];
-        self.read_at(
-            self.features_start + (row * self.per_image * width) as u64,
-            &mut bytes,
-        )?;
-        out.copy_from_slice(&decode_f32(&self.path, self.dtype, &bytes)?);
-        if out.iter().any(|v| !v.is_finite()) {
-            return Err(Error::cache(
-                &self.path,
-                format!("features of row {row} contain NaN or infinity"),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Label of row `row`.
-    fn label(&mut self, row: usize) -> Result<i64> {
-        let mut b = [0u8; 8];
-        self.read_at(self.labels_start + (row * 8) as u64, &mut b)?;
-        Ok(i64::from_le_bytes(b))
-    }
-
-    /// Logits of `rows`, `[rows, C]`, when the shard stores them.
-    fn logits(&mut self, rows: std::ops::Range<usize>) -> Result<Option<Vec<f32>>> {
-        let Some((start, classes)) = self.logits else {
-            return Ok(None);
-        };
-        let mut bytes = vec![0u8; rows.len() * classes * 4];
-        self.read_at(start + (rows.start * classes * 4) as u64, &mut bytes)?;
-        let values = decode_f32(&self.path, Dtype::F32, &bytes)?;
-        if values.iter().any(|v| !v.is_finite()) {
-            return Err(Error::cache(&self.path, "logits contain NaN or infinity"));
-        }
-        Ok(Some(values))
-    }
-}
-
-fn read_shard_file(
-    path: &Path,
-    shape: [usize; 3],
-    orig_classes: Option<usize>,
-    expected: usize,
-) -> Result<Shard> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| Error::cache(path, format!("corrupt shard: {e}")))?;
-    let get = |name: &str| {
-        st.tensor(name)
-            .map_err(|_| Error::cache(path, format!("shard lacks tensor `{name}`")))
-    };
-    let feats = get("features")?;
-    let want = [expected, shape[0], shape[1], shape[2]];
-    if feats.shape() != want {
-        return Err(Error::cache(
-            path,
-            format!(
-                "features have shape {:?}, manifest says {:?}",
-                feats.shape(),
-                want
-            ),
-        ));
-    }
-    let features = tensor_f32(path, &feats)?;
-    if features.iter().any(|v| !v.is_finite()) {
-        return Err(Error::cache(path, "features contain NaN or infinity"));
-    }
-    let labels = tensor_i64(path, &get("labels")?)?;
-    let index = tensor_i64(path, &get("index")?)?;
-    if labels.len() != expected || index.len() != expected {
-        return Err(Error::cache(
-            path,
-            "labels/index length does not match the features",
-        ));
-    }
-    let logits = match (orig_classes, st.tensor("logits").ok()) {
-        (Some(c), Some(t)) => {
-            if t.shape() != [expected, c] {
-                return Err(Error::cache(
-                    path,
-                    format!(
-                        "logits have shape {:?}, expected [{expected}, {c}]",
-                        t.shape()
-                    ),
-                ));
-            }
-            Some(tensor_f32(path, &t)?)
-        }
-        _ => None,
-    };
-    Ok(Shard {
-        len: expected,
-        features,
-        labels,
-        logits,
-        index,
-    })
-}
-
-/// Writes a cache shard by shard; resumes a partial cache with the same fingerprint.
-pub struct CacheWriter {
-    dir: PathBuf,
-    manifest: CacheManifest,
-}
-
-impl CacheWriter {
-    /// Starts a new cache, or resumes one made with the same fingerprint (recording where its
-    /// model is now, which the fingerprint leaves out). A cache made with a different
-    /// fingerprint is refused unless `overwrite` is set, in which case it is replaced.
-    pub fn create_or_resume(
-        dir: impl AsRef<Path>,
-        fresh: CacheManifest,
-        overwrite: bool,
-    ) -> Result<Self> {
-        let dir = dir.as_ref().to_path_buf();
-        let mpath = manifest_path(&dir);
-        if mpath.exists() {
-            let mut old: CacheManifest = read_json(&mpath)?;
-            if old.version == fresh.version && old.fingerprint == fresh.fingerprint {
-                let moved = old.backbone != fresh.backbone;
-                old.backbone = fresh.backbone;
-                let writer = CacheWriter { dir, manifest: old };
-                if moved {
-                    writer.save_manifest()?;
-                }
-                return Ok(writer);
-            }
-            if !overwrite {
-                return Err(Error::cache(
-                    &dir,
-                    "holds a cache made with another model, preprocessing or dataset; pass --overwrite to replace it",
-                ));
-            }
-            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        }
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let w = CacheWriter {
-            dir,
-            manifest: fresh,
-        };
-        w.save_manifest()?;
-        Ok(w)
-    }
-
-    /// The cache folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-    /// The manifest as written so far.
-    pub fn manifest(&self) -> &CacheManifest {
-        &self.manifest
-    }
-
-    fn save_manifest(&self) -> Result<()> {
-        write_json_atomic(manifest_path(&self.dir), &self.manifest)
-    }
-
-    /// Declares a split's items (idempotent on resume: the list must match the one recorded).
-    pub fn begin_split(
-        &mut self,
-        name: &str,
-        items: &[Item],
-        skipped: Vec<Skipped>,
-        shard_size: usize,
-    ) -> Result<()> {
-        let items_path = self.dir.join(name).join("items.json");
-        if let Some(info) = self.manifest.splits.get(name) {
-            let old: Vec<Item> = read_json(&items_path)?;
-            if old == items && info.shard_size == shard_size {
-                return Ok(());
-            }
-            return Err(Error::cache(
-                &self.dir,
-                format!(
-                    "split `{name}` was started with other items or shard size; pass --overwrite"
-                ),
-            ));
-        }
-        write_json_atomic(&items_path, &items)?;
-        self.manifest.splits.insert(
-            name.to_owned(),
-            SplitInfo {
-                num_items: items.len(),
-                shard_size: shard_size.max(1),
-                shards: vec![],
-                skipped,
-            },
-        );
-        self.save_manifest()
-    }
-
-    /// How many shards of a split are already on disk (the next one to write).
-    pub fn shards_done(&self, split: &str) -> usize {
-        self.manifest
-            .splits
-            .get(split)
-            .map_or(0, |s| s.shards.len())
-    }
-
-    /// Writes the next shard of `split`. Features are [n, D, h, w] f32 and are converted to the
-    /// cache's dtype; the manifest is updated only after the shard file is in place.
-    pub fn write_shard(
-        &mut self,
-        split: &str,
-        features: &[f32],
-        labels: &[i64],
-        logits: Option<&[f32]>,
-    ) -> Result<()> {
-        let [d, h, w] = self.manifest.feature_shape;
-        let info = self
-            .manifest
-            .splits
-            .get(split)
-            .ok_or_else(|| Error::Config(format!("split `{split}` not begun")))?;
-        let i = info.shards.len();
-        let start = i * info.shard_size;
-        let n = (info.num_items - start).min(info.shard_size);
-        if labels.len() != n || features.len() != n * d * h * w {
-            return Err(Error::Shape(format!(
-                "shard {i} of `{split}`: expected {n} images of [{d},{h},{w}]"
-            )));
-        }
-        let feat_bytes: Vec<u8> = match self.manifest.dtype {
-            StoreDtype::F32 => bytemuck::cast_slice(features).to_vec(),
-            StoreDtype::F16 => features
-                .iter()
-                .flat_map(|v| f16::from_f32(*v).to_le_bytes())
-                .collect(),
-        };
-        let feat_dtype = if self.manifest.dtype == StoreDtype::F32 {
-            Dtype::F32
-        } else {
-            Dtype::F16
-        };
-        let index: Vec<i64> = (start as i64..(start + n) as i64).collect();
-        let label_bytes: Vec<u8> = bytemuck::cast_slice(labels).to_vec();
-        let index_bytes: Vec<u8> = bytemuck::cast_slice(&index).to_vec();
-        let shape_err = |e: safetensors::SafeTensorError| Error::Shape(e.to_string());
-        let mut tensors = vec![
-            (
-                "features".to_owned(),
-                TensorView::new(feat_dtype, vec![n, d, h, w], &feat_bytes).map_err(shape_err)?,
-            ),
-            (
-                "labels".to_owned(),
-                TensorView::new(Dtype::I64, vec![n], &label_bytes).map_err(shape_err)?,
-            ),
-            (
-                "index".to_owned(),
-                TensorView::new(Dtype::I64, vec![n], &index_bytes).map_err(shape_err)?,
-            ),
-        ];
-        let logit_bytes: Vec<u8>;
-        if let (Some(l), Some(c)) = (logits, self.manifest.original_classes) {
-            logit_bytes = bytemuck::cast_slice(l).to_vec();
-            tensors.push((
-                "logits".to_owned(),
-                TensorView::new(Dtype::F32, vec![n, c], &logit_bytes).map_err(shape_err)?,
-            ));
-        }
-        let name = format!("shard-{i:05}.safetensors");
-        let path = self.dir.join(split).join(&name);
-        let bytes = safetensors::serialize(tensors, None)
-            .map_err(|e| Error::cache(&path, e.to_string()))?;
-        write_atomic(&path, &bytes)?;
-        self.manifest
-            .splits
-            .get_mut(split)
-            .expect("checked above")
-            .shards
-            .push(name);
-        self.save_manifest()
-    }
-
-    /// Stores the original classifier beside the features.
-    pub fn write_classifier(&self, classifier: &crate::classifier::LinearClassifier) -> Result<()> {
-        classifier.save(self.dir.join(crate::runs::CLASSIFIER_FILE))
-    }
 }
