@@ -15,14 +15,14 @@ verify() { # file sha256
   [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]
 }
 
-# pip_wheel NAME==VER GLOB SHA256: a wheel from PyPI, checked against its pinned hash.
+# pip_wheel NAME==VER GLOB SHA256 [PLATFORM]: a wheel from PyPI, checked against its pinned hash.
 pip_wheel() {
-  local spec="$1" glob="$2" sum="$3" f
+  local spec="$1" glob="$2" sum="$3" platform="${4:-manylinux_2_28_x86_64}" f
   f=$(ls "$dl"/$glob 2>/dev/null | head -n1 || true)
   if [ -n "$f" ] && verify "$f" "$sum"; then echo "$f"; return; fi
   log "downloading $spec"
   python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
-    --platform manylinux_2_28_x86_64 -d "$dl" "$spec" >&2
+    --platform "$platform" -d "$dl" "$spec" >&2
   f=$(ls "$dl"/$glob | head -n1)
   verify "$f" "$sum" || { log "checksum mismatch for $f"; exit 1; }
   echo "$f"
@@ -63,6 +63,12 @@ PY
 ort=$(pip_wheel onnxruntime==1.31.1 'onnxruntime-1.31.1-*.whl' 5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f)
 unzip_member "$ort" onnxruntime/capi/libonnxruntime.so.1.31.1 "$assets/onnxruntime/libonnxruntime.so.1.31.1"
 ln -sf libonnxruntime.so.1.31.1 "$assets/onnxruntime/libonnxruntime.so"
+
+# OpenVINO's runtime, the second engine (`--engine openvino`), loaded at run time by the
+# `openvino` crate: the C API, the core, its CPU plugin and ONNX reader, and TBB with hwloc,
+# which they link to (they find each other through their $ORIGIN rpath).
+ov=$(pip_wheel openvino==2025.4.1 'openvino-2025.4.1-*.whl' c552a68c094b0d75f48b7c19cbd3482c44e4e267821897dcb7c9f7c36ba5f88b manylinux2014_x86_64)
+unzip_dir "$ov" openvino/libs/ 'libopenvino(_c|_onnx_frontend)?\.so\.2541|libopenvino_intel_cpu_plugin\.so|libtbb\.so\.12|libtbbmalloc\.so\.2|libtbbbind_2_5\.so\.3|libhwloc\.so\.15' "$assets/openvino"
 
 # EfficientNet-Lite0/1/2 ImageNet weights, the ImageNet class names (with four photos) and
 # Fashion-MNIST: the Python package's fetcher, so that `infodisent.fetch_assets()` and this

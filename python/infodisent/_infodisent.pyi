@@ -26,6 +26,8 @@ class Backbone:
         std: tuple[float, float, float] | list[float] | None = None,
         feature_node: str | None = None,
         threads: int | None = None,
+        engine: str | None = None,
+        precision: str | None = None,
     ) -> Backbone: ...
     @staticmethod
     def from_torch(
@@ -39,6 +41,8 @@ class Backbone:
         cache_dir: str | PathLike[str] | None = None,
         dynamo: bool = True,
         threads: int | None = None,
+        engine: str | None = None,
+        precision: str | None = None,
     ) -> Backbone: ...
     @property
     def model(self) -> str: ...

@@ -65,6 +65,17 @@ def test_extract_in_parts_fills_the_cache_one_call_writes(fixture, tmp_path):
         bb.extract(fixture["root"] / "data", tmp_path / "k8s", part="auto", progress=False)
 
 
+def test_openvino_engine_gives_the_f32_features_of_onnx_runtime(fixture, tmp_path):
+    bb = infodisent.Backbone("efficientnet-lite0", engine="openvino", precision="f32")
+    cache = bb.extract(fixture["root"] / "data", tmp_path / "ov", progress=False)
+    cli_cache = infodisent.Cache(fixture["cache"])
+    for split in cli_cache.splits:
+        ours, theirs = cache.features(split), cli_cache.features(split)
+        assert np.linalg.norm(ours - theirs) <= 1e-3 * np.linalg.norm(theirs)
+    with pytest.raises(infodisent.InvalidInputError, match="engine"):
+        infodisent.Backbone("efficientnet-lite0", engine="tensorrt")
+
+
 def test_explain_on_paths_pil_and_numpy_matches_the_cli(fixture, head):
     pngs = fixture["pngs"]
     expected = cli_explanations(fixture, pngs)

@@ -237,3 +237,52 @@ fn bench_extract_runs_on_generated_jpegs_and_reports_json() {
         stderr(&out)
     );
 }
+
+#[test]
+fn an_engine_that_cannot_run_says_why() {
+    let photo = infodisent::assets::asset("photos/imagenet/imagenet_00_243.jpg").unwrap();
+    let photo = photo.to_str().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_infodisent"))
+        .args(["predict", "--engine", "openvino", photo])
+        .env("OPENVINO_LIB_PATH", "/nonexistent/openvino")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("OpenVINO engine is unavailable")
+            && stderr(&out).contains("OPENVINO_LIB_PATH=/nonexistent/openvino"),
+        "{}",
+        stderr(&out)
+    );
+    let out = infodisent(&["predict", "--engine", "ort", "--precision", "bf16", photo]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--engine openvino"),
+        "{}",
+        stderr(&out)
+    );
+    // The same photo through OpenVINO in f32 and bf16 gets the same top class as ONNX Runtime.
+    let top = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["predict", "--json", photo];
+        args.extend_from_slice(extra);
+        let out = infodisent(&args);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()[0]["top"][0]["class"]
+            .clone()
+    };
+    let reference = top(&[]);
+    assert_eq!(top(&["--engine", "openvino"]), reference);
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    if cpuinfo.contains("amx_bf16") || cpuinfo.contains("avx512_bf16") {
+        assert_eq!(top(&["--precision", "bf16"]), reference);
+    } else {
+        // Without bf16 units, bf16 would be no faster: refused, naming the CPU.
+        let out = infodisent(&["predict", "--precision", "bf16", photo]);
+        assert_eq!(code(&out), 2, "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("neither AMX nor AVX512-BF16"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}

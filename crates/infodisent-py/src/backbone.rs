@@ -5,6 +5,7 @@ use crate::cache::Cache;
 use crate::errors::{invalid, OrRaise};
 use infodisent::cache::{FeatureCache, StoreDtype};
 use infodisent::dataset::{Dataset, OpenOptions, DEFAULT_TEST_FRACTION};
+use infodisent::engine::{Engine, Precision};
 use infodisent::extract::{
     extract, load_backbone, ExtractOptions, DEFAULT_BATCH, DEFAULT_SHARD_SIZE,
 };
@@ -36,8 +37,10 @@ impl Backbone {
     /// Loads `model` with the preprocessing of `preset` (`torchvision`, `timm`, `tflite`;
     /// default: the model's own), timm's `crop_pct` and `interpolation`, as the CLI's flags.
     /// `mean` and `std` replace the preset's normalisation (per channel, of `x / 255`).
+    /// `engine` (`ort`, `openvino`, `auto`) and `precision` (`f32`, `bf16`) as the CLI's
+    /// `--engine` and `--precision`.
     #[new]
-    #[pyo3(signature = (model, preset=None, crop_pct=None, interpolation=None, mean=None, std=None, feature_node=None, threads=None))]
+    #[pyo3(signature = (model, preset=None, crop_pct=None, interpolation=None, mean=None, std=None, feature_node=None, threads=None, engine=None, precision=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -49,7 +52,16 @@ impl Backbone {
         std: Option<[f32; 3]>,
         feature_node: Option<String>,
         threads: Option<usize>,
+        engine: Option<&str>,
+        precision: Option<&str>,
     ) -> PyResult<Self> {
+        let engine: Engine = option("engine", engine)?.unwrap_or_default();
+        let precision: Precision = option("precision", precision)?.unwrap_or_default();
+        if precision == Precision::Int8 {
+            return Err(invalid(
+                "precision int8 needs calibration images: extract with the CLI's --int8",
+            ));
+        }
         let normalize = match (mean, std) {
             (Some(mean), Some(std)) => Some(Normalize::MeanStd { mean, std }),
             (None, None) => None,
@@ -67,7 +79,8 @@ impl Backbone {
             .detach(|| {
                 load_backbone(&model, feature_node.as_deref(), threads, |p| {
                     choice.resolve(p)
-                })
+                })?
+                .on(engine, precision)
             })
             .or_raise()?;
         Ok(Backbone {
@@ -79,7 +92,7 @@ impl Backbone {
     /// Exports a PyTorch `nn.Module` with `torch.onnx.export` into a folder keyed by its
     /// content (reused next time) and loads it; a timm model brings its own preprocessing.
     #[staticmethod]
-    #[pyo3(signature = (model, preset=None, input_size=None, crop_pct=None, interpolation=None, mean=None, std=None, cache_dir=None, dynamo=true, threads=None))]
+    #[pyo3(signature = (model, preset=None, input_size=None, crop_pct=None, interpolation=None, mean=None, std=None, cache_dir=None, dynamo=true, threads=None, engine=None, precision=None))]
     #[allow(clippy::too_many_arguments)]
     fn from_torch(
         py: Python<'_>,
@@ -93,6 +106,8 @@ impl Backbone {
         cache_dir: Option<PathBuf>,
         dynamo: bool,
         threads: Option<usize>,
+        engine: Option<&str>,
+        precision: Option<&str>,
     ) -> PyResult<Self> {
         let options = pyo3::types::PyDict::new(py);
         options.set_item("crop_pct", crop_pct)?;
@@ -115,6 +130,8 @@ impl Backbone {
             get("std").map(|v| v.extract()).transpose()?,
             None,
             threads,
+            engine,
+            precision,
         )
     }
 

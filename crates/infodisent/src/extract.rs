@@ -134,8 +134,9 @@ pub struct ExtractSummary {
 }
 
 /// What a cache fingerprint covers, each hashed on its own: the model fingerprint, feature
-/// node, preprocessing, stored precision, skip policy and the dataset listing (every split,
-/// after limits; paths relative to the root, with sizes).
+/// node, preprocessing, stored precision, skip policy, the dataset listing (every split,
+/// after limits; paths relative to the root, with sizes), the backbone's arithmetic and, unless
+/// that is f32, its engine.
 pub fn fingerprint_inputs(
     backbone: &Backbone,
     dataset: &Dataset,
@@ -143,7 +144,8 @@ pub fn fingerprint_inputs(
 ) -> BTreeMap<String, String> {
     let model = backbone.model();
     let hash = |v: serde_json::Value| crate::fsutil::sha256_bytes(v.to_string().as_bytes());
-    BTreeMap::from([
+    let (engine, precision) = backbone.engine();
+    let mut inputs = BTreeMap::from([
         ("cache_version".to_owned(), CACHE_VERSION.to_string()),
         ("model".to_owned(), model.fingerprint.clone()),
         (
@@ -154,7 +156,14 @@ pub fn fingerprint_inputs(
         ("dtype".to_owned(), hash(serde_json::json!(opts.dtype))),
         ("skip_bad".to_owned(), opts.skip_bad.to_string()),
         ("dataset".to_owned(), dataset.fingerprint()),
-    ])
+        ("precision".to_owned(), hash(serde_json::json!(precision))),
+    ]);
+    // f32 features agree across engines to about 1e-6, so an f32 cache stays valid whichever
+    // engine resumes it; other precisions differ by engine.
+    if !precision.is_f32() {
+        inputs.insert("engine".to_owned(), hash(serde_json::json!(engine)));
+    }
+    inputs
 }
 
 /// The cache fingerprint: SHA-256 over [`fingerprint_inputs`].
@@ -247,7 +256,7 @@ pub fn cache_backbone(
         )));
     }
     match &recorded.int8 {
-        None => Ok(backbone),
+        None => backbone.on(recorded.engine, recorded.precision),
         Some(int8) => requantize(cache, &backbone, int8),
     }
 }

@@ -264,3 +264,66 @@ fn bad_images_stop_extraction_or_are_counted_with_skip_bad() {
     let shard = cache.read_split("all").unwrap();
     assert_eq!(shard.labels, [0, 0, 0, 1, 1, 1]);
 }
+
+#[test]
+fn an_f32_cache_resumes_on_either_engine_and_a_bf16_cache_rebuilds_its_engine() {
+    use infodisent::engine::{Engine, Precision};
+    let ds = fashion_subset(2);
+    let opts = options(&lite0());
+    let dir = tempfile::tempdir().unwrap();
+
+    // f32 through OpenVINO, resumed (and finished) through ONNX Runtime: one fingerprint.
+    let mut ov = lite0().on(Engine::Openvino, Precision::F32).unwrap();
+    let first = extract(
+        &mut ov,
+        &ds,
+        &ExtractOptions {
+            max_shards: Some(1),
+            ..opts.clone()
+        },
+        dir.path(),
+    )
+    .unwrap();
+    let rest = extract(&mut lite0(), &ds, &opts, dir.path()).unwrap();
+    assert_eq!(first.fingerprint, rest.fingerprint);
+    assert!(rest.complete && rest.splits[0].shards_resumed == 1);
+
+    let cpu = infodisent::cpu::Cpu::get();
+    if !cpu
+        .features
+        .iter()
+        .any(|f| f == "amx_bf16" || f == "avx512_bf16")
+    {
+        let e = lite0().on(Engine::Auto, Precision::Bf16).unwrap_err();
+        assert!(e.to_string().contains("neither AMX nor AVX512-BF16"), "{e}");
+        return;
+    }
+    // bf16 is another cache: refused in the f32 one, naming the difference.
+    let mut bf16 = lite0().on(Engine::Auto, Precision::Bf16).unwrap();
+    assert_eq!(bf16.engine(), (Engine::Openvino, Precision::Bf16));
+    let e = extract(&mut bf16, &ds, &opts, dir.path()).unwrap_err();
+    assert!(e.to_string().contains("--precision"), "{e}");
+    let bf_dir = tempfile::tempdir().unwrap();
+    extract(&mut bf16, &ds, &opts, bf_dir.path()).unwrap();
+    let cache = FeatureCache::open(bf_dir.path()).unwrap();
+    let rebuilt = infodisent::extract::cache_backbone(&cache, None, 1).unwrap();
+    assert_eq!(rebuilt.engine(), (Engine::Openvino, Precision::Bf16));
+    // Its features are the f32 ones to within bf16's error.
+    let f32_features = FeatureCache::open(dir.path())
+        .unwrap()
+        .read_split("test")
+        .unwrap();
+    let bf16_features = cache.read_split("test").unwrap();
+    let (num, den) = f32_features
+        .features
+        .iter()
+        .zip(&bf16_features.features)
+        .fold((0.0f64, 0.0f64), |(n, d), (&a, &b)| {
+            (n + f64::from(a - b).powi(2), d + f64::from(a).powi(2))
+        });
+    let relative = (num / den).sqrt();
+    assert!(
+        relative > 0.0 && relative < 0.15,
+        "bf16 features differ from f32 by {relative:.2e}"
+    );
+}

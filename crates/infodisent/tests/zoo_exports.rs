@@ -7,6 +7,7 @@
 
 use infodisent::cache::{FeatureCache, StoreDtype};
 use infodisent::dataset::Dataset;
+use infodisent::engine::{Engine, Precision};
 use infodisent::extract::{extract, load_backbone, ExtractOptions};
 use infodisent::onnx::model::OriginalHeadKind;
 use infodisent::preprocess::{Normalize, Preprocess};
@@ -92,8 +93,8 @@ fn every_export_matches_pytorch_through_the_cache() {
 
     let mut failures = Vec::new();
     println!(
-        "{:<34} {:<14} {:<12} {:>10} {:>10}  batch-1",
-        "model", "exporter", "head", "features", "logits"
+        "{:<34} {:<14} {:<12} {:>10} {:>10} {:>10} {:>10}  batch-1",
+        "model", "exporter", "head", "features", "logits", "OV feat.", "OV logits"
     );
     for (dir, export) in &exports {
         let want_head = HEADS
@@ -139,16 +140,44 @@ fn every_export_matches_pytorch_through_the_cache() {
         let feature_err = relative_error(&got.features, &features);
         let logit_err = relative_error(got.logits.as_deref().unwrap_or(&[]), &logits);
         let head = model.head.kind;
+        let name = format!("{} ({})", export.model, export.exporter);
+
+        // The same graph through OpenVINO in f32, into a second cache.
+        let (ov_feature_err, ov_logit_err) =
+            match backbone.another(Engine::Openvino, Precision::F32) {
+                Ok(mut ov) => {
+                    let ov_dir = tempfile::tempdir().unwrap();
+                    extract(&mut ov, &dataset, &opts, ov_dir.path()).unwrap();
+                    let ov_got = FeatureCache::open(ov_dir.path())
+                        .unwrap()
+                        .read_split("all")
+                        .unwrap();
+                    (
+                        relative_error(&ov_got.features, &features),
+                        relative_error(ov_got.logits.as_deref().unwrap_or(&[]), &logits),
+                    )
+                }
+                Err(e) => {
+                    failures.push(format!("{name}: OpenVINO: {e}"));
+                    (f64::NAN, f64::NAN)
+                }
+            };
         println!(
-            "{:<34} {:<14} {:<12} {:>10.2e} {:>10.2e}  {}",
+            "{:<34} {:<14} {:<12} {:>10.2e} {:>10.2e} {:>10.2e} {:>10.2e}  {}",
             export.model,
             export.exporter,
             format!("{head:?}"),
             feature_err,
             logit_err,
+            ov_feature_err,
+            ov_logit_err,
             one_at_a_time
         );
-        let name = format!("{} ({})", export.model, export.exporter);
+        if !(ov_feature_err < 1e-3 && ov_logit_err < 1e-3) {
+            failures.push(format!(
+                "{name}: through OpenVINO f32, features differ by {ov_feature_err:.2e}, logits by {ov_logit_err:.2e}"
+            ));
+        }
         if input_err > 1e-5 {
             failures.push(format!(
                 "{name}: preprocessed input differs by {input_err:.2e}"

@@ -46,10 +46,14 @@ pub struct Args {
     /// Timed passes per mode (the best is reported).
     #[arg(long, default_value_t = 2)]
     pub repeats: usize,
-    /// With --int8: time the int8 engine (calibrated on the first N images) and print its
-    /// error against f32 on the others.
-    #[command(flatten)]
-    pub int8: super::super::extract::Int8Args,
+    /// Time the int8 engine (calibrated on the first N images) and print its error against
+    /// f32 on the others.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "64")]
+    pub int8: Option<usize>,
+    /// Also time every available engine at every precision (ONNX Runtime f32, OpenVINO f32
+    /// and bf16), engine only and end to end, with each one's error against ONNX Runtime f32.
+    #[arg(long)]
+    pub engines: bool,
     #[command(flatten)]
     pub preprocess: PreprocessArgs,
 }
@@ -96,7 +100,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         decode_threads: args.decode_threads,
         repeats: args.repeats,
         torch,
-        int8_calibration: args.int8.int8,
+        int8_calibration: args.int8,
+        engines: args.engines,
         ..Default::default()
     };
     let r = bench_extract(&mut backbone, &samples, &preprocess, &opts)?;
@@ -148,6 +153,23 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
                 .map(|a| format!(", original top-1 unchanged for {:.1} %", 100.0 * a))
                 .unwrap_or_default()
         );
+    }
+    if !r.engines.is_empty() {
+        println!("engines      engine-only   end-to-end   error vs ORT f32: features   logits");
+    }
+    for e in &r.engines {
+        let name = format!("{:?} {:?}", e.engine, e.precision).to_lowercase();
+        match &e.unavailable {
+            Some(why) => println!("  {name:<16} unavailable: {why}"),
+            None => println!(
+                "  {name:<16} {:8.1} img/s {:8.1} img/s        {:.1e}          {}",
+                e.engine_images_per_sec,
+                e.end_to_end_images_per_sec,
+                e.feature_relative_error,
+                e.logits_relative_error
+                    .map_or("-".to_owned(), |x| format!("{x:.1e}"))
+            ),
+        }
     }
     if let Some(t) = &r.torch {
         println!(

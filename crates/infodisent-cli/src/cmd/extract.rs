@@ -3,6 +3,7 @@
 use super::Global;
 use infodisent::cache::StoreDtype;
 use infodisent::dataset::{Dataset, OpenOptions, DEFAULT_TEST_FRACTION};
+use infodisent::engine::{Backbone, Engine, Precision};
 use infodisent::extract::{
     extract, int8_backbone, load_backbone, ExtractOptions, ExtractSummary, DEFAULT_BATCH,
     DEFAULT_SHARD_SIZE,
@@ -74,15 +75,45 @@ impl PreprocessArgs {
     }
 }
 
-/// The opt-in int8 engine.
+/// The inference engine and its arithmetic.
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct Int8Args {
+pub struct EngineArgs {
+    /// Inference engine: `ort` (ONNX Runtime), `openvino` (its CPU plugin, from
+    /// scripts/fetch-assets.sh or $OPENVINO_LIB_PATH), or `auto`: OpenVINO for bf16, ONNX
+    /// Runtime for f32 and int8. f32 features agree across engines to about 1e-6.
+    #[arg(long, value_enum, default_value_t = Engine::Auto)]
+    pub engine: Engine,
+    /// Arithmetic of the backbone: f32 (exact), bf16 (OpenVINO on CPUs with AMX or
+    /// AVX512-BF16: about 5× f32 for ResNet-50, at about 1e-2 relative error) or int8 (the
+    /// same as --int8). Recorded in the cache and its fingerprint.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
     /// Run the backbone in int8 (CNNs only): its layers before the feature map are quantized,
     /// activation ranges calibrated on N images (default 64; `extract` spreads them over the
     /// training split, `bench extract` takes its first N and compares the rest with f32).
     /// Faster on CPUs, at a cost in feature accuracy that `bench extract --int8` measures.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "64")]
     pub int8: Option<usize>,
+}
+
+impl EngineArgs {
+    /// Calibration images when int8 is asked for (by `--int8 N` or `--precision int8`).
+    pub fn int8_images(&self) -> Option<usize> {
+        match self.precision {
+            Precision::Int8 => Some(self.int8.unwrap_or(64)),
+            _ => self.int8,
+        }
+    }
+
+    /// `backbone` on the chosen engine and precision (int8 is quantized by the caller, who has
+    /// the calibration images).
+    pub fn apply(&self, backbone: Backbone) -> infodisent::Result<Backbone> {
+        if self.int8_images().is_some() {
+            Engine::resolve(self.engine, Precision::Int8)?;
+            return Ok(backbone);
+        }
+        backbone.on(self.engine, self.precision)
+    }
 }
 
 /// Options of `infodisent extract`.
@@ -154,7 +185,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub staged_from: Option<PathBuf>,
     #[command(flatten)]
-    pub int8: Int8Args,
+    pub int8: EngineArgs,
     #[command(flatten)]
     pub preprocess: PreprocessArgs,
 }
@@ -181,7 +212,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         |p| args.preprocess.resolve(p),
     )?;
     let preprocess = backbone.model().preprocess.clone();
-    if let Some(n) = args.int8.int8 {
+    backbone = args.int8.apply(backbone)?;
+    if let Some(n) = args.int8.int8_images() {
         backbone = int8_backbone(&backbone, &dataset, &preprocess, n)?;
     }
     let opts = ExtractOptions {

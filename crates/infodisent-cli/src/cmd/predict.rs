@@ -23,13 +23,21 @@ pub struct Args {
     pub skip_bad: bool,
     #[command(flatten)]
     pub preprocess: PreprocessArgs,
+    #[command(flatten)]
+    pub engine: super::extract::EngineArgs,
 }
 
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
-    let mut backbone = load_backbone(&args.model, None, global.threads(), |p| {
+    let backbone = load_backbone(&args.model, None, global.threads(), |p| {
         args.preprocess.resolve(p)
     })?;
+    if args.engine.int8_images().is_some() {
+        anyhow::bail!(infodisent::Error::Config(
+            "predict runs f32 or bf16: int8 needs calibration images, which `extract --int8` takes from the dataset".into()
+        ));
+    }
+    let mut backbone = args.engine.apply(backbone)?;
     let preprocess = backbone.model().preprocess.clone();
     let (predictions, _skipped) = predict_files(
         &mut backbone,

@@ -55,6 +55,10 @@ pub struct ExtractBenchOptions {
     /// Run the engine in int8, calibrated on this many of the images (the rest measure the
     /// error against f32).
     pub int8_calibration: Option<usize>,
+    /// Also time every available engine at every precision it runs (ONNX Runtime f32,
+    /// OpenVINO f32 and bf16) against ONNX Runtime f32, in this run.
+    #[serde(default)]
+    pub engines: bool,
 }
 
 impl Default for ExtractBenchOptions {
@@ -66,6 +70,7 @@ impl Default for ExtractBenchOptions {
             gemm_size: 1024,
             torch: None,
             int8_calibration: None,
+            engines: false,
         }
     }
 }
@@ -105,6 +110,114 @@ pub struct ExtractBench {
     pub torch: Option<TorchFigures>,
     /// The int8 engine against f32, when asked for.
     pub int8: Option<Int8Figures>,
+    /// Every engine and precision, when asked for.
+    #[serde(default)]
+    pub engines: Vec<EngineFigures>,
+}
+
+/// One engine at one precision, timed on the same images as the rest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EngineFigures {
+    /// The engine.
+    pub engine: crate::engine::Engine,
+    /// Its arithmetic.
+    pub precision: crate::engine::Precision,
+    /// Why it did not run, when it did not (the other fields are then 0).
+    pub unavailable: Option<String>,
+    /// Engine alone on preprocessed batches, images per second (best pass).
+    pub engine_images_per_sec: f64,
+    /// Decode + preprocess + engine, images per second (best pass).
+    pub end_to_end_images_per_sec: f64,
+    /// `‖f − f_ref‖ / ‖f_ref‖` of the feature maps against ONNX Runtime f32.
+    pub feature_relative_error: f64,
+    /// The same for the logits, when the model has them.
+    pub logits_relative_error: Option<f64>,
+}
+
+/// Times `backbone` (`samples` in `batches`) engine-only and end to end: the best of `repeats`.
+fn time_both(
+    backbone: &mut Backbone,
+    samples: &[Sample],
+    batches: &[Vec<f32>],
+    ranges: &[Range<usize>],
+    preprocess: &Preprocess,
+    opts: &ExtractBenchOptions,
+) -> Result<(f64, f64)> {
+    // Warm-up: the first run pays for memory planning and page faults.
+    backbone.run(&batches[0], ranges[0].len())?;
+    let (mut engine_best, mut e2e_best) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..opts.repeats.max(1) {
+        let t = Instant::now();
+        for (x, r) in batches.iter().zip(ranges) {
+            backbone.run(x, r.len())?;
+        }
+        engine_best = engine_best.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        run_batches(
+            backbone,
+            samples,
+            ranges,
+            preprocess,
+            opts.decode_threads,
+            false,
+            |_, _| Ok(()),
+        )?;
+        e2e_best = e2e_best.min(t.elapsed().as_secs_f64());
+    }
+    let n = samples.len() as f64;
+    Ok((n / engine_best, n / e2e_best))
+}
+
+/// ONNX Runtime f32, OpenVINO f32 and OpenVINO bf16 on the same images, each against the first.
+fn engine_rows(
+    reference: &Backbone,
+    samples: &[Sample],
+    batches: &[Vec<f32>],
+    ranges: &[Range<usize>],
+    preprocess: &Preprocess,
+    opts: &ExtractBenchOptions,
+) -> Result<Vec<EngineFigures>> {
+    use crate::engine::{Engine, Precision};
+    let mut rows = Vec::new();
+    let (mut ref_features, mut ref_logits) = (Vec::new(), Vec::new());
+    for (engine, precision) in [
+        (Engine::Ort, Precision::F32),
+        (Engine::Openvino, Precision::F32),
+        (Engine::Openvino, Precision::Bf16),
+    ] {
+        let mut backbone = match reference.another(engine, precision) {
+            Ok(b) => b,
+            Err(e) => {
+                rows.push(EngineFigures {
+                    engine,
+                    precision,
+                    unavailable: Some(e.to_string()),
+                    engine_images_per_sec: 0.0,
+                    end_to_end_images_per_sec: 0.0,
+                    feature_relative_error: 0.0,
+                    logits_relative_error: None,
+                });
+                continue;
+            }
+        };
+        let (_, features, logits) = run_all(&mut backbone, batches, ranges)?;
+        if rows.is_empty() {
+            (ref_features, ref_logits) = (features.clone(), logits.clone());
+        }
+        let (engine_ips, e2e_ips) =
+            time_both(&mut backbone, samples, batches, ranges, preprocess, opts)?;
+        rows.push(EngineFigures {
+            engine,
+            precision,
+            unavailable: None,
+            engine_images_per_sec: engine_ips,
+            end_to_end_images_per_sec: e2e_ips,
+            feature_relative_error: relative_error(&features, &ref_features),
+            logits_relative_error: (!logits.is_empty())
+                .then(|| relative_error(&logits, &ref_logits)),
+        });
+    }
+    Ok(rows)
 }
 
 /// How the int8 engine compares with f32 on the same images.
@@ -260,34 +373,13 @@ pub fn bench_extract(
         }
         None => (None, None),
     };
+    let engines = match opts.engines {
+        true => engine_rows(backbone, samples, &batches, &ranges, preprocess, opts)?,
+        false => vec![],
+    };
     let backbone = quantized.as_mut().unwrap_or(backbone);
-    // Warm-up: the first run pays for memory planning and page faults.
-    backbone.run(&batches[0], ranges[0].len())?;
-
-    let (mut engine_best, mut e2e_best) = (f64::INFINITY, f64::INFINITY);
-    for _ in 0..opts.repeats.max(1) {
-        let t = Instant::now();
-        for (x, r) in batches.iter().zip(&ranges) {
-            backbone.run(x, r.len())?;
-        }
-        engine_best = engine_best.min(t.elapsed().as_secs_f64());
-
-        let t = Instant::now();
-        run_batches(
-            backbone,
-            samples,
-            &ranges,
-            preprocess,
-            opts.decode_threads,
-            false,
-            |_, _| Ok(()),
-        )?;
-        e2e_best = e2e_best.min(t.elapsed().as_secs_f64());
-    }
-    let n = samples.len() as f64;
+    let (engine_ips, e2e_ips) = time_both(backbone, samples, &batches, &ranges, preprocess, opts)?;
     let model = backbone.model();
-    let engine_ips = n / engine_best;
-    let e2e_ips = n / e2e_best;
     let gemm = gemm_peak_gflops(opts.gemm_size)?;
     let torch = match &opts.torch {
         Some(t) => Some(torch_figures(t, samples, opts, e2e_ips)?),
@@ -310,6 +402,7 @@ pub fn bench_extract(
         cpu: crate::cpu::Cpu::get().clone(),
         torch,
         int8,
+        engines,
     })
 }
 

@@ -226,6 +226,8 @@ impl CacheManifest {
             "dtype" => "another stored precision (--dtype)",
             "skip_bad" => "another --skip-bad",
             "dataset" => "another dataset (other images, sizes, labels or split)",
+            "precision" => "another backbone arithmetic (--precision)",
+            "engine" => "another engine (--engine) at a precision other than f32",
             _ => "another cache format",
         };
         let keys: std::collections::BTreeSet<&String> =

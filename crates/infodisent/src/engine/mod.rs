@@ -1,100 +1,95 @@
-//! Running a prepared backbone with ONNX Runtime (loaded at run time from `libonnxruntime.so`).
+//! Running a prepared backbone: with ONNX Runtime (loaded at run time from
+//! `libonnxruntime.so`), or with OpenVINO ([`openvino`]) where that is faster.
 //!
 //! One run yields the feature map (converted to `[n, D, h, w]` whatever the graph's layout) and,
 //! when the graph has a classifier, its original logits.
 
+mod onnxruntime;
+pub mod openvino;
+
+pub use onnxruntime::{find_library, use_library, DYLIB_ENV};
+
 use crate::error::{Error, Result};
 use crate::onnx::model::{FeatureLayout, OriginalHead, OriginalHeadKind, PreparedModel};
-use ort::environment::Environment;
+use onnxruntime::session;
 use ort::session::Session;
 use ort::value::TensorRef;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 
-/// Environment variable naming the ONNX Runtime shared library to load.
-pub const DYLIB_ENV: &str = "ORT_DYLIB_PATH";
-
-/// The process-wide ONNX Runtime environment (the library can be loaded only once).
-static ENVIRONMENT: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
-
-/// The loaded ONNX Runtime environment, initialised on first use.
-fn environment() -> Result<&'static Environment> {
-    ENVIRONMENT
-        .get_or_init(|| {
-            let lib = find_library()?;
-            let builder =
-                ort::init_from(&lib).map_err(|e| format!("cannot load {}: {e}", lib.display()))?;
-            builder
-                .with_name("infodisent")
-                .with_telemetry(false)
-                .build()
-                .map_err(|e| format!("cannot initialise {}: {e}", lib.display()))
-        })
-        .as_ref()
-        .map_err(|e| Error::Runtime(e.clone()))
+/// Which inference engine runs a backbone.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// ONNX Runtime for f32 and int8, OpenVINO for bf16 (see [`Engine::resolve`]).
+    #[default]
+    Auto,
+    /// ONNX Runtime.
+    Ort,
+    /// OpenVINO's CPU plugin.
+    Openvino,
 }
 
-/// The library a host program found for us (the Python package: its interpreter's
-/// `onnxruntime`), used unless `$ORT_DYLIB_PATH` names another.
-static HOST_LIBRARY: OnceLock<PathBuf> = OnceLock::new();
-
-/// Says where the host program's `libonnxruntime.so` is; only the first call counts, and only
-/// before the first backbone loads.
-pub fn use_library(path: PathBuf) {
-    let _ = HOST_LIBRARY.set(path);
+/// The arithmetic a backbone runs in.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Full precision: the features as exact as the graph computes them.
+    #[default]
+    F32,
+    /// bfloat16 matrix arithmetic (AMX or AVX512-BF16 units), through OpenVINO.
+    Bf16,
+    /// Convolutions before the feature map quantized to int8, through ONNX Runtime.
+    Int8,
 }
 
-/// Where `libonnxruntime.so` is: `$ORT_DYLIB_PATH`, the host program's (see [`use_library`]),
-/// the asset folder, or the `onnxruntime` package of the `python3` on `PATH`.
-pub fn find_library() -> std::result::Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os(DYLIB_ENV) {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!("{DYLIB_ENV}={} does not exist", path.display()))
+impl Precision {
+    /// Whether this is the default, f32.
+    pub fn is_f32(&self) -> bool {
+        *self == Precision::F32
+    }
+}
+
+impl Engine {
+    /// The engine `self` stands for at `precision`: `auto` is OpenVINO for bf16 and ONNX
+    /// Runtime for f32 and int8 (f32 features are as exact on both; ONNX Runtime needs no
+    /// second library). bf16 needs a CPU with AMX or AVX512-BF16 and OpenVINO; int8 runs on
+    /// ONNX Runtime only.
+    pub fn resolve(self, precision: Precision) -> Result<Engine> {
+        let engine = match (self, precision) {
+            (Engine::Auto, Precision::Bf16) => Engine::Openvino,
+            (Engine::Auto, _) => Engine::Ort,
+            (chosen, _) => chosen,
         };
-    }
-    if let Some(path) = HOST_LIBRARY.get() {
-        return Ok(path.clone());
-    }
-    if let Ok(dir) = crate::assets::assets_dir() {
-        let path = dir.join("onnxruntime/libonnxruntime.so");
-        if path.is_file() {
-            return Ok(path);
+        match (engine, precision) {
+            (Engine::Ort, Precision::Bf16) => Err(Error::Config(
+                "ONNX Runtime runs f32 and int8 here: bf16 needs --engine openvino (or auto)"
+                    .into(),
+            )),
+            (Engine::Openvino, Precision::Int8) => Err(Error::Config(
+                "int8 runs on ONNX Runtime (--engine ort or auto): OpenVINO runs f32 and bf16"
+                    .into(),
+            )),
+            (Engine::Openvino, precision) => {
+                openvino::load().map_err(|why| {
+                    Error::Runtime(format!("the OpenVINO engine is unavailable: {why}"))
+                })?;
+                let cpu = &crate::cpu::Cpu::get().features;
+                let bf16 = cpu.iter().any(|f| f == "amx_bf16" || f == "avx512_bf16");
+                if precision == Precision::Bf16 && !bf16 {
+                    return Err(Error::Config(format!(
+                        "this CPU has neither AMX nor AVX512-BF16 ({}): bf16 would run no faster than f32",
+                        crate::cpu::Cpu::get().describe()
+                    )));
+                }
+                Ok(engine)
+            }
+            _ => Ok(engine),
         }
     }
-    if let Some(path) = python_onnxruntime() {
-        return Ok(path);
-    }
-    Err(format!(
-        "libonnxruntime.so not found: run `scripts/fetch-assets.sh` (it puts it in .assets/onnxruntime/) or set {DYLIB_ENV}"
-    ))
-}
-
-/// The library inside a Python `onnxruntime` installation, if Python has one.
-fn python_onnxruntime() -> Option<PathBuf> {
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))",
-        ])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let capi = Path::new(String::from_utf8_lossy(&out.stdout).trim()).join("capi");
-    std::fs::read_dir(capi)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so"))
-        })
 }
 
 /// A backbone as a callback: a preprocessed batch of `n` images in, their feature maps out
@@ -117,6 +112,12 @@ struct RawOutput {
     logits: Option<(Vec<usize>, Vec<f32>)>,
 }
 
+/// The engine session a backbone runs on.
+enum Runner {
+    Ort(Session),
+    OpenVino(openvino::OpenVinoRunner),
+}
+
 /// Where a backbone came from: what a cache records so that later commands rebuild the very
 /// backbone that made it, from any folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +133,16 @@ pub struct BackboneSource {
     /// How the backbone was quantized, when it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub int8: Option<Int8Calibration>,
+    /// The engine it ran on (absent: ONNX Runtime).
+    #[serde(default, skip_serializing_if = "is_ort")]
+    pub engine: Engine,
+    /// Its arithmetic (absent: f32, or int8 when `int8` is set).
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
+}
+
+fn is_ort(engine: &Engine) -> bool {
+    matches!(engine, Engine::Ort | Engine::Auto)
 }
 
 /// The images an int8 backbone was calibrated on, so it can be quantized again identically.
@@ -143,10 +154,12 @@ pub struct Int8Calibration {
     pub fingerprint: String,
 }
 
-/// A prepared model with its ONNX Runtime session.
+/// A prepared model with its engine session.
 pub struct Backbone {
     model: PreparedModel,
-    session: Session,
+    runner: Runner,
+    /// The engine and arithmetic of `runner`.
+    engine: (Engine, Precision),
     /// Set when the graph only runs one image at a time (a batch dim baked to 1 by its exporter).
     one_at_a_time: bool,
     /// Intra-op threads of the session.
@@ -165,10 +178,6 @@ impl std::fmt::Debug for Backbone {
             .finish()
     }
 }
-
-/// The ONNX Runtime session option that resolves external tensor files of a model loaded from
-/// memory (without it they are looked up in the working directory).
-const EXTERNAL_FOLDER_KEY: &str = "session.model_external_initializers_file_folder_path";
 
 impl Backbone {
     /// Loads a built-in model by name (`efficientnet-lite0/1/2`) or an `.onnx` file, with
@@ -204,6 +213,8 @@ impl Backbone {
             built_in,
             fingerprint,
             int8: None,
+            engine: Engine::Ort,
+            precision: Precision::F32,
         });
         Ok(backbone)
     }
@@ -215,7 +226,8 @@ impl Backbone {
         let session = session(&model, &model.onnx, threads)?;
         let mut backbone = Backbone {
             model,
-            session,
+            runner: Runner::Ort(session),
+            engine: (Engine::Ort, Precision::F32),
             one_at_a_time: false,
             threads,
             int8_layers: None,
@@ -300,11 +312,62 @@ impl Backbone {
         };
         let mut backbone = Backbone::from_prepared(quantized, self.threads)?;
         backbone.int8_layers = Some(plan.int8_convs());
+        backbone.engine = (Engine::Ort, Precision::Int8);
         backbone.source = self.source.clone().map(|s| BackboneSource {
             int8: Some(int8),
+            precision: Precision::Int8,
             ..s
         });
         Ok(backbone)
+    }
+
+    /// The same model on `engine` at `precision` (f32 or bf16; int8 is [`Backbone::to_int8`]),
+    /// probed again there. A backbone already on them is returned as it is.
+    pub fn on(self, engine: Engine, precision: Precision) -> Result<Backbone> {
+        let engine = engine.resolve(precision)?;
+        if (engine, precision) == self.engine {
+            return Ok(self);
+        }
+        let runner = runner(&self.model, engine, precision, self.threads)?;
+        let source = self.source.clone().map(|s| BackboneSource {
+            engine,
+            precision,
+            ..s
+        });
+        let mut backbone = Backbone {
+            runner,
+            engine: (engine, precision),
+            source,
+            ..self
+        };
+        backbone.probe()?;
+        Ok(backbone)
+    }
+
+    /// A second backbone of the same float model on `engine` at `precision`, this one kept
+    /// (what a benchmark compares engines with).
+    pub fn another(&self, engine: Engine, precision: Precision) -> Result<Backbone> {
+        let engine = engine.resolve(precision)?;
+        let mut backbone = Backbone {
+            model: self.model.clone(),
+            runner: runner(&self.model, engine, precision, self.threads)?,
+            engine: (engine, precision),
+            one_at_a_time: false,
+            threads: self.threads,
+            int8_layers: None,
+            source: self.source.clone().map(|s| BackboneSource {
+                engine,
+                precision,
+                ..s
+            }),
+        };
+        backbone.probe()?;
+        Ok(backbone)
+    }
+
+    /// The engine it runs on and its arithmetic.
+    pub fn engine(&self) -> (Engine, Precision) {
+        self.engine
     }
 
     /// Where the backbone came from (`None` for one made from a prepared model directly).
@@ -447,7 +510,12 @@ impl Backbone {
                     })
                     .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
                     .fold(0.0f32, f32::max);
-                (worst > 1e-3).then(|| {
+                // bf16 arithmetic moves logits by about 1e-2 (relative) on its own.
+                let tolerance = match self.engine.1 {
+                    Precision::Bf16 => 5e-2,
+                    _ => 1e-3,
+                };
+                (worst > tolerance).then(|| {
                     format!(
                         "the linear layer applied to the average-pooled map misses the graph's \
                          logits by up to {worst:.2e} (relative)"
@@ -470,41 +538,10 @@ impl Backbone {
     /// Runs the session on `batch` images; returns the raw feature shape and data, and the
     /// logits with their shape when the graph has them.
     fn raw_run(&mut self, input: &[f32], batch: usize) -> Result<RawOutput> {
-        let s = self.model.preprocess.crop;
-        let name = self.model.name.clone();
-        let rt = |e: ort::Error| Error::model(&name, format!("ONNX Runtime run failed: {e}"));
-        let tensor = TensorRef::from_array_view(([batch, 3, s, s], input)).map_err(rt)?;
-        let outputs = self
-            .session
-            .run(ort::inputs![self.model.input_name.as_str() => tensor])
-            .map_err(rt)?;
-        let value = outputs.get(&self.model.feature_output).ok_or_else(|| {
-            Error::model(
-                &name,
-                format!("the graph does not output `{}`", self.model.feature_output),
-            )
-        })?;
-        let (shape, data) = value.try_extract_tensor::<f32>().map_err(rt)?;
-        let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
-        let features = data.to_vec();
-        let logits = match &self.model.logits_output {
-            Some(out) => {
-                let value = outputs.get(out).ok_or_else(|| {
-                    Error::model(&name, format!("the graph does not output `{out}`"))
-                })?;
-                let (shape, data) = value.try_extract_tensor::<f32>().map_err(rt)?;
-                Some((
-                    shape.iter().map(|&d| d.max(0) as usize).collect(),
-                    data.to_vec(),
-                ))
-            }
-            None => None,
-        };
-        Ok(RawOutput {
-            shape,
-            features,
-            logits,
-        })
+        match &mut self.runner {
+            Runner::Ort(session) => onnxruntime::run(session, &self.model, input, batch),
+            Runner::OpenVino(runner) => runner.run(&self.model, input, batch),
+        }
     }
 
     /// This backbone as a [`FeatureFn`]: inputs `[n, 3, S, S]` to feature maps, the logits
@@ -576,27 +613,22 @@ impl Backbone {
     }
 }
 
-/// An ONNX Runtime session over `bytes` (the graph of `model` or a variant of it).
-fn session(model: &PreparedModel, bytes: &[u8], threads: usize) -> Result<Session> {
-    let env = environment()?;
-    let fail = |e: String| {
-        Error::model(
-            &model.name,
-            format!("ONNX Runtime cannot load the graph: {e}"),
-        )
-    };
-    let mut builder = Session::builder(env)
-        .map_err(|e| fail(e.to_string()))?
-        .with_intra_threads(threads.max(1))
-        .map_err(|e| fail(e.to_string()))?;
-    if let Some(external) = &model.external {
-        builder = builder
-            .with_config_entry(EXTERNAL_FOLDER_KEY, external.dir().to_string_lossy())
-            .map_err(|e| fail(e.to_string()))?;
+/// A runner for `model` on a resolved engine: OpenVINO at f32 or bf16, ONNX Runtime at f32.
+fn runner(
+    model: &PreparedModel,
+    engine: Engine,
+    precision: Precision,
+    threads: usize,
+) -> Result<Runner> {
+    match (engine, precision) {
+        (Engine::Openvino, p) => Ok(Runner::OpenVino(openvino::OpenVinoRunner::new(
+            model, p, threads,
+        )?)),
+        (_, Precision::F32) => Ok(Runner::Ort(session(model, &model.onnx, threads)?)),
+        (_, p) => Err(Error::Config(format!(
+            "{p:?} on ONNX Runtime is made by quantizing (`--int8`), not by switching engines"
+        ))),
     }
-    builder
-        .commit_from_memory(bytes)
-        .map_err(|e| fail(e.to_string()))
 }
 
 fn is_square(n: usize) -> bool {
