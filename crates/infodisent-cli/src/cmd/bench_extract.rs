@@ -51,7 +51,8 @@ pub struct Args {
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "64")]
     pub int8: Option<usize>,
     /// Also time every available engine at every precision (ONNX Runtime f32, OpenVINO f32
-    /// and bf16), engine only and end to end, with each one's error against ONNX Runtime f32.
+    /// and bf16), engine only and end to end, with each one's error against ONNX Runtime f32
+    /// (and, with --torch-python, PyTorch under bf16 autocast).
     #[arg(long)]
     pub engines: bool,
     #[command(flatten)]
@@ -176,6 +177,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
             "PyTorch      {:8.1} images/s decoding in process, {:.1} with DataLoader workers: end-to-end {:.2}× the better one",
             t.images_per_sec_in_process, t.images_per_sec_workers, t.speedup
         );
+        if let Some(bf16) = t.images_per_sec_bf16_autocast {
+            println!("             bf16 autocast {bf16:.1} images/s");
+        }
         println!("             {}", t.detail);
     }
     Ok(())

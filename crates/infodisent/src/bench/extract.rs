@@ -35,6 +35,10 @@ pub struct TorchFigures {
     pub images_per_sec_workers: f64,
     /// `end_to_end / max(in_process, workers)`.
     pub speedup: f64,
+    /// The better loader under `torch.autocast(bfloat16)`, images per second (best pass), when
+    /// engines are compared.
+    #[serde(default)]
+    pub images_per_sec_bf16_autocast: Option<f64>,
     /// The reference's own JSON line (torch version, threads, workers).
     pub detail: String,
 }
@@ -433,6 +437,7 @@ fn torch_figures(
         opts.batch.to_string(),
         rayon::current_num_threads().to_string(),
         opts.repeats.max(1).to_string(),
+        u8::from(opts.engines).to_string(),
     ];
     let result = super::run_python_json(&reference.python, "extract_torch.py", TORCH_SCRIPT, &args);
     let _ = std::fs::remove_file(&listing);
@@ -450,6 +455,7 @@ fn torch_figures(
         images_per_sec_in_process: in_process,
         images_per_sec_workers: workers,
         speedup: ours / in_process.max(workers),
+        images_per_sec_bf16_autocast: v["images_per_sec_bf16_autocast"].as_f64(),
         detail: line,
     })
 }
