@@ -34,7 +34,7 @@ pub struct ExtractOptions {
     pub splits: Vec<String>,
     /// Images per engine call.
     pub batch: usize,
-    /// Images per shard for new splits (a resumed split keeps its recorded size).
+    /// Images per shard; a split planned with another size is refused, naming both.
     pub shard_size: usize,
     /// Stored precision of the features.
     pub dtype: StoreDtype,
@@ -168,7 +168,11 @@ pub fn fingerprint_inputs(
 
 /// The cache fingerprint: SHA-256 over [`fingerprint_inputs`].
 pub fn fingerprint(backbone: &Backbone, dataset: &Dataset, opts: &ExtractOptions) -> String {
-    let inputs = fingerprint_inputs(backbone, dataset, opts);
+    fingerprint_of(&fingerprint_inputs(backbone, dataset, opts))
+}
+
+/// The fingerprint of inputs already gathered (the dataset listing is stat-ed only once).
+fn fingerprint_of(inputs: &BTreeMap<String, String>) -> String {
     crate::fsutil::sha256_bytes(serde_json::json!(inputs).to_string().as_bytes())
 }
 
@@ -521,6 +525,25 @@ fn shard_batches(
     ranges
 }
 
+/// What each backbone run must return: the model's feature map and its logits' width (copied
+/// out, since the backbone is borrowed while it runs).
+struct Outputs {
+    name: String,
+    feature_shape: [usize; 3],
+    classes: Option<usize>,
+}
+
+impl Outputs {
+    fn of(backbone: &Backbone) -> Self {
+        let model = backbone.model();
+        Outputs {
+            name: model.name.clone(),
+            feature_shape: model.feature_shape,
+            classes: model.original_classes,
+        }
+    }
+}
+
 /// The rows of one shard as its batches come back from the backbone.
 #[derive(Default)]
 struct ShardBuffer {
@@ -539,7 +562,7 @@ impl ShardBuffer {
         out: BackboneOutput,
         samples: &[Sample],
         items: &[Item],
-        model: &crate::onnx::model::PreparedModel,
+        model: &Outputs,
     ) -> Result<usize> {
         let kept: Vec<usize> = batch
             .range
@@ -554,7 +577,7 @@ impl ShardBuffer {
                 out.features.len()
             )));
         }
-        if let Some(c) = model.original_classes {
+        if let Some(c) = model.classes {
             let logits = match out.logits {
                 Some(l) => l,
                 None if n == 0 => vec![],
@@ -674,7 +697,7 @@ fn extract_split(
     opts: &ExtractOptions,
     bar: &crate::progress::Progress,
 ) -> Result<usize> {
-    let model = backbone.model().clone();
+    let model = Outputs::of(backbone);
     let ranges = shard_batches(
         work.todo.iter().map(|&s| work.plan.shard_items(s)),
         opts.batch,
@@ -693,7 +716,7 @@ fn extract_split(
             bar.inc(batch.range.len() as u64);
             let shard = batch.range.start / work.plan.shard_size;
             if batch.range.end == work.plan.shard_items(shard).end {
-                buffer.write(writer, &work.name, shard, model.original_classes.is_some())?;
+                buffer.write(writer, &work.name, shard, model.classes.is_some())?;
             }
             // After the shard write, so a stop keeps every finished shard.
             bar.check()
@@ -713,7 +736,7 @@ fn manifest_for(
     let inputs = fingerprint_inputs(backbone, dataset, opts);
     Ok(CacheManifest {
         version: CACHE_VERSION,
-        fingerprint: fingerprint(backbone, dataset, opts),
+        fingerprint: fingerprint_of(&inputs),
         inputs,
         model: model.name.clone(),
         feature_node: model.feature_node.clone(),

@@ -185,7 +185,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub staged_from: Option<PathBuf>,
     #[command(flatten)]
-    pub int8: EngineArgs,
+    pub engine: EngineArgs,
     #[command(flatten)]
     pub preprocess: PreprocessArgs,
 }
@@ -212,8 +212,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         |p| args.preprocess.resolve(p),
     )?;
     let preprocess = backbone.model().preprocess.clone();
-    backbone = args.int8.apply(backbone)?;
-    if let Some(n) = args.int8.int8_images() {
+    backbone = args.engine.apply(backbone)?;
+    if let Some(n) = args.engine.int8_images() {
         backbone = int8_backbone(&backbone, &dataset, &preprocess, n)?;
     }
     let opts = ExtractOptions {

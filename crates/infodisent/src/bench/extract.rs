@@ -172,9 +172,10 @@ fn time_both(
     Ok((n / engine_best, n / e2e_best))
 }
 
-/// ONNX Runtime f32, OpenVINO f32 and OpenVINO bf16 on the same images, each against the first.
+/// `reference` (the loaded backbone, ONNX Runtime f32 from the CLI), OpenVINO f32 and
+/// OpenVINO bf16 on the same images, each against the first.
 fn engine_rows(
-    reference: &Backbone,
+    reference: &mut Backbone,
     samples: &[Sample],
     batches: &[Vec<f32>],
     ranges: &[Range<usize>],
@@ -182,44 +183,44 @@ fn engine_rows(
     opts: &ExtractBenchOptions,
 ) -> Result<Vec<EngineFigures>> {
     use crate::engine::{Engine, Precision};
-    let mut rows = Vec::new();
-    let (mut ref_features, mut ref_logits) = (Vec::new(), Vec::new());
+    let (_, ref_features, ref_logits) = run_all(reference, batches, ranges)?;
+    let figures =
+        |backbone: &mut Backbone, features: &[f32], logits: &[f32]| -> Result<EngineFigures> {
+            let (engine, precision) = backbone.engine();
+            let (engine_ips, e2e_ips) =
+                time_both(backbone, samples, batches, ranges, preprocess, opts)?;
+            Ok(EngineFigures {
+                engine,
+                precision,
+                unavailable: None,
+                engine_images_per_sec: engine_ips,
+                end_to_end_images_per_sec: e2e_ips,
+                feature_relative_error: relative_error(features, &ref_features),
+                logits_relative_error: (!logits.is_empty())
+                    .then(|| relative_error(logits, &ref_logits)),
+            })
+        };
+    let mut rows = vec![figures(reference, &ref_features, &ref_logits)?];
     for (engine, precision) in [
-        (Engine::Ort, Precision::F32),
         (Engine::Openvino, Precision::F32),
         (Engine::Openvino, Precision::Bf16),
     ] {
-        let mut backbone = match reference.another(engine, precision) {
-            Ok(b) => b,
-            Err(e) => {
-                rows.push(EngineFigures {
-                    engine,
-                    precision,
-                    unavailable: Some(e.to_string()),
-                    engine_images_per_sec: 0.0,
-                    end_to_end_images_per_sec: 0.0,
-                    feature_relative_error: 0.0,
-                    logits_relative_error: None,
-                });
-                continue;
+        let row = match reference.another(engine, precision) {
+            Ok(mut backbone) => {
+                let (_, features, logits) = run_all(&mut backbone, batches, ranges)?;
+                figures(&mut backbone, &features, &logits)?
             }
+            Err(e) => EngineFigures {
+                engine,
+                precision,
+                unavailable: Some(e.to_string()),
+                engine_images_per_sec: 0.0,
+                end_to_end_images_per_sec: 0.0,
+                feature_relative_error: 0.0,
+                logits_relative_error: None,
+            },
         };
-        let (_, features, logits) = run_all(&mut backbone, batches, ranges)?;
-        if rows.is_empty() {
-            (ref_features, ref_logits) = (features.clone(), logits.clone());
-        }
-        let (engine_ips, e2e_ips) =
-            time_both(&mut backbone, samples, batches, ranges, preprocess, opts)?;
-        rows.push(EngineFigures {
-            engine,
-            precision,
-            unavailable: None,
-            engine_images_per_sec: engine_ips,
-            end_to_end_images_per_sec: e2e_ips,
-            feature_relative_error: relative_error(&features, &ref_features),
-            logits_relative_error: (!logits.is_empty())
-                .then(|| relative_error(&logits, &ref_logits)),
-        });
+        rows.push(row);
     }
     Ok(rows)
 }
@@ -381,8 +382,15 @@ pub fn bench_extract(
         true => engine_rows(backbone, samples, &batches, &ranges, preprocess, opts)?,
         false => vec![],
     };
+    // With engines compared, the first row already timed the float backbone.
+    let (engine_ips, e2e_ips) = match (engines.first(), &quantized) {
+        (Some(row), None) => (row.engine_images_per_sec, row.end_to_end_images_per_sec),
+        _ => {
+            let timed = quantized.as_mut().unwrap_or(&mut *backbone);
+            time_both(timed, samples, &batches, &ranges, preprocess, opts)?
+        }
+    };
     let backbone = quantized.as_mut().unwrap_or(backbone);
-    let (engine_ips, e2e_ips) = time_both(backbone, samples, &batches, &ranges, preprocess, opts)?;
     let model = backbone.model();
     let gemm = gemm_peak_gflops(opts.gemm_size)?;
     let torch = match &opts.torch {

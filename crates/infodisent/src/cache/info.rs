@@ -1,6 +1,6 @@
 //! What a cache holds and what it still lacks, part by part, and a digest of its content.
 
-use super::plan::{shard_file, Part, SplitState};
+use super::plan::{shard_file, Part};
 use super::shard::digest_file;
 use super::FeatureCache;
 use crate::error::{Error, Result};
@@ -78,10 +78,7 @@ impl FeatureCache {
         let mut content = String::new();
         for (name, info) in &m.splits {
             let split_dir = self.dir().join(name);
-            let state = match m.version {
-                1 => None,
-                _ => Some(SplitState::read(&split_dir)?),
-            };
+            let state = self.states.get(name);
             let parts = Part::all(info.parts)
                 .map(|p| {
                     let owned = p.shards(info.num_shards());
@@ -110,14 +107,14 @@ impl FeatureCache {
                 continue;
             }
             let items = split_dir.join("items.json");
-            let items_sha256 = match &state {
+            let items_sha256 = match state {
                 Some(s) => s.plan.items_sha256.clone(),
                 None => sha256_bytes(&std::fs::read(&items).map_err(|e| Error::io(&items, e))?),
             };
             content.push_str(&format!("split {name}\n{items_sha256}\n"));
             for s in 0..info.num_shards() {
                 let path = split_dir.join(shard_file(s));
-                let recorded = state.as_ref().map(|st| st.done[&s].digest.clone());
+                let recorded = state.map(|st| st.done[&s].digest.clone());
                 let digest = match (&recorded, verify) {
                     (Some(d), false) => d.clone(),
                     _ => digest_file(&path)?,

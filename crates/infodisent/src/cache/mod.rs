@@ -264,6 +264,9 @@ pub struct Shard {
 pub struct FeatureCache {
     dir: PathBuf,
     manifest: CacheManifest,
+    /// Each split's plan and finished shards as its folder recorded them when opened (none
+    /// for a version 1 cache); `manifest.splits` is their reader's view.
+    states: BTreeMap<String, plan::SplitState>,
     /// Where the dataset is now, when the user says it moved (`--data-root`).
     data_root: Option<PathBuf>,
     /// Labels are the original classifier's predictions (see
@@ -313,14 +316,14 @@ fn read_manifest(path: &Path) -> Result<CacheManifest> {
 }
 
 /// Every split folder of a version 2 cache (those holding a `plan.json`), by name.
-fn read_splits(dir: &Path) -> Result<BTreeMap<String, SplitInfo>> {
+fn read_splits(dir: &Path) -> Result<BTreeMap<String, plan::SplitState>> {
     let mut splits = BTreeMap::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let path = entry.path();
         if path.join("plan.json").is_file() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            splits.insert(name, plan::SplitState::read(&path)?.info());
+            splits.insert(name, plan::SplitState::read(&path)?);
         }
     }
     Ok(splits)
@@ -339,9 +342,13 @@ impl FeatureCache {
             ));
         }
         let mut manifest = read_manifest(&mpath)?;
+        let mut states = BTreeMap::new();
         match manifest.version {
             1 => {}
-            CACHE_VERSION => manifest.splits = read_splits(&dir)?,
+            CACHE_VERSION => {
+                states = read_splits(&dir)?;
+                manifest.splits = states.iter().map(|(n, s)| (n.clone(), s.info())).collect();
+            }
             v => {
                 return Err(Error::cache(
                     &mpath,
@@ -352,6 +359,7 @@ impl FeatureCache {
         Ok(FeatureCache {
             dir,
             manifest,
+            states,
             data_root: None,
             original_labels: false,
         })

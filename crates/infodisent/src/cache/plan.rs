@@ -204,14 +204,6 @@ impl SplitState {
             skipped_items,
         )
     }
-
-    /// Parts with shards still missing, in order.
-    pub fn missing_parts(&self) -> Vec<Part> {
-        let n = self.plan.num_shards();
-        Part::all(self.plan.parts)
-            .filter(|p| p.shards(n).any(|s| !self.done.contains_key(&s)))
-            .collect()
-    }
 }
 
 /// Serialized `items.json` bytes: deterministic for the same items.

@@ -94,10 +94,12 @@ impl CacheWriter {
         let split_dir = self.dir.join(name);
         let plan_path = split_dir.join("plan.json");
         let recorded = match plan_path.exists() {
-            true => Some(SplitState::read(&split_dir)?.plan),
+            true => Some(SplitState::read(&split_dir)?),
             false => None,
         };
-        let parts = parts.or(recorded.as_ref().map(|p| p.parts)).unwrap_or(1);
+        let parts = parts
+            .or(recorded.as_ref().map(|r| r.plan.parts))
+            .unwrap_or(1);
         let (plan, item_bytes) = plan_for(
             &self.manifest.fingerprint,
             items,
@@ -117,8 +119,8 @@ impl CacheWriter {
             )
         };
         if let Some(old) = &recorded {
-            if *old != plan {
-                return Err(refuse(old));
+            if old.plan != plan {
+                return Err(refuse(&old.plan));
             }
         }
         if !write_same(&split_dir.join("items.json"), &item_bytes)? {
@@ -131,7 +133,11 @@ impl CacheWriter {
             let old = SplitState::read(&split_dir)?.plan;
             return Err(refuse(&old));
         }
-        let state = SplitState::read(&split_dir)?;
+        // A plan this task wrote may already have progress from others running at once.
+        let state = match recorded {
+            Some(state) => state,
+            None => SplitState::read(&split_dir)?,
+        };
         self.states.insert(name.to_owned(), state);
         Ok(plan)
     }

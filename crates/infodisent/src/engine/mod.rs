@@ -16,7 +16,7 @@ use ort::session::Session;
 use ort::value::TensorRef;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Which inference engine runs a backbone.
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
@@ -90,6 +90,36 @@ impl Engine {
             _ => Ok(engine),
         }
     }
+}
+
+/// The folder of the Python package `package` of the `python3` on `PATH`, when it has one:
+/// where a pip-installed engine keeps its shared libraries.
+fn python_package_dir(package: &str) -> Option<PathBuf> {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            &format!("import {package}, os; print(os.path.dirname({package}.__file__))"),
+        ])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+/// The file in `dir` whose name starts with `prefix` (e.g. `libopenvino_c.so`, soversioned
+/// names included), the last in name order when there are several.
+fn library_in(dir: &Path, prefix: &str) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        })
+        .collect();
+    found.sort();
+    found.pop()
 }
 
 /// A backbone as a callback: a preprocessed batch of `n` images in, their feature maps out
@@ -223,15 +253,30 @@ impl Backbone {
     /// the graph does not say: the feature shape, whether the graph takes more than one image,
     /// how many classes its logits have, and whether the detected linear head reproduces them.
     pub fn from_prepared(model: PreparedModel, threads: usize) -> Result<Backbone> {
-        let session = session(&model, &model.onnx, threads)?;
+        Backbone::start(model, threads, (Engine::Ort, Precision::F32), None)
+    }
+
+    /// A backbone of `model` on a resolved engine and precision, probed there; `source` is
+    /// recorded with that engine and precision.
+    fn start(
+        model: PreparedModel,
+        threads: usize,
+        (engine, precision): (Engine, Precision),
+        source: Option<BackboneSource>,
+    ) -> Result<Backbone> {
+        let runner = runner(&model, engine, precision, threads)?;
         let mut backbone = Backbone {
             model,
-            runner: Runner::Ort(session),
-            engine: (Engine::Ort, Precision::F32),
+            runner,
+            engine: (engine, precision),
             one_at_a_time: false,
             threads,
             int8_layers: None,
-            source: None,
+            source: source.map(|s| BackboneSource {
+                engine,
+                precision,
+                ..s
+            }),
         };
         backbone.probe()?;
         Ok(backbone)
@@ -328,19 +373,10 @@ impl Backbone {
         if (engine, precision) == self.engine {
             return Ok(self);
         }
-        let runner = runner(&self.model, engine, precision, self.threads)?;
-        let source = self.source.clone().map(|s| BackboneSource {
-            engine,
-            precision,
-            ..s
-        });
-        let mut backbone = Backbone {
-            runner,
-            engine: (engine, precision),
-            source,
-            ..self
-        };
-        backbone.probe()?;
+        let int8_layers = self.int8_layers;
+        let mut backbone =
+            Backbone::start(self.model, self.threads, (engine, precision), self.source)?;
+        backbone.int8_layers = int8_layers;
         Ok(backbone)
     }
 
@@ -348,21 +384,12 @@ impl Backbone {
     /// (what a benchmark compares engines with).
     pub fn another(&self, engine: Engine, precision: Precision) -> Result<Backbone> {
         let engine = engine.resolve(precision)?;
-        let mut backbone = Backbone {
-            model: self.model.clone(),
-            runner: runner(&self.model, engine, precision, self.threads)?,
-            engine: (engine, precision),
-            one_at_a_time: false,
-            threads: self.threads,
-            int8_layers: None,
-            source: self.source.clone().map(|s| BackboneSource {
-                engine,
-                precision,
-                ..s
-            }),
-        };
-        backbone.probe()?;
-        Ok(backbone)
+        Backbone::start(
+            self.model.clone(),
+            self.threads,
+            (engine, precision),
+            self.source.clone(),
+        )
     }
 
     /// The engine it runs on and its arithmetic.

@@ -7,7 +7,7 @@ use crate::onnx::model::PreparedModel;
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::TensorRef;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 /// Environment variable naming the ONNX Runtime shared library to load.
@@ -63,35 +63,15 @@ pub fn find_library() -> std::result::Result<PathBuf, String> {
             return Ok(path);
         }
     }
-    if let Some(path) = python_onnxruntime() {
+    let python = super::python_package_dir("onnxruntime");
+    if let Some(path) =
+        python.and_then(|dir| super::library_in(&dir.join("capi"), "libonnxruntime.so"))
+    {
         return Ok(path);
     }
     Err(format!(
         "libonnxruntime.so not found: run `scripts/fetch-assets.sh` (it puts it in .assets/onnxruntime/) or set {DYLIB_ENV}"
     ))
-}
-
-/// The library inside a Python `onnxruntime` installation, if Python has one.
-fn python_onnxruntime() -> Option<PathBuf> {
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))",
-        ])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let capi = Path::new(String::from_utf8_lossy(&out.stdout).trim()).join("capi");
-    std::fs::read_dir(capi)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so"))
-        })
 }
 
 /// The ONNX Runtime session option that resolves external tensor files of a model loaded from

@@ -33,16 +33,7 @@ pub fn load() -> std::result::Result<&'static Path, String> {
 
 /// `libopenvino_c.so*` in `dir`, the soversioned name included.
 fn library_in(dir: &Path) -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("libopenvino_c.so"))
-        })
-        .collect();
-    found.sort();
-    found.pop()
+    super::library_in(dir, "libopenvino_c.so")
 }
 
 /// Where `libopenvino_c.so` is: `$OPENVINO_LIB_PATH` (the file or its folder), the asset
@@ -64,18 +55,8 @@ pub fn find_library() -> std::result::Result<PathBuf, String> {
     {
         return Ok(lib);
     }
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import openvino, os; print(os.path.join(os.path.dirname(openvino.__file__), 'libs'))",
-        ])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success());
-    if let Some(lib) =
-        out.and_then(|o| library_in(Path::new(String::from_utf8_lossy(&o.stdout).trim())))
-    {
+    let python = super::python_package_dir("openvino");
+    if let Some(lib) = python.and_then(|dir| library_in(&dir.join("libs"))) {
         return Ok(lib);
     }
     Err(format!(
