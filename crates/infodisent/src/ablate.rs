@@ -89,6 +89,22 @@ pub fn standard_grid(base: &TrainConfig) -> Vec<Variant> {
     ]
 }
 
+/// The variants of `grid` whose folder `only` names, in the grid's order; all of them when
+/// `only` is empty. An unknown name is refused, listing the grid's folders.
+pub fn select(grid: Vec<Variant>, only: &[String]) -> Result<Vec<Variant>> {
+    if let Some(unknown) = only.iter().find(|o| !grid.iter().any(|v| &v.folder == *o)) {
+        let known: Vec<&str> = grid.iter().map(|v| v.folder.as_str()).collect();
+        return Err(Error::Config(format!(
+            "no recipe `{unknown}` in the grid (have: {})",
+            known.join(", ")
+        )));
+    }
+    Ok(grid
+        .into_iter()
+        .filter(|v| only.is_empty() || only.contains(&v.folder))
+        .collect())
+}
+
 /// One measured head.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AblationRow {

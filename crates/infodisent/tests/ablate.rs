@@ -4,7 +4,7 @@
 
 mod train_common;
 
-use infodisent::ablate::{run, standard_grid};
+use infodisent::ablate::{run, select, standard_grid};
 use infodisent::metrics::MetricsOptions;
 use infodisent::train::TrainConfig;
 use train_common::write_cache;
@@ -88,4 +88,20 @@ fn every_recipe_gets_one_measured_row_and_reruns_reuse_the_heads() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("other settings"), "{err}");
+
+    // `--only`: the named rows in the grid's order, reusing what is trained; a wrong name lists the grid.
+    let only = ["keep-top-5-sigmoid".to_string(), "recipe".to_string()];
+    let picked = select(standard_grid(&base), &only).unwrap();
+    let folders: Vec<&str> = picked.iter().map(|v| v.folder.as_str()).collect();
+    assert_eq!(folders, ["recipe", "keep-top-5-sigmoid"]);
+    let again = run(&cache, &base, &picked, &out, &opts, None).unwrap();
+    assert_eq!(again.rows.len(), 5, "three probes and the two rows");
+    assert_eq!(again.rows[4], report.rows[report.rows.len() - 1]);
+    let err = select(standard_grid(&base), &["defualt".to_string()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("defualt") && err.contains("keep-top-5-sigmoid"),
+        "{err}"
+    );
 }

@@ -2,7 +2,7 @@
 //! generated images whose classes are made of known parts.
 
 use super::super::Global;
-use infodisent::ablate::{format_report, standard_grid};
+use infodisent::ablate::format_report;
 use infodisent::bench::parts::bench_parts;
 use infodisent::synth::parts::PartsConfig;
 use std::path::PathBuf;
@@ -35,16 +35,16 @@ pub struct Args {
     /// The recipe every variant starts from (one change per row).
     #[command(flatten)]
     pub recipe: super::super::train::Recipe,
+    /// Which rows of the grid to train.
+    #[command(flatten)]
+    pub rows: super::super::ablate::Rows,
 }
 
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     let base = args.recipe.config(None)?;
     base.validate()?;
-    let grid = standard_grid(&base);
-    for v in &grid {
-        v.config.validate()?;
-    }
+    let grid = args.rows.grid(&base)?;
     let data = PartsConfig {
         classes: args.classes,
         train_per_class: args.train_per_class,
