@@ -13,7 +13,8 @@ use infodisent::explain::session::ExplainSession;
 use infodisent::extract::{extract, ExtractOptions};
 use infodisent::head::params::argmax;
 use infodisent::runs::load_head;
-use infodisent::train::{cache_for_head, train, Target, TrainConfig};
+use infodisent::train::{cache_for_head, train, Init, Target, TrainConfig};
+use std::path::Path;
 
 /// The dynamic trivialization with the Cayley retraction: a fifth of the static rotation's step
 /// at D = 1280, and these tests check the fit to the model, not the parametrization.
@@ -138,6 +139,7 @@ fn an_unlabelled_photo_folder_is_explained_in_the_original_classes() {
     });
     train(&cache, &fitted, &head_dir, false).unwrap();
     let session = ExplainSession::open(&cache_dir, &head_dir, None, None, 3).unwrap();
+    started_from_the_classifier_agrees_before_training(&cache, &root.path().join("start"));
     assert!(session.cache.labels_are_original());
     let names = &session.cache.manifest().classes;
     assert_eq!(names.len(), 1000);
@@ -155,4 +157,43 @@ fn an_unlabelled_photo_folder_is_explained_in_the_original_classes() {
         );
     }
     assert!(agree * 4 >= items.len() * 3, "{agree} of {}", items.len());
+}
+
+/// A head started from the model's classifier (`init = original`) and not trained (one step
+/// at a negligible rate) already agrees with the model on nearly every photo (18 of the 20 when
+/// written), where one started at random agrees with it on none but by chance: the start
+/// carries the classifier, not the few photos.
+fn started_from_the_classifier_agrees_before_training(cache: &FeatureCache, dir: &Path) {
+    let agreement = |init: Init, out: &str| {
+        let cfg = TrainConfig {
+            target: Target::Original,
+            split: "all".into(),
+            epochs: Some(1),
+            batch_size: 64,
+            lr: 1e-12,
+            val_fraction: 0.0,
+            init,
+            ..TrainConfig::default()
+        }
+        .paper();
+        let out = dir.join(out);
+        train(cache, &cfg, &out, false).unwrap();
+        let labelled = cache_for_head(cache.clone(), &out).unwrap();
+        let head = load_head(&out).unwrap();
+        evaluate(
+            &labelled,
+            "all",
+            out.to_str().unwrap(),
+            &Evaluated::InfoDisent(head),
+        )
+        .unwrap()
+        .top1
+    };
+    let (start, random) = (
+        agreement(Init::Original, "original"),
+        agreement(Init::Random, "random"),
+    );
+    println!("agreement before training: {start:.3} from the classifier, {random:.3} at random");
+    assert!(start >= 0.85, "{start}");
+    assert!(random <= 0.2, "{random}");
 }

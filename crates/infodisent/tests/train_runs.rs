@@ -6,7 +6,10 @@ mod train_common;
 use infodisent::eval::{comparison_table, evaluate, evaluate_original, Evaluated};
 use infodisent::head::params::HeadParams;
 use infodisent::head::{HeadKind, Loss, Parametrization};
-use infodisent::train::{train, train_partial, Schedule, Target, TrainConfig, DEFAULT_KEEP_TOP};
+use infodisent::train::{
+    train, train_partial, Init, Schedule, Target, TrainConfig, DEFAULT_KEEP_TOP, ORIGINAL_LR,
+    ORIGINAL_MIN_STEPS,
+};
 use infodisent::Error;
 use train_common::{write_cache, CLASSES};
 
@@ -366,6 +369,39 @@ fn bad_configs_are_rejected_with_clear_errors() {
             (7, 16, want.head.loss),
             "{text}"
         );
+    }
+    // Fitting the model: InfoDisent starts dense from its classifier at the gentle rate; the
+    // probe, the baseline, starts at random with the longer schedule.
+    let fit = TrainConfig::default().with_target(Target::Original);
+    assert_eq!(
+        (fit.init, fit.keep_top, fit.lr, fit.head.loss),
+        (Init::Original, None, ORIGINAL_LR, Loss::CrossEntropy)
+    );
+    let probe = TrainConfig::default()
+        .with_kind(HeadKind::LinearProbe)
+        .with_target(Target::Original);
+    assert_eq!(
+        (probe.init, probe.min_steps),
+        (Init::Random, ORIGINAL_MIN_STEPS)
+    );
+    for (bad, why) in [
+        (
+            TrainConfig {
+                init: Init::Original,
+                ..TrainConfig::default()
+            },
+            "only --target original",
+        ),
+        (
+            TrainConfig {
+                init: Init::Original,
+                ..probe
+            },
+            "starts at random",
+        ),
+    ] {
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains(why), "{err}");
     }
     std::fs::write(&toml_path, "epochs = 4\n").unwrap();
     let cfg = TrainConfig::from_toml_file(&toml_path).unwrap();

@@ -44,8 +44,8 @@ pub struct Recipe {
     /// --max-steps optimizer steps (printed with the reason before training starts).
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Fewest optimizer steps when the epochs are chosen [default: 300; 1000 with --target
-    /// original].
+    /// Fewest optimizer steps when the epochs are chosen [default: 300; 1000 for a linear
+    /// probe with --target original].
     #[arg(long, value_name = "STEPS", conflicts_with = "epochs")]
     pub min_steps: Option<u64>,
     /// Most optimizer steps when the epochs are chosen (never below the 2 epochs pruning
@@ -55,7 +55,8 @@ pub struct Recipe {
     /// Images per step [default: 64].
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Peak learning rate (W, b; and A unless --lr-rotation) [default: 0.003].
+    /// Peak learning rate (W, b; and A unless --lr-rotation) [default: 0.003; 0.0001 with
+    /// --target original, where the head starts from the model's classifier].
     #[arg(long)]
     pub lr: Option<f64>,
     /// Peak learning rate of the rotation parameter A.
@@ -111,10 +112,15 @@ pub struct Recipe {
     pub w_init: Option<f64>,
     /// Compact explanations: keep only the K largest weights of each class after half the
     /// epochs, then fine-tune (every prediction is then explained by at most K channels).
-    /// InfoDisent's default is 5 (with the sigmoid loss, the ablation's best recipe); 0 trains a
-    /// dense head (`--keep-top 0 --loss cross-entropy` is the paper's).
+    /// InfoDisent's default is 5 (with the sigmoid loss, the ablation's best recipe), dense with
+    /// --target original; 0 trains a dense head (`--keep-top 0 --loss cross-entropy` is the
+    /// paper's).
     #[arg(long, value_name = "K")]
     pub keep_top: Option<usize>,
+    /// Where W and b start: at random, or from the model's own classifier (the default with
+    /// --target original: a few hundred images cannot teach a head a thousand classes).
+    #[arg(long, value_enum)]
+    pub init: Option<infodisent::train::Init>,
     /// Epochs trained before pruning to --keep-top (default: half of --epochs).
     #[arg(long, value_name = "EPOCHS", requires = "keep_top")]
     pub prune_after: Option<usize>,
@@ -156,6 +162,9 @@ impl Recipe {
         cfg.head.nonnegative |= self.nonnegative;
         if let Some(p) = self.pooling {
             cfg.head.pooling = p;
+        }
+        if let Some(i) = self.init {
+            cfg.init = i;
         }
         if let Some(x) = self.w_init {
             cfg.head.w_init = x;

@@ -266,6 +266,26 @@ impl Head {
         })
     }
 
+    /// Replaces W (`[C, D]` row-major) and b of an InfoDisent head, as a start other than
+    /// [`Head::new`]'s.
+    pub fn set_linear(&self, weight: &[f32], bias: &[f32]) -> Result<()> {
+        if self.config.kind != HeadKind::InfoDisent
+            || weight.len() != self.classes * self.dim
+            || bias.len() != self.classes
+        {
+            return Err(Error::Shape(format!(
+                "a start for W and b must fit an InfoDisent head's [{}, {}] weights",
+                self.classes, self.dim
+            )));
+        }
+        let dev = Device::Cpu;
+        self.var("w_raw")
+            .set(&Tensor::from_slice(weight, (self.classes, self.dim), &dev)?)?;
+        self.var("bias")
+            .set(&Tensor::from_slice(bias, self.classes, &dev)?)?;
+        Ok(())
+    }
+
     /// The named parameters, in a fixed order.
     pub fn vars(&self) -> &[(String, Var)] {
         &self.vars

@@ -20,6 +20,20 @@ pub enum Target {
     Original,
 }
 
+/// Where W and b of an InfoDisent head start (A starts at 0, U = I, either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Init {
+    /// W uniform in [0, w_init], b = 0.
+    #[default]
+    Random,
+    /// The original classifier, rescaled for max pooling and shifted to W ≥ 0 without changing
+    /// its decisions ([`super::init`]); the default with `--target original`. Falls back to
+    /// random, saying why, when the model's classifier is not linear on average-pooled features.
+    Original,
+}
+
 /// Everything that defines a training run (TOML-loadable; unknown keys are rejected).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -68,6 +82,8 @@ pub struct TrainConfig {
     pub keep_top: Option<usize>,
     /// Epochs trained before pruning (default: half the epochs).
     pub prune_after: Option<usize>,
+    /// Where W and b start.
+    pub init: Init,
 }
 
 /// Weights kept per class by default. With the sigmoid loss (also the default) this was the
@@ -86,8 +102,13 @@ pub const DEFAULT_MIN_STEPS: u64 = 300;
 /// The most steps a run with chosen epochs takes (`max_steps`).
 pub const DEFAULT_MAX_STEPS: u64 = 3000;
 
-/// The fewest steps when fitting the original classifier: its many classes need more.
+/// The fewest steps when a linear probe fits the original classifier from a random start: its
+/// many classes need more.
 pub const ORIGINAL_MIN_STEPS: u64 = 1000;
+
+/// The learning rate of an InfoDisent head started from the original classifier: the default
+/// rate moves it away from that start within an epoch (user guide, `docs/book/src/own-model.md`).
+pub const ORIGINAL_LR: f64 = 1e-4;
 
 impl Default for TrainConfig {
     fn default() -> Self {
@@ -113,6 +134,7 @@ impl Default for TrainConfig {
             limit_per_class: None,
             keep_top: Some(DEFAULT_KEEP_TOP),
             prune_after: None,
+            init: Init::Random,
         }
     }
 }
@@ -183,19 +205,30 @@ impl TrainConfig {
             self = self.paper();
             self.head.gumbel = false;
             self.head.rebase_every = 0;
+            self.init = Init::Random;
         }
         self
     }
 
-    /// The same recipe for another target. Fitting the original classifier's softmax takes the
-    /// cross-entropy loss (the soft targets are a distribution over its classes, which the
-    /// one-vs-rest loss fits poorly) and at least [`ORIGINAL_MIN_STEPS`] steps, since a model's
-    /// thousand classes each see few images (user guide, `docs/book/src/training.md`).
+    /// The same recipe for another target (set the kind first). Fitting the original
+    /// classifier's softmax takes the cross-entropy loss (the soft targets are a distribution
+    /// over its classes, which the one-vs-rest loss fits poorly). A few hundred images cannot
+    /// teach a head a thousand classes, so an InfoDisent head starts from that classifier
+    /// ([`Init::Original`]), dense (pruning to a few channels a class discards what it starts
+    /// from) and at [`ORIGINAL_LR`]; a linear probe, the baseline, starts at random and trains
+    /// at least [`ORIGINAL_MIN_STEPS`] steps (user guide, `docs/book/src/own-model.md`).
     pub fn with_target(mut self, target: Target) -> Self {
         self.target = target;
         if target == Target::Original {
             self.head.loss = Loss::CrossEntropy;
-            self.min_steps = self.min_steps.max(ORIGINAL_MIN_STEPS);
+            if self.head.kind == HeadKind::InfoDisent {
+                self.init = Init::Original;
+                self.keep_top = None;
+                self.prune_after = None;
+                self.lr = ORIGINAL_LR;
+            } else {
+                self.min_steps = self.min_steps.max(ORIGINAL_MIN_STEPS);
+            }
         }
         self
     }
@@ -253,6 +286,18 @@ impl TrainConfig {
         }
         if self.limit_per_class == Some(0) {
             return Err(Error::Config("limit_per_class must be at least 1".into()));
+        }
+        if self.init == Init::Original {
+            if self.head.kind != HeadKind::InfoDisent {
+                return Err(Error::Config(
+                    "init = original starts an InfoDisent head from the model's classifier; a linear probe is the baseline and starts at random".into(),
+                ));
+            }
+            if self.target != Target::Original {
+                return Err(Error::Config(
+                    "init = original starts from the model's classifier, which only --target original fits".into(),
+                ));
+            }
         }
         if self.split.is_empty() {
             return Err(Error::Config("split must name a cache split".into()));

@@ -10,11 +10,12 @@
 
 pub mod config;
 pub mod holdout;
+pub mod init;
 pub mod schedule;
 
 pub use config::{
-    Target, TrainConfig, DEFAULT_EPOCHS, DEFAULT_KEEP_TOP, DEFAULT_MAX_STEPS, DEFAULT_MIN_STEPS,
-    ORIGINAL_MIN_STEPS,
+    Init, Target, TrainConfig, DEFAULT_EPOCHS, DEFAULT_KEEP_TOP, DEFAULT_MAX_STEPS,
+    DEFAULT_MIN_STEPS, ORIGINAL_LR, ORIGINAL_MIN_STEPS,
 };
 pub use holdout::Holdout;
 pub use schedule::Schedule;
@@ -510,6 +511,13 @@ impl<'a> Run<'a> {
             metrics: Vec::new(),
         };
         let ckpt = out_dir.join(runs::CHECKPOINT_FILE);
+        if cfg.init == Init::Original && !ckpt.exists() {
+            if let Some(why) =
+                init::from_original(&run.head, cache, &cfg.split, &run.holdout.train)?
+            {
+                tracing::warn!("the head starts at random, not from the model's classifier: {why}");
+            }
+        }
         if ckpt.exists() {
             if !resume {
                 return Err(Error::Config(format!("{} already holds a training run: pass --resume to continue it, or choose another output folder", out_dir.display())));
