@@ -220,13 +220,12 @@ impl TrainConfig {
     pub fn with_target(mut self, target: Target) -> Self {
         self.target = target;
         if target == Target::Original {
-            self.head.loss = Loss::CrossEntropy;
             if self.head.kind == HeadKind::InfoDisent {
+                self = self.paper();
                 self.init = Init::Original;
-                self.keep_top = None;
-                self.prune_after = None;
                 self.lr = ORIGINAL_LR;
             } else {
+                self.head.loss = Loss::CrossEntropy;
                 self.min_steps = self.min_steps.max(ORIGINAL_MIN_STEPS);
             }
         }

@@ -9,10 +9,10 @@
 //! image by the same amount, which neither the softmax nor the top class sees, so subtracting
 //! each channel's smallest weight makes W ≥ 0 without changing what the classifier decides.
 
-use super::for_each_batch;
 use crate::cache::FeatureCache;
-use crate::classifier::{LinearClassifier, Pooling};
+use crate::classifier::{average_pool, LinearClassifier, Pooling};
 use crate::error::Result;
+use crate::head::params::sparse_pool;
 use crate::head::Head;
 
 /// Sets W and b of the InfoDisent `head` from the cache's original classifier, scaled on the
@@ -35,37 +35,26 @@ pub fn from_original(
             "the model's classifier does not read these features average-pooled",
         ));
     }
-    let ratio = mean_to_pooled_ratio(cache, split, items, head.dim)?;
+    let ratio = mean_to_pooled_ratio(cache, split, items)?;
     let (weight, bias) = shifted_weights(&original, &ratio);
     head.set_linear(&weight, &bias)?;
     Ok(None)
 }
 
 /// Per channel, the `r` that best fits `mean_k ≈ r · v_k` over the items (0 where `v_k` is
-/// always 0).
-fn mean_to_pooled_ratio(
-    cache: &FeatureCache,
-    split: &str,
-    items: &[usize],
-    dim: usize,
-) -> Result<Vec<f32>> {
+/// always 0), with `v` the head's own pooling at U = I.
+fn mean_to_pooled_ratio(cache: &FeatureCache, split: &str, items: &[usize]) -> Result<Vec<f32>> {
+    let [dim, h, w] = cache.feature_shape();
+    let cells = h * w;
     let mut cross = vec![0f64; dim];
     let mut square = vec![0f64; dim];
-    for_each_batch(cache, split, items, 256, None, |batch| {
-        let mean = batch.pooled(Pooling::Average);
-        for (b, pixels) in batch.pixels.chunks_exact(batch.cells * dim).enumerate() {
-            let mut hi = vec![0f32; dim];
-            let mut lo = vec![0f32; dim];
-            for row in pixels.chunks_exact(dim) {
-                for k in 0..dim {
-                    hi[k] = hi[k].max(row[k]);
-                    lo[k] = lo[k].min(row[k]);
-                }
-            }
+    cache.visit_batches(split, items, 256, |shard| {
+        for map in shard.features.chunks_exact(dim * cells) {
+            let mean = average_pool(map, cells);
+            let v = sparse_pool(map, dim, cells).v;
             for k in 0..dim {
-                let v = (hi[k] + lo[k]) as f64;
-                cross[k] += mean[b * dim + k] as f64 * v;
-                square[k] += v * v;
+                cross[k] += mean[k] as f64 * v[k] as f64;
+                square[k] += v[k] as f64 * v[k] as f64;
             }
         }
         Ok(())

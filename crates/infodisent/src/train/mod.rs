@@ -511,13 +511,6 @@ impl<'a> Run<'a> {
             metrics: Vec::new(),
         };
         let ckpt = out_dir.join(runs::CHECKPOINT_FILE);
-        if cfg.init == Init::Original && !ckpt.exists() {
-            if let Some(why) =
-                init::from_original(&run.head, cache, &cfg.split, &run.holdout.train)?
-            {
-                tracing::warn!("the head starts at random, not from the model's classifier: {why}");
-            }
-        }
         if ckpt.exists() {
             if !resume {
                 return Err(Error::Config(format!("{} already holds a training run: pass --resume to continue it, or choose another output folder", out_dir.display())));
@@ -538,6 +531,12 @@ impl<'a> Run<'a> {
                 .into_iter()
                 .filter(|m| m.epoch <= run.progress.epochs_done)
                 .collect();
+        } else if cfg.init == Init::Original {
+            if let Some(why) =
+                init::from_original(&run.head, cache, &cfg.split, &run.holdout.train)?
+            {
+                tracing::warn!("the head starts at random, not from the model's classifier: {why}");
+            }
         }
         write_json_atomic(out_dir.join(runs::CONFIG_FILE), cfg)?;
         runs::record_cache(out_dir, cache.dir(), &cache.manifest().fingerprint)?;
