@@ -5,7 +5,8 @@
 # InfoDisent run takes minutes. Every run folder is reused when it is there, so a killed sweep
 # resumes. Prints one JSON line per run, then the table.
 #
-#   scripts/sweep-defaults.sh [PER_CLASS...]       (default: 30 100 1000; SEEDS="0 1 2")
+#   scripts/sweep-defaults.sh [PER_CLASS...]   (default: 30 100 1000; `all`: every training
+#                                              image, a 70,000-image cache; SEEDS="0 1 2")
 #   CACHE=DIR NAME=parts scripts/sweep-defaults.sh all   (another cache, every training image)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,13 +17,19 @@ ROWS=("${@:-30 100 1000}")
 ROWS=(${ROWS[@]})
 NAME=${NAME:-fm}
 [[ -x $BIN ]] || cargo build --release -p infodisent-cli
-if [[ -z ${CACHE:-} ]]; then
-  CACHE=$OUT/fm1000
-  "$BIN" extract --data fashion-mnist --limit-per-class 1000 --cache "$CACHE" >/dev/null
-fi
+# The cache a row trains on: the given one, else Fashion-MNIST's first 1,000 images per class
+# for the numbered rows and every image for `all` (extracted here; a finished cache is reused).
+cache_for() {
+  if [[ -n ${CACHE:-} ]]; then echo "$CACHE"; return; fi
+  local dir=$OUT/fm1000 limit=(--limit-per-class 1000)
+  [[ $1 == all ]] && dir=$OUT/fmfull limit=()
+  "$BIN" extract --data fashion-mnist "${limit[@]}" --cache "$dir" >/dev/null
+  echo "$dir"
+}
 # Every run appends its line; the table reads the newest line of each row and seed.
 lines=$OUT/runs-$NAME.jsonl
 for n in "${ROWS[@]}"; do
+  cache=$(cache_for "$n")
   for seed in $SEEDS; do
     head=$OUT/$NAME-pc$n-s$seed-infodisent
     probe=$OUT/$NAME-pc$n-s$seed-probe
@@ -30,13 +37,16 @@ for n in "${ROWS[@]}"; do
     for run in "$head" "$probe"; do
       kind=infodisent; [[ $run == *probe ]] && kind=linear-probe
       if [[ ! -f $run/summary.json ]]; then
-        start=$(date +%s.%N)
-        "$BIN" train --cache "$CACHE" --out "$run" --kind "$kind" "${limit[@]}" \
-          --seed "$seed" $([[ -f $run/checkpoint.safetensors ]] && echo --resume) >/dev/null
-        echo "$(date +%s.%N) - $start" | bc >"$run/seconds"
+        # Seconds add up over a run that failed or was stopped and then resumed.
+        start=$(date +%s.%N) before=$(cat "$run/seconds" 2>/dev/null || echo 0) rc=0
+        "$BIN" train --cache "$cache" --out "$run" --kind "$kind" "${limit[@]}" \
+          --seed "$seed" $([[ -f $run/checkpoint.safetensors ]] && echo --resume) >/dev/null || rc=$?
+        echo "$before + $(date +%s.%N) - $start" | bc >"$run/seconds.tmp"
+        mv "$run/seconds.tmp" "$run/seconds"
+        ((rc == 0)) || exit "$rc"
       fi
     done
-    "$BIN" --json metrics --cache "$CACHE" --head "$head" --probe "$probe" --deletion 0 \
+    "$BIN" --json metrics --cache "$cache" --head "$head" --probe "$probe" --deletion 0 \
       >"$head/metrics.json"
     python3 - "$head" "$probe" "$n" "$seed" >>"$lines" <<'PY'
 import json, sys
