@@ -10,7 +10,7 @@ use crate::cache::FeatureCache;
 use crate::checkpoint;
 use crate::classifier::Pooling;
 use crate::error::{Error, Result};
-use crate::head::{HeadKind, Loss};
+use crate::head::{HeadKind, Loss, Parametrization};
 use crate::metrics::parts::{parts_score, Explained, PartsOptions, PartsScore};
 use crate::metrics::{cache_metrics, MetricsOptions};
 use crate::runs;
@@ -33,7 +33,8 @@ pub struct Variant {
 /// The grid on top of `base` (an InfoDisent recipe): the paper's dense cross-entropy head with
 /// U frozen at I, that head itself, then one change at a time, then pruning to `base`'s
 /// `keep_top` ([`DEFAULT_KEEP_TOP`] if `base` is dense) alone and with each of the two changes
-/// that raised purity most (the last is the default recipe).
+/// that raised purity most, and the last of these with the rotation trained as a frame (the
+/// default recipe).
 pub fn standard_grid(base: &TrainConfig) -> Vec<Variant> {
     let dense = base.clone().with_kind(HeadKind::InfoDisent).paper();
     let variant = |name: &str, folder: &str, change: &dyn Fn(&mut TrainConfig)| {
@@ -79,11 +80,20 @@ pub fn standard_grid(base: &TrainConfig) -> Vec<Variant> {
             },
         ),
         variant(
-            &format!("+ keep top {keep} + sigmoid loss (default)"),
+            &format!("+ keep top {keep} + sigmoid loss"),
             &format!("keep-top-{keep}-sigmoid"),
             &|c| {
                 prune(c);
                 c.head.loss = Loss::Sigmoid;
+            },
+        ),
+        variant(
+            &format!("+ keep top {keep} + sigmoid loss, trained as a frame (default)"),
+            &format!("keep-top-{keep}-sigmoid-frame"),
+            &|c| {
+                prune(c);
+                c.head.loss = Loss::Sigmoid;
+                c.head.rotation = Parametrization::Frame;
             },
         ),
     ]

@@ -71,6 +71,13 @@ fn every_recipe_gets_one_measured_row_and_reruns_reuse_the_heads() {
     // Keeping 5 weights of 12 per class leaves at least 7/12 of W at zero.
     assert!(by_folder("keep-top-5").zero_share.unwrap() >= 7.0 / 12.0 - 1e-9);
     assert!(by_folder("recipe").top1 > 0.8, "{:?}", by_folder("recipe"));
+    // The default recipe, trained as a frame: as sparse, and it learns.
+    let frame = by_folder("keep-top-5-sigmoid-frame");
+    assert!(frame.name.contains("frame") && frame.name.contains("default"));
+    assert!(
+        frame.zero_share.unwrap() >= 7.0 / 12.0 - 1e-9 && frame.top1 > 0.8,
+        "{frame:?}"
+    );
 
     // A second run trains nothing: same rows, same logs.
     let log = std::fs::read(out.join("recipe").join("metrics.jsonl")).unwrap();
@@ -96,7 +103,7 @@ fn every_recipe_gets_one_measured_row_and_reruns_reuse_the_heads() {
     assert_eq!(folders, ["recipe", "keep-top-5-sigmoid"]);
     let again = run(&cache, &base, &picked, &out, &opts, None).unwrap();
     assert_eq!(again.rows.len(), 5, "three probes and the two rows");
-    assert_eq!(again.rows[4], report.rows[report.rows.len() - 1]);
+    assert_eq!(&again.rows[4], by_folder("keep-top-5-sigmoid"));
     let err = select(standard_grid(&base), &["defualt".to_string()])
         .unwrap_err()
         .to_string();

@@ -177,6 +177,57 @@ fn structured_gradients_equal_dense_autograd() {
 }
 
 #[test]
+fn a_frame_of_fewer_rows_pools_and_differentiates_like_the_dense_reference() {
+    // 3 rows of a 9-channel rotation: the fused op's values and its 2-pixels-per-channel
+    // gradient must equal dense autograd through the same rectangular U.
+    let (n, cells, d, m) = (4, 6, 9, 3);
+    let dev = Device::Cpu;
+    let u =
+        Var::from_tensor(&Tensor::from_vec(random(m * d, 0.5, 21), (m, d), &dev).unwrap()).unwrap();
+    let pixels = Tensor::from_vec(random(n * cells * d, 2.0, 22), (n * cells, d), &dev).unwrap();
+    let g = Tensor::from_vec(random(n * m, 1.0, 23), (n, m), &dev).unwrap();
+    let fused = u
+        .as_tensor()
+        .apply_op2(&pixels, RotatePool::new(n, cells))
+        .unwrap();
+    let dense = reference::rotate_pool_dense(u.as_tensor(), &pixels, n, cells).unwrap();
+    assert_eq!(fused.dims(), &[n, m]);
+    let gf = (&fused * &g)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let gd = (&dense * &g)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let diff = |x: &Tensor, y: &Tensor| {
+        (x - y)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    };
+    assert!(diff(&fused, &dense) < 1e-12);
+    let (a, b) = (
+        gf.get(u.as_tensor()).unwrap(),
+        gd.get(u.as_tensor()).unwrap(),
+    );
+    assert_eq!(a.dims(), &[m, d]);
+    assert!(
+        diff(a, b) < 1e-12,
+        "frame gradient differs by {}",
+        diff(a, b)
+    );
+}
+
+#[test]
 fn pooling_matches_the_inference_pooling() {
     let (n, cells, d) = (3, 49, 16);
     let dev = Device::Cpu;
@@ -324,5 +375,58 @@ fn check_rebase(rotation: Parametrization) {
             (numeric - exact).abs() <= 2e-3 * (1.0 + exact.abs()),
             "{rotation:?}: ∂L/∂A[{i},{j}]: exact {exact}, numeric {numeric}"
         );
+    }
+}
+
+/// A frame head (4 of 10 channels, moved off its start) exports a full rotation whose decisions
+/// are the training head's own: the completion adds rows with no weight, W lands on the frame's
+/// channels.
+#[test]
+fn a_frame_head_exports_the_function_it_trained() {
+    use infodisent::head::frame::retract;
+    use infodisent::head::{Batch, Head, HeadConfig, TrainedHead};
+    let (d, cells, n, classes, m) = (10, 4, 6, 3, 4);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(31);
+    let maps: Vec<f32> = (0..n * d * cells)
+        .map(|_| rng.random::<f32>() * 2.0 - 0.5)
+        .collect();
+    let batch = Batch::from_maps(&maps, vec![0, 1, 2, 0, 1, 2], d, cells);
+    let cfg = HeadConfig {
+        rotation: Parametrization::Frame,
+        w_init: 0.5,
+        ..HeadConfig::default()
+    };
+    let head = Head::with_channels(cfg, d, classes, 3, vec![1, 4, 7, 8]).unwrap();
+    let frame = head.vars()[0]
+        .1
+        .as_tensor()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let moved: Vec<f32> = frame
+        .iter()
+        .zip(random(m * d, 0.4, 32))
+        .map(|(&x, r)| x + r as f32)
+        .collect();
+    head.vars()[0]
+        .1
+        .set(&Tensor::from_vec(retract(m, d, &moved), (m, d), &Device::Cpu).unwrap())
+        .unwrap();
+    let logits = head.logits(&batch, None).unwrap().to_vec2::<f32>().unwrap();
+    let TrainedHead::InfoDisent(params) = head.export().unwrap() else {
+        panic!("an InfoDisent head exports InfoDisent parameters")
+    };
+    assert!(orthogonality_defect(d, &params.rotation) < 1e-5);
+    for (b, row) in logits.iter().enumerate() {
+        let decision = params
+            .decide(&maps[b * d * cells..(b + 1) * d * cells], cells)
+            .unwrap();
+        for (x, y) in decision.logits.iter().zip(row) {
+            assert!(
+                (x - y).abs() < 1e-4,
+                "image {b}: exported {x} vs trained {y}"
+            );
+        }
     }
 }

@@ -42,13 +42,19 @@ fn single_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 fn infodisent_learns_with_nonnegative_weights_and_beats_chance() {
     let dir = tempfile::tempdir().unwrap();
     let cache = write_cache(&dir.path().join("cache"), 180, 60, 1);
-    // The paper's static U = expm(A − Aᵀ), and the dynamic trivialization rebased every step.
-    for rebase_every in [0, 1] {
+    // The paper's static U = expm(A − Aᵀ), the dynamic trivialization rebased every step, and
+    // the frame of the default recipe.
+    for (rotation, rebase_every) in [
+        (Parametrization::Expm, 0),
+        (Parametrization::Expm, 1),
+        (Parametrization::Frame, 0),
+    ] {
         let mut cfg = config(HeadKind::InfoDisent, 6);
+        cfg.head.rotation = rotation;
         cfg.head.rebase_every = rebase_every;
         cfg.val_fraction = 0.2;
         cfg.lr_rotation = Some(0.01);
-        let out = dir.path().join(format!("head-{rebase_every}"));
+        let out = dir.path().join(format!("head-{rotation:?}-{rebase_every}"));
         let summary = train(&cache, &cfg, &out, false).unwrap();
         assert!(
             summary.train_acc > 0.9,
@@ -152,6 +158,7 @@ fn killed_and_resumed_equals_uninterrupted() {
         (Parametrization::Cayley, 0),
         (Parametrization::Expm, 2),
         (Parametrization::Cayley, 2),
+        (Parametrization::Frame, 0),
     ] {
         let mut cfg = config(HeadKind::InfoDisent, 4);
         cfg.head.rotation = rotation;
@@ -502,11 +509,43 @@ fn batches_arrive_in_order_and_a_failing_consumer_stops_the_pass() {
     assert!(err.to_string().contains("stop here"));
 }
 
+/// The images held in memory give the batches streaming from the cache gives, bit for bit, in
+/// the same shuffled order (so a run does not depend on whether its images fit in memory), and
+/// items not held in memory are streamed.
+#[test]
+fn resident_and_streamed_batches_are_the_same() {
+    use infodisent::train::Images;
+    use rand::SeedableRng;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = write_cache(&dir.path().join("cache"), 40, 10, 6);
+    let items: Vec<usize> = (3..37).collect();
+    let resident = Images::new(&cache, "train", &items).unwrap();
+    let streamed = Images::new(&cache, "train", &[]).unwrap();
+    let collect = |images: &Images, items: &[usize]| {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let mut out = Vec::new();
+        images
+            .for_each_batch(items, 8, Some(&mut rng), |b| {
+                out.push((b.n, b.pixels, b.labels));
+                Ok(())
+            })
+            .unwrap();
+        out
+    };
+    let from_memory = collect(&resident, &items);
+    assert_eq!(from_memory.len(), 5, "34 images in batches of 8");
+    assert_eq!(from_memory, collect(&streamed, &items));
+    // Item 0 was not kept: the pass streams and still agrees.
+    let more: Vec<usize> = (0..20).collect();
+    assert_eq!(collect(&resident, &more), collect(&streamed, &more));
+}
+
 #[test]
 fn a_dynamic_checkpoint_of_the_earlier_composition_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let cache = write_cache(&dir.path().join("cache"), 40, 10, 4);
     let mut cfg = config(HeadKind::InfoDisent, 2);
+    cfg.head.rotation = Parametrization::Expm;
     cfg.head.rebase_every = 1;
     let out = dir.path().join("run");
     train_partial(&cache, &cfg, &out, false, Some(1)).unwrap();

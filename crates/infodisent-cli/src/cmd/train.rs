@@ -83,10 +83,18 @@ pub struct Recipe {
     /// Train on only the first N images of each class of the split (learning curves).
     #[arg(long, value_name = "N")]
     pub limit_per_class: Option<usize>,
-    /// Rotation parametrization. With --rebase-every it is the retraction that folds each step
-    /// into the base: Cayley's is one LU solve (with OpenBLAS), the exponential's 5–6 products.
+    /// How the rotation U is trained [default: frame; expm with --target original]. `frame`
+    /// trains only the rows of U the classes can use (--frame-per-class candidates per class)
+    /// as an orthonormal frame, many times faster than the full D×D rotation; `expm` is the paper's
+    /// U = expm(A − Aᵀ), `cayley` the Cayley map. With --rebase-every (expm or cayley) it is
+    /// the retraction that folds each step into the base: Cayley's is one LU solve (with
+    /// OpenBLAS), the exponential's 5–6 products.
     #[arg(long, value_enum)]
     pub rotation: Option<Parametrization>,
+    /// With --rotation frame: the raw channels per class (those whose pooled value best
+    /// separates the class) that start the frame; the frame holds their union [default: 20].
+    #[arg(long, value_name = "N")]
+    pub frame_per_class: Option<usize>,
     /// Loss: InfoDisent's default is sigmoid (one-vs-rest), which with --keep-top gave the
     /// purest prototypes; a linear probe's is cross-entropy, as is the paper's.
     #[arg(long, value_enum)]
@@ -113,8 +121,8 @@ pub struct Recipe {
     /// Compact explanations: keep only the K largest weights of each class after half the
     /// epochs, then fine-tune (every prediction is then explained by at most K channels).
     /// InfoDisent's default is 5 (with the sigmoid loss, the ablation's best recipe), dense with
-    /// --target original; 0 trains a dense head (`--keep-top 0 --loss cross-entropy` is the
-    /// paper's).
+    /// --target original; 0 trains a dense head (`--keep-top 0 --loss cross-entropy --rotation
+    /// expm` is the paper's).
     #[arg(long, value_name = "K")]
     pub keep_top: Option<usize>,
     /// Where W and b start: at random, or from the model's own classifier (the default with
@@ -157,6 +165,9 @@ impl Recipe {
         }
         if let Some(k) = self.rebase_every {
             cfg.head.rebase_every = k;
+        }
+        if let Some(n) = self.frame_per_class {
+            cfg.head.frame_per_class = n;
         }
         cfg.head.gumbel |= self.gumbel;
         cfg.head.nonnegative |= self.nonnegative;

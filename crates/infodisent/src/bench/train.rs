@@ -5,8 +5,10 @@
 
 use crate::error::{Error, Result};
 use crate::head::linalg::{gemm_flops, matmul, orthogonality_defect};
-use crate::head::{reference, Batch, Head, HeadConfig, Parametrization, TrainMode};
-use crate::optim::{AdamW, Hyper};
+use crate::head::{
+    reference, Batch, Head, HeadConfig, Parametrization, TrainMode, DEFAULT_FRAME_PER_CLASS,
+};
+use crate::optim::Hyper;
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -63,8 +65,9 @@ impl Default for BenchTrainConfig {
 /// One way of training the rotation, timed at one D.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VariantTiming {
-    /// `static` (U = expm(A − Aᵀ)), `dynamic` (expm, rebased every step) or `dynamic-cayley`
-    /// (the Cayley map as the retraction, rebased every step).
+    /// `static` (U = expm(A − Aᵀ)), `dynamic` (expm, rebased every step), `dynamic-cayley`
+    /// (the Cayley map as the retraction, rebased every step) or `frame` (the default recipe's
+    /// frame of `20 · classes` rows at most, before pruning).
     pub name: String,
     /// The map from A to the rotation.
     pub rotation: Parametrization,
@@ -143,7 +146,7 @@ fn time_steps(
     warmup: usize,
     steps: usize,
 ) -> Result<(f64, f64)> {
-    let mut opt = AdamW::new(head.vars());
+    let mut opt = crate::train::optimizer(head)?;
     let mode = TrainMode {
         tau: 1.0,
         noise_seed: 0,
@@ -225,8 +228,10 @@ pub fn run(cfg: &BenchTrainConfig) -> Result<BenchTrainReport> {
         let a: Vec<f32> = (0..d * d)
             .map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * cfg.a_scale * 3f64.sqrt()) as f32)
             .collect();
+        // The default recipe's frame before pruning: its candidates per class, at most D.
+        let frame_rows = (DEFAULT_FRAME_PER_CLASS * cfg.classes).min(d);
         let head_with = |rotation: Parametrization, rebase_every: usize| -> Result<Head> {
-            let head = Head::new(
+            let head = Head::with_channels(
                 HeadConfig {
                     w_init: 0.01,
                     rotation,
@@ -236,7 +241,11 @@ pub fn run(cfg: &BenchTrainConfig) -> Result<BenchTrainReport> {
                 d,
                 cfg.classes,
                 cfg.seed,
+                (0..frame_rows as u32).collect(),
             )?;
+            if rotation == Parametrization::Frame {
+                return Ok(head);
+            }
             head.vars()[0]
                 .1
                 .set(&Tensor::from_slice(&a, (d, d), &Device::Cpu)?)?;
@@ -253,9 +262,10 @@ pub fn run(cfg: &BenchTrainConfig) -> Result<BenchTrainReport> {
             ("static", Parametrization::Expm, 0),
             ("dynamic", Parametrization::Expm, 1),
             ("dynamic-cayley", Parametrization::Cayley, 1),
+            ("frame", Parametrization::Frame, 0),
         ] {
             let head = head_with(rotation, rebase_every)?;
-            if rebase_every == 0 {
+            if rebase_every == 0 && rotation != Parametrization::Frame {
                 let vars = head.vars();
                 let pixels = Tensor::from_slice(&batch.pixels, (n * cells, d), &Device::Cpu)?;
                 let dense = reference::logits_dense(

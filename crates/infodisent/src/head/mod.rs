@@ -9,6 +9,7 @@
 pub mod blas;
 pub mod cayley;
 pub mod expm;
+pub mod frame;
 pub mod linalg;
 pub mod params;
 pub mod pool;
@@ -78,7 +79,14 @@ pub struct HeadConfig {
     /// Linear probe only: how its feature maps are pooled (InfoDisent pools its rotated
     /// channels by max and min).
     pub pooling: Pooling,
+    /// With `rotation = "frame"`: the raw channels per class that start the frame (those that
+    /// best separate the class by their pooled value); the frame holds their union.
+    pub frame_per_class: usize,
 }
+
+/// Candidate channels per class of a frame head by default: four times the weights the default
+/// recipe keeps, so pruning still chooses among several per class (user guide, training chapter).
+pub const DEFAULT_FRAME_PER_CLASS: usize = 20;
 
 impl Default for HeadConfig {
     fn default() -> Self {
@@ -93,6 +101,7 @@ impl Default for HeadConfig {
             rebase_every: 0,
             nonnegative: false,
             pooling: Pooling::Average,
+            frame_per_class: DEFAULT_FRAME_PER_CLASS,
         }
     }
 }
@@ -123,6 +132,16 @@ impl HeadConfig {
             return Err(Error::Config(
                 "head.pooling applies to the linear probe (InfoDisent pools its rotated channels by max and min)"
                     .into(),
+            ));
+        }
+        if self.frame_per_class == 0 {
+            return Err(Error::Config(
+                "head.frame_per_class must be at least 1".into(),
+            ));
+        }
+        if self.rotation == Parametrization::Frame && self.rebase_every > 0 {
+            return Err(Error::Config(
+                "head.rebase_every (--rebase-every) folds a rotation of A into a base; the frame (rotation = \"frame\") has no A: choose rotation = \"expm\" or \"cayley\" with it".into(),
             ));
         }
         if self.nonnegative && self.kind == HeadKind::InfoDisent {
@@ -228,12 +247,41 @@ pub struct Head {
     vars: Vec<(String, Var)>,
     /// `U₀` of the dynamic trivialization, once the first rebase has happened.
     base: std::sync::Mutex<Option<std::sync::Arc<Vec<f32>>>>,
+    /// A frame head's rows: the channel of U each frame row is (empty for other heads).
+    channels: Vec<u32>,
 }
 
 impl Head {
-    /// A freshly initialised head: A = 0 (U = I), W_raw uniform, b = 0.
+    /// A freshly initialised head: U = I, W_raw uniform, b = 0; a frame head's frame holds every
+    /// channel ([`Head::with_channels`] chooses fewer).
     pub fn new(config: HeadConfig, dim: usize, classes: usize, seed: u64) -> Result<Self> {
+        Self::with_channels(config, dim, classes, seed, (0..dim as u32).collect())
+    }
+
+    /// [`Head::new`] whose frame (with `rotation = "frame"`) starts at the rows of I of
+    /// `channels` (sorted, distinct); other heads ignore `channels`.
+    pub fn with_channels(
+        config: HeadConfig,
+        dim: usize,
+        classes: usize,
+        seed: u64,
+        channels: Vec<u32>,
+    ) -> Result<Self> {
         config.validate()?;
+        let frame =
+            config.kind == HeadKind::InfoDisent && config.rotation == Parametrization::Frame;
+        let channels = if frame { channels } else { Vec::new() };
+        if frame
+            && (channels.is_empty()
+                || channels.windows(2).any(|w| w[0] >= w[1])
+                || channels.iter().any(|&c| c as usize >= dim))
+        {
+            return Err(Error::Shape(format!(
+                "a frame needs distinct sorted channels below {dim}, got {} of them",
+                channels.len()
+            )));
+        }
+        let width = if frame { channels.len() } else { dim };
         let dev = Device::Cpu;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let lo = if config.kind == HeadKind::InfoDisent || config.nonnegative {
@@ -241,16 +289,24 @@ impl Head {
         } else {
             -config.w_init
         };
-        let w: Vec<f32> = (0..classes * dim)
+        let w: Vec<f32> = (0..classes * width)
             .map(|_| (lo + rng.random::<f64>() * (config.w_init - lo)) as f32)
             .collect();
-        let weight = Var::from_tensor(&Tensor::from_vec(w, (classes, dim), &dev)?)?;
+        let weight = Var::from_tensor(&Tensor::from_vec(w, (classes, width), &dev)?)?;
         let bias = Var::zeros(classes, DType::F32, &dev)?;
         let vars = match config.kind {
             HeadKind::InfoDisent => {
-                let a = Var::zeros((dim, dim), DType::F32, &dev)?;
+                let rotation = if frame {
+                    let mut rows = vec![0.0f32; width * dim];
+                    for (i, &c) in channels.iter().enumerate() {
+                        rows[i * dim + c as usize] = 1.0;
+                    }
+                    ("frame", Var::from_vec(rows, (width, dim), &dev)?)
+                } else {
+                    ("a", Var::zeros((dim, dim), DType::F32, &dev)?)
+                };
                 vec![
-                    ("a".to_owned(), a),
+                    (rotation.0.to_owned(), rotation.1),
                     ("w_raw".to_owned(), weight),
                     ("bias".to_owned(), bias),
                 ]
@@ -263,11 +319,17 @@ impl Head {
             classes,
             vars,
             base: std::sync::Mutex::new(None),
+            channels,
         })
     }
 
+    /// A frame head's rows as channels of U (empty for other heads).
+    pub fn channels(&self) -> &[u32] {
+        &self.channels
+    }
+
     /// Replaces W (`[C, D]` row-major) and b of an InfoDisent head, as a start other than
-    /// [`Head::new`]'s.
+    /// [`Head::new`]'s; a frame head takes the columns of its channels.
     pub fn set_linear(&self, weight: &[f32], bias: &[f32]) -> Result<()> {
         if self.config.kind != HeadKind::InfoDisent
             || weight.len() != self.classes * self.dim
@@ -279,8 +341,16 @@ impl Head {
             )));
         }
         let dev = Device::Cpu;
-        self.var("w_raw")
-            .set(&Tensor::from_slice(weight, (self.classes, self.dim), &dev)?)?;
+        let w = if self.channels.is_empty() {
+            Tensor::from_slice(weight, (self.classes, self.dim), &dev)?
+        } else {
+            let picked: Vec<f32> = weight
+                .chunks_exact(self.dim)
+                .flat_map(|row| self.channels.iter().map(|&c| row[c as usize]))
+                .collect();
+            Tensor::from_vec(picked, (self.classes, self.channels.len()), &dev)?
+        };
+        self.var("w_raw").set(&w)?;
         self.var("bias")
             .set(&Tensor::from_slice(bias, self.classes, &dev)?)?;
         Ok(())
@@ -326,6 +396,11 @@ impl Head {
                 Ok(x.matmul(&w.t()?)?
                     .broadcast_add(self.var("bias").as_tensor())?)
             }
+            HeadKind::InfoDisent if !self.channels.is_empty() => {
+                let rows = (batch.n * batch.cells, batch.dim);
+                let pixels = Tensor::from_slice(&batch.pixels, rows, &dev)?;
+                self.pool_and_weigh(self.var("frame").as_tensor(), &pixels, batch, train)
+            }
             HeadKind::InfoDisent => {
                 let a = self.var("a").as_tensor();
                 let rows = (batch.n * batch.cells, batch.dim);
@@ -355,15 +430,26 @@ impl Head {
                         Tensor::from_slice(&batch.pixels, rows, &dev)?,
                     ),
                 };
-                let v = match train {
-                    Some(mode) if self.config.gumbel => gumbel_pool(&u, &pixels, batch, mode)?,
-                    _ => u.apply_op2(&pixels, pool::RotatePool::new(batch.n, batch.cells))?,
-                };
-                let w = self.var("w_raw").as_tensor().relu()?;
-                Ok(v.matmul(&w.t()?)?
-                    .broadcast_add(self.var("bias").as_tensor())?)
+                self.pool_and_weigh(&u, &pixels, batch, train)
             }
         }
+    }
+
+    /// Logits from the rotation rows `u` ([m, D]) and the pixels: pooled, then W ≥ 0 and b.
+    fn pool_and_weigh(
+        &self,
+        u: &Tensor,
+        pixels: &Tensor,
+        batch: &Batch,
+        train: Option<TrainMode>,
+    ) -> Result<Tensor> {
+        let v = match train {
+            Some(mode) if self.config.gumbel => gumbel_pool(u, pixels, batch, mode)?,
+            _ => u.apply_op2(pixels, pool::RotatePool::new(batch.n, batch.cells))?,
+        };
+        let w = self.var("w_raw").as_tensor().relu()?;
+        Ok(v.matmul(&w.t()?)?
+            .broadcast_add(self.var("bias").as_tensor())?)
     }
 
     /// The configured loss, averaged over the batch: against `labels`, or against the target
@@ -444,8 +530,17 @@ impl Head {
         Ok(())
     }
 
-    /// The current U in f32 (InfoDisent only): `rotation(A) · U₀`.
+    /// The current U in f32 (InfoDisent only): `rotation(A) · U₀`, or a frame completed to a
+    /// full rotation.
     pub fn rotation(&self) -> Result<Vec<f32>> {
+        if !self.channels.is_empty() {
+            let rows = self
+                .var("frame")
+                .as_tensor()
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            return frame::complete(self.dim, &self.channels, &rows);
+        }
         let a = self.var("a").as_tensor().flatten_all()?.to_vec1::<f32>()?;
         let base = self.rotation_base_arc();
         Ok(rotation::rotation_times(
@@ -491,7 +586,7 @@ impl Head {
     /// 1e-7 per product; a Newton–Schulz step (two products) pulls `U₀` back once a sample of
     /// `UᵀU` rows shows a defect of 4e-6, so the trained U stays within 1e-5 of orthogonal.
     pub fn rebase(&self) -> Result<()> {
-        if self.config.kind != HeadKind::InfoDisent {
+        if self.config.kind != HeadKind::InfoDisent || !self.channels.is_empty() {
             return Ok(());
         }
         let d = self.dim;
@@ -512,7 +607,19 @@ impl Head {
         };
         match self.config.kind {
             HeadKind::InfoDisent => {
-                let weight = vec("w_raw")?.into_iter().map(|w| w.max(0.0)).collect();
+                let mut weight: Vec<f32> = vec("w_raw")?.into_iter().map(|w| w.max(0.0)).collect();
+                if !self.channels.is_empty() {
+                    let mut full = vec![0.0f32; self.classes * self.dim];
+                    for (row, local) in full
+                        .chunks_exact_mut(self.dim)
+                        .zip(weight.chunks_exact(self.channels.len()))
+                    {
+                        for (&c, &w) in self.channels.iter().zip(local) {
+                            row[c as usize] = w;
+                        }
+                    }
+                    weight = full;
+                }
                 Ok(TrainedHead::InfoDisent(HeadParams::new(
                     self.dim,
                     self.classes,
@@ -549,11 +656,11 @@ pub enum TrainedHead {
 /// softmax((ReLU(±J) + g)/τ) over the cells, g Gumbel noise (divided by τ with the values, so τ
 /// sharpens the sample instead of drowning the noise). Dense by nature; used only when asked for.
 fn gumbel_pool(u: &Tensor, pixels: &Tensor, batch: &Batch, mode: TrainMode) -> Result<Tensor> {
-    let shape = (batch.n, batch.cells, batch.dim);
+    let shape = (batch.n, batch.cells, u.dims2()?.0);
     let j = pixels.matmul(&u.t()?)?.reshape(shape)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(mode.noise_seed);
     let mut soft_max = |x: Tensor| -> Result<Tensor> {
-        let noise: Vec<f32> = (0..batch.n * batch.cells * batch.dim)
+        let noise: Vec<f32> = (0..shape.0 * shape.1 * shape.2)
             .map(|_| {
                 let p: f64 = rng.random_range(1e-12..1.0);
                 (-(-p.ln()).ln()) as f32

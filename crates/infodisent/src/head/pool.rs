@@ -2,6 +2,7 @@
 //! with `J = U · F` per pixel, as a candle op whose backward touches only the two selected pixels
 //! per channel.
 //!
+//! U has m rows of D: the whole rotation (m = D) or the rows a [frame](super::frame) trains.
 //! Pixels are laid out `[n·cells, D]` (one row per pixel), so `J = F Uᵀ` is one GEMM per chunk of
 //! images. The backward pass is `∂L/∂U[k, :] = Σ_b g⁺_{bk} F_b[argmax_{bk}, :] + g⁻_{bk}
 //! F_b[argmin_{bk}, :]`: 2·n rows gathered per output row instead of the dense
@@ -19,9 +20,11 @@ pub struct PoolTape {
     pub n: usize,
     /// Cells per image.
     pub cells: usize,
-    /// Channels D.
+    /// Rotated channels m (rows of U).
     pub dim: usize,
-    /// Cell of the maximum of J_k for image b, at `b·D + k`.
+    /// Feature channels D (columns of U and of each pixel row).
+    pub features: usize,
+    /// Cell of the maximum of J_k for image b, at `b·m + k`.
     pub argmax: Vec<u32>,
     /// Cell of the minimum.
     pub argmin: Vec<u32>,
@@ -35,18 +38,21 @@ pub struct PoolTape {
 /// chunk stays in cache while it is pooled.
 const ROWS_PER_CHUNK: usize = 1024;
 
-/// Forward pass: pooled values v [n, D] and the tape.
+/// Forward pass: pooled values v [n, m] of the m rows of `u` ([m, D]) and the tape.
 pub fn rotate_pool<T: Real>(
     u: &[T],
     pixels: &[T],
     n: usize,
     cells: usize,
-    d: usize,
+    features: usize,
 ) -> (Vec<T>, PoolTape) {
+    let f = features;
+    let d = u.len() / f.max(1);
     let mut tape = PoolTape {
         n,
         cells,
         dim: d,
+        features: f,
         argmax: vec![0; n * d],
         argmin: vec![0; n * d],
         pos_active: vec![false; n * d],
@@ -56,19 +62,19 @@ pub fn rotate_pool<T: Real>(
     let per_chunk = (ROWS_PER_CHUNK / cells.max(1)).max(1);
     // U = I when the caller rotated the pixels already (the dynamic trivialization right after
     // a rebase): pool them as they are instead of multiplying by I.
-    let identity = is_identity(d, u);
+    let identity = d == f && is_identity(d, u);
     let mut j = vec![T::zero(); if identity { 0 } else { per_chunk * cells * d }];
     for first in (0..n).step_by(per_chunk) {
         let count = per_chunk.min(n - first);
         let rows = count * cells;
-        let chunk = &pixels[first * cells * d..][..rows * d];
+        let chunk = &pixels[first * cells * f..][..rows * f];
         let rotated: &[T] = if identity {
             chunk
         } else {
             gemm_into(
                 rows,
                 d,
-                d,
+                f,
                 chunk,
                 false,
                 u,
@@ -124,18 +130,18 @@ const IMAGES_PER_BLOCK: usize = 8;
 /// Output rows per parallel task.
 const ROWS_PER_TASK: usize = 8;
 
-/// Backward pass: ∂L/∂U [D, D] from ∂L/∂v [n, D]. Each output row sums its contributions in a
+/// Backward pass: ∂L/∂U [m, D] from ∂L/∂v [n, m]. Each output row sums its contributions in a
 /// fixed order, so the result does not depend on the number of threads.
 pub fn rotate_pool_backward<T: Real>(tape: &PoolTape, pixels: &[T], grad_v: &[T]) -> Vec<T> {
-    let (d, cells) = (tape.dim, tape.cells);
-    let mut grad_u = vec![T::zero(); d * d];
+    let (d, f, cells) = (tape.dim, tape.features, tape.cells);
+    let mut grad_u = vec![T::zero(); d * f];
     for first in (0..tape.n).step_by(IMAGES_PER_BLOCK) {
         let last = (first + IMAGES_PER_BLOCK).min(tape.n);
         grad_u
-            .par_chunks_mut(d * ROWS_PER_TASK)
+            .par_chunks_mut(f * ROWS_PER_TASK)
             .enumerate()
             .for_each(|(task, rows)| {
-                for (kk, out) in rows.chunks_exact_mut(d).enumerate() {
+                for (kk, out) in rows.chunks_exact_mut(f).enumerate() {
                     let k = task * ROWS_PER_TASK + kk;
                     for b in first..last {
                         let i = b * d + k;
@@ -148,7 +154,7 @@ pub fn rotate_pool_backward<T: Real>(tape: &PoolTape, pixels: &[T], grad_v: &[T]
                             (tape.neg_active[i], tape.argmin[i]),
                         ] {
                             if active {
-                                let row = &pixels[(b * cells + cell as usize) * d..][..d];
+                                let row = &pixels[(b * cells + cell as usize) * f..][..f];
                                 for (o, &x) in out.iter_mut().zip(row) {
                                     *o = *o + g * x;
                                 }
@@ -161,7 +167,7 @@ pub fn rotate_pool_backward<T: Real>(tape: &PoolTape, pixels: &[T], grad_v: &[T]
     grad_u
 }
 
-/// The candle op `(U [D, D], pixels [n·cells, D]) → v [n, D]`. Pixels receive no gradient (the
+/// The candle op `(U [m, D], pixels [n·cells, D]) → v [n, m]`. Pixels receive no gradient (the
 /// backbone is frozen).
 pub struct RotatePool {
     n: usize,
@@ -220,8 +226,11 @@ impl CustomOp2 for RotatePool {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let d = l1.dims()[0];
-        if l1.dims() != [d, d] || l2.dims() != [self.n * self.cells, d] {
+        let (d, f) = match l1.dims() {
+            &[d, f] => (d, f),
+            other => candle_core::bail!("rotate-pool: U must be a matrix, got {other:?}"),
+        };
+        if l2.dims() != [self.n * self.cells, f] {
             candle_core::bail!(
                 "rotate-pool: U {:?} and pixels {:?} do not fit {} images of {} cells",
                 l1.dims(),
@@ -237,7 +246,7 @@ impl CustomOp2 for RotatePool {
                     contiguous::<f32>(s2, l2)?,
                     self.n,
                     self.cells,
-                    d,
+                    f,
                 );
                 (CpuStorage::F32(v), tape)
             }
@@ -247,7 +256,7 @@ impl CustomOp2 for RotatePool {
                     contiguous::<f64>(s2, l2)?,
                     self.n,
                     self.cells,
-                    d,
+                    f,
                 );
                 (CpuStorage::F64(v), tape)
             }
@@ -271,7 +280,7 @@ impl CustomOp2 for RotatePool {
             .tape
             .lock()
             .map_err(|_| candle_core::Error::Msg("rotate-pool tape poisoned".into()))?;
-        let d = tape.dim;
+        let (d, f) = (tape.dim, tape.features);
         let grad_v = grad_res.contiguous()?;
         let grad_u = match grad_v.dtype() {
             candle_core::DType::F32 => {
@@ -281,7 +290,7 @@ impl CustomOp2 for RotatePool {
                     |p| rotate_pool_backward(&tape, p, &g),
                     |_| Vec::new(),
                 )?;
-                Tensor::from_vec(gu, (d, d), u.device())?
+                Tensor::from_vec(gu, (d, f), u.device())?
             }
             _ => {
                 let g = grad_v.flatten_all()?.to_vec1::<f64>()?;
@@ -290,7 +299,7 @@ impl CustomOp2 for RotatePool {
                     |_| Vec::new(),
                     |p| rotate_pool_backward(&tape, p, &g),
                 )?;
-                Tensor::from_vec(gu, (d, d), u.device())?
+                Tensor::from_vec(gu, (d, f), u.device())?
             }
         };
         Ok((Some(grad_u), None))

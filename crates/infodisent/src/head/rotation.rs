@@ -25,6 +25,9 @@ pub enum Parametrization {
     Expm,
     /// U = (I + S)⁻¹(I − S), S = A − Aᵀ: cheaper, covers SO(D) minus rotations with eigenvalue −1.
     Cayley,
+    /// No A: only the rows of U the classes can use, trained as an orthonormal frame on the
+    /// Stiefel manifold and completed to a full rotation at export ([`super::frame`]).
+    Frame,
 }
 
 enum Tape<T> {
@@ -44,7 +47,8 @@ impl<T: Real> Tape<T> {
 /// U and its tape for one parametrization, in any supported precision.
 fn forward<T: Real>(p: Parametrization, d: usize, a: &[T]) -> (Vec<T>, Tape<T>) {
     match p {
-        Parametrization::Expm => {
+        // A frame head has no A and never builds this op; read as a map of A, its U is expm's.
+        Parametrization::Expm | Parametrization::Frame => {
             let (u, t) = expm_skew(d, a);
             (u, Tape::Expm(t))
         }
@@ -196,7 +200,7 @@ pub fn rotation_times(
         None => rotation_f32(parametrization, d, a),
         Some(base) if a.iter().all(|&x| x == 0.0) => base.to_vec(),
         Some(base) => match parametrization {
-            Parametrization::Expm => {
+            Parametrization::Expm | Parametrization::Frame => {
                 matmul(d, &rotation_f32(parametrization, d, a), false, base, false)
             }
             Parametrization::Cayley => cayley_times(d, a, base),

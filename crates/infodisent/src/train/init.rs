@@ -1,4 +1,5 @@
-//! Where a head fitted to the original classifier (`--target original`) starts: from that
+//! Where a head starts: a frame head from the raw channels that best separate the classes
+//! ([`frame_channels`]); a head fitted to the original classifier (`--target original`) from that
 //! classifier, rewritten for InfoDisent's pooling and W ≥ 0.
 //!
 //! From a few hundred images a head cannot learn a thousand-class classifier's function; that
@@ -12,8 +13,44 @@
 use crate::cache::FeatureCache;
 use crate::classifier::{average_pool, LinearClassifier, Pooling};
 use crate::error::Result;
+use crate::head::frame::candidate_channels;
 use crate::head::params::sparse_pool;
 use crate::head::Head;
+
+/// The channels a frame head starts from: per class, the `per_class` raw channels whose pooled
+/// value (InfoDisent's max/min pooling at U = I) best separates it from the other classes over
+/// the `items` of `split`, by [`candidate_channels`]; one pass over the items.
+pub fn frame_channels(
+    cache: &FeatureCache,
+    split: &str,
+    items: &[usize],
+    per_class: usize,
+) -> Result<Vec<u32>> {
+    let [dim, h, w] = cache.feature_shape();
+    let (cells, classes) = (h * w, cache.num_classes());
+    let mut counts = vec![0usize; classes];
+    let mut sums = vec![0f64; classes * dim];
+    let mut squares = vec![0f64; classes * dim];
+    cache.visit_batches(split, items, 256, |shard| {
+        for (map, &label) in shard.features.chunks_exact(dim * cells).zip(&shard.labels) {
+            // Training refuses a label out of range with the item named; here it only counts.
+            let Ok(c) = usize::try_from(label) else {
+                continue;
+            };
+            if c >= classes {
+                continue;
+            }
+            counts[c] += 1;
+            let v = sparse_pool(map, dim, cells).v;
+            for (k, &x) in v.iter().enumerate() {
+                sums[c * dim + k] += f64::from(x);
+                squares[c * dim + k] += f64::from(x) * f64::from(x);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(candidate_channels(dim, &counts, &sums, &squares, per_class))
+}
 
 /// Sets W and b of the InfoDisent `head` from the cache's original classifier, scaled on the
 /// `items` of `split`; returns why not, leaving the head as it is, when the cache has no

@@ -8,11 +8,13 @@
 //! epoch), `summary.json`, and the final head: `head.safetensors` ([`HeadParams`](crate::head::params::HeadParams) format) for
 //! InfoDisent or `linear.safetensors` ([`LinearClassifier`](crate::classifier::LinearClassifier) format) for the linear probe.
 
+pub mod batches;
 pub mod config;
 pub mod holdout;
 pub mod init;
 pub mod schedule;
 
+pub use batches::Images;
 pub use config::{
     Init, Target, TrainConfig, DEFAULT_EPOCHS, DEFAULT_KEEP_TOP, DEFAULT_MAX_STEPS,
     DEFAULT_MIN_STEPS, ORIGINAL_LR, ORIGINAL_MIN_STEPS,
@@ -25,11 +27,10 @@ use crate::checkpoint::{self, Checkpoint, NamedTensor};
 use crate::error::{Error, Result};
 use crate::fsutil::{read_json, write_json_atomic};
 use crate::head::params::argmax;
-use crate::head::{Batch, Head, TrainMode, TrainedHead};
+use crate::head::{Head, HeadKind, Parametrization, TrainMode, TrainedHead};
 use crate::optim::{warmup_cosine, AdamW, Hyper};
 use crate::runs;
 use candle_core::{Device, Tensor};
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -98,6 +99,9 @@ struct Progress {
     /// a kept weight can also sit at zero, so the pattern is not readable from W.
     #[serde(default)]
     kept: Option<Vec<Vec<u32>>>,
+    /// A frame head's channels, chosen once at the start from the training images.
+    #[serde(default)]
+    channels: Option<Vec<u32>>,
 }
 
 /// Mixes a seed with a stream number (SplitMix64 finaliser) so per-epoch and per-step random
@@ -115,61 +119,6 @@ fn mix(seed: u64, stream: u64) -> u64 {
 const STREAM_SHUFFLE: u64 = 1 << 40;
 const STREAM_NOISE: u64 = 2 << 40;
 const STREAM_VAL: u64 = 3 << 40;
-
-/// Feeds the images `items` of `split` to `f` in batches. With `rng`, each pass draws a
-/// permutation of them, so batches mix classes whatever order the cache was written in
-/// (ImageFolder caches are written class by class); only one batch is in memory.
-fn for_each_batch(
-    cache: &FeatureCache,
-    split: &str,
-    items: &[usize],
-    batch_size: usize,
-    rng: Option<&mut rand::rngs::StdRng>,
-    mut f: impl FnMut(Batch) -> Result<()>,
-) -> Result<()> {
-    let [dim, h, w] = cache.feature_shape();
-    let cells = h * w;
-    let per_image = dim * cells;
-    let mut order = items.to_vec();
-    if let Some(r) = rng {
-        order.shuffle(r);
-    }
-    let classes = cache.num_classes() as i64;
-    let soft = cache.labels_are_original();
-    cache.visit_batches(split, &order, batch_size, |shard| {
-        let mut labels = Vec::with_capacity(shard.len);
-        for (&label, &index) in shard.labels.iter().zip(&shard.index) {
-            if !(0..classes).contains(&label) {
-                return Err(Error::cache(
-                    cache.dir(),
-                    format!("split `{split}` item {index} has label {label}, outside 0..{classes}"),
-                ));
-            }
-            labels.push(label as u32);
-        }
-        let maps: Vec<&[f32]> = shard.features.chunks_exact(per_image).collect();
-        let mut batch = batch_from(&maps, labels, dim, cells);
-        if soft {
-            // The cache's original view only hands out shards that carry logits.
-            let logits = shard.logits.as_deref().unwrap_or_default();
-            batch.soft = Some(
-                logits
-                    .chunks_exact(classes as usize)
-                    .flat_map(crate::classifier::softmax)
-                    .collect(),
-            );
-        }
-        f(batch)
-    })
-}
-
-fn batch_from(maps: &[&[f32]], labels: Vec<u32>, dim: usize, cells: usize) -> Batch {
-    let mut flat = Vec::with_capacity(maps.len() * dim * cells);
-    for m in maps {
-        flat.extend_from_slice(m);
-    }
-    Batch::from_maps(&flat, labels, dim, cells)
-}
 
 /// Checkpoint name of the dynamic trivialization's base `U₀` (U = rotation(A) · U₀).
 const BASE: &str = "dynamic_base";
@@ -269,17 +218,17 @@ fn save_checkpoint(
     checkpoint::save(&out.join(runs::CHECKPOINT_FILE), &progress, &tensors)
 }
 
-/// Restores parameters, `U₀` and optimiser state; returns the progress and the best snapshot.
+/// Restores parameters, `U₀` and optimiser state from the checkpoint `saved` read from `path`;
+/// returns the progress and the best snapshot.
 fn load_checkpoint(
-    out: &Path,
+    path: &Path,
+    saved: Checkpoint<Progress>,
     head: &Head,
     opt: &mut AdamW,
 ) -> Result<(Progress, Option<Snapshot>)> {
-    let path = out.join(runs::CHECKPOINT_FILE);
-    let saved: Checkpoint<Progress> = checkpoint::load(&path)?;
     if saved.has_prefix(EARLIER_BASE) {
         return Err(Error::cache(
-            &path,
+            path,
             "a dynamic-rotation checkpoint of an earlier version, which composed its base on the \
              other side; start the run again (--overwrite) or finish it with that version",
         ));
@@ -299,15 +248,9 @@ fn load_checkpoint(
 }
 
 /// Accuracy of the head (inference pooling) on `items` of `split`.
-fn accuracy(
-    cache: &FeatureCache,
-    split: &str,
-    items: &[usize],
-    batch_size: usize,
-    head: &Head,
-) -> Result<f64> {
+fn accuracy(images: &Images, items: &[usize], batch_size: usize, head: &Head) -> Result<f64> {
     let (mut correct, mut total) = (0usize, 0usize);
-    for_each_batch(cache, split, items, batch_size, None, |batch| {
+    images.for_each_batch(items, batch_size, None, |batch| {
         let logits = head.logits(&batch, None)?.to_vec2::<f32>()?;
         correct += logits
             .iter()
@@ -442,6 +385,16 @@ fn run_training(
     run.finish()
 }
 
+/// The optimizer of `head`'s parameters: AdamW, with Riemannian steps for a frame.
+pub fn optimizer(head: &Head) -> Result<AdamW> {
+    let opt = AdamW::new(head.vars());
+    if head.channels().is_empty() {
+        Ok(opt)
+    } else {
+        opt.on_stiefel("frame")
+    }
+}
+
 /// The binomial standard error of an accuracy measured on `n` images.
 pub fn standard_error(accuracy: f64, n: usize) -> f64 {
     (accuracy * (1.0 - accuracy) / n.max(1) as f64).sqrt()
@@ -452,7 +405,7 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(10)
 
 /// A run in progress: the head, its optimizer, and what the checkpoint records.
 struct Run<'a> {
-    cache: &'a FeatureCache,
+    images: Images<'a>,
     cfg: &'a TrainConfig,
     holdout: Holdout,
     schedule: Schedule,
@@ -483,11 +436,38 @@ impl<'a> Run<'a> {
         resume: bool,
     ) -> Result<Self> {
         let [dim, _, _] = cache.feature_shape();
-        let head = Head::new(cfg.head.clone(), dim, cache.num_classes(), cfg.seed)?;
-        let opt = AdamW::new(head.vars());
+        let ckpt = out_dir.join(runs::CHECKPOINT_FILE);
+        let saved: Option<Checkpoint<Progress>> = match ckpt.exists() {
+            true if !resume => return Err(Error::Config(format!("{} already holds a training run: pass --resume to continue it, or choose another output folder", out_dir.display()))),
+            true => Some(checkpoint::load(&ckpt)?),
+            false => None,
+        };
+        let frame =
+            cfg.head.kind == HeadKind::InfoDisent && cfg.head.rotation == Parametrization::Frame;
+        let channels = match &saved {
+            _ if !frame => None,
+            Some(saved) => Some(saved.state.channels.clone().ok_or_else(|| {
+                Error::cache(&ckpt, "a frame run's checkpoint without its channels")
+            })?),
+            None => Some(init::frame_channels(
+                cache,
+                &cfg.split,
+                &holdout.train,
+                cfg.head.frame_per_class,
+            )?),
+        };
+        let head = Head::with_channels(
+            cfg.head.clone(),
+            dim,
+            cache.num_classes(),
+            cfg.seed,
+            channels.clone().unwrap_or_default(),
+        )?;
+        let opt = optimizer(&head)?;
         let fingerprint = cache.manifest().fingerprint.clone();
+        let everything: Vec<usize> = holdout.train.iter().chain(&holdout.val).copied().collect();
         let mut run = Run {
-            cache,
+            images: Images::new(cache, &cfg.split, &everything)?,
             cfg,
             holdout,
             schedule,
@@ -506,16 +486,13 @@ impl<'a> Run<'a> {
                 cache_fingerprint: fingerprint.clone(),
                 config: cfg.clone(),
                 kept: None,
+                channels,
             },
             best: None,
             metrics: Vec::new(),
         };
-        let ckpt = out_dir.join(runs::CHECKPOINT_FILE);
-        if ckpt.exists() {
-            if !resume {
-                return Err(Error::Config(format!("{} already holds a training run: pass --resume to continue it, or choose another output folder", out_dir.display())));
-            }
-            let (p, b) = load_checkpoint(out_dir, &run.head, &mut run.opt)?;
+        if let Some(saved) = saved {
+            let (p, b) = load_checkpoint(&ckpt, saved, &run.head, &mut run.opt)?;
             if p.cache_fingerprint != fingerprint {
                 return Err(Error::cache(
                     &ckpt,
@@ -585,8 +562,7 @@ impl<'a> Run<'a> {
             None
         } else {
             Some(accuracy(
-                self.cache,
-                &self.cfg.split,
+                &self.images,
                 &self.holdout.val,
                 self.cfg.batch_size,
                 &self.head,
@@ -633,9 +609,7 @@ impl<'a> Run<'a> {
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         let mut lr_now = cfg.lr;
         let (head, opt, progress) = (&self.head, &mut self.opt, &mut self.progress);
-        for_each_batch(
-            self.cache,
-            &cfg.split,
+        self.images.for_each_batch(
             &self.holdout.train,
             cfg.batch_size,
             Some(&mut rng),
@@ -657,7 +631,7 @@ impl<'a> Run<'a> {
                 }
                 let grads = loss.backward()?;
                 opt.step(&grads, |name| Hyper {
-                    lr: if name == "a" {
+                    lr: if name == "a" || name == "frame" {
                         lr_rotation * factor
                     } else {
                         lr_now
