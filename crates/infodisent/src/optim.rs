@@ -3,7 +3,7 @@
 //! them exactly and a resumed run continues bit for bit (candle-nn's optimisers keep theirs
 //! private).
 //!
-//! A parameter marked [`AdamW::on_stiefel`] (a [frame](crate::head::frame) of orthonormal rows)
+//! A parameter marked [`AdamW::on_stiefel`] (a frame of orthonormal rows, [`crate::head::frame`])
 //! takes Riemannian Adam steps (Bécigneul & Ganea, ICLR 2019): its gradient is projected onto the
 //! tangent space, the Adam update is retracted back onto the manifold (polar), and the first
 //! moment is carried to the new point by projection. Weight decay does not apply there.
