@@ -37,15 +37,15 @@ pub fn project_tangent(m: usize, d: usize, v: &[f32], g: &[f32]) -> Vec<f32> {
 
 /// Largest entry of |X Xᵀ − I| for m×d `x`.
 pub fn defect(m: usize, d: usize, x: &[f32]) -> f64 {
-    let g = rows_product(m, d, x, x);
-    let mut worst = 0.0f64;
-    for i in 0..m {
-        for j in 0..m {
-            let target = if i == j { 1.0 } else { 0.0 };
-            worst = worst.max((f64::from(g[i * m + j]) - target).abs());
-        }
-    }
-    worst
+    gram_defect(m, &rows_product(m, d, x, x))
+}
+
+/// Largest entry of |G − I| for an m×m `g`.
+fn gram_defect(m: usize, g: &[f32]) -> f64 {
+    g.iter().enumerate().fold(0.0f64, |worst, (i, &x)| {
+        let target = if i / m == i % m { 1.0 } else { 0.0 };
+        worst.max((f64::from(x) - target).abs())
+    })
 }
 
 /// Newton–Schulz iterations allowed before the retraction gives up.
@@ -57,31 +57,20 @@ const MAX_ITERATIONS: usize = 40;
 /// most 1 (Gershgorin on `p pᵀ`); scaling does not change the polar factor.
 pub fn retract(m: usize, d: usize, p: &[f32]) -> Vec<f32> {
     let mut x = p.to_vec();
-    let gram = rows_product(m, d, &x, &x);
-    let bound = (0..m)
-        .map(|i| {
-            gram[i * m..(i + 1) * m]
-                .iter()
-                .map(|g| g.abs())
-                .sum::<f32>()
-        })
+    let mut g = rows_product(m, d, &x, &x);
+    let bound = g
+        .chunks_exact(m)
+        .map(|row| row.iter().map(|v| v.abs()).sum::<f32>())
         .fold(0.0f32, f32::max);
     if bound > 1.0 {
         let s = 1.0 / bound.sqrt();
         x.iter_mut().for_each(|v| *v *= s);
+        g = rows_product(m, d, &x, &x);
     }
     // f32 rounding of an m×d product is about 1e-7·√d; stop a little above it.
     let tol = 4e-6 * (d as f64 / 1024.0).sqrt().max(1.0);
     for _ in 0..MAX_ITERATIONS {
-        let mut g = rows_product(m, d, &x, &x);
-        let mut worst = 0.0f64;
-        for i in 0..m {
-            for j in 0..m {
-                let target = if i == j { 1.0 } else { 0.0 };
-                worst = worst.max((f64::from(g[i * m + j]) - target).abs());
-            }
-        }
-        if worst <= tol {
+        if gram_defect(m, &g) <= tol {
             break;
         }
         // X ← X (3I − G)/2 = 1.5 X − 0.5 G X.
@@ -89,6 +78,7 @@ pub fn retract(m: usize, d: usize, p: &[f32]) -> Vec<f32> {
         let mut next: Vec<f32> = x.iter().map(|v| 1.5 * v).collect();
         gemm_into(m, d, m, &g, false, &x, false, &mut next, true, 1.0);
         x = next;
+        g = rows_product(m, d, &x, &x);
     }
     x
 }

@@ -62,6 +62,11 @@ impl<'a> Images<'a> {
         Ok(images)
     }
 
+    /// Channels D of every image.
+    pub fn dim(&self) -> usize {
+        self.cache.feature_shape()[0]
+    }
+
     /// Feeds the images `items` to `f` in batches. With `rng`, each pass draws a permutation of
     /// them, so batches mix classes whatever order the cache was written in (ImageFolder caches
     /// are written class by class).

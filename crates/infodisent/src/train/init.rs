@@ -14,35 +14,33 @@ use crate::cache::FeatureCache;
 use crate::classifier::{average_pool, LinearClassifier, Pooling};
 use crate::error::Result;
 use crate::head::frame::candidate_channels;
+use crate::head::linalg::identity;
 use crate::head::params::sparse_pool;
+use crate::head::pool::rotate_pool;
 use crate::head::Head;
+use crate::train::batches::Images;
 
 /// The channels a frame head starts from: per class, the `per_class` raw channels whose pooled
 /// value (InfoDisent's max/min pooling at U = I) best separates it from the other classes over
-/// the `items` of `split`, by [`candidate_channels`]; one pass over the items.
+/// the training `items`, by [`candidate_channels`]; read from the run's [`Images`], so a run
+/// held in memory reads its images once.
 pub fn frame_channels(
-    cache: &FeatureCache,
-    split: &str,
+    images: &Images,
     items: &[usize],
+    classes: usize,
     per_class: usize,
 ) -> Result<Vec<u32>> {
-    let [dim, h, w] = cache.feature_shape();
-    let (cells, classes) = (h * w, cache.num_classes());
+    let dim = images.dim();
+    let identity = identity::<f32>(dim);
     let mut counts = vec![0usize; classes];
     let mut sums = vec![0f64; classes * dim];
     let mut squares = vec![0f64; classes * dim];
-    cache.visit_batches(split, items, 256, |shard| {
-        for (map, &label) in shard.features.chunks_exact(dim * cells).zip(&shard.labels) {
-            // Training refuses a label out of range with the item named; here it only counts.
-            let Ok(c) = usize::try_from(label) else {
-                continue;
-            };
-            if c >= classes {
-                continue;
-            }
+    images.for_each_batch(items, 256, None, |batch| {
+        let (v, _) = rotate_pool(&identity, &batch.pixels, batch.n, batch.cells, dim);
+        for (pooled, &label) in v.chunks_exact(dim).zip(&batch.labels) {
+            let c = label as usize;
             counts[c] += 1;
-            let v = sparse_pool(map, dim, cells).v;
-            for (k, &x) in v.iter().enumerate() {
+            for (k, &x) in pooled.iter().enumerate() {
                 sums[c * dim + k] += f64::from(x);
                 squares[c * dim + k] += f64::from(x) * f64::from(x);
             }

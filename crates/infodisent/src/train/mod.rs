@@ -442,6 +442,8 @@ impl<'a> Run<'a> {
             true => Some(checkpoint::load(&ckpt)?),
             false => None,
         };
+        let everything: Vec<usize> = holdout.train.iter().chain(&holdout.val).copied().collect();
+        let images = Images::new(cache, &cfg.split, &everything)?;
         let frame =
             cfg.head.kind == HeadKind::InfoDisent && cfg.head.rotation == Parametrization::Frame;
         let channels = match &saved {
@@ -450,9 +452,9 @@ impl<'a> Run<'a> {
                 Error::cache(&ckpt, "a frame run's checkpoint without its channels")
             })?),
             None => Some(init::frame_channels(
-                cache,
-                &cfg.split,
+                &images,
                 &holdout.train,
+                cache.num_classes(),
                 cfg.head.frame_per_class,
             )?),
         };
@@ -465,9 +467,8 @@ impl<'a> Run<'a> {
         )?;
         let opt = optimizer(&head)?;
         let fingerprint = cache.manifest().fingerprint.clone();
-        let everything: Vec<usize> = holdout.train.iter().chain(&holdout.val).copied().collect();
         let mut run = Run {
-            images: Images::new(cache, &cfg.split, &everything)?,
+            images,
             cfg,
             holdout,
             schedule,
