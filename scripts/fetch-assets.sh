@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetches, pinned and checksum-verified, everything the default run and the tests need into
+# Fetches, pinned and checksum-verified, the runtimes and photos the default run and the tests need into
 # $INFODISENT_ASSETS (default: .assets/ at the repository root). Idempotent: a file already
 # present with the right checksum is not fetched again.
 set -euo pipefail
@@ -70,10 +70,9 @@ ln -sf libonnxruntime.so.1.31.1 "$assets/onnxruntime/libonnxruntime.so"
 ov=$(pip_wheel openvino==2025.4.1 'openvino-2025.4.1-*.whl' c552a68c094b0d75f48b7c19cbd3482c44e4e267821897dcb7c9f7c36ba5f88b manylinux2014_x86_64)
 unzip_dir "$ov" openvino/libs/ 'libopenvino(_c|_onnx_frontend)?\.so\.2541|libopenvino_intel_cpu_plugin\.so|libtbb\.so\.12|libtbbmalloc\.so\.2|libtbbbind_2_5\.so\.3|libhwloc\.so\.15' "$assets/openvino"
 
-# EfficientNet-Lite0/1/2 ImageNet weights, the ImageNet class names (with four photos) and
-# Fashion-MNIST: the Python package's fetcher, so that `infodisent.fetch_assets()` and this
-# script share the pins.
-python3 "$root/python/infodisent/_assets.py" "$assets" --scenes
+# The built-in models' weights, the ImageNet class names (with four photos) and Fashion-MNIST
+# are not fetched here: the library downloads them on first use (`infodisent fetch` does it
+# ahead of time), with the pins in one place.
 
 # Labelled photos: 20 ImageNet validation images (label in the name) and the scikit-image set.
 fb=$(pip_wheel foolbox==3.3.4 'foolbox-3.3.4-*.whl' 11049d515d38e765e206a73ace9cc648b81a0d6d1da9ad9057e149ee117989cb)

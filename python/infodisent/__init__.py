@@ -275,14 +275,20 @@ def eval(  # noqa: A001 - the CLI's name for it
 
 def fetch_assets(
     dest: PathLike | None = None,
-    models: tuple[str, ...] = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"),
+    models: tuple[str, ...] | None = None,
     fashion_mnist: bool = True,
+    progress: bool = True,
 ) -> Path:
     """Downloads, pinned and checksum-verified, what the built-in backbones need (their
     ImageNet weights and class names) and the Fashion-MNIST dataset (``"fashion-mnist"`` as a
     data folder) into ``dest``: by default ``$INFODISENT_ASSETS``, else
-    ``~/.cache/infodisent/assets``, where the library looks for them. Files already there are
-    kept. Returns the folder."""
-    from . import _assets
-
-    return _assets.fetch(dest, models, fashion_mnist)
+    ``~/.cache/infodisent/assets``, where the library looks for them. Not needed before first
+    use (a missing built-in file is downloaded then); for a machine that will run offline.
+    Files already there are kept. Returns the folder. ``models`` defaults to every built-in."""
+    folder = _core.fetch_assets(
+        None if dest is None else os.fspath(dest),
+        None if models is None else list(models),
+        fashion_mnist,
+        progress,
+    )
+    return Path(folder)

@@ -218,3 +218,10 @@ def mi_explain(
     out: str | PathLike[str] | None = None,
 ) -> list[dict[str, Any]]: ...
 def _use_onnxruntime(path: str | PathLike[str]) -> None: ...
+
+def fetch_assets(
+    dest: str | None = None,
+    models: list[str] | None = None,
+    fashion_mnist: bool = True,
+    progress: bool = True,
+) -> str: ...

@@ -15,7 +15,7 @@ Typical session:
 
 Exit codes: 0 success, 1 internal or numerical failure, 2 invalid options or configuration,
 3 unreadable input (image, dataset, file), 4 unusable model or shape mismatch,
-5 corrupt, incomplete or stale cache or checkpoint.";
+5 corrupt, incomplete or stale cache or checkpoint, 6 a download failed or was forbidden.";
 
 /// Explain pretrained image classifiers with prototypical parts.
 #[derive(Parser, Debug)]
@@ -36,6 +36,9 @@ enum Command {
     /// Compute backbone feature maps for a dataset into a resumable cache (in one process, or
     /// as the parts of a cluster job).
     Extract(cmd::extract::Args),
+    /// Download ONNX Runtime, the built-in models' weights and class names (and Fashion-MNIST)
+    /// now, rather than on first use: for a machine that will later run offline.
+    Fetch(cmd::fetch::Args),
     /// Inspect a feature cache: progress per part, what is missing, its content digest.
     #[command(subcommand)]
     Cache(cmd::cache::CacheCommand),
@@ -88,6 +91,7 @@ fn main() {
         Command::Inspect(a) => cmd::inspect::run(a, &cli.global),
         Command::Extract(a) => cmd::extract::run(a, &cli.global),
         Command::Cache(c) => cmd::cache::run(c, &cli.global),
+        Command::Fetch(a) => cmd::fetch::run(a, &cli.global),
         Command::Predict(a) => cmd::predict::run(a, &cli.global),
         Command::Train(a) => cmd::train::run(a, &cli.global),
         Command::Ablate(a) => cmd::ablate::run(a, &cli.global),

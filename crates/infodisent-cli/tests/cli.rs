@@ -44,6 +44,30 @@ fn help_teaches_the_commands_and_exit_codes() {
 }
 
 #[test]
+fn an_offline_machine_without_the_built_in_weights_gets_exit_6_naming_the_file() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_infodisent"))
+        .args(["predict", "some.png"])
+        .env("INFODISENT_ASSETS", empty.path())
+        .env("INFODISENT_OFFLINE", "1")
+        .output()
+        .expect("the binary runs");
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("weights/efficientnet-lite0.pth")
+            && stderr(&out).contains("infodisent fetch"),
+        "{}",
+        stderr(&out)
+    );
+    let nothing: Vec<_> = std::fs::read_dir(empty.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name() != ".fetch.lock")
+        .collect();
+    assert!(nothing.is_empty(), "an offline run wrote {nothing:?}");
+}
+
+#[test]
 fn exit_codes_say_what_went_wrong() {
     let dir = tempfile::tempdir().unwrap();
     // 2: invalid options.

@@ -23,6 +23,39 @@ fn _use_onnxruntime(path: std::path::PathBuf) {
     infodisent::engine::use_library(path);
 }
 
+/// Downloads the built-in models' weights and class names (and Fashion-MNIST) into `dest`
+/// (default: the folder the library reads), as `infodisent fetch`; returns the folder.
+#[pyfunction]
+#[pyo3(signature = (dest=None, models=None, fashion_mnist=true, progress=true))]
+fn fetch_assets(
+    py: Python<'_>,
+    dest: Option<std::path::PathBuf>,
+    models: Option<Vec<String>>,
+    fashion_mnist: bool,
+    progress: bool,
+) -> PyResult<String> {
+    progress::run(py, progress, || {
+        let dir = match dest {
+            Some(dir) => dir,
+            None => infodisent::assets::assets_dir()?,
+        };
+        let names: Vec<&str> = match &models {
+            Some(m) => m.iter().map(String::as_str).collect(),
+            None => infodisent::models::BUILT_INS
+                .iter()
+                .map(|b| b.name)
+                .collect(),
+        };
+        // The package runs on its own `onnxruntime` dependency.
+        let extras = infodisent::assets::fetch::Extras {
+            fashion_mnist,
+            onnxruntime: false,
+        };
+        infodisent::assets::fetch::fetch_builtins(&dir, &names, extras)?;
+        Ok(dir.to_string_lossy().into_owned())
+    })
+}
+
 /// Prints the library's warnings on stderr, as the CLI does (`RUST_LOG` chooses others), unless
 /// the host program installed a subscriber of its own.
 fn init_logging() {
@@ -46,6 +79,7 @@ fn _infodisent(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<explanation::Explanation>()?;
     m.add_function(wrap_pyfunction!(head::train, m)?)?;
     m.add_function(wrap_pyfunction!(_use_onnxruntime, m)?)?;
+    m.add_function(wrap_pyfunction!(fetch_assets, m)?)?;
     m.add_function(wrap_pyfunction!(analysis::metrics, m)?)?;
     m.add_function(wrap_pyfunction!(analysis::evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(analysis::prototypes, m)?)?;

@@ -49,6 +49,10 @@ pub enum Error {
     /// ONNX Runtime is missing or failed.
     #[error("ONNX Runtime: {0}")]
     Runtime(String),
+    /// A download of a pinned asset failed (no network, or a checksum that does not match) or
+    /// was forbidden.
+    #[error("download: {0}")]
+    Download(String),
     /// A numeric failure (NaN, divergence) during training or evaluation.
     #[error("numerical problem: {0}")]
     Numeric(String),
@@ -98,6 +102,7 @@ impl Error {
             Error::Model { .. } | Error::Runtime(_) | Error::Shape(_) => 4,
             Error::Cache { .. } => 5,
             Error::Numeric(_) | Error::Candle(_) => 1,
+            Error::Download(_) => 6,
             Error::Interrupted => 130,
         }
     }

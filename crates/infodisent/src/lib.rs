@@ -32,9 +32,9 @@
 //! # Example
 //!
 //! The built-in EfficientNet-Lite0 on a photo, as `infodisent predict` runs it: the feature map
-//! a head would be trained on, and the original classifier's top class. It needs the assets that
-//! `scripts/fetch-assets.sh` fetches (found in `.assets/` above the working directory, or in
-//! `$INFODISENT_ASSETS`).
+//! a head would be trained on, and the original classifier's top class. The model's weights are
+//! downloaded on first use; the photo is one that `scripts/fetch-assets.sh` fetches (into
+//! `.assets/` above the working directory, or `$INFODISENT_ASSETS`).
 //!
 //! ```
 //! use infodisent::assets::asset;

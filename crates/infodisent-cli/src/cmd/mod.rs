@@ -7,6 +7,7 @@ pub mod demo;
 pub mod eval;
 pub mod explain;
 pub mod extract;
+pub mod fetch;
 pub mod inspect;
 pub mod metrics;
 pub mod mi;

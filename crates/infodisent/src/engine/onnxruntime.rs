@@ -44,7 +44,8 @@ pub fn use_library(path: PathBuf) {
 }
 
 /// Where `libonnxruntime.so` is: `$ORT_DYLIB_PATH`, the host program's (see [`use_library`]),
-/// the asset folder, or the `onnxruntime` package of the `python3` on `PATH`.
+/// the asset folder, the `onnxruntime` package of the `python3` on `PATH`, else the pinned
+/// release downloaded into the asset folder (Linux x86-64).
 pub fn find_library() -> std::result::Result<PathBuf, String> {
     if let Some(path) = std::env::var_os(DYLIB_ENV) {
         let path = PathBuf::from(path);
@@ -58,7 +59,7 @@ pub fn find_library() -> std::result::Result<PathBuf, String> {
         return Ok(path.clone());
     }
     if let Ok(dir) = crate::assets::assets_dir() {
-        let path = dir.join("onnxruntime/libonnxruntime.so");
+        let path = dir.join(crate::assets::fetch::ONNXRUNTIME);
         if path.is_file() {
             return Ok(path);
         }
@@ -69,9 +70,9 @@ pub fn find_library() -> std::result::Result<PathBuf, String> {
     {
         return Ok(path);
     }
-    Err(format!(
-        "libonnxruntime.so not found: run `scripts/fetch-assets.sh` (it puts it in .assets/onnxruntime/) or set {DYLIB_ENV}"
-    ))
+    crate::assets::asset(crate::assets::fetch::ONNXRUNTIME).map_err(|e| {
+        format!("libonnxruntime.so not found ({e}); set {DYLIB_ENV} to a libonnxruntime.so 1.31")
+    })
 }
 
 /// The ONNX Runtime session option that resolves external tensor files of a model loaded from

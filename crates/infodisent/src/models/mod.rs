@@ -61,3 +61,14 @@ pub fn load(name: &str, feature_node: Option<&str>) -> Result<PreparedModel> {
     model.class_names = Some(crate::assets::imagenet_labels()?);
     Ok(model)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_built_in_has_pinned_weights_to_fetch_on_first_use() {
+        for b in super::BUILT_INS {
+            let rel = std::path::Path::new(b.weights);
+            assert!(crate::assets::fetch::is_pinned(rel), "{}", b.name);
+        }
+    }
+}

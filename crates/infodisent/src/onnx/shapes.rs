@@ -282,7 +282,7 @@ fn infer_node(node: &NodeProto, s: &Shapes) -> Option<Vec<usize>> {
             }
             if let Some(i) = infer_at {
                 let known: usize = out.iter().product();
-                if known == 0 || total % known != 0 {
+                if known == 0 || !total.is_multiple_of(known) {
                     return None;
                 }
                 out[i] = total / known;

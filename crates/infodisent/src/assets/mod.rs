@@ -1,4 +1,7 @@
-//! Where the fetched assets live (`scripts/fetch-assets.sh` puts them there).
+//! Where the assets live: the built-in backbones' weights and class names (downloaded on first
+//! use, see [`fetch`]), Fashion-MNIST, and the photos and exports the tests use.
+
+pub mod fetch;
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -6,12 +9,12 @@ use std::path::{Path, PathBuf};
 /// The environment variable that overrides the asset folder.
 pub const ASSETS_ENV: &str = "INFODISENT_ASSETS";
 
-/// How to get the assets, said wherever one is missing.
-const HOW_TO_FETCH: &str = "run `scripts/fetch-assets.sh` in the repository, or `python -c 'import infodisent; infodisent.fetch_assets()'`";
+/// How to get the assets the library does not download itself (the tests' photos and exports).
+const HOW_TO_FETCH: &str = "run `scripts/fetch-assets.sh` in the repository";
 
 /// The asset folder: `$INFODISENT_ASSETS`, else the first `.assets` found walking up from the
-/// current directory, then from the executable (so an installed binary inside the repo works),
-/// else the user's cache folder, where `infodisent.fetch_assets()` puts them.
+/// current directory, then from the executable (so a binary built inside the repository uses
+/// the repository's), else the user's cache folder (created when the first download needs it).
 pub fn assets_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os(ASSETS_ENV) {
         return Ok(PathBuf::from(dir));
@@ -25,12 +28,11 @@ pub fn assets_dir() -> Result<PathBuf> {
             }
         }
     }
-    if let Some(dir) = user_assets_dir().filter(|d| d.is_dir()) {
-        return Ok(dir);
-    }
-    Err(Error::Config(format!(
-        "no asset folder found: {HOW_TO_FETCH}, or set {ASSETS_ENV}"
-    )))
+    user_assets_dir().ok_or_else(|| {
+        Error::Config(format!(
+            "no asset folder: neither {ASSETS_ENV}, XDG_CACHE_HOME nor HOME is set"
+        ))
+    })
 }
 
 /// `$XDG_CACHE_HOME/infodisent/assets`, else `~/.cache/infodisent/assets`.
@@ -41,9 +43,12 @@ fn user_assets_dir() -> Option<PathBuf> {
     Some(cache.join("infodisent").join("assets"))
 }
 
-/// A file inside the asset folder, with an error that says how to fetch it when missing.
+/// A file or folder inside the asset folder, downloaded first when it is a pinned one that is
+/// missing; an error that says how to fetch it otherwise.
 pub fn asset(rel: impl AsRef<Path>) -> Result<PathBuf> {
-    let path = assets_dir()?.join(rel.as_ref());
+    let dir = assets_dir()?;
+    fetch::ensure(&dir, rel.as_ref())?;
+    let path = dir.join(rel.as_ref());
     if path.exists() {
         Ok(path)
     } else {
