@@ -6,5 +6,13 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/fetch-assets.sh
 scripts/setup-blas.sh
+# Where the output is not a terminal (a log file, CI), a line a minute says the build is alive:
+# some crates compile for minutes without a word from cargo.
+beat=
+if [ ! -t 2 ]; then
+  (while sleep 50; do echo "[demo] still building (${SECONDS} s)" >&2; done) &
+  beat=$!
+fi
 cargo build --release -p infodisent-cli
+[ -n "$beat" ] && kill "$beat"
 exec target/release/infodisent demo "$@"

@@ -90,10 +90,12 @@ fn timed<T>(
     stage: &str,
     f: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
-    tracing::info!("stage: {stage}");
+    crate::progress::stage(&format!("{stage}: started"));
     let start = Instant::now();
     let out = f()?;
-    seconds.push((stage.to_owned(), start.elapsed().as_secs_f64()));
+    let secs = start.elapsed().as_secs_f64();
+    crate::progress::stage(&format!("{stage}: done in {secs:.1} s"));
+    seconds.push((stage.to_owned(), secs));
     Ok(out)
 }
 

@@ -1,13 +1,19 @@
-//! Progress bars with one look across commands; hidden when stderr is not a terminal or when
-//! machine-readable output was asked for. A caller may also watch progress through an
-//! [`Observer`] (the Python package draws tqdm bars with one) and ask long loops to stop.
+//! Progress bars with one look across commands. Where stderr is not a terminal (a log file, a
+//! pipe, a batch job) a bar becomes plain lines instead: one every [`LINE_EVERY`] while it runs
+//! and one when a stage that took over a second ends. Nothing is drawn when machine-readable
+//! output was asked for. A caller may also watch progress through an [`Observer`] (the Python
+//! package draws tqdm bars with one) and ask long loops to stop.
 
 use crate::error::{Error, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often a bar prints a line where stderr is not a terminal.
+pub const LINE_EVERY: Duration = Duration::from_secs(30);
 
 static QUIET: AtomicBool = AtomicBool::new(false);
 
@@ -40,10 +46,41 @@ pub fn observed<R>(observer: Arc<dyn Observer>, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// A progress bar: the terminal's, and the observer's when one watches.
+/// A progress bar: the terminal's (or its plain lines), and the observer's when one watches.
 pub struct Progress {
     bar: ProgressBar,
     observer: Option<Arc<dyn Observer>>,
+    lines: Option<Lines>,
+}
+
+/// The plain-line form of a bar, for a stderr that is not a terminal.
+struct Lines {
+    what: String,
+    unit: String,
+    start: Instant,
+    last: Mutex<Instant>,
+}
+
+impl Lines {
+    fn line(&self, bar: &ProgressBar, ending: bool) {
+        let (pos, secs) = (bar.position(), self.start.elapsed().as_secs_f64());
+        let of = bar.length().filter(|&l| l > 0);
+        let mut text = format!("{}: {pos}", self.what);
+        if let Some(len) = of {
+            text += &format!("/{len}");
+        }
+        text += &format!(" {} in {secs:.0} s", self.unit);
+        if ending {
+            text += ", done";
+        } else if let Some(len) = of.filter(|_| pos > 0) {
+            let eta = secs * (len.saturating_sub(pos)) as f64 / pos as f64;
+            text += &format!(
+                " ({:.0} %, about {eta:.0} s left)",
+                100.0 * pos as f64 / len as f64
+            );
+        }
+        eprintln!("{text}");
+    }
 }
 
 impl Progress {
@@ -53,6 +90,13 @@ impl Progress {
         if let Some(o) = &self.observer {
             o.advance(n);
         }
+        if let Some(lines) = &self.lines {
+            let mut last = lines.last.lock().unwrap_or_else(|p| p.into_inner());
+            if last.elapsed() >= LINE_EVERY {
+                *last = Instant::now();
+                lines.line(&self.bar, false);
+            }
+        }
     }
 
     /// Shows `msg` beside the bar (the terminal's only).
@@ -60,8 +104,13 @@ impl Progress {
         self.bar.set_message(msg);
     }
 
-    /// Ends the bar and erases it.
+    /// Ends the bar and erases it (in plain lines: says the stage ended, if it took a second).
     pub fn finish_and_clear(&self) {
+        if let Some(lines) = self.lines.as_ref().filter(|_| !self.bar.is_finished()) {
+            if lines.start.elapsed() >= Duration::from_secs(1) {
+                lines.line(&self.bar, true);
+            }
+        }
         self.bar.finish_and_clear();
         if let Some(o) = &self.observer {
             o.finish();
@@ -86,6 +135,14 @@ impl Drop for Progress {
     }
 }
 
+/// One line on stderr saying where a long job is (a stage started or ended), unless progress is
+/// hidden; what a log file shows of a job between its bars.
+pub fn stage(line: &str) {
+    if !QUIET.load(Ordering::Relaxed) {
+        eprintln!("{line}");
+    }
+}
+
 /// Hides every progress bar from now on (for `--json` and `--quiet`).
 pub fn set_quiet(quiet: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
@@ -106,11 +163,27 @@ pub fn bar(len: u64, what: &str, unit: &str) -> Progress {
     if let Some(o) = &observer {
         o.start(len, what, unit);
     }
-    Progress { bar: pb, observer }
+    // An observer draws its own bars (tqdm in a notebook), so plain lines would repeat them.
+    let plain = observer.is_none() && !QUIET.load(Ordering::Relaxed) && !stderr_is_terminal();
+    let lines = plain.then(|| Lines {
+        what: what.to_owned(),
+        unit: unit.to_owned(),
+        start: Instant::now(),
+        last: Mutex::new(Instant::now()),
+    });
+    Progress {
+        bar: pb,
+        observer,
+        lines,
+    }
+}
+
+fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
 }
 
 fn draw_target() -> ProgressDrawTarget {
-    if QUIET.load(Ordering::Relaxed) || !std::io::stderr().is_terminal() {
+    if QUIET.load(Ordering::Relaxed) || !stderr_is_terminal() {
         ProgressDrawTarget::hidden()
     } else {
         ProgressDrawTarget::stderr()
