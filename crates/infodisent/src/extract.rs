@@ -733,6 +733,16 @@ fn manifest_for(
     cache_dir: &Path,
 ) -> Result<CacheManifest> {
     let model = backbone.model();
+    let model_classes = match (&model.class_names, model.original_classes) {
+        (Some(names), _) => Some(names.clone()),
+        (None, Some(1000)) => crate::assets::imagenet_labels().ok(),
+        _ => None,
+    };
+    if let Some(warning) = model_classes
+        .and_then(|names| crate::dataset::class_order::order_warning(&dataset.classes, &names))
+    {
+        tracing::warn!("{warning}");
+    }
     let inputs = fingerprint_inputs(backbone, dataset, opts);
     Ok(CacheManifest {
         version: CACHE_VERSION,

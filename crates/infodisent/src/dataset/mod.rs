@@ -2,6 +2,7 @@
 //! built-in `fashion-mnist`. A dataset is a list of splits, each a list of samples that know
 //! how to load themselves, so extraction can decode them in parallel.
 
+pub mod class_order;
 pub mod folder;
 pub mod idx;
 mod store;
