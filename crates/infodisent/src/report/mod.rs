@@ -529,7 +529,7 @@ fn write_pages(c: &Content, out: &Path) -> Result<usize> {
             p.muted { "Per image: InfoDisent's positive (red) and negative (blue) evidence, then the information the representation holds about each position (total), the part the decision uses (decision-related) and the rest (redundant)." }
             @for (ex, side) in &c.mi {
                 div.card {
-                    p { b { (ex.source) } " — masked path predicts " (ex.masked_prediction_name) }
+                    p { b title=(ex.source) { (page::short_source(&ex.source)) } " — masked path predicts " (ex.masked_prediction_name) }
                     div.gallery {
                         figure { img src=(side) width="224" alt="InfoDisent evidence"; figcaption { "InfoDisent ±" } }
                         figure { img src=(ex.files.panel.to_string_lossy()) alt="total, decision-related and redundant information"; figcaption { "image · total · decision-related · redundant" } }

@@ -180,6 +180,13 @@ pub fn contribution_table(links: &dyn Links, ex: &ImageExplanation) -> Markup {
     }
 }
 
+/// An image's folder and file name (its class folder, in a class-sorted dataset): what tells
+/// a reader which image it is, without the machine's path to the dataset.
+pub fn short_source(source: &str) -> String {
+    let parts: Vec<&str> = source.rsplit('/').take(2).collect();
+    parts.into_iter().rev().collect::<Vec<_>>().join("/")
+}
+
 /// One explained image: its decision in a sentence, its figure and the deciding channels.
 pub fn image_card(
     links: &dyn Links,
@@ -190,7 +197,7 @@ pub fn image_card(
     html! {
         div.card {
             p {
-                b { (ex.source) } " — predicted " b { (class_name(names, ex.predicted)) }
+                b title=(ex.source) { (short_source(&ex.source)) } " — predicted " b { (class_name(names, ex.predicted)) }
                 " (p = " (num(ex.probability as f64, 3)) ")"
                 @if let Some(l) = ex.label { ", true class " a href=(links.class_page(l)) { (class_name(names, l)) } }
                 "; logit " (num(ex.logit as f64, 3)) " = Σ contributions + bias " (num(ex.bias as f64, 3)) "; " (ex.channels_for_95) " channels carry 95%."
@@ -198,5 +205,17 @@ pub fn image_card(
             @if let Some(f) = figure { img src=(f) alt=(format!("explanation of {}", ex.source)); }
             (contribution_table(links, ex))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_image_is_named_by_its_folder_and_file_not_the_machine_path() {
+        assert_eq!(
+            super::short_source("/home/me/data/cub/001.Albatross/a.jpg"),
+            "001.Albatross/a.jpg"
+        );
+        assert_eq!(super::short_source("a.jpg"), "a.jpg");
     }
 }
