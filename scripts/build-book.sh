@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the user guide (docs/book) into target/book and checks every internal link and anchor
-# in the built HTML and every relative link in README.md. mdbook is pinned and installed once
+# in the built HTML and every relative link in README.md, and that neither README.md nor the
+# guide's pages cite the project's internal notes, issues or commits. mdbook is pinned and installed once
 # per machine outside the repository, so a fresh clone (CI's) reuses the installed binary.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,4 +17,4 @@ if ! [ -x "$mdbook" ] || [ "$("$mdbook" --version)" != "mdbook v$version" ]; the
   cargo install --locked --quiet --debug --no-default-features --features search mdbook --version "$version" --root "$cache"
 fi
 "$mdbook" build docs/book
-python3 tools/check-links.py target/book README.md
+python3 tools/check-links.py target/book README.md --prose docs/book/src/*.md

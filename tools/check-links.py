@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Checks the internal links of the built user guide and the relative links of Markdown files.
 
-Usage: python3 tools/check-links.py BOOK_HTML_DIR [FILE.md ...]
+Usage: python3 tools/check-links.py BOOK_HTML_DIR [FILE.md ...] [--prose FILE.md ...]
 
 In every .html file under BOOK_HTML_DIR, each href and src that is not external must name a file
 that exists there and, when it carries a #fragment, an id (or <a name>) on that page. Each
 Markdown file's relative links must name an existing file or folder of the repository, and a
 #fragment into a Markdown file must match one of its headings as GitHub anchors them. External
-links (any scheme: http, https, mailto, ...) are not followed: CI has no internet. Exit 1 with
-one line per broken link.
+links (any scheme: http, https, mailto, ...) are not followed: CI has no internet. Every
+Markdown file named (after --prose: only for this) must also speak to users: no reference to the
+project's internal method notes (METHOD.md), to issues (#12, issue 12) or to commits. Exit 1
+with one line per problem.
 """
 import html.parser
 import os
@@ -157,17 +159,40 @@ def check_markdown(path):
     return broken
 
 
+ISSUE_REF = re.compile(r"(?<![\w&/#])#\d{1,4}\b|\b[Ii]ssues? \d+\b|\bcommits? [0-9a-f]{7,40}\b")
+
+
+def internal_references(path):
+    """Lines of a Markdown file that point into the project's internals instead of at the
+    reader: the method notes (anywhere), issues and commits (in prose)."""
+    found = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if "METHOD.md" in line:
+                found.append(f"{path}:{number}: cites METHOD.md, which users do not have")
+    for number, line in markdown_lines(path):
+        m = ISSUE_REF.search(line)
+        if m:
+            found.append(f"{path}:{number}: '{m.group(0)}' refers to the project's issues or commits")
+    return found
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__.strip(), file=sys.stderr)
         return 2
     broken = check_book(argv[1])
-    for md in argv[2:]:
+    rest = argv[2:]
+    cut = rest.index("--prose") if "--prose" in rest else len(rest)
+    linked, prose_only = rest[:cut], rest[cut + 1:]
+    for md in linked:
         broken += check_markdown(md)
+    for md in linked + prose_only:
+        broken += internal_references(md)
     for line in broken:
-        print(f"broken link: {line}", file=sys.stderr)
+        print(f"broken: {line}", file=sys.stderr)
     if broken:
-        print(f"{len(broken)} broken link(s)", file=sys.stderr)
+        print(f"{len(broken)} broken link(s) or internal reference(s)", file=sys.stderr)
         return 1
     return 0
 

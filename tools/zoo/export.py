@@ -3,7 +3,7 @@
 Each model is built with seeded random weights (no hub is reachable), exported with the default
 (dynamo) exporter and the legacy one, and run in PyTorch on the given photos resized to the model's
 input side. What infodisent must reproduce is saved beside each export in `reference.safetensors`:
-the input batch, the feature map the method reads (METHOD.md §1.2, [N, D, h, w]) and the model's
+the input batch, the feature map the method reads ([N, D, h, w]) and the model's
 logits. Run by `scripts/export-zoo.sh`; one folder per (model, exporter), skipped when complete.
 """
 

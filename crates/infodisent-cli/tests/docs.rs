@@ -37,6 +37,40 @@ fn cli_reference_is_the_generated_one() {
     }
 }
 
+/// Words that mean something only inside the project: rustdoc link markup, which clap prints
+/// as is, and references to the internal method notes or to issues.
+fn internal_markup(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let link = line
+            .find("[`")
+            .is_some_and(|a| line[a..].contains("`]") && !line[a..].contains("`](#"));
+        let reference = line.contains("METHOD.md")
+            || line
+                .split("issue ")
+                .skip(1)
+                .any(|t| t.starts_with(|c: char| c.is_ascii_digit()));
+        if link || reference {
+            found.push(format!("line {}: {line}", i + 1));
+        }
+    }
+    found
+}
+
+#[test]
+fn help_text_has_no_rustdoc_links_or_internal_references() {
+    let out = Command::new(env!("CARGO_BIN_EXE_infodisent"))
+        .arg("markdown-help")
+        .output()
+        .expect("the binary runs");
+    let found = internal_markup(&String::from_utf8_lossy(&out.stdout));
+    assert!(
+        found.is_empty(),
+        "--help shows markup meant for rustdoc:\n{}",
+        found.join("\n")
+    );
+}
+
 /// The paragraphs of some Markdown lines outside fenced code: (first line, text).
 fn paragraphs(lines: &[&str]) -> Vec<(usize, String)> {
     let mut out: Vec<(usize, String)> = Vec::new();

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
-    /// ONNX Runtime for f32 and int8, OpenVINO for bf16 (see [`Engine::resolve`]).
+    /// ONNX Runtime for f32 and int8, OpenVINO for bf16.
     #[default]
     Auto,
     /// ONNX Runtime.

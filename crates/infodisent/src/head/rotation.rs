@@ -26,7 +26,7 @@ pub enum Parametrization {
     /// U = (I + S)⁻¹(I − S), S = A − Aᵀ: cheaper, covers SO(D) minus rotations with eigenvalue −1.
     Cayley,
     /// No A: only the rows of U the classes can use, trained as an orthonormal frame on the
-    /// Stiefel manifold and completed to a full rotation at export ([`super::frame`]).
+    /// Stiefel manifold and completed to a full rotation at export.
     Frame,
 }
 

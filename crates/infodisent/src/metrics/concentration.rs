@@ -1,5 +1,5 @@
-//! Channels for 95%: how many channels carry a decision, under the two readings METHOD.md §1.5
-//! names. For one image, sort a class's contributions `a_ck = W[c,k]·v_k` in descending order:
+//! Channels for 95%: how many channels carry a decision, under two readings of the paper's
+//! definition. For one image, sort a class's contributions `a_ck = W[c,k]·v_k` in descending order:
 //! - **paper**: the image's true class, the smallest m whose top-m sum reaches 95 % of the *net*
 //!   total Σ_k a_ck (negative contributions included);
 //! - **strict**: the predicted class, 95 % of the sum of the *positive* contributions only.

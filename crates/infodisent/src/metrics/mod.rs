@@ -93,7 +93,7 @@ pub struct MetricsReport {
     pub faithfulness: Vec<FaithfulnessScore>,
 }
 
-/// Channels for 95 % under both readings of METHOD.md §1.5 (see [`concentration`]).
+/// Channels for 95 % under both readings of the paper's definition (see [`concentration`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChannelCounts {
     /// The paper's reading: true class, 95 % of the net total (negatives included).

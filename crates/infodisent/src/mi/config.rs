@@ -29,7 +29,7 @@ pub enum MapNegatives {
     #[default]
     Representations,
     /// Other images' local features scored with this image's representation, as in the
-    /// training bound (METHOD.md §2): within one image the map is then `T(z_i, x_p)` shifted
+    /// training bound: within one image the map is then `T(z_i, x_p)` shifted
     /// by a constant, including whatever the critic learned about `x` alone.
     Locals,
 }

@@ -1,4 +1,4 @@
-//! Explaining a representation by mutual information (METHOD.md §2, seed 002).
+//! Explaining a representation by mutual information (the decomposition of the seed paper on decision-related information).
 //!
 //! For every feature-map position i of an image, three numbers:
 //! - **total** `I(Z; X_i)`: how much the representation Z (the pooled feature vector) tells about

@@ -31,7 +31,7 @@ pub enum OriginalHeadKind {
     /// approximation.
     ClassToken,
     /// A LayerNorm, then one linear layer (ConvNeXt, Swin, mean-pooled ViTs): the exposed map has
-    /// the norm applied per pixel, so the linear layer reads it as METHOD.md §1.2 says.
+    /// the norm applied per pixel, so the linear layer reads it as the method defines it.
     NormLinear,
     /// Anything else (an MLP, two averaged heads): only the graph's own logits are available.
     Other,

@@ -29,7 +29,7 @@ pub enum Init {
     #[default]
     Random,
     /// The original classifier, rescaled for max pooling and shifted to W ≥ 0 without changing
-    /// its decisions ([`super::init`]); the default with `--target original`. Falls back to
+    /// its decisions; the default with `--target original`. Falls back to
     /// random, saying why, when the model's classifier is not linear on average-pooled features.
     Original,
 }
@@ -74,7 +74,7 @@ pub struct TrainConfig {
     pub patience: Option<usize>,
     /// Train on at most the first N images of each class of the split (learning curves).
     pub limit_per_class: Option<usize>,
-    /// Compact explanations (METHOD.md §1.7): after `prune_after` epochs keep only the
+    /// Compact explanations: after `prune_after` epochs keep only the
     /// `keep_top` largest weights of each class row, and fine-tune the rest of the run with
     /// every other weight held at zero. InfoDisent heads only; `None` trains a dense head
     /// ([`TrainConfig::paper`] is the paper's). The default, [`DEFAULT_KEEP_TOP`], was chosen
