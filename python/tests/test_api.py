@@ -4,7 +4,9 @@ CLI extracted through Lite0. Head.explain on paths, PIL images and numpy arrays 
 """
 
 import json
+from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 from PIL import Image
@@ -89,6 +91,25 @@ def test_explain_on_paths_pil_and_numpy_matches_the_cli(fixture, head):
     assert by_path[0].source == str(pngs[0])
     one = head.explain(str(pngs[0]))
     assert isinstance(one, infodisent.Explanation) and one.predicted == expected[0]["predicted"]
+
+
+SCHEMA = Path(__file__).resolve().parents[2] / "docs/book/src/explanation.schema.json"
+
+
+def test_explanations_follow_the_published_json_schema(fixture, head):
+    """The schema the guide publishes is what the CLI prints and Python returns, field for field
+    (it forbids fields it does not name)."""
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    pngs = fixture["pngs"]
+    documents = cli_explanations(fixture, pngs)
+    documents += [e.to_dict() for e in head.explain(pngs)] + [json.loads(head.explain_item(0).to_json())]
+    for document in documents:
+        validator.validate(document)
+    broken = dict(documents[0], surprise=1)
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate(broken)
 
 
 def test_heatmaps_prototypes_and_figure(fixture, head):
