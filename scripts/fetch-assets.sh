@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetches, pinned and checksum-verified, the runtimes and photos the default run and the tests need into
+# Fetches, pinned and checksum-verified, the OpenVINO runtime and the photos the tests need into
 # $INFODISENT_ASSETS (default: .assets/ at the repository root). Idempotent: a file already
 # present with the right checksum is not fetched again.
 set -euo pipefail
@@ -28,18 +28,6 @@ pip_wheel() {
   echo "$f"
 }
 
-# unzip_member ZIP MEMBER DEST: extract one file atomically.
-unzip_member() {
-  [ -f "$3" ] && return
-  mkdir -p "$(dirname "$3")"
-  python3 - "$1" "$2" "$3.tmp" <<'PY'
-import sys, zipfile, shutil
-with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
-    shutil.copyfileobj(src, dst)
-PY
-  mv "$3.tmp" "$3"
-}
-
 # unzip_dir ZIP PREFIX DEST: extract every file under PREFIX matching a regex into DEST.
 unzip_dir() {
   mkdir -p "$4"
@@ -59,20 +47,15 @@ with zipfile.ZipFile(zf) as z:
 PY
 }
 
-# ONNX Runtime shared library, loaded at run time by the `ort` crate (load-dynamic).
-ort=$(pip_wheel onnxruntime==1.31.1 'onnxruntime-1.31.1-*.whl' 5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f)
-unzip_member "$ort" onnxruntime/capi/libonnxruntime.so.1.31.1 "$assets/onnxruntime/libonnxruntime.so.1.31.1"
-ln -sf libonnxruntime.so.1.31.1 "$assets/onnxruntime/libonnxruntime.so"
-
 # OpenVINO's runtime, the second engine (`--engine openvino`), loaded at run time by the
 # `openvino` crate: the C API, the core, its CPU plugin and ONNX reader, and TBB with hwloc,
 # which they link to (they find each other through their $ORIGIN rpath).
 ov=$(pip_wheel openvino==2025.4.1 'openvino-2025.4.1-*.whl' c552a68c094b0d75f48b7c19cbd3482c44e4e267821897dcb7c9f7c36ba5f88b manylinux2014_x86_64)
 unzip_dir "$ov" openvino/libs/ 'libopenvino(_c|_onnx_frontend)?\.so\.2541|libopenvino_intel_cpu_plugin\.so|libtbb\.so\.12|libtbbmalloc\.so\.2|libtbbbind_2_5\.so\.3|libhwloc\.so\.15' "$assets/openvino"
 
-# The built-in models' weights, the ImageNet class names (with four photos) and Fashion-MNIST
-# are not fetched here: the library downloads them on first use (`infodisent fetch` does it
-# ahead of time), with the pins in one place.
+# ONNX Runtime, the built-in models' weights, the ImageNet class names (with four photos) and
+# Fashion-MNIST are not fetched here: the library downloads them on first use (`infodisent
+# fetch` does it ahead of time), with the pins in one place.
 
 # Labelled photos: 20 ImageNet validation images (label in the name) and the scikit-image set.
 fb=$(pip_wheel foolbox==3.3.4 'foolbox-3.3.4-*.whl' 11049d515d38e765e206a73ace9cc648b81a0d6d1da9ad9057e149ee117989cb)

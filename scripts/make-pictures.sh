@@ -2,7 +2,7 @@
 # Regenerates the guide's and the README's pictures from the tutorial's run: the built-in
 # EfficientNet-Lite0 on the natural photos of the assets (ImageNet samples, scenes, scikit-image)
 # sorted into two classes, animal and thing; the default head on those labels and one fitted to
-# the model's own decisions (`--target original`); one unseen photo explained; the report and
+# the model's own decisions (`--target original`); held-out photos explained; the report and
 # the live viewer, screenshotted in headless Chromium. Prints every command's output,
 # which docs/book/src/tutorial.md shows. Needs scripts/fetch-assets.sh and
 # scripts/install-browser.sh to have run, and the release build.
@@ -25,7 +25,7 @@ show() { echo "\$ infodisent $*" | sed "s|$run/|runs/tutorial/|g"; /usr/bin/time
 show inspect efficientnet-lite0
 show predict --top 3 "$run/cat.png"
 show extract --model efficientnet-lite0 --data "$run/photos" --cache "$run/cache"
-# 23 training photos leave none to spare for a validation hold-out.
+# 24 training photos leave none to spare for a validation hold-out.
 show train --cache "$run/cache" --out "$run/head" --val-fraction 0
 show train --cache "$run/cache" --out "$run/probe" --val-fraction 0 --kind linear-probe
 show eval --cache "$run/cache" --head "$run/head" --head "$run/probe"

@@ -34,8 +34,8 @@ if ! wait "$build"; then
   echo "the test build failed" >&2
   exit 1
 fi
-# The built-in models' weights, class names and Fashion-MNIST, downloaded once here rather than
-# by whichever test first needs them.
+# ONNX Runtime, the built-in models' weights, class names and Fashion-MNIST, downloaded once
+# here rather than by whichever test first needs them.
 phase built-in assets
 target/debug/infodisent --quiet fetch
 # The library's API documentation builds without a warning (a broken intra-doc link, say), and

@@ -35,23 +35,16 @@ fn fetch_assets(
     progress: bool,
 ) -> PyResult<String> {
     progress::run(py, progress, || {
-        let dir = match dest {
-            Some(dir) => dir,
-            None => infodisent::assets::assets_dir()?,
-        };
-        let names: Vec<&str> = match &models {
-            Some(m) => m.iter().map(String::as_str).collect(),
-            None => infodisent::models::BUILT_INS
-                .iter()
-                .map(|b| b.name)
-                .collect(),
-        };
+        let names: Option<Vec<&str>> = models
+            .as_ref()
+            .map(|m| m.iter().map(String::as_str).collect());
         // The package runs on its own `onnxruntime` dependency.
         let extras = infodisent::assets::fetch::Extras {
             fashion_mnist,
             onnxruntime: false,
         };
-        infodisent::assets::fetch::fetch_builtins(&dir, &names, extras)?;
+        let (dir, _) =
+            infodisent::assets::fetch::fetch_builtins(dest.as_deref(), names.as_deref(), extras)?;
         Ok(dir.to_string_lossy().into_owned())
     })
 }

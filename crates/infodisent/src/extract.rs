@@ -735,8 +735,8 @@ fn manifest_for(
     let model = backbone.model();
     let model_classes = match (&model.class_names, model.original_classes) {
         (Some(names), _) => Some(names.clone()),
-        (None, Some(1000)) => crate::assets::imagenet_labels().ok(),
-        _ => None,
+        (None, Some(classes)) => crate::assets::imagenet_labels_for(classes),
+        (None, None) => None,
     };
     if let Some(warning) = model_classes
         .and_then(|names| crate::dataset::class_order::order_warning(&dataset.classes, &names))

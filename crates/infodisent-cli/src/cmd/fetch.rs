@@ -20,23 +20,16 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
-    let dir = match args.dest {
-        Some(dir) => dir,
-        None => infodisent::assets::assets_dir()?,
-    };
-    let names: Vec<&str> = if args.models.is_empty() {
-        infodisent::models::BUILT_INS
-            .iter()
-            .map(|b| b.name)
-            .collect()
-    } else {
-        args.models.iter().map(String::as_str).collect()
-    };
+    let names: Vec<&str> = args.models.iter().map(String::as_str).collect();
     let extras = infodisent::assets::fetch::Extras {
         fashion_mnist: !args.no_fashion_mnist,
         onnxruntime: true,
     };
-    let files = infodisent::assets::fetch::fetch_builtins(&dir, &names, extras)?;
+    let (dir, files) = infodisent::assets::fetch::fetch_builtins(
+        args.dest.as_deref(),
+        (!names.is_empty()).then_some(&names[..]),
+        extras,
+    )?;
     if global.json {
         return super::print_json(&serde_json::json!({ "folder": dir, "files": files }));
     }

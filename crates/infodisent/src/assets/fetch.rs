@@ -204,25 +204,37 @@ pub struct Extras {
     pub onnxruntime: bool,
 }
 
-/// Downloads the weights of the built-in `models` (by name: `efficientnet-lite0`, ...), the
-/// ImageNet class names (with their four photos) and the `extras` into `dir`; what is already
-/// there is kept. Returns the files now present.
-pub fn fetch_builtins(dir: &Path, models: &[&str], extras: Extras) -> Result<Vec<PathBuf>> {
+/// The built-in models whose weights are pinned, by name (`efficientnet-lite0`, ...).
+fn pinned_models() -> Vec<&'static str> {
+    DOWNLOADS
+        .iter()
+        .flat_map(|d| d.provides)
+        .filter_map(|p| p.strip_prefix("weights/")?.strip_suffix(".pth"))
+        .collect()
+}
+
+/// Downloads the weights of the built-in `models` (by name; `None`: every one), the ImageNet
+/// class names (with their four photos) and the `extras` into `dir` (`None`: the folder the
+/// library reads); what is already there is kept. Returns the folder and the files now there.
+pub fn fetch_builtins(
+    dir: Option<&Path>,
+    models: Option<&[&str]>,
+    extras: Extras,
+) -> Result<(PathBuf, Vec<PathBuf>)> {
+    let dir = match dir {
+        Some(dir) => dir.to_path_buf(),
+        None => super::assets_dir()?,
+    };
+    let known = pinned_models();
     let mut rels = Vec::new();
-    for m in models {
-        let rel = format!("weights/{m}.pth");
-        if provider(Path::new(&rel)).is_none() {
-            let known: Vec<_> = DOWNLOADS
-                .iter()
-                .flat_map(|d| d.provides)
-                .filter_map(|p| p.strip_prefix("weights/")?.strip_suffix(".pth"))
-                .collect();
+    for m in models.unwrap_or(&known) {
+        if !known.contains(m) {
             return Err(Error::Config(format!(
                 "`{m}` is not a built-in model (have {})",
                 known.join(", ")
             )));
         }
-        rels.push(rel);
+        rels.push(format!("weights/{m}.pth"));
     }
     rels.push("imagenet/labels.txt".to_owned());
     if extras.fashion_mnist {
@@ -233,12 +245,12 @@ pub fn fetch_builtins(dir: &Path, models: &[&str], extras: Extras) -> Result<Vec
     }
     let mut present = Vec::new();
     for rel in &rels {
-        ensure(dir, Path::new(rel))?;
+        ensure(&dir, Path::new(rel))?;
         if let Some(d) = provider(Path::new(rel)) {
             present.extend(d.provides.iter().map(|p| dir.join(p)));
         }
     }
-    Ok(present)
+    Ok((dir, present))
 }
 
 /// Downloads one pinned package into `dir`, holding a lock on the folder so that parallel
@@ -445,7 +457,7 @@ mod tests {
             fashion_mnist: false,
             onnxruntime: false,
         };
-        let msg = fetch_builtins(dir.path(), &["resnet"], extras)
+        let msg = fetch_builtins(Some(dir.path()), Some(&["resnet"]), extras)
             .unwrap_err()
             .to_string();
         assert!(

@@ -59,6 +59,15 @@ pub fn asset(rel: impl AsRef<Path>) -> Result<PathBuf> {
     }
 }
 
+/// The ImageNet class names when a classifier has `classes` outputs, ImageNet's count; `None`
+/// otherwise (or when they cannot be had), so that other classifiers never fetch them.
+pub fn imagenet_labels_for(classes: usize) -> Option<Vec<String>> {
+    const IMAGENET_CLASSES: usize = 1000;
+    (classes == IMAGENET_CLASSES)
+        .then(|| imagenet_labels().ok())
+        .flatten()
+}
+
 /// The 1000 ImageNet class names in the standard (sorted wnid) order.
 pub fn imagenet_labels() -> Result<Vec<String>> {
     let path = asset("imagenet/labels.txt")?;

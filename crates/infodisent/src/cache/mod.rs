@@ -476,10 +476,8 @@ impl FeatureCache {
                 "holds no logits of an original classifier (the model has none): it can only be used with its dataset's labels",
             )
         })?;
-        self.manifest.classes = match crate::assets::imagenet_labels() {
-            Ok(names) if names.len() == classes => names,
-            _ => (0..classes).map(|c| format!("class {c}")).collect(),
-        };
+        self.manifest.classes = crate::assets::imagenet_labels_for(classes)
+            .unwrap_or_else(|| (0..classes).map(|c| format!("class {c}")).collect());
         self.original_labels = true;
         Ok(self)
     }
