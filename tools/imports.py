@@ -13,7 +13,10 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", 
 # A lower concern must not import a higher one.
 FORBIDDEN = [("explain", "metrics"), ("explain", "report"), ("mi", "explain"), ("onnx", "engine"),
              ("head", "train"), ("head", "explain"), ("draw", "explain"), ("cache", "explain"),
-             ("report", "serve"), ("explain", "serve"), ("cache", "serve")]
+             ("report", "serve"), ("explain", "serve"), ("cache", "serve"),
+             # A backbone is built in `backbone`, never taken from extraction.
+             ("serve", "extract"), ("predict", "extract"), ("metrics", "extract"),
+             ("explain", "extract"), ("backbone", "extract")]
 
 
 def modules():

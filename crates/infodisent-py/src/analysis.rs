@@ -39,7 +39,7 @@ pub fn metrics<'py>(
     let report = crate::progress::run(py, progress, || {
         let cache = &head.session.cache;
         let params = infodisent::runs::load_head(head.run_dir())?;
-        let baseline = infodisent::explain::baseline_classifier(cache, probe.as_deref())?;
+        let baseline = infodisent::baseline::choose_or_warn(cache, probe.as_deref())?;
         let opts = MetricsOptions {
             split: cache.split_or_default(split)?,
             rv_images,
@@ -54,7 +54,7 @@ pub fn metrics<'py>(
             infodisent::metrics::measure(
                 cache,
                 &params,
-                baseline.as_ref().map(|(n, b)| (n.as_str(), b)),
+                baseline.as_ref(),
                 annotations.as_deref(),
                 features,
                 &opts,
@@ -222,7 +222,7 @@ pub fn mi_explain<'py>(
             let out = out.unwrap_or_else(|| infodisent::runs::folder_of(&run).join("explanations"));
             let mut backbone = match files.is_empty() {
                 true => None,
-                false => Some(infodisent::extract::cache_backbone(
+                false => Some(infodisent::backbone::from_cache(
                     &cache,
                     None,
                     crate::threads(None),

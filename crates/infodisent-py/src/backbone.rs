@@ -3,12 +3,11 @@
 
 use crate::cache::Cache;
 use crate::errors::{invalid, OrRaise};
+use infodisent::backbone::BackboneSpec;
 use infodisent::cache::{FeatureCache, StoreDtype};
 use infodisent::dataset::{Dataset, OpenOptions, DEFAULT_TEST_FRACTION};
 use infodisent::engine::{Engine, Precision};
-use infodisent::extract::{
-    extract, load_backbone, ExtractOptions, DEFAULT_BATCH, DEFAULT_SHARD_SIZE,
-};
+use infodisent::extract::{extract, ExtractOptions, DEFAULT_BATCH, DEFAULT_SHARD_SIZE};
 use infodisent::preprocess::{Normalize, PreprocessChoice};
 use pyo3::prelude::*;
 use std::path::PathBuf;
@@ -57,11 +56,6 @@ impl Backbone {
     ) -> PyResult<Self> {
         let engine: Engine = option("engine", engine)?.unwrap_or_default();
         let precision: Precision = option("precision", precision)?.unwrap_or_default();
-        if precision == Precision::Int8 {
-            return Err(invalid(
-                "precision int8 needs calibration images: extract with the CLI's --int8",
-            ));
-        }
         let normalize = match (mean, std) {
             (Some(mean), Some(std)) => Some(Normalize::MeanStd { mean, std }),
             (None, None) => None,
@@ -74,15 +68,14 @@ impl Backbone {
             normalize,
             ..PreprocessChoice::default()
         };
-        let threads = crate::threads(threads);
-        let inner = py
-            .detach(|| {
-                load_backbone(&model, feature_node.as_deref(), threads, |p| {
-                    choice.resolve(p)
-                })?
-                .on(engine, precision)
-            })
-            .or_raise()?;
+        let spec = BackboneSpec {
+            feature_node,
+            preprocess: choice,
+            engine,
+            precision,
+            ..BackboneSpec::new(model.clone(), crate::threads(threads))
+        };
+        let inner = py.detach(|| spec.load()).or_raise()?;
         Ok(Backbone {
             inner: Mutex::new(inner),
             spec: model,
@@ -182,7 +175,7 @@ impl Backbone {
         parts: Option<usize>,
     ) -> PyResult<Cache> {
         let inner = crate::progress::run(py, progress, || {
-            let part = infodisent::cluster::resolve_part(part.as_deref(), parts)?;
+            let part = infodisent::scheduler::resolve_part(part.as_deref(), parts)?;
             let data = data.display().to_string();
             let mut dataset = Dataset::open_with(
                 &data,

@@ -123,8 +123,8 @@ impl Explanation {
         size: &str,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let method = match kind {
-            "positive" => infodisent::explain::infodisent::POSITIVE,
-            "negative" => infodisent::explain::infodisent::NEGATIVE,
+            "positive" => infodisent::explain::dense::POSITIVE,
+            "negative" => infodisent::explain::dense::NEGATIVE,
             other => other,
         };
         let map = self.inner.heatmaps.get(method).ok_or_else(|| {

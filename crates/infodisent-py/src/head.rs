@@ -8,7 +8,7 @@ use image::RgbImage;
 use infodisent::engine::Backbone;
 use infodisent::explain::session::ExplainSession;
 use infodisent::head::HeadKind;
-use infodisent::train::{Target, TrainConfig};
+use infodisent::train::{Target, TrainConfig, TrainOverrides};
 use numpy::{PyReadonlyArray3, PyReadonlyArray4, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use std::path::PathBuf;
@@ -68,7 +68,7 @@ impl Head {
     ) -> infodisent::Result<T> {
         let mut slot = self.backbone.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
-            *slot = Some(infodisent::extract::cache_backbone(
+            *slot = Some(infodisent::backbone::from_cache(
                 &self.session.cache,
                 self.model.as_deref(),
                 self.threads,
@@ -286,15 +286,18 @@ pub fn train(
         "original" => Target::Original,
         other => return Err(invalid(format!("target `{other}`: use labels or original"))),
     };
-    let mut cfg = TrainConfig::default().with_kind(kind).with_target(target);
-    cfg.epochs = epochs.or(cfg.epochs);
-    cfg.batch_size = batch.unwrap_or(cfg.batch_size);
-    cfg.lr = lr.unwrap_or(cfg.lr);
-    cfg.seed = seed.unwrap_or(cfg.seed);
-    cfg.val_fraction = val_fraction.unwrap_or(cfg.val_fraction);
-    if let Some(k) = keep_top {
-        cfg.keep_top = (k > 0).then_some(k);
+    let cfg = TrainOverrides {
+        target: Some(target),
+        epochs,
+        batch,
+        lr,
+        seed,
+        val_fraction,
+        keep_top,
+        ..TrainOverrides::default()
     }
+    .config(Some(kind))
+    .or_raise()?;
     let inner = &cache.inner;
     crate::progress::run(py, progress, || {
         infodisent::train::train(inner, &cfg, &out, resume)

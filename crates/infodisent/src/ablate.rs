@@ -10,9 +10,9 @@ use crate::cache::FeatureCache;
 use crate::checkpoint;
 use crate::classifier::Pooling;
 use crate::error::{Error, Result};
-use crate::head::{HeadKind, Loss, Parametrization};
-use crate::metrics::parts::{parts_score, Explained, PartsOptions, PartsScore};
-use crate::metrics::{cache_metrics, MetricsOptions};
+use crate::head::{HeadKind, Loss, Parametrization, TrainedHead};
+use crate::metrics::parts::{parts_score, PartsOptions, PartsScore};
+use crate::metrics::{cache_metrics, head_metrics, MetricsOptions};
 use crate::runs;
 use crate::synth::parts::PartsTruth;
 use crate::train::{train_or_reuse, EpochMetrics, TrainConfig, DEFAULT_KEEP_TOP};
@@ -175,7 +175,7 @@ pub fn run(
         split: opts.split.clone(),
         ..PartsOptions::default()
     };
-    let score = |model: Explained| -> Result<Option<PartsScore>> {
+    let score = |model: &TrainedHead| -> Result<Option<PartsScore>> {
         parts
             .map(|truth| parts_score(cache, model, truth, &parts_opts))
             .transpose()
@@ -200,52 +200,39 @@ pub fn run(
         ),
         ("linear probe (max-pooled)", "linear-probe-max", max_config),
     ];
-    let mut trained_probes = Vec::with_capacity(probes.len());
+    let mut rows = Vec::with_capacity(variants.len() + probes.len());
     for (name, folder, config) in &probes {
         let dir = out.join(folder);
         let seconds = train_or_reuse_timed(cache, config, &dir)?;
-        trained_probes.push((*name, runs::load_probe(&dir)?, dir, seconds));
+        let probe = TrainedHead::Linear(runs::load_probe(&dir)?);
+        let (top1, counts, rv_raw) = head_metrics(cache, &probe, opts)?;
+        let TrainedHead::Linear(linear) = &probe else {
+            unreachable!("a probe is linear")
+        };
+        let weights = &linear.weight;
+        rows.push(AblationRow {
+            name: (*name).to_owned(),
+            folder: dir,
+            top1,
+            channels_paper: counts.paper.mean,
+            paper_undefined: counts.paper_undefined,
+            channels_strict: counts.strict.mean,
+            rv_excess: rv_raw.excess(),
+            zero_share: Some(
+                weights.iter().filter(|&&w| w == 0.0).count() as f64 / weights.len() as f64,
+            )
+            .filter(|_| weights.iter().all(|&w| w >= 0.0)),
+            rotation_from_identity: None,
+            parts: score(&probe)?,
+            train_seconds: seconds,
+        });
     }
-    let mut rows = Vec::with_capacity(variants.len() + probes.len());
     let mut images = 0;
     for v in variants {
         let dir = out.join(&v.folder);
         let seconds = train_or_reuse_timed(cache, &v.config, &dir)?;
         let head = runs::load_head(&dir)?;
-        // The probes' figures come from the first variant's metrics passes, which have them as
-        // baseline; the head's own figures do not depend on the baseline, so the first of those
-        // passes serves the variant's row too.
-        let mut measured = None;
-        if rows.is_empty() {
-            for (name, probe, probe_dir, probe_seconds) in &trained_probes {
-                let m = cache_metrics(cache, &head, Some((name, probe)), None, opts)?;
-                let counts = m.baseline_channels_for_95.as_ref().ok_or_else(|| {
-                    Error::Shape("the probe does not fit the head's channels and classes".into())
-                })?;
-                rows.push(AblationRow {
-                    name: (*name).to_owned(),
-                    folder: probe_dir.clone(),
-                    top1: m.baseline_accuracy.unwrap_or(0.0),
-                    channels_paper: counts.paper.mean,
-                    paper_undefined: counts.paper_undefined,
-                    channels_strict: counts.strict.mean,
-                    rv_excess: m.rv.raw.excess(),
-                    zero_share: Some(
-                        probe.weight.iter().filter(|&&w| w == 0.0).count() as f64
-                            / probe.weight.len() as f64,
-                    )
-                    .filter(|_| probe.weight.iter().all(|&w| w >= 0.0)),
-                    rotation_from_identity: None,
-                    parts: score(Explained::Probe(probe))?,
-                    train_seconds: *probe_seconds,
-                });
-                measured.get_or_insert(m);
-            }
-        }
-        let m = match measured {
-            Some(m) => m,
-            None => cache_metrics(cache, &head, None, None, opts)?,
-        };
+        let m = cache_metrics(cache, &head, None, None, opts)?;
         images = m.images;
         rows.push(AblationRow {
             name: v.name.clone(),
@@ -257,7 +244,7 @@ pub fn run(
             rv_excess: m.rv.infodisent.excess(),
             zero_share: Some(m.weights.zero_share),
             rotation_from_identity: Some(m.weights.rotation_from_identity),
-            parts: score(Explained::Head(&head))?,
+            parts: score(&TrainedHead::InfoDisent(head))?,
             train_seconds: seconds,
         });
     }

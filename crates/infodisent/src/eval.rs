@@ -2,53 +2,10 @@
 //! and a comparison table of InfoDisent, the linear probe and the original classifier.
 
 use crate::cache::FeatureCache;
-use crate::classifier::LinearClassifier;
 use crate::error::{Error, Result};
-use crate::head::params::HeadParams;
-use crate::head::TrainedHead;
+use crate::head::Classifies;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-
-/// Something that turns a batch of cached feature maps into logits over the dataset's classes.
-#[derive(Debug, Clone)]
-pub enum Evaluated {
-    /// A trained InfoDisent head.
-    InfoDisent(HeadParams),
-    /// A linear layer on globally average-pooled features (probe or original classifier).
-    Linear(LinearClassifier),
-}
-
-impl From<TrainedHead> for Evaluated {
-    fn from(h: TrainedHead) -> Self {
-        match h {
-            TrainedHead::InfoDisent(p) => Evaluated::InfoDisent(p),
-            TrainedHead::Linear(l) => Evaluated::Linear(l),
-        }
-    }
-}
-
-impl Evaluated {
-    fn shape(&self) -> (usize, usize) {
-        match self {
-            Evaluated::InfoDisent(p) => (p.dim, p.classes),
-            Evaluated::Linear(l) => (l.dim, l.classes),
-        }
-    }
-
-    /// Logits `[n][C]` for `n` feature maps `[n, D, cells]`.
-    pub fn logits(&self, features: &[f32], n: usize, cells: usize) -> Result<Vec<Vec<f32>>> {
-        Ok(match self {
-            Evaluated::InfoDisent(p) => p
-                .decide_batch(features, n, cells)?
-                .into_iter()
-                .map(|d| d.logits)
-                .collect(),
-            Evaluated::Linear(l) => {
-                l.logits_of_maps(&features[..(n * l.dim * cells).min(features.len())], cells)
-            }
-        })
-    }
-}
 
 /// Accuracy of one class.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,11 +109,11 @@ pub fn evaluate(
     cache: &FeatureCache,
     split: &str,
     name: &str,
-    head: &Evaluated,
+    head: &dyn Classifies,
 ) -> Result<EvalReport> {
     let [dim, h, w] = cache.feature_shape();
     let classes = cache.num_classes();
-    let (hd, hc) = head.shape();
+    let (hd, hc) = (head.dim(), head.classes());
     if hd != dim || hc != classes {
         return Err(Error::Shape(format!("{name} expects {hd} channels and {hc} classes; the cache has {dim} channels and {classes} classes")));
     }
@@ -174,12 +131,12 @@ pub fn evaluate(
                 format!("split `{split}` has label {bad}, outside 0..{classes}"),
             ));
         }
-        for (row, &y) in head
-            .logits(&shard.features, shard.len, h * w)?
+        for (read, &y) in head
+            .decide(&shard.features, shard.len, h * w)?
             .iter()
             .zip(&labels)
         {
-            tally.add(row, y as usize);
+            tally.add(&read.logits, y as usize);
         }
     }
     Ok(tally.report(name, split, &cache.manifest().classes))
@@ -240,12 +197,8 @@ pub fn evaluate_runs(cache: &FeatureCache, split: &str, heads: &[PathBuf]) -> Re
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let (mut name, head) = match crate::runs::load_trained(path)? {
-            TrainedHead::InfoDisent(h) => {
-                (format!("{name} (InfoDisent)"), Evaluated::InfoDisent(h))
-            }
-            TrainedHead::Linear(l) => (format!("{name} (linear probe)"), Evaluated::Linear(l)),
-        };
+        let head = crate::runs::load_trained(path)?;
+        let mut name = format!("{name} ({})", head.label());
         let labelled = crate::train::cache_for_head(cache.clone(), path)?;
         if labelled.labels_are_original() {
             name.push_str(", agreement with the original");

@@ -176,137 +176,6 @@ fn fingerprint_of(inputs: &BTreeMap<String, String>) -> String {
     crate::fsutil::sha256_bytes(serde_json::json!(inputs).to_string().as_bytes())
 }
 
-/// Loads a backbone whose preprocessing is `adjust(preset)`. A different crop size re-probes
-/// the feature shape at that size (graphs with a fixed input size then fail with ONNX
-/// Runtime's message).
-pub fn load_backbone(
-    spec: &str,
-    feature_node: Option<&str>,
-    threads: usize,
-    adjust: impl FnOnce(&Preprocess) -> Result<Preprocess>,
-) -> Result<Backbone> {
-    let backbone = Backbone::load(spec, feature_node, threads)?;
-    let preset = &backbone.model().preprocess;
-    let wanted = adjust(preset)?;
-    if wanted == *preset {
-        return Ok(backbone);
-    }
-    let mut model = backbone.model().clone();
-    if wanted.crop != preset.crop {
-        model.feature_shape = [0; 3];
-    }
-    model.preprocess = wanted;
-    let source = backbone.source().cloned();
-    drop(backbone);
-    Ok(Backbone::from_prepared(model, threads)?.with_source(source))
-}
-
-/// Rebuilds the backbone that made `cache` through [`load_backbone`], as `extract` built it:
-/// the recorded model (a built-in, or the file, found relative to the cache folder), feature
-/// node and preprocessing, quantized again on the recorded calibration images for an int8
-/// cache. `model` re-points a model that moved; a file that is another model is refused,
-/// naming both.
-pub fn cache_backbone(
-    cache: &FeatureCache,
-    model: Option<&str>,
-    threads: usize,
-) -> Result<Backbone> {
-    let manifest = cache.manifest();
-    let preprocess = |_: &Preprocess| Ok(manifest.preprocess.clone());
-    let node = Some(manifest.feature_node.as_str());
-    let Some(recorded) = &manifest.backbone else {
-        // Caches made before the source was recorded name built-ins and file stems only.
-        return load_backbone(model.unwrap_or(&manifest.model), node, threads, preprocess);
-    };
-    let spec = match model {
-        Some(spec) => spec.to_owned(),
-        None if recorded.built_in => recorded.model.clone(),
-        None => {
-            let path = cache.dir().join(&recorded.model);
-            if !path.exists() {
-                return Err(Error::model(
-                    &path,
-                    format!(
-                        "the model that made cache {} is no longer there: pass --model with its new location",
-                        cache.dir().display()
-                    ),
-                ));
-            }
-            path.display().to_string()
-        }
-    };
-    let refuse = |why: String| {
-        Error::model(
-            &spec,
-            format!(
-                "is not the model that made cache {} ({why}; the cache records {} from {})",
-                cache.dir().display(),
-                short(&recorded.fingerprint),
-                recorded.model
-            ),
-        )
-    };
-    let backbone = load_backbone(&spec, node, threads, preprocess).map_err(|e| match model {
-        // A model the user named that cannot even be prepared as the recorded one was is
-        // another model; a recorded one that fails says why itself.
-        Some(_) => refuse(e.to_string()),
-        None => e,
-    })?;
-    let found = backbone.source().map(|s| s.fingerprint.as_str());
-    if found != Some(recorded.fingerprint.as_str()) {
-        return Err(refuse(format!(
-            "fingerprint {}",
-            short(found.unwrap_or("unknown"))
-        )));
-    }
-    match &recorded.int8 {
-        None => backbone.on(recorded.engine, recorded.precision),
-        Some(int8) => requantize(cache, &backbone, int8),
-    }
-}
-
-/// The first 12 hex digits of a fingerprint, enough to tell two apart in a message.
-fn short(fingerprint: &str) -> &str {
-    &fingerprint[..fingerprint.len().min(12)]
-}
-
-/// `backbone` quantized on the recorded calibration images of an int8 cache, checked to be the
-/// quantized model that made it.
-fn requantize(
-    cache: &FeatureCache,
-    backbone: &Backbone,
-    int8: &crate::engine::Int8Calibration,
-) -> Result<Backbone> {
-    let preprocess = &cache.manifest().preprocess;
-    let store = crate::dataset::ImageStore::default();
-    let len = preprocess.input_len();
-    let mut images = vec![0.0f32; int8.images.len() * len];
-    images
-        .par_chunks_mut(len)
-        .zip(&int8.images)
-        .try_for_each(|(out, key)| preprocess.apply_into(&*store.get(&cache.resolve(key))?, out))?;
-    let quantized = backbone.to_int8(&images, int8.images.len())?;
-    let found = quantized.model().fingerprint.clone();
-    if found != int8.fingerprint {
-        return Err(Error::cache(
-            cache.dir(),
-            format!(
-                "its int8 calibration images changed since extraction (quantized fingerprint {} instead of {}): re-extract it",
-                short(&found),
-                short(&int8.fingerprint)
-            ),
-        ));
-    }
-    let source = backbone
-        .source()
-        .cloned()
-        .map(|s| crate::engine::BackboneSource {
-            int8: Some(int8.clone()),
-            ..s
-        });
-    Ok(quantized.with_source(source))
-}
-
 /// What a cache in `cache_dir` records of `backbone`'s source: a model file relative to the
 /// cache folder when that is the shorter way to write it, so a cache moved with its model still
 /// finds it.
@@ -326,54 +195,6 @@ fn recorded_source(
         model,
         ..source.clone()
     }))
-}
-
-/// `backbone` quantized to int8 ([`Backbone::to_int8`]), calibrated on `n` images spread
-/// evenly over the dataset's `train` split (its first split if it has none), so every
-/// extraction of the same dataset and model calibrates alike and a cache resumes.
-pub fn int8_backbone(
-    backbone: &Backbone,
-    dataset: &Dataset,
-    preprocess: &Preprocess,
-    n: usize,
-) -> Result<Backbone> {
-    let split = dataset
-        .splits
-        .iter()
-        .find(|s| s.name == "train")
-        .or_else(|| dataset.splits.first())
-        .filter(|s| !s.samples.is_empty())
-        .ok_or_else(|| {
-            Error::Config("int8 calibration needs images, the dataset has none".into())
-        })?;
-    let total = split.samples.len();
-    let n = n.clamp(1, total);
-    let len = preprocess.input_len();
-    let mut images = vec![0.0f32; n * len];
-    images
-        .par_chunks_mut(len)
-        .enumerate()
-        .try_for_each(|(i, out)| prepare(&split.samples[i * total / n], preprocess, out))?;
-    let quantized = backbone.to_int8(&images, n)?;
-    let keys = (0..n)
-        .map(|i| dataset.key(&split.samples[i * total / n]))
-        .collect();
-    let source = quantized.source().cloned().map(|mut s| {
-        if let Some(int8) = &mut s.int8 {
-            int8.images = keys;
-        }
-        s
-    });
-    Ok(quantized.with_source(source))
-}
-
-/// Decodes and preprocesses one sample into `out`, naming the image in any error.
-fn prepare(sample: &Sample, preprocess: &Preprocess, out: &mut [f32]) -> Result<()> {
-    let img = sample.load()?;
-    preprocess.apply_into(&img, out).map_err(|e| match e {
-        Error::Io { .. } | Error::Input { .. } => e,
-        other => Error::input(&sample.path, other.to_string()),
-    })
 }
 
 /// A preprocessed batch: the sample range it covers, its `[n, 3, S, S]` input, and the samples
@@ -426,7 +247,7 @@ fn prepare_batch(
         inputs
             .par_chunks_mut(len)
             .zip(&samples[range.clone()])
-            .map(|(out, s)| prepare(s, preprocess, out))
+            .map(|(out, s)| s.preprocess_into(preprocess, out))
             .collect()
     });
     let mut skipped = Vec::new();

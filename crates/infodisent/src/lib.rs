@@ -13,7 +13,7 @@
 //!    Runtime.
 //! 2. **Features, once.** [`extract`] decodes and preprocesses a dataset ([`dataset`],
 //!    [`preprocess`]) and runs it through the backbone into a sharded, fingerprinted, resumable
-//!    feature cache ([`cache`]), in one process or as the parts of a cluster job ([`cluster`]).
+//!    feature cache ([`cache`]), in one process or as the parts of a cluster job ([`scheduler`]).
 //!    Everything after this step reads the cache, not the images.
 //! 3. **A head.** [`train`] fits the InfoDisent head ([`head`]: an orthogonal rotation of the
 //!    channels, a sparse max/min pooling per channel, a nonnegative linear layer) or a linear
@@ -57,11 +57,12 @@
 
 pub mod ablate;
 pub mod assets;
+pub mod backbone;
+pub mod baseline;
 pub mod bench;
 pub mod cache;
 pub mod checkpoint;
 pub mod classifier;
-pub mod cluster;
 pub mod cpu;
 pub mod dataset;
 pub mod draw;
@@ -85,6 +86,7 @@ pub mod preprocess;
 pub mod progress;
 pub mod report;
 pub mod runs;
+pub mod scheduler;
 #[cfg(feature = "serve")]
 pub mod serve;
 pub mod synth;

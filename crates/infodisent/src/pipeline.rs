@@ -2,11 +2,11 @@
 //! metrics → mutual-information maps → report. `infodisent demo` runs it on the default model
 //! and data; every stage resumes from what an earlier, interrupted run left on disk.
 
+use crate::backbone::BackboneSpec;
 use crate::cache::FeatureCache;
 use crate::dataset::Dataset;
-use crate::engine::Backbone;
 use crate::error::{Error, Result};
-use crate::eval::{evaluate, evaluate_original, EvalReport, Evaluated};
+use crate::eval::{evaluate, evaluate_original, EvalReport};
 use crate::extract::{extract, ExtractOptions};
 use crate::fsutil::write_json_atomic;
 use crate::head::HeadKind;
@@ -110,7 +110,7 @@ pub fn run(cfg: &PipelineConfig) -> Result<PipelineSummary> {
         cfg.out.join("report"),
     );
     let mut backbone = timed(&mut seconds, "load model", || {
-        Backbone::load(&cfg.model, None, cfg.threads)
+        BackboneSpec::new(cfg.model.as_str(), cfg.threads).load()
     })?;
     let cache = timed(&mut seconds, "extract", || {
         let mut dataset = Dataset::open(&cfg.data)?;
@@ -143,21 +143,11 @@ pub fn run(cfg: &PipelineConfig) -> Result<PipelineSummary> {
             Ok(vec![
                 (
                     "InfoDisent".to_owned(),
-                    Ok(evaluate(
-                        &cache,
-                        test,
-                        "InfoDisent",
-                        &Evaluated::InfoDisent(head.clone()),
-                    )?),
+                    Ok(evaluate(&cache, test, "InfoDisent", &head)?),
                 ),
                 (
                     "linear probe".to_owned(),
-                    Ok(evaluate(
-                        &cache,
-                        test,
-                        "linear probe",
-                        &Evaluated::Linear(probe.clone()),
-                    )?),
+                    Ok(evaluate(&cache, test, "linear probe", &probe)?),
                 ),
                 (
                     "original classifier".to_owned(),
@@ -179,7 +169,8 @@ pub fn run(cfg: &PipelineConfig) -> Result<PipelineSummary> {
             deletion_images: cfg.faithfulness_images,
             ..MetricsOptions::default()
         };
-        let mut report = cache_metrics(&cache, &head, Some(("linear probe", &probe)), None, &opts)?;
+        let baseline = crate::baseline::choose(&cache, Some(&probe_dir))?.ok();
+        let mut report = cache_metrics(&cache, &head, baseline.as_ref(), None, &opts)?;
         if cfg.faithfulness_images > 0 {
             let mut features = |input: &[f32], n: usize| backbone.run(input, n).map(|o| o.features);
             report.faithfulness =

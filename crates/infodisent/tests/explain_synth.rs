@@ -188,7 +188,7 @@ fn positive_heatmap_peaks_on_the_deciding_shape() {
         };
         dense += usize::from(hit(ex
             .heatmaps
-            .get(infodisent::explain::infodisent::POSITIVE)
+            .get(infodisent::explain::dense::POSITIVE)
             .unwrap()));
         sparse += usize::from(hit(ex
             .heatmaps
@@ -226,7 +226,7 @@ fn negative_heatmap_lights_up_the_counter_evidence() {
         };
         let neg = ex
             .heatmaps
-            .get(infodisent::explain::infodisent::NEGATIVE)
+            .get(infodisent::explain::dense::NEGATIVE)
             .unwrap();
         peaks += usize::from(boxes_overlap(&grid.cell_box(neg.argmax(), size), &counter));
         let (mut inside, mut n_in, mut outside, mut n_out) = (0.0, 0, 0.0, 0);

@@ -306,7 +306,7 @@ fn an_f32_cache_resumes_on_either_engine_and_a_bf16_cache_rebuilds_its_engine() 
     let bf_dir = tempfile::tempdir().unwrap();
     extract(&mut bf16, &ds, &opts, bf_dir.path()).unwrap();
     let cache = FeatureCache::open(bf_dir.path()).unwrap();
-    let rebuilt = infodisent::extract::cache_backbone(&cache, None, 1).unwrap();
+    let rebuilt = infodisent::backbone::from_cache(&cache, None, 1).unwrap();
     assert_eq!(rebuilt.engine(), (Engine::Openvino, Precision::Bf16));
     // Its features are the f32 ones to within bf16's error.
     let f32_features = FeatureCache::open(dir.path())

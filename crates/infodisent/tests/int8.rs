@@ -1,12 +1,27 @@
 //! The opt-in int8 engine on what users bring: the pretrained Lite0 on labelled ImageNet photos,
 //! the architectures PyTorch exports (seeded random weights), and a resumed int8 extraction.
 
+use infodisent::backbone::BackboneSpec;
 use infodisent::bench::extract::{bench_extract, ExtractBenchOptions};
 use infodisent::dataset::Dataset;
 use infodisent::engine::Backbone;
-use infodisent::extract::{extract, int8_backbone, load_backbone, ExtractOptions};
+use infodisent::extract::{extract, ExtractOptions};
 use infodisent::preprocess::{Normalize, Preprocess};
 use std::path::{Path, PathBuf};
+
+/// A zoo export with torchvision's preprocessing at 224 without the resize (the photos are
+/// preprocessed by the test).
+fn at_224(path: &Path) -> BackboneSpec {
+    BackboneSpec {
+        preprocess: infodisent::preprocess::PreprocessChoice {
+            resize: Some(224),
+            crop: Some(224),
+            normalize: Some(Normalize::Imagenet),
+            ..Default::default()
+        },
+        ..BackboneSpec::new(path.to_str().unwrap(), 2)
+    }
+}
 
 fn asset(rel: &str) -> PathBuf {
     infodisent::assets::asset(rel).unwrap()
@@ -121,8 +136,7 @@ fn pytorch_cnn_exports_quantize_and_transformers_are_refused() {
         "convnext_atto-dynamo",
     ] {
         let path = zoo.join(name).join("model.onnx");
-        let mut f32_engine =
-            load_backbone(path.to_str().unwrap(), None, 2, |_| Ok(pre.clone())).unwrap();
+        let mut f32_engine = at_224(&path).load().unwrap();
         let mut int8 = f32_engine
             .to_int8(&x, n)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -138,7 +152,7 @@ fn pytorch_cnn_exports_quantize_and_transformers_are_refused() {
         "swin_tiny_patch4_window7_224-legacy",
     ] {
         let path = zoo.join(name).join("model.onnx");
-        let engine = load_backbone(path.to_str().unwrap(), None, 2, |_| Ok(pre.clone())).unwrap();
+        let engine = at_224(&path).load().unwrap();
         let e = engine.to_int8(&x, n).unwrap_err();
         assert!(
             e.to_string().contains("no convolution"),
@@ -163,9 +177,12 @@ fn an_int8_extraction_resumes_and_the_benchmark_measures_its_error() {
     let mut summaries = Vec::new();
     for max_shards in [Some(1), None] {
         // A fresh process each time: nothing carries over but the files.
-        let f32_engine = Backbone::load("efficientnet-lite0", None, 1 + summaries.len()).unwrap();
-        let pre = f32_engine.model().preprocess.clone();
-        let mut int8 = int8_backbone(&f32_engine, &dataset, &pre, 4).unwrap();
+        let spec = BackboneSpec {
+            int8: Some(4),
+            ..BackboneSpec::new("efficientnet-lite0", 1 + summaries.len())
+        };
+        let mut int8 = spec.load_for(&dataset).unwrap();
+        let pre = int8.model().preprocess.clone();
         let mut opts = ExtractOptions::new(pre);
         opts.shard_size = 4;
         opts.batch = 2;

@@ -5,9 +5,9 @@
 mod explain_common;
 
 use explain_common::fixture;
+use infodisent::baseline::choose;
 use infodisent::cache::FeatureCache;
 use infodisent::engine::Backbone;
-use infodisent::explain::baseline_classifier;
 use infodisent::metrics::{cache_metrics, faithfulness_metrics, MetricsOptions};
 use infodisent::runs::load_head;
 
@@ -16,22 +16,13 @@ fn pointing_game_channel_counts_and_rv_from_the_cache() {
     let fx = fixture();
     let cache = FeatureCache::open(&fx.cache).unwrap();
     let head = load_head(&fx.head).unwrap();
-    let baseline = baseline_classifier(&cache, Some(&fx.probe))
-        .unwrap()
-        .unwrap();
+    let baseline = choose(&cache, Some(&fx.probe)).unwrap().unwrap();
     let opts = MetricsOptions {
         rv_images: 60,
         rv_pairs: 300,
         ..MetricsOptions::default()
     };
-    let r = cache_metrics(
-        &cache,
-        &head,
-        Some((&baseline.0, &baseline.1)),
-        Some(&fx.annotations),
-        &opts,
-    )
-    .unwrap();
+    let r = cache_metrics(&cache, &head, Some(&baseline), Some(&fx.annotations), &opts).unwrap();
     println!("{}", serde_json::to_string_pretty(&r).unwrap());
     assert_eq!(r.images, 60);
     // Half the test images carry a second class's shape as counter-evidence: chance is 1/3.
@@ -75,9 +66,10 @@ fn deletion_follows_the_infodisent_map_faster_than_a_random_one() {
     let fx = fixture();
     let cache = FeatureCache::open(&fx.cache).unwrap();
     let head = load_head(&fx.head).unwrap();
-    let baseline = baseline_classifier(&cache, Some(&fx.probe))
+    let baseline = choose(&cache, Some(&fx.probe))
         .unwrap()
-        .map(|b| b.1);
+        .ok()
+        .map(|b| b.classifier);
     let mut backbone = Backbone::load("efficientnet-lite0", None, 2).unwrap();
     let mut features = backbone.feature_fn();
     let opts = MetricsOptions {

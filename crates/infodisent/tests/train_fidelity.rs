@@ -8,7 +8,7 @@ use explain_common::fixture;
 use infodisent::cache::FeatureCache;
 use infodisent::classifier::average_pool;
 use infodisent::engine::Backbone;
-use infodisent::eval::{evaluate, Evaluated};
+use infodisent::eval::evaluate;
 use infodisent::explain::session::ExplainSession;
 use infodisent::extract::{extract, ExtractOptions};
 use infodisent::head::params::argmax;
@@ -69,7 +69,7 @@ fn a_head_fitted_to_the_original_classifier_agrees_with_it() {
         .iter()
         .zip(&original)
         .all(|(it, &c)| it.label as usize == c));
-    let report = evaluate(&labelled, "test", "fitted", &Evaluated::InfoDisent(head)).unwrap();
+    let report = evaluate(&labelled, "test", "fitted", &head).unwrap();
     assert_eq!(report.top1, agree as f64 / test.len as f64);
     // The shapes are no ImageNet class, so the original model spreads them over several.
     let mut counts = std::collections::HashMap::new();
@@ -180,14 +180,9 @@ fn started_from_the_classifier_agrees_before_training(cache: &FeatureCache, dir:
         train(cache, &cfg, &out, false).unwrap();
         let labelled = cache_for_head(cache.clone(), &out).unwrap();
         let head = load_head(&out).unwrap();
-        evaluate(
-            &labelled,
-            "all",
-            out.to_str().unwrap(),
-            &Evaluated::InfoDisent(head),
-        )
-        .unwrap()
-        .top1
+        evaluate(&labelled, "all", out.to_str().unwrap(), &head)
+            .unwrap()
+            .top1
     };
     let (start, random) = (
         agreement(Init::Original, "original"),

@@ -7,10 +7,10 @@
 use infodisent::cache::FeatureCache;
 use infodisent::dataset::Dataset;
 use infodisent::engine::Backbone;
-use infodisent::eval::{evaluate, Evaluated};
+use infodisent::eval::evaluate;
 use infodisent::extract::{extract, ExtractOptions};
 use infodisent::head::HeadKind;
-use infodisent::runs::{load_head, load_probe};
+use infodisent::runs::load_trained;
 use infodisent::train::{train, TrainConfig};
 use std::path::Path;
 
@@ -48,10 +48,7 @@ fn test_accuracy(cache: &FeatureCache, kind: HeadKind, epochs: usize, out: &Path
     }
     .with_kind(kind);
     let summary = train(cache, &cfg, out, false).unwrap();
-    let head = match kind {
-        HeadKind::LinearProbe => Evaluated::Linear(load_probe(out).unwrap()),
-        HeadKind::InfoDisent => Evaluated::InfoDisent(load_head(out).unwrap()),
-    };
+    let head = load_trained(out).unwrap();
     let report = evaluate(cache, "test", "head", &head).unwrap();
     (summary.train_acc, report.top1)
 }

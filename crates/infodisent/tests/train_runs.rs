@@ -3,7 +3,7 @@
 
 mod train_common;
 
-use infodisent::eval::{comparison_table, evaluate, evaluate_original, Evaluated};
+use infodisent::eval::{comparison_table, evaluate, evaluate_original};
 use infodisent::head::params::HeadParams;
 use infodisent::head::{HeadKind, Loss, Parametrization};
 use infodisent::train::{
@@ -79,7 +79,7 @@ fn infodisent_learns_with_nonnegative_weights_and_beats_chance() {
             .lines()
             .all(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["val_acc"].is_number()));
 
-        let report = evaluate(&cache, "test", "infodisent", &Evaluated::InfoDisent(head)).unwrap();
+        let report = evaluate(&cache, "test", "infodisent", &head).unwrap();
         assert!(report.top1 > 0.9, "test top-1 {}", report.top1);
         assert_eq!(report.count, 60);
         assert_eq!(report.confusion.iter().flatten().sum::<u64>(), 60);
@@ -98,7 +98,7 @@ fn linear_probe_and_original_classifier_compare() {
     train(&cache, &config(HeadKind::LinearProbe, 5), &out, false).unwrap();
     let probe =
         infodisent::classifier::LinearClassifier::load(out.join("linear.safetensors")).unwrap();
-    let r = evaluate(&cache, "test", "linear probe", &Evaluated::Linear(probe)).unwrap();
+    let r = evaluate(&cache, "test", "linear probe", &probe).unwrap();
     assert!(r.top1 > 0.8, "probe top-1 {}", r.top1);
     let orig = evaluate_original(&cache, "test").unwrap().unwrap();
     assert!(
@@ -232,7 +232,7 @@ fn pruned_fine_tune_keeps_k_weights_per_class_and_resumes_exactly() {
         assert!((1..=2).contains(&nonzero), "a class kept {nonzero} weights");
         assert!(row.iter().all(|&w| w >= 0.0));
     }
-    let report = evaluate(&cache, "test", "pruned", &Evaluated::InfoDisent(head)).unwrap();
+    let report = evaluate(&cache, "test", "pruned", &head).unwrap();
     assert!(
         report.top1 > 0.9,
         "two channels per class still decide: top-1 {}",

@@ -5,12 +5,13 @@
 //! working directory, extracted into a cache through the whole pipeline, and compared with the
 //! feature map and logits PyTorch computed for the same photos.
 
+use infodisent::backbone::BackboneSpec;
 use infodisent::cache::{FeatureCache, StoreDtype};
 use infodisent::dataset::Dataset;
 use infodisent::engine::{Engine, Precision};
-use infodisent::extract::{extract, load_backbone, ExtractOptions};
+use infodisent::extract::{extract, ExtractOptions};
 use infodisent::onnx::model::OriginalHeadKind;
-use infodisent::preprocess::{Normalize, Preprocess};
+use infodisent::preprocess::{Normalize, Preprocess, PreprocessChoice};
 use std::path::{Path, PathBuf};
 
 /// What detection must find in each architecture's head.
@@ -105,9 +106,18 @@ fn every_export_matches_pytorch_through_the_cache() {
         let path = dir.join("model.onnx");
         // The photos are already at the model's side, so only normalisation remains.
         let preprocess = Preprocess::new(export.side, export.side, Normalize::Imagenet);
-        let mut backbone =
-            load_backbone(path.to_str().unwrap(), None, 2, |_| Ok(preprocess.clone()))
-                .unwrap_or_else(|e| panic!("{} ({}): {e}", export.model, export.exporter));
+        let spec = BackboneSpec {
+            preprocess: PreprocessChoice {
+                resize: Some(export.side),
+                crop: Some(export.side),
+                normalize: Some(Normalize::Imagenet),
+                ..Default::default()
+            },
+            ..BackboneSpec::new(path.to_str().unwrap(), 2)
+        };
+        let mut backbone = spec
+            .load()
+            .unwrap_or_else(|e| panic!("{} ({}): {e}", export.model, export.exporter));
         let model = backbone.model().clone();
         let one_at_a_time = backbone.one_at_a_time();
         // All three photos are compared, so none is held out as a test split.

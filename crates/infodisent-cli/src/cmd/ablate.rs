@@ -20,7 +20,7 @@ pub struct Args {
     pub out: PathBuf,
     /// The recipe every variant starts from (one change per row).
     #[command(flatten)]
-    pub recipe: super::train::Recipe,
+    pub recipe: infodisent::train::TrainOverrides,
     /// Which rows of the grid to train.
     #[command(flatten)]
     pub rows: Rows,

@@ -1,12 +1,12 @@
 //! `infodisent bench extract`: pipeline vs engine-only throughput, GFLOP/s vs a GEMM peak.
 
-use super::super::extract::PreprocessArgs;
+use super::super::args::{EngineArgs, PreprocessArgs};
 use super::super::Global;
 use infodisent::bench::extract::{
     bench_extract, write_photo_jpegs, ExtractBenchOptions, TorchReference,
 };
 use infodisent::dataset::{Dataset, OpenOptions};
-use infodisent::extract::load_backbone;
+use infodisent::engine::Precision;
 use std::path::PathBuf;
 
 /// Options of `infodisent bench extract`.
@@ -46,10 +46,6 @@ pub struct Args {
     /// Timed passes per mode (the best is reported).
     #[arg(long, default_value_t = 2)]
     pub repeats: usize,
-    /// Time the int8 engine (calibrated on the first N images) and print its error against
-    /// f32 on the others.
-    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "64")]
-    pub int8: Option<usize>,
     /// Also time every available engine at every precision (ONNX Runtime f32, OpenVINO f32
     /// and bf16), engine only and end to end, with each one's error against ONNX Runtime f32
     /// (and, with --torch-python, PyTorch under bf16 autocast).
@@ -57,6 +53,8 @@ pub struct Args {
     pub engines: bool,
     #[command(flatten)]
     pub preprocess: PreprocessArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 /// Runs the command.
@@ -92,16 +90,28 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let mut backbone = load_backbone(&args.model, None, global.threads(), |p| {
-        args.preprocess.resolve(p)
-    })?;
+    // int8 is timed against the backbone as loaded, which is therefore the float one.
+    let spec = args
+        .engine
+        .apply(args.preprocess.spec(&args.model, None, global));
+    let int8 = spec.int8_images();
+    let precision = match spec.precision {
+        Precision::Int8 => Precision::F32,
+        p => p,
+    };
+    let mut backbone = infodisent::backbone::BackboneSpec {
+        int8: None,
+        precision,
+        ..spec
+    }
+    .load()?;
     let preprocess = backbone.model().preprocess.clone();
     let opts = ExtractBenchOptions {
         batch: args.batch,
         decode_threads: args.decode_threads,
         repeats: args.repeats,
         torch,
-        int8_calibration: args.int8,
+        int8_calibration: int8,
         engines: args.engines,
         ..Default::default()
     };

@@ -34,7 +34,7 @@ pub struct Args {
     pub data_seed: u64,
     /// The recipe every variant starts from (one change per row).
     #[command(flatten)]
-    pub recipe: super::super::train::Recipe,
+    pub recipe: infodisent::train::TrainOverrides,
     /// Which rows of the grid to train.
     #[command(flatten)]
     pub rows: super::super::ablate::Rows,

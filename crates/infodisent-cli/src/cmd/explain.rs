@@ -12,11 +12,11 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    trained: super::HeadArgs,
+    trained: super::args::HeadArgs,
     #[command(flatten)]
-    baseline: super::ProbeArg,
+    baseline: super::args::ProbeArg,
     #[command(flatten)]
-    model: super::ModelArg,
+    model: super::args::ModelArg,
     /// Explain this class instead of the predicted one.
     #[arg(long)]
     class: Option<usize>,

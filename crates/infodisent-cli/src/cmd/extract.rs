@@ -3,118 +3,10 @@
 use super::Global;
 use infodisent::cache::StoreDtype;
 use infodisent::dataset::{Dataset, OpenOptions, DEFAULT_TEST_FRACTION};
-use infodisent::engine::{Backbone, Engine, Precision};
 use infodisent::extract::{
-    extract, int8_backbone, load_backbone, ExtractOptions, ExtractSummary, DEFAULT_BATCH,
-    DEFAULT_SHARD_SIZE,
+    extract, ExtractOptions, ExtractSummary, DEFAULT_BATCH, DEFAULT_SHARD_SIZE,
 };
-use infodisent::preprocess::{Interpolation, Normalize, Preprocess, PreprocessChoice, Preset};
 use std::path::PathBuf;
-
-/// A preprocessing preset, or overrides of the model's default.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct PreprocessArgs {
-    /// Preprocessing convention of where the model came from: torchvision (resize 256, crop
-    /// 224, ImageNet mean/std, bilinear), timm (resize size/crop_pct, bicubic) or tflite
-    /// (squash, (x-127)/128). Default: the model's own (tflite for the built-ins, torchvision
-    /// for .onnx files).
-    #[arg(long, value_enum)]
-    pub preset: Option<Preset>,
-    /// timm's crop_pct from the model's pretrained config (e.g. 0.9 for ViT/DeiT/Swin, 0.95 for
-    /// ConvNeXt): resize = crop / crop_pct.
-    #[arg(long)]
-    pub crop_pct: Option<f64>,
-    /// Resampling filter (timm's pretrained config says which).
-    #[arg(long, value_enum)]
-    pub interpolation: Option<Interpolation>,
-    /// Resize the shorter side to this many pixels (default: the model's preset; equal to
-    /// --crop squashes the whole image to a square).
-    #[arg(long)]
-    pub resize: Option<usize>,
-    /// Side of the center crop fed to the network (default: the model's preset).
-    #[arg(long)]
-    pub crop: Option<usize>,
-    /// Pixel normalisation (default: the model's preset).
-    #[arg(long, value_enum)]
-    pub normalize: Option<Normalize>,
-    /// Per-channel mean of x/255 to normalise with, as timm's pretrained config gives it
-    /// (e.g. 0.5,0.5,0.5 for many ViTs); needs --std.
-    #[arg(long, value_name = "R,G,B", value_parser = rgb, requires = "std", conflicts_with = "normalize")]
-    pub mean: Option<[f32; 3]>,
-    /// Per-channel standard deviation of x/255 to normalise with; needs --mean.
-    #[arg(long, value_name = "R,G,B", value_parser = rgb, requires = "mean")]
-    pub std: Option<[f32; 3]>,
-}
-
-/// Three comma-separated numbers, one per colour channel.
-fn rgb(s: &str) -> Result<[f32; 3], String> {
-    let values = s
-        .split(',')
-        .map(|v| v.trim().parse::<f32>().map_err(|e| format!("`{v}`: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    <[f32; 3]>::try_from(values).map_err(|v| format!("{} values; give three: R,G,B", v.len()))
-}
-
-impl PreprocessArgs {
-    /// The chosen preset (or the model's default) at the model's input side, with these
-    /// overrides applied.
-    pub fn resolve(&self, model_default: &Preprocess) -> infodisent::Result<Preprocess> {
-        let normalize = match (self.mean, self.std) {
-            (Some(mean), Some(std)) => Some(Normalize::MeanStd { mean, std }),
-            _ => self.normalize,
-        };
-        PreprocessChoice {
-            preset: self.preset,
-            crop_pct: self.crop_pct,
-            interpolation: self.interpolation,
-            resize: self.resize,
-            crop: self.crop,
-            normalize,
-        }
-        .resolve(model_default)
-    }
-}
-
-/// The inference engine and its arithmetic.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct EngineArgs {
-    /// Inference engine: `ort` (ONNX Runtime), `openvino` (its CPU plugin, from
-    /// scripts/fetch-assets.sh or $OPENVINO_LIB_PATH), or `auto`: OpenVINO for bf16, ONNX
-    /// Runtime for f32 and int8. f32 features agree across engines to about 1e-6.
-    #[arg(long, value_enum, default_value_t = Engine::Auto)]
-    pub engine: Engine,
-    /// Arithmetic of the backbone: f32 (exact), bf16 (OpenVINO on CPUs with AMX or
-    /// AVX512-BF16: about 5× f32 for ResNet-50, at about 1e-2 relative error) or int8 (the
-    /// same as --int8). Recorded in the cache and its fingerprint.
-    #[arg(long, value_enum, default_value_t = Precision::F32)]
-    pub precision: Precision,
-    /// Run the backbone in int8 (CNNs only): its layers before the feature map are quantized,
-    /// activation ranges calibrated on N images (default 64; `extract` spreads them over the
-    /// training split, `bench extract` takes its first N and compares the rest with f32).
-    /// Faster on CPUs, at a cost in feature accuracy that `bench extract --int8` measures.
-    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "64")]
-    pub int8: Option<usize>,
-}
-
-impl EngineArgs {
-    /// Calibration images when int8 is asked for (by `--int8 N` or `--precision int8`).
-    pub fn int8_images(&self) -> Option<usize> {
-        match self.precision {
-            Precision::Int8 => Some(self.int8.unwrap_or(64)),
-            _ => self.int8,
-        }
-    }
-
-    /// `backbone` on the chosen engine and precision (int8 is quantized by the caller, who has
-    /// the calibration images).
-    pub fn apply(&self, backbone: Backbone) -> infodisent::Result<Backbone> {
-        if self.int8_images().is_some() {
-            Engine::resolve(self.engine, Precision::Int8)?;
-            return Ok(backbone);
-        }
-        backbone.on(self.engine, self.precision)
-    }
-}
 
 /// Options of `infodisent extract`.
 #[derive(clap::Args, Debug)]
@@ -185,14 +77,14 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub staged_from: Option<PathBuf>,
     #[command(flatten)]
-    pub engine: EngineArgs,
+    pub engine: super::args::EngineArgs,
     #[command(flatten)]
-    pub preprocess: PreprocessArgs,
+    pub preprocess: super::args::PreprocessArgs,
 }
 
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
-    let part = infodisent::cluster::resolve_part(args.part.as_deref(), args.parts)?;
+    let part = infodisent::scheduler::resolve_part(args.part.as_deref(), args.parts)?;
     if let Some(p) = &part {
         eprintln!("extracting part {} ({})", p.part, p.source);
     }
@@ -205,17 +97,11 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         },
     )?;
     dataset.limit(args.limit_per_class, args.limit);
-    let mut backbone = load_backbone(
-        &args.model,
-        args.feature_node.as_deref(),
-        global.threads(),
-        |p| args.preprocess.resolve(p),
-    )?;
+    let spec = args
+        .preprocess
+        .spec(&args.model, args.feature_node.as_deref(), global);
+    let mut backbone = args.engine.apply(spec).load_for(&dataset)?;
     let preprocess = backbone.model().preprocess.clone();
-    backbone = args.engine.apply(backbone)?;
-    if let Some(n) = args.engine.int8_images() {
-        backbone = int8_backbone(&backbone, &dataset, &preprocess, n)?;
-    }
     let opts = ExtractOptions {
         splits: args.splits,
         batch: args.batch,

@@ -12,18 +12,16 @@ pub struct Args {
     #[arg(long)]
     pub feature_node: Option<String>,
     #[command(flatten)]
-    pub preprocess: super::extract::PreprocessArgs,
+    pub preprocess: super::args::PreprocessArgs,
 }
 
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     // Loading a backbone also runs a probe image when the graph does not tell the feature shape.
-    let backbone = infodisent::extract::load_backbone(
-        &args.model,
-        args.feature_node.as_deref(),
-        global.threads(),
-        |p| args.preprocess.resolve(p),
-    )?;
+    let spec = args
+        .preprocess
+        .spec(&args.model, args.feature_node.as_deref(), global);
+    let backbone = spec.load()?;
     let info = infodisent::onnx::inspect(backbone.model(), backbone.one_at_a_time())?;
     if global.json {
         return super::print_json(&info);

@@ -2,7 +2,6 @@
 
 use super::Global;
 use infodisent::engine::Backbone;
-use infodisent::explain::baseline_classifier;
 use infodisent::metrics::{measure, MetricsOptions};
 use std::path::PathBuf;
 
@@ -10,11 +9,11 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    trained: super::HeadArgs,
+    trained: super::args::HeadArgs,
     #[command(flatten)]
-    baseline: super::ProbeArg,
+    baseline: super::args::ProbeArg,
     #[command(flatten)]
-    model: super::ModelArg,
+    model: super::args::ModelArg,
     /// Split to measure (default: test, else val, else the only one).
     #[arg(long)]
     split: Option<String>,
@@ -44,7 +43,7 @@ pub struct Args {
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     let cache = args.trained.open_cache()?;
     let head = args.trained.load_head()?;
-    let baseline = baseline_classifier(&cache, args.baseline.probe.as_deref())?;
+    let baseline = infodisent::baseline::choose_or_warn(&cache, args.baseline.probe.as_deref())?;
     let split = super::chosen_split(&cache, args.split.as_deref())?;
     let opts = MetricsOptions {
         split: split.clone(),
@@ -62,7 +61,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     let report = measure(
         &cache,
         &head,
-        baseline.as_ref().map(|(n, b)| (n.as_str(), b)),
+        baseline.as_ref(),
         args.annotations.as_deref(),
         features
             .as_mut()
@@ -81,12 +80,13 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         report.images,
         100.0 * report.accuracy
     );
-    let counts = |name: &str, c: &infodisent::metrics::ChannelCounts, extra: String| {
-        println!(
-            "  {name:<18} paper {:.1} / {:.1}   strict {:.1} / {:.1}{extra}",
-            c.paper.mean, c.paper.median, c.strict.mean, c.strict.median
-        );
-    };
+    let counts =
+        |name: &str, c: &infodisent::metrics::concentration::ChannelCounts, extra: String| {
+            println!(
+                "  {name:<18} paper {:.1} / {:.1}   strict {:.1} / {:.1}{extra}",
+                c.paper.mean, c.paper.median, c.strict.mean, c.strict.median
+            );
+        };
     println!("channels for 95%   mean / median; paper: true class, net total; strict: predicted class, positive total; gauge-fixed W");
     counts("InfoDisent", &report.channels_for_95, String::new());
     if let (Some(name), Some(b), Some(acc)) = (

@@ -108,9 +108,9 @@ pub struct ExplainArgs {
     #[arg(long)]
     split: Option<String>,
     #[command(flatten)]
-    data_root: super::DataRoot,
+    data_root: super::args::DataRoot,
     #[command(flatten)]
-    model: super::ModelArg,
+    model: super::args::ModelArg,
     /// Output folder for `<name>_{total,decision,redundant,panel}.png` and `<name>.json`.
     #[arg(long, default_value = "mi-explanations")]
     out: PathBuf,

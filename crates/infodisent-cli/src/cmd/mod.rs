@@ -1,6 +1,7 @@
 //! One module per subcommand; `Global` holds the options every command shares.
 
 pub mod ablate;
+pub mod args;
 pub mod bench;
 pub mod cache;
 pub mod demo;
@@ -18,7 +19,6 @@ pub mod serve;
 pub mod train;
 
 use infodisent::cache::FeatureCache;
-use std::path::PathBuf;
 
 /// Options shared by every command.
 #[derive(clap::Args, Debug, Clone)]
@@ -88,91 +88,5 @@ pub fn chosen_split(cache: &FeatureCache, asked: Option<&str>) -> infodisent::Re
     }
 }
 
-/// `--cache`, `--head` and `--data-root`: a trained InfoDisent head and the feature cache it
-/// reads, shared by `explain`, `metrics`, `report` and `prototypes`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct HeadArgs {
-    /// Feature cache the head was trained on (made by `infodisent extract`; default: the one
-    /// the head's training folder records).
-    #[arg(long)]
-    pub cache: Option<PathBuf>,
-    /// InfoDisent training folder holding `head.safetensors` (output of `infodisent train`),
-    /// or the file itself.
-    #[arg(long)]
-    pub head: PathBuf,
-    #[command(flatten)]
-    pub data_root: DataRoot,
-}
-
-impl HeadArgs {
-    /// The cache, reading its images from `--data-root` when given, labelled as the head was
-    /// trained (by the original classifier for a `--target original` head).
-    pub fn open_cache(&self) -> infodisent::Result<FeatureCache> {
-        let cache = self
-            .data_root
-            .apply(FeatureCache::open(self.cache_dir()?)?)?;
-        infodisent::train::cache_for_head(cache, &self.head)
-    }
-
-    /// `--cache`, else the cache the head's training folder records.
-    pub fn cache_dir(&self) -> infodisent::Result<PathBuf> {
-        cache_of(self.cache.as_deref(), &self.head)
-    }
-
-    /// The trained head.
-    pub fn load_head(&self) -> infodisent::Result<infodisent::head::params::HeadParams> {
-        infodisent::runs::load_head(&self.head)
-    }
-}
-
 /// The cache folder given, else the one run folder `run` records.
 pub use infodisent::runs::cache_of;
-
-/// `--probe`: the baseline a head is compared with.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct ProbeArg {
-    /// Linear-probe folder (output of `infodisent train --kind linear-probe`) or its file: the
-    /// baseline for CAM and the channel counts (default: the original classifier when it has
-    /// the dataset's classes).
-    #[arg(long)]
-    pub probe: Option<PathBuf>,
-}
-
-/// `--model`: where the model that made a cache is now, for commands that run it again.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct ModelArg {
-    /// The model that made the cache, when its file moved since `extract` (default: where the
-    /// cache records it). Checked to be the same model; another one is refused.
-    #[arg(long)]
-    pub model: Option<String>,
-}
-
-impl ModelArg {
-    /// The backbone that made `cache`, rebuilt as `extract` built it.
-    pub fn backbone(
-        &self,
-        cache: &FeatureCache,
-        global: &Global,
-    ) -> infodisent::Result<infodisent::engine::Backbone> {
-        infodisent::extract::cache_backbone(cache, self.model.as_deref(), global.threads())
-    }
-}
-
-/// `--data-root`: where the dataset a cache was extracted from lives now.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct DataRoot {
-    /// The dataset's folder, when it moved since `extract` (the cache records image paths
-    /// relative to the folder it was extracted from).
-    #[arg(long)]
-    pub data_root: Option<PathBuf>,
-}
-
-impl DataRoot {
-    /// `cache`, reading its images from the given folder when one was given.
-    pub fn apply(&self, cache: FeatureCache) -> infodisent::Result<FeatureCache> {
-        match &self.data_root {
-            Some(root) => cache.with_data_root(root),
-            None => Ok(cache),
-        }
-    }
-}

@@ -1,8 +1,7 @@
 //! `infodisent predict`: the original model's top classes for images.
 
-use super::extract::PreprocessArgs;
+use super::args::{EngineArgs, PreprocessArgs};
 use super::Global;
-use infodisent::extract::load_backbone;
 use infodisent::predict::predict_files;
 use std::path::PathBuf;
 
@@ -24,20 +23,13 @@ pub struct Args {
     #[command(flatten)]
     pub preprocess: PreprocessArgs,
     #[command(flatten)]
-    pub engine: super::extract::EngineArgs,
+    pub engine: EngineArgs,
 }
 
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
-    let backbone = load_backbone(&args.model, None, global.threads(), |p| {
-        args.preprocess.resolve(p)
-    })?;
-    if args.engine.int8_images().is_some() {
-        anyhow::bail!(infodisent::Error::Config(
-            "predict runs f32 or bf16: int8 needs calibration images, which `extract --int8` takes from the dataset".into()
-        ));
-    }
-    let mut backbone = args.engine.apply(backbone)?;
+    let spec = args.preprocess.spec(&args.model, None, global);
+    let mut backbone = args.engine.apply(spec).load()?;
     let preprocess = backbone.model().preprocess.clone();
     let (predictions, _skipped) = predict_files(
         &mut backbone,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    trained: super::HeadArgs,
+    trained: super::args::HeadArgs,
     /// Prototypes per channel and polarity.
     #[arg(long, default_value_t = 5)]
     k: usize,

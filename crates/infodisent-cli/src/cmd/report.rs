@@ -8,9 +8,9 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    trained: super::HeadArgs,
+    trained: super::args::HeadArgs,
     #[command(flatten)]
-    baseline: super::ProbeArg,
+    baseline: super::args::ProbeArg,
     /// Mutual-information folder (output of `infodisent mi train`).
     #[arg(long)]
     mi: Option<PathBuf>,

@@ -17,11 +17,11 @@ pub struct Args {
     #[arg(long = "head", required = true)]
     heads: Vec<PathBuf>,
     #[command(flatten)]
-    baseline: super::ProbeArg,
+    baseline: super::args::ProbeArg,
     #[command(flatten)]
-    model: super::ModelArg,
+    model: super::args::ModelArg,
     #[command(flatten)]
-    data_root: super::DataRoot,
+    data_root: super::args::DataRoot,
     /// Address to listen on. The default answers this machine only; any other address serves
     /// the dataset's paths and images to whoever reaches it.
     #[arg(long, default_value = "127.0.0.1")]

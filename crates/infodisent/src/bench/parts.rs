@@ -5,9 +5,9 @@
 //! finished heads are reused by the ablation.
 
 use crate::ablate::{self, AblationReport, Variant};
+use crate::backbone::BackboneSpec;
 use crate::cache::FeatureCache;
 use crate::dataset::Dataset;
-use crate::engine::Backbone;
 use crate::error::Result;
 use crate::extract::{extract, ExtractOptions};
 use crate::metrics::MetricsOptions;
@@ -27,7 +27,7 @@ pub fn bench_parts(
     let root = out.join("data");
     let truth = generate(&root, data, &asset_backgrounds()?)?;
     let cache_dir = out.join("cache");
-    let mut backbone = Backbone::load(model, None, threads)?;
+    let mut backbone = BackboneSpec::new(model, threads).load()?;
     let dataset = Dataset::open(root.to_str().ok_or_else(|| {
         crate::error::Error::input(&root, "the benchmark's folder must be valid UTF-8")
     })?)?;

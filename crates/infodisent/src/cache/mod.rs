@@ -204,7 +204,7 @@ pub struct CacheManifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_out: Option<HoldOut>,
     /// The backbone that made the cache, as later commands rebuild it
-    /// ([`crate::extract::cache_backbone`]); absent in caches made before it was recorded.
+    /// ([`crate::backbone::from_cache`]); absent in caches made before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backbone: Option<crate::engine::BackboneSource>,
     /// Splits by name: read from the split folders (a version 1 manifest lists them itself).

@@ -96,6 +96,19 @@ impl Sample {
         }
     }
 
+    /// Decodes the image and preprocesses it into `out`, naming the image in any error.
+    pub fn preprocess_into(
+        &self,
+        preprocess: &crate::preprocess::Preprocess,
+        out: &mut [f32],
+    ) -> Result<()> {
+        let img = self.load()?;
+        preprocess.apply_into(&img, out).map_err(|e| match e {
+            Error::Io { .. } | Error::Input { .. } => e,
+            other => Error::input(&self.path, other.to_string()),
+        })
+    }
+
     /// What the dataset fingerprint records of the sample, under its root-relative `key`: the
     /// key and size for files (not the modification time nor the absolute root, so nodes that
     /// copy the data to local scratch agree); IDX content is covered by the split's file hashes.

@@ -392,6 +392,11 @@ impl Backbone {
         )
     }
 
+    /// Intra-op threads of its engine session.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
     /// The engine it runs on and its arithmetic.
     pub fn engine(&self) -> (Engine, Precision) {
         self.engine

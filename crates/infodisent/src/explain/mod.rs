@@ -1,12 +1,12 @@
 //! Explanations of an InfoDisent head's decisions, computed from cached feature maps without a
 //! backward pass: per-image contributions ([`image`]), prototypes ([`prototypes`]), class-level
-//! summaries ([`class`]), heatmaps (one [`Explainer`] per method: [`infodisent`], [`sparse`],
+//! summaries ([`class`]), heatmaps (one [`Explainer`] per method: [`dense`], [`sparse`],
 //! [`cam`], [`random`]) and PNG figures ([`render`]).
 
 pub mod cam;
 pub mod class;
+pub mod dense;
 pub mod image;
-pub mod infodisent;
 pub mod prototypes;
 pub mod random;
 pub mod render;
@@ -16,8 +16,8 @@ pub mod sparse;
 pub use crate::geometry::{Grid, ImageGeometry, PixelBox};
 pub use cam::Cam;
 pub use class::{explain_classes, ClassChannel, ClassExplanation};
+pub use dense::InfoDisentMap;
 pub use image::{Contribution, HeatmapSet, ImageExplainer, ImageExplanation};
-pub use infodisent::InfoDisentMap;
 pub use prototypes::{
     find_prototypes, top_weighted_channels, ChannelPrototypes, Prototype, Prototypes,
 };
@@ -28,45 +28,6 @@ use crate::classifier::LinearClassifier;
 use crate::error::{Error, Result};
 use crate::head::params::{Decision, HeadParams};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
-
-/// The baseline for CAM and the channel-count comparison: the probe when given, else the
-/// original classifier stored in the cache when it has the dataset's classes.
-pub fn baseline_classifier(
-    cache: &crate::cache::FeatureCache,
-    probe: Option<&Path>,
-) -> Result<Option<(String, LinearClassifier)>> {
-    if let Some(p) = probe {
-        return Ok(Some((
-            "linear probe".to_owned(),
-            crate::runs::load_probe(p)?,
-        )));
-    }
-    let found = cache
-        .classifier()?
-        .filter(|c| c.classes == cache.num_classes())
-        .map(|c| ("original classifier".to_owned(), c));
-    if found.is_none() {
-        let why = match (
-            &cache.manifest().original_head,
-            cache.manifest().original_classes,
-        ) {
-            (Some(head), _)
-                if head.kind == crate::onnx::model::OriginalHeadKind::Other
-                    || head.kind == crate::onnx::model::OriginalHeadKind::Missing =>
-            {
-                head.detail.clone()
-            }
-            (_, Some(c)) if c != cache.num_classes() => format!(
-                "the original classifier has {c} classes, the dataset {}",
-                cache.num_classes()
-            ),
-            _ => "the cache holds no original classifier".to_owned(),
-        };
-        tracing::warn!("no CAM baseline: {why}; pass --probe DIR (a linear probe) for one");
-    }
-    Ok(found)
-}
 
 /// Which side of the evidence a map shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@
 
 use super::image::ImageExplanation;
 use super::prototypes::{Prototype, Prototypes};
-use super::{cam, infodisent, ClassExplanation, Heatmap, ImageGeometry};
+use super::{cam, dense, ClassExplanation, Heatmap, ImageGeometry};
 use crate::dataset::ImageStore;
 use crate::draw::{self, draw_box, save_png, BLUE, RED};
 use crate::error::Result;
@@ -131,7 +131,7 @@ pub fn image_figure(
 ) -> Result<RgbImage> {
     let k = prototypes.map_or(0, |p| p.k);
     let hm = &ex.heatmaps;
-    let (positive, negative) = (hm.get(infodisent::POSITIVE), hm.get(infodisent::NEGATIVE));
+    let (positive, negative) = (hm.get(dense::POSITIVE), hm.get(dense::NEGATIVE));
     let shared = positive
         .map_or(0.0, Heatmap::max)
         .max(negative.map_or(0.0, Heatmap::max));

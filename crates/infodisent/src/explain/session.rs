@@ -5,7 +5,7 @@
 use super::image::ImageExplainer;
 use super::prototypes::{find_prototypes, Prototypes};
 use super::render::{image_figure, network_view};
-use super::{baseline_classifier, Grid, ImageExplanation};
+use super::{Grid, ImageExplanation};
 use crate::cache::FeatureCache;
 use crate::dataset::ImageStore;
 use crate::draw::save_png;
@@ -93,7 +93,7 @@ impl ExplainSession {
         let cache = crate::train::cache_for_head(FeatureCache::open(cache_dir)?, head_dir)?;
         let head = load_head(head_dir)?;
         let grid = Grid::from_shape(cache.feature_shape());
-        let baseline = baseline_classifier(&cache, probe)?.map(|(_, b)| b);
+        let baseline = crate::baseline::choose_or_warn(&cache, probe)?.map(|b| b.classifier);
         let explainer = ImageExplainer::new(
             head,
             baseline,

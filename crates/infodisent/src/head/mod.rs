@@ -15,6 +15,7 @@ pub mod params;
 pub mod pool;
 pub mod reference;
 pub mod rotation;
+pub mod trained;
 
 use crate::classifier::{LinearClassifier, Pooling};
 use crate::error::{Error, Result};
@@ -24,6 +25,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 pub use rotation::Parametrization;
+pub use trained::{Classifies, TrainedHead};
 
 /// Which head is trained.
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
@@ -50,8 +52,9 @@ pub enum Loss {
     Sigmoid,
 }
 
-/// Architecture and objective of a head (the `[head]` table of a training config).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Architecture and objective of a head (the `[head]` table of a training config). Written
+/// out, it shows only what applies to its kind.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HeadConfig {
     /// InfoDisent or the linear probe.
@@ -103,6 +106,41 @@ impl Default for HeadConfig {
             pooling: Pooling::Average,
             frame_per_class: DEFAULT_FRAME_PER_CLASS,
         }
+    }
+}
+
+impl Serialize for HeadConfig {
+    /// Leaves out what does not apply to the kind (a probe's pooling in an InfoDisent config,
+    /// the rotation in a probe's, the Gumbel temperatures without Gumbel) unless it was set to
+    /// something else than its default, so reading a config back gives the same settings.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let d = HeadConfig::default();
+        let infodisent = self.kind == HeadKind::InfoDisent;
+        let mut out = s.serialize_struct("HeadConfig", 11)?;
+        out.serialize_field("kind", &self.kind)?;
+        macro_rules! field {
+            ($($name:ident if $applies:expr),*) => {$(
+                if $applies || self.$name != d.$name {
+                    out.serialize_field(stringify!($name), &self.$name)?;
+                } else {
+                    out.skip_field(stringify!($name))?;
+                }
+            )*};
+        }
+        field!(
+            rotation if infodisent,
+            loss if true,
+            gumbel if infodisent,
+            tau_start if infodisent && self.gumbel,
+            tau_end if infodisent && self.gumbel,
+            w_init if true,
+            rebase_every if infodisent,
+            nonnegative if !infodisent,
+            pooling if !infodisent,
+            frame_per_class if infodisent && self.rotation == Parametrization::Frame
+        );
+        out.end()
     }
 }
 
@@ -642,15 +680,6 @@ impl Head {
     }
 }
 
-/// A trained head of either kind.
-#[derive(Debug, Clone)]
-pub enum TrainedHead {
-    /// U, W ≥ 0, b.
-    InfoDisent(HeadParams),
-    /// Linear layer on pooled features.
-    Linear(LinearClassifier),
-}
-
 /// Gumbel-softmax relaxation of both maxima, straight-through: per channel the forward value is
 /// the hard max of ReLU(±J), exactly what inference computes, while the gradient flows through
 /// softmax((ReLU(±J) + g)/τ) over the cells, g Gumbel noise (divided by τ with the values, so τ
@@ -675,4 +704,42 @@ fn gumbel_pool(u: &Tensor, pixels: &Tensor, batch: &Batch, mode: TrainMode) -> R
     let pos = soft_max(j.relu()?)?;
     let neg = soft_max(j.neg()?.relu()?)?;
     Ok((pos - neg)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(config: &HeadConfig) -> serde_json::Value {
+        serde_json::to_value(config).unwrap()
+    }
+
+    #[test]
+    fn a_config_shows_what_its_kind_has_and_reads_back_the_same() {
+        let infodisent = HeadConfig::default();
+        let probe = HeadConfig {
+            kind: HeadKind::LinearProbe,
+            ..HeadConfig::default()
+        };
+        let shown = written(&infodisent);
+        assert!(shown.get("rotation").is_some());
+        assert!(shown.get("pooling").is_none() && shown.get("nonnegative").is_none());
+        assert!(
+            shown.get("tau_start").is_none(),
+            "no temperatures without Gumbel"
+        );
+        let shown = written(&probe);
+        assert!(shown.get("pooling").is_some() && shown.get("nonnegative").is_some());
+        assert!(shown.get("rotation").is_none() && shown.get("rebase_every").is_none());
+        // A setting that does not apply but was changed is kept, so nothing is lost.
+        let odd = HeadConfig {
+            pooling: Pooling::Max,
+            ..HeadConfig::default()
+        };
+        assert_eq!(written(&odd)["pooling"], "max");
+        for config in [infodisent, probe, odd] {
+            let back: HeadConfig = serde_json::from_value(written(&config)).unwrap();
+            assert_eq!(back, config);
+        }
+    }
 }

@@ -6,35 +6,108 @@
 //!
 //! Contributions are gauge-fixed first: under softmax cross-entropy a row added to W for every
 //! class changes no prediction, so InfoDisent's W is read as W − min_c W (still ≥ 0) and a
-//! baseline's as W − mean_c W.
+//! baseline's as W − mean_c W ([`crate::head::Classifies::gauge_fixed_weights`]).
 
+use super::pass::{Accumulator, Seen};
+use crate::error::{Error, Result};
+use crate::head::params::argmax;
 pub use crate::head::params::{channels_for_fraction, channels_for_net_fraction};
+use crate::head::Classifies;
 use serde::{Deserialize, Serialize};
 
-/// How a weight matrix is gauge-fixed before contributions are counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Gauge {
-    /// Subtract each channel's smallest weight over the classes (keeps W ≥ 0).
-    Min,
-    /// Subtract each channel's mean weight over the classes.
-    Mean,
+/// Channels for 95 % under both readings of the paper's definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelCounts {
+    /// The paper's reading: true class, 95 % of the net total (negatives included).
+    pub paper: ConcentrationStats,
+    /// Images left out of `paper` because their true class's net total is not positive.
+    pub paper_undefined: usize,
+    /// The strict reading: predicted class, 95 % of the positive contributions.
+    pub strict: ConcentrationStats,
 }
 
-/// `weight` `[classes, dim]` with the per-channel part shared by every class removed.
-pub fn gauge_fixed(weight: &[f32], classes: usize, dim: usize, gauge: Gauge) -> Vec<f32> {
-    let shift: Vec<f32> = (0..dim)
-        .map(|k| {
-            let column = (0..classes).map(|c| weight[c * dim + k]);
-            match gauge {
-                Gauge::Min => column.fold(f32::INFINITY, f32::min),
-                Gauge::Mean => column.sum::<f32>() / classes as f32,
+/// Top-1 accuracy and channels for 95 % of one head over a split: the InfoDisent head's
+/// decision the pass computed, or any other head that reads the feature maps itself.
+pub struct DecisionTally<'a> {
+    /// `None`: read the pass's InfoDisent decision.
+    model: Option<&'a dyn Classifies>,
+    fixed: Vec<f32>,
+    correct: usize,
+    paper: Vec<usize>,
+    undefined: usize,
+    strict: Vec<usize>,
+}
+
+impl<'a> DecisionTally<'a> {
+    /// Tallies the decisions of the head the pass runs, whose gauge-fixed weights are `fixed`.
+    pub fn of_pass(fixed: Vec<f32>) -> Self {
+        Self::with(None, fixed)
+    }
+
+    /// Tallies the decisions of `model`, read from each feature map.
+    pub fn of(model: &'a dyn Classifies) -> Self {
+        Self::with(Some(model), model.gauge_fixed_weights())
+    }
+
+    fn with(model: Option<&'a dyn Classifies>, fixed: Vec<f32>) -> Self {
+        DecisionTally {
+            model,
+            fixed,
+            correct: 0,
+            paper: vec![],
+            undefined: 0,
+            strict: vec![],
+        }
+    }
+
+    /// Top-1 accuracy and the channel counts.
+    pub fn finish(&self) -> (f64, ChannelCounts) {
+        let n = self.strict.len();
+        (
+            self.correct as f64 / n.max(1) as f64,
+            ChannelCounts {
+                paper: summarize(&self.paper),
+                paper_undefined: self.undefined,
+                strict: summarize(&self.strict),
+            },
+        )
+    }
+}
+
+impl Accumulator for DecisionTally<'_> {
+    fn add(&mut self, image: &Seen) -> Result<()> {
+        let read;
+        let (v, predicted) = match (self.model, image.decision) {
+            (Some(model), _) => {
+                read = model
+                    .decide(image.features, 1, image.grid.cells())?
+                    .remove(0);
+                (&read.pooled, argmax(&read.logits))
             }
-        })
-        .collect();
-    weight
-        .chunks_exact(dim)
-        .flat_map(|row| row.iter().zip(&shift).map(|(w, s)| w - s))
-        .collect()
+            (None, Some(d)) => (&d.pooled.v, d.predicted),
+            (None, None) => {
+                return Err(Error::Config(
+                    "channel counts of the pass's head, but the pass runs none".into(),
+                ))
+            }
+        };
+        let d = v.len();
+        let contributions = |c: usize| -> Vec<f32> {
+            self.fixed[c * d..(c + 1) * d]
+                .iter()
+                .zip(v)
+                .map(|(w, x)| w * x)
+                .collect()
+        };
+        match channels_for_net_fraction(&contributions(image.truth), 0.95) {
+            Some(m) => self.paper.push(m),
+            None => self.undefined += 1,
+        }
+        self.strict
+            .push(channels_for_fraction(&contributions(predicted), 0.95));
+        self.correct += usize::from(predicted == image.truth);
+        Ok(())
+    }
 }
 
 /// One histogram bar: how many images needed at most `upto` channels (and more than the
@@ -101,6 +174,7 @@ pub fn summarize(counts: &[usize]) -> ConcentrationStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::head::trained::{gauge_fixed, Gauge};
 
     #[test]
     fn counts_the_channels_that_carry_the_evidence() {

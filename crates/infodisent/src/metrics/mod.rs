@@ -8,26 +8,26 @@
 pub mod concentration;
 pub mod faithfulness;
 pub mod parts;
+pub mod pass;
 pub mod pointing;
 pub mod rv;
 
+use crate::baseline::Baseline;
 use crate::cache::FeatureCache;
 use crate::classifier::LinearClassifier;
 use crate::dataset::ImageStore;
 use crate::engine::FeatureFn;
-use crate::error::{Error, Result};
-use crate::explain::{
-    explainers, of_polarity, Explainer, Grid, ImageGeometry, Polarity, RandomMap, Subject,
-};
-use crate::head::params::{argmax, HeadParams};
+use crate::error::Result;
+use crate::explain::{explainers, of_polarity, Grid, Polarity, RandomMap};
+use crate::head::params::HeadParams;
+use crate::head::Classifies;
 use crate::synth::Annotations;
-use concentration::{
-    channels_for_fraction, channels_for_net_fraction, gauge_fixed, summarize, ConcentrationStats,
-    Gauge,
-};
+use concentration::ChannelCounts;
+use concentration::DecisionTally;
 use faithfulness::{FaithfulnessScore, PerturbationImage};
-use pointing::{points_at, AnnotationIndex, PointingScore};
-use rv::RvReport;
+use pass::{each_image, Accumulator};
+use pointing::{PointingGames, PointingScore};
+use rv::{RvReport, RvSampler, RvStat};
 use serde::{Deserialize, Serialize};
 
 /// What to measure and how much.
@@ -93,17 +93,6 @@ pub struct MetricsReport {
     pub faithfulness: Vec<FaithfulnessScore>,
 }
 
-/// Channels for 95 % under both readings of the paper's definition (see [`concentration`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChannelCounts {
-    /// The paper's reading: true class, 95 % of the net total (negatives included).
-    pub paper: ConcentrationStats,
-    /// Images left out of `paper` because their true class's net total is not positive.
-    pub paper_undefined: usize,
-    /// The strict reading: predicted class, 95 % of the positive contributions.
-    pub strict: ConcentrationStats,
-}
-
 /// What the trained parameters look like.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct WeightStats {
@@ -134,43 +123,6 @@ impl WeightStats {
     }
 }
 
-/// Per-image channel counts under both readings, gathered then summarised.
-#[derive(Default)]
-struct CountTally {
-    paper: Vec<usize>,
-    undefined: usize,
-    strict: Vec<usize>,
-}
-
-impl CountTally {
-    /// Adds one image: `weight` (gauge-fixed, `[classes, dim]`) times `v`, for the true and the
-    /// predicted class.
-    fn add(&mut self, weight: &[f32], v: &[f32], truth: usize, predicted: usize) {
-        let d = v.len();
-        let contributions = |c: usize| -> Vec<f32> {
-            weight[c * d..(c + 1) * d]
-                .iter()
-                .zip(v)
-                .map(|(w, x)| w * x)
-                .collect()
-        };
-        match channels_for_net_fraction(&contributions(truth), 0.95) {
-            Some(m) => self.paper.push(m),
-            None => self.undefined += 1,
-        }
-        self.strict
-            .push(channels_for_fraction(&contributions(predicted), 0.95));
-    }
-
-    fn finish(&self) -> ChannelCounts {
-        ChannelCounts {
-            paper: summarize(&self.paper),
-            paper_undefined: self.undefined,
-            strict: summarize(&self.strict),
-        }
-    }
-}
-
 fn baseline_check<'a>(
     head: &HeadParams,
     baseline: Option<&'a LinearClassifier>,
@@ -183,124 +135,74 @@ fn baseline_check<'a>(
 pub fn cache_metrics(
     cache: &FeatureCache,
     head: &HeadParams,
-    baseline: Option<(&str, &LinearClassifier)>,
+    baseline: Option<&Baseline>,
     annotations: Option<&Annotations>,
     opts: &MetricsOptions,
 ) -> Result<MetricsReport> {
     let grid = Grid::for_head(cache, head.dim)?;
-    let baseline = baseline.and_then(|(name, b)| baseline_check(head, Some(b)).map(|b| (name, b)));
-    let (d, cells) = (grid.dim, grid.cells());
-    let input_size = cache.manifest().input_size;
-    let pre = &cache.manifest().preprocess;
+    let baseline =
+        baseline.and_then(|b| baseline_check(head, Some(&b.classifier)).map(|c| (b.name, c)));
     let items = cache.items(&opts.split)?;
-    let index = annotations.map(AnnotationIndex::new);
     let random = RandomMap::new(opts.seed, 1);
-    // The pointing game scores every evidence-for method against the planted part, with the
-    // random map as chance; the counter-evidence game scores every evidence-against method.
     let methods = explainers(head, baseline.map(|(_, b)| b));
     let mut pointers = of_polarity(&methods, Polarity::Positive);
     pointers.push(&random);
-    let counter_pointers = of_polarity(&methods, Polarity::Negative);
-    let fixed = gauge_fixed(&head.weight, head.classes, d, Gauge::Min);
-    let baseline_fixed =
-        baseline.map(|(_, b)| gauge_fixed(&b.weight, b.classes, b.dim, Gauge::Mean));
-    let rv_sample: std::collections::HashSet<usize> =
-        crate::cache::balanced_sample(&items, opts.rv_images, opts.seed)
-            .into_iter()
-            .collect();
-    let mut counts = CountTally::default();
-    let mut baseline_counts = CountTally::default();
-    let (mut correct, mut baseline_correct) = (0usize, 0usize);
-    let mut hits = vec![0usize; pointers.len()];
-    let mut pointed = 0usize;
-    let (mut counter_hits, mut counter_total) = (vec![0usize; counter_pointers.len()], 0usize);
-    let mut rv_rotated = Vec::new();
-    let mut rv_raw = Vec::new();
-    let bar = crate::progress::bar(items.len() as u64, "metrics", "img");
-    for shard in cache.shards(&opts.split)? {
-        let shard = shard?;
-        let decisions = head.decide_batch(&shard.features, shard.len, cells)?;
-        for (i, decision) in decisions.iter().enumerate() {
-            let f = &shard.features[i * d * cells..(i + 1) * d * cells];
-            if rv_sample.contains(&(shard.index[i] as usize)) {
-                rv_rotated.extend_from_slice(&decision.rotated);
-                rv_raw.extend_from_slice(f);
-            }
-            let truth = shard.labels[i] as usize;
-            let predicted = decision.predicted;
-            correct += usize::from(predicted == truth);
-            counts.add(&fixed, &decision.pooled.v, truth, predicted);
-            if let (Some((_, b)), Some(bw)) = (baseline, &baseline_fixed) {
-                let pooled = b.pool(f, cells);
-                let bp = argmax(&b.logits(&pooled));
-                baseline_correct += usize::from(bp == truth);
-                baseline_counts.add(bw, &pooled, truth, bp);
-            }
-            let item = &items[shard.index[i] as usize];
-            let Some(ann) = index.as_ref().and_then(|x| x.get(&item.path)) else {
-                continue;
-            };
-            let (w, h) = image::image_dimensions(&item.path)
-                .map_err(|e| Error::input(&item.path, e.to_string()))?;
-            let geometry = ImageGeometry::new(pre, w, h);
-            let class = ann.label;
-            let tol = opts.pointing_tolerance;
-            let image = Subject {
-                features: f,
-                grid,
-                decision,
-            };
-            for (hit, method) in hits.iter_mut().zip(&pointers) {
-                let map = method.heatmap(&image, class)?;
-                *hit += usize::from(points_at(&map, input_size, &geometry, &ann.decisive, tol));
-            }
-            pointed += 1;
-            if let Some((_, counter_box)) = ann.counter {
-                for (hit, method) in counter_hits.iter_mut().zip(&counter_pointers) {
-                    let map = method.heatmap(&image, class)?;
-                    *hit += usize::from(points_at(&map, input_size, &geometry, &counter_box, tol));
-                }
-                counter_total += 1;
-            }
-        }
-        bar.inc(shard.len as u64);
-        bar.check()?;
-    }
-    bar.finish_and_clear();
-    let n = counts.strict.len();
-    let rv_n = rv_rotated.len() / (d * cells);
-    let rv = RvReport {
-        images: rv_n,
-        pairs: opts.rv_pairs.min(d * d.saturating_sub(1) / 2),
-        infodisent: rv::mean_rv(&rv_rotated, rv_n, d, cells, opts.rv_pairs, opts.seed),
-        raw: rv::mean_rv(&rv_raw, rv_n, d, cells, opts.rv_pairs, opts.seed),
-    };
-    let scores = |methods: &[&dyn Explainer], hits: &[usize], total: usize| -> Vec<PointingScore> {
-        if total == 0 {
-            return vec![];
-        }
-        methods
-            .iter()
-            .zip(hits)
-            .map(|(m, &h)| PointingScore::new(m.name(), h, total))
-            .collect()
-    };
-    let pointing = scores(&pointers, &hits, pointed);
-    let counter_pointing = scores(&counter_pointers, &counter_hits, counter_total);
+    let mut decisions = DecisionTally::of_pass(head.gauge_fixed_weights());
+    let mut baseline_decisions = baseline.map(|(_, b)| DecisionTally::of(b));
+    let mut rv = RvSampler::new(&items, opts.rv_images, opts.seed);
+    let mut pointing = annotations.map(|a| {
+        let manifest = cache.manifest();
+        let against = of_polarity(&methods, Polarity::Negative);
+        PointingGames::new(
+            a,
+            pointers,
+            against,
+            &manifest.preprocess,
+            manifest.input_size,
+            opts.pointing_tolerance,
+        )
+    });
+    let mut metrics: Vec<&mut dyn Accumulator> = vec![&mut decisions, &mut rv];
+    metrics.extend(
+        baseline_decisions
+            .as_mut()
+            .map(|t| t as &mut dyn Accumulator),
+    );
+    metrics.extend(pointing.as_mut().map(|p| p as &mut dyn Accumulator));
+    each_image(cache, &opts.split, Some(head), &mut metrics)?;
+    let (accuracy, channels_for_95) = decisions.finish();
+    let baseline_figures = baseline_decisions.as_ref().map(DecisionTally::finish);
+    let (pointing, counter_pointing) = pointing.map(|p| p.finish()).unwrap_or_default();
     Ok(MetricsReport {
         split: opts.split.clone(),
-        images: n,
-        accuracy: correct as f64 / n.max(1) as f64,
-        channels_for_95: counts.finish(),
+        images: channels_for_95.strict.images,
+        accuracy,
+        channels_for_95,
         baseline: baseline.map(|(name, _)| name.to_owned()),
-        baseline_accuracy: baseline.map(|_| baseline_correct as f64 / n.max(1) as f64),
-        baseline_channels_for_95: baseline.map(|_| baseline_counts.finish()),
+        baseline_accuracy: baseline_figures.as_ref().map(|f| f.0),
+        baseline_channels_for_95: baseline_figures.map(|f| f.1),
         weights: WeightStats::of(head),
-        rv,
+        rv: rv.finish(grid.dim, grid.cells(), opts.rv_pairs, opts.seed),
         pointing,
         counter_pointing,
         faithfulness: vec![],
     })
+}
+
+/// Top-1 accuracy and channels for 95 % of any head on `opts.split`, and the RV of the raw
+/// channels (what a linear layer explains with).
+pub fn head_metrics(
+    cache: &FeatureCache,
+    model: &dyn Classifies,
+    opts: &MetricsOptions,
+) -> Result<(f64, ChannelCounts, RvStat)> {
+    let grid = Grid::for_head(cache, model.dim())?;
+    let mut decisions = DecisionTally::of(model);
+    let mut rv = RvSampler::new(&cache.items(&opts.split)?, opts.rv_images, opts.seed);
+    each_image(cache, &opts.split, None, &mut [&mut decisions, &mut rv])?;
+    let (accuracy, counts) = decisions.finish();
+    let rv = rv.finish(grid.dim, grid.cells(), opts.rv_pairs, opts.seed);
+    Ok((accuracy, counts, rv.raw))
 }
 
 /// Annotations beside the images of `split` (`annotations.json` in the dataset root that holds
@@ -320,7 +222,7 @@ pub fn find_annotations(cache: &FeatureCache, split: &str) -> Option<std::path::
 pub fn measure(
     cache: &FeatureCache,
     head: &HeadParams,
-    baseline: Option<(&str, &LinearClassifier)>,
+    baseline: Option<&Baseline>,
     annotations: Option<&std::path::Path>,
     features: Option<&mut FeatureFn<'_>>,
     opts: &MetricsOptions,
@@ -335,7 +237,7 @@ pub fn measure(
     let mut report = cache_metrics(cache, head, baseline, annotations.as_ref(), opts)?;
     if let (true, Some(features)) = (opts.deletion_images > 0, features) {
         report.faithfulness =
-            faithfulness_metrics(cache, head, baseline.map(|(_, b)| b), features, opts)?;
+            faithfulness_metrics(cache, head, baseline.map(|b| &b.classifier), features, opts)?;
     }
     Ok(report)
 }

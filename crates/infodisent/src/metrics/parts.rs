@@ -8,7 +8,6 @@
 //! A box lands on the part that covers most of it (the distractor counts as a part: a channel
 //! pure on the ring that every class shares is pure, and correctness then marks it wrong).
 
-use super::concentration::{gauge_fixed, Gauge};
 use super::pointing::AnnotationIndex;
 use crate::cache::FeatureCache;
 use crate::classifier::LinearClassifier;
@@ -16,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::explain::prototypes::{find_prototypes, top_weighted};
 use crate::explain::{Grid, ImageGeometry};
 use crate::head::params::{argmax, HeadParams};
+use crate::head::{Classifies, TrainedHead};
 use crate::synth::parts::{PartsImage, PartsTruth, DISTRACTOR};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -42,16 +42,6 @@ impl Default for PartsOptions {
             explanation_channels: 3,
         }
     }
-}
-
-/// What a model explains with: a trained InfoDisent head, or a linear probe on pooled features
-/// (whose channels are the raw ones and whose cell is each channel's largest value).
-#[derive(Clone, Copy)]
-pub enum Explained<'a> {
-    /// Contributions `(W − min_c W)[c,k] · v_k` of the sparse pooling.
-    Head(&'a HeadParams),
-    /// Contributions `(W − mean_c W)[c,k] · pool(F)_k`, pooled as the probe does.
-    Probe(&'a LinearClassifier),
 }
 
 /// One measured channel.
@@ -87,22 +77,6 @@ pub struct PartsScore {
     pub channels: Vec<ChannelPurity>,
 }
 
-impl Explained<'_> {
-    /// Classes and gauge-fixed weights `[C, D]`.
-    fn fixed_weights(self) -> (usize, Vec<f32>) {
-        match self {
-            Explained::Head(h) => (
-                h.classes,
-                gauge_fixed(&h.weight, h.classes, h.dim, Gauge::Min),
-            ),
-            Explained::Probe(p) => (
-                p.classes,
-                gauge_fixed(&p.weight, p.classes, p.dim, Gauge::Mean),
-            ),
-        }
-    }
-}
-
 /// A head that rotates by the identity: it finds a probe's cells and prototypes in the raw
 /// channels (its zero weights are never read).
 fn identity_head(p: &LinearClassifier) -> Result<HeadParams> {
@@ -132,46 +106,72 @@ pub fn purity_of(landed: &[Option<&str>]) -> (Option<String>, f64) {
     }
 }
 
-/// Measures `model` on the parts dataset the cache was extracted from.
-pub fn parts_score(
-    cache: &FeatureCache,
-    model: Explained,
-    truth: &PartsTruth,
-    opts: &PartsOptions,
-) -> Result<PartsScore> {
-    let identity;
-    let finder = match model {
-        Explained::Head(h) => h,
-        Explained::Probe(p) => {
-            identity = identity_head(p)?;
-            &identity
-        }
-    };
-    let (classes, weight) = model.fixed_weights();
-    let dim = finder.dim;
-    let grid = Grid::for_head(cache, dim)?;
-    let cells = grid.cells();
-    let input_size = cache.manifest().input_size;
-    let size = truth.config.size;
-    let geometry = ImageGeometry::new(&cache.manifest().preprocess, size, size);
-    let index: AnnotationIndex<PartsImage> = AnnotationIndex::new(&truth.images);
-    let lookup = |path: &str| {
-        index
+/// The geometry both scores share: the head that finds cells and prototypes (the model itself,
+/// or for a linear layer one that rotates by the identity), and where a cell lands.
+struct Setup<'a> {
+    finder: std::borrow::Cow<'a, HeadParams>,
+    grid: Grid,
+    geometry: ImageGeometry,
+    input_size: usize,
+    index: AnnotationIndex<'a, PartsImage>,
+}
+
+impl<'a> Setup<'a> {
+    fn new(cache: &FeatureCache, model: &'a TrainedHead, truth: &'a PartsTruth) -> Result<Self> {
+        let finder = match model {
+            TrainedHead::InfoDisent(h) => std::borrow::Cow::Borrowed(h),
+            TrainedHead::Linear(p) => std::borrow::Cow::Owned(identity_head(p)?),
+        };
+        let size = truth.config.size;
+        Ok(Setup {
+            grid: Grid::for_head(cache, finder.dim)?,
+            finder,
+            geometry: ImageGeometry::new(&cache.manifest().preprocess, size, size),
+            input_size: cache.manifest().input_size,
+            index: AnnotationIndex::new(&truth.images),
+        })
+    }
+
+    fn image(&self, path: &str) -> Result<&'a PartsImage> {
+        self.index
             .get(path)
             .ok_or_else(|| Error::input(path, "image is not in the parts benchmark's ground truth"))
-    };
-    let cell_image_box = |cell: usize| geometry.to_image(grid.cell_box(cell, input_size));
+    }
 
-    let prototypes = find_prototypes(cache, finder, "train", opts.prototypes)?;
+    /// The part a cell of the feature grid lands on in its image.
+    fn part_at(&self, image: &'a PartsImage, cell: usize) -> Option<&'a str> {
+        image.part_at(
+            &self
+                .geometry
+                .to_image(self.grid.cell_box(cell, self.input_size)),
+        )
+    }
+}
+
+/// Purity of each channel `model` explains with: each class's `channels_per_class` largest
+/// gauge-fixed weights, each channel's `prototypes` top training boxes.
+pub fn purity(
+    cache: &FeatureCache,
+    model: &TrainedHead,
+    truth: &PartsTruth,
+    opts: &PartsOptions,
+) -> Result<Vec<ChannelPurity>> {
+    let setup = Setup::new(cache, model, truth)?;
+    let weight = model.gauge_fixed_weights();
+    let prototypes = find_prototypes(cache, &setup.finder, "train", opts.prototypes)?;
     let train_items = cache.items("train")?;
     let mut channels = Vec::new();
-    for k in top_weighted(&weight, classes, dim, opts.channels_per_class) {
-        let protos = &prototypes.channels[k].positive;
+    for k in top_weighted(
+        &weight,
+        model.classes(),
+        model.dim(),
+        opts.channels_per_class,
+    ) {
         let mut landed = Vec::with_capacity(opts.prototypes);
-        for p in protos {
-            let img = lookup(&train_items[p.item].path)?;
+        for p in &prototypes.channels[k].positive {
+            let img = setup.image(&train_items[p.item].path)?;
             let [r, c] = p.cell;
-            landed.push(img.part_at(&cell_image_box(r * grid.w + c)));
+            landed.push(setup.part_at(img, r * setup.grid.w + c));
         }
         // Missing prototypes (a channel that fires on fewer images) count as background.
         landed.resize(opts.prototypes, None);
@@ -182,24 +182,43 @@ pub fn parts_score(
             purity,
         });
     }
+    Ok(channels)
+}
 
+/// Where the explanations of `opts.split` land: counts of checked channels and of those on a
+/// part of the predicted class, on the distractor, on the background; and the chance cells.
+#[derive(Default)]
+struct Landing {
+    checked: usize,
+    hits: usize,
+    distractor: usize,
+    background: usize,
+    chance_hits: usize,
+    chance_cells: usize,
+}
+
+/// Checks the `explanation_channels` largest positive contributions of every test image's
+/// predicted class: does each channel's deciding cell land on a part that makes the class?
+fn correctness(
+    cache: &FeatureCache,
+    model: &TrainedHead,
+    truth: &PartsTruth,
+    opts: &PartsOptions,
+) -> Result<Landing> {
+    let setup = Setup::new(cache, model, truth)?;
+    let (dim, cells) = (model.dim(), setup.grid.cells());
+    let weight = model.gauge_fixed_weights();
     let items = cache.items(&opts.split)?;
     let names = &cache.manifest().classes;
-    let (mut hits, mut checked, mut distractor, mut background) = (0usize, 0usize, 0usize, 0usize);
-    let (mut chance_hits, mut chance_cells) = (0usize, 0usize);
+    let mut landing = Landing::default();
     for shard in cache.shards(&opts.split)? {
         let shard = shard?;
-        let decisions = finder.decide_batch(&shard.features, shard.len, cells)?;
-        for (i, decision) in decisions.iter().enumerate() {
-            let pooled;
-            let (values, predicted) = match model {
-                Explained::Head(_) => (&decision.pooled.v, decision.predicted),
-                Explained::Probe(p) => {
-                    let f = &shard.features[i * dim * cells..(i + 1) * dim * cells];
-                    pooled = p.pool(f, cells);
-                    (&pooled, argmax(&p.logits(&pooled)))
-                }
-            };
+        let decisions = setup
+            .finder
+            .decide_batch(&shard.features, shard.len, cells)?;
+        let reads = model.decide(&shard.features, shard.len, cells)?;
+        for (i, (decision, read)) in decisions.iter().zip(&reads).enumerate() {
+            let (values, predicted) = (&read.pooled, argmax(&read.logits));
             let w = &weight[predicted * dim..(predicted + 1) * dim];
             let mut order: Vec<(f32, usize)> = (0..dim)
                 .map(|k| (w[k] * values[k], k))
@@ -207,7 +226,7 @@ pub fn parts_score(
                 .collect();
             order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
             order.truncate(opts.explanation_channels);
-            let img = lookup(&items[shard.index[i] as usize].path)?;
+            let img = setup.image(&items[shard.index[i] as usize].path)?;
             let class = names.get(predicted).ok_or_else(|| {
                 Error::Shape(format!(
                     "class {predicted} is beyond the cache's {}",
@@ -215,11 +234,12 @@ pub fn parts_score(
                 ))
             })?;
             let on_class_part = |cell: usize| {
-                img.part_at(&cell_image_box(cell))
+                setup
+                    .part_at(img, cell)
                     .is_some_and(|part| truth.defines(class, part))
             };
-            chance_hits += (0..cells).filter(|&cell| on_class_part(cell)).count();
-            chance_cells += cells;
+            landing.chance_hits += (0..cells).filter(|&cell| on_class_part(cell)).count();
+            landing.chance_cells += cells;
             for (_, k) in order {
                 // The channel's value is read where it is extreme in its sign: a positive value
                 // (the only kind InfoDisent's W ≥ 0 turns into evidence) at its largest cell.
@@ -229,35 +249,41 @@ pub fn parts_score(
                 } else {
                     pooled.argmin[k]
                 };
-                checked += 1;
-                match img.part_at(&cell_image_box(cell)) {
-                    Some(part) if truth.defines(class, part) => hits += 1,
-                    Some(part) if part == DISTRACTOR => distractor += 1,
+                landing.checked += 1;
+                match setup.part_at(img, cell) {
+                    Some(part) if truth.defines(class, part) => landing.hits += 1,
+                    Some(part) if part == DISTRACTOR => landing.distractor += 1,
                     Some(_) => {}
-                    None => background += 1,
+                    None => landing.background += 1,
                 }
             }
         }
     }
-    let purity = if channels.is_empty() {
+    Ok(landing)
+}
+
+/// Purity and correctness of `model` on the parts dataset the cache was extracted from.
+pub fn parts_score(
+    cache: &FeatureCache,
+    model: &TrainedHead,
+    truth: &PartsTruth,
+    opts: &PartsOptions,
+) -> Result<PartsScore> {
+    let channels = purity(cache, model, truth, opts)?;
+    let landing = correctness(cache, model, truth, opts)?;
+    let mean_purity = if channels.is_empty() {
         0.0
     } else {
         channels.iter().map(|c| c.purity).sum::<f64>() / channels.len() as f64
     };
-    let share = |n: usize| {
-        if checked == 0 {
-            0.0
-        } else {
-            n as f64 / checked as f64
-        }
-    };
+    let share = |n: usize| n as f64 / landing.checked.max(1) as f64;
     Ok(PartsScore {
-        purity,
-        correctness: share(hits),
-        chance: chance_hits as f64 / chance_cells.max(1) as f64,
-        checked,
-        on_distractor: share(distractor),
-        on_background: share(background),
+        purity: mean_purity,
+        correctness: share(landing.hits),
+        chance: landing.chance_hits as f64 / landing.chance_cells.max(1) as f64,
+        checked: landing.checked,
+        on_distractor: share(landing.distractor),
+        on_background: share(landing.background),
         distractor_channels: channels
             .iter()
             .filter(|c| c.part.as_deref() == Some(DISTRACTOR))

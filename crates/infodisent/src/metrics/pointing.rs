@@ -1,7 +1,10 @@
 //! The pointing game: a heatmap scores a hit when its peak lies on (or within a tolerance of)
 //! the known deciding part. Ground truth comes from generated data ([`crate::synth`]).
 
-use crate::explain::{Heatmap, ImageGeometry, PixelBox};
+use super::pass::{Accumulator, Seen};
+use crate::error::{Error, Result};
+use crate::explain::{Explainer, Heatmap, ImageGeometry, PixelBox, Subject};
+use crate::preprocess::Preprocess;
 use crate::synth::Annotation;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -47,6 +50,96 @@ pub fn points_at(
     let (x, y) = map.peak_point(input_size);
     let (x, y) = geometry.point_to_image(x, y);
     crate::geometry::point_near_box(x, y, target, tolerance)
+}
+
+/// Both pointing games over the annotated images of a split: every evidence-for method against
+/// the planted part, every evidence-against method against the planted counter-evidence.
+pub struct PointingGames<'a> {
+    index: AnnotationIndex<'a>,
+    pointers: Vec<&'a dyn Explainer>,
+    counter_pointers: Vec<&'a dyn Explainer>,
+    preprocess: &'a Preprocess,
+    input_size: usize,
+    tolerance: f64,
+    hits: Vec<usize>,
+    pointed: usize,
+    counter_hits: Vec<usize>,
+    countered: usize,
+}
+
+impl<'a> PointingGames<'a> {
+    /// The games of `pointers` and `counter_pointers` on the images `annotations` cover, peaks
+    /// within `tolerance` original-image pixels of the box counting as hits.
+    pub fn new(
+        annotations: &'a crate::synth::Annotations,
+        pointers: Vec<&'a dyn Explainer>,
+        counter_pointers: Vec<&'a dyn Explainer>,
+        preprocess: &'a Preprocess,
+        input_size: usize,
+        tolerance: f64,
+    ) -> Self {
+        PointingGames {
+            index: AnnotationIndex::new(annotations),
+            hits: vec![0; pointers.len()],
+            counter_hits: vec![0; counter_pointers.len()],
+            pointers,
+            counter_pointers,
+            preprocess,
+            input_size,
+            tolerance,
+            pointed: 0,
+            countered: 0,
+        }
+    }
+
+    /// The scores of both games (empty when no image was annotated).
+    pub fn finish(&self) -> (Vec<PointingScore>, Vec<PointingScore>) {
+        let scores = |methods: &[&dyn Explainer], hits: &[usize], total: usize| {
+            if total == 0 {
+                return vec![];
+            }
+            methods
+                .iter()
+                .zip(hits)
+                .map(|(m, &h)| PointingScore::new(m.name(), h, total))
+                .collect()
+        };
+        (
+            scores(&self.pointers, &self.hits, self.pointed),
+            scores(&self.counter_pointers, &self.counter_hits, self.countered),
+        )
+    }
+}
+
+impl Accumulator for PointingGames<'_> {
+    fn add(&mut self, image: &Seen) -> Result<()> {
+        let (Some(ann), Some(decision)) = (self.index.get(image.path), image.decision) else {
+            return Ok(());
+        };
+        let (w, h) = image::image_dimensions(image.path)
+            .map_err(|e| Error::input(image.path, e.to_string()))?;
+        let geometry = ImageGeometry::new(self.preprocess, w, h);
+        let subject = Subject {
+            features: image.features,
+            grid: image.grid,
+            decision,
+        };
+        let game = |methods: &[&dyn Explainer], hits: &mut [usize], target: &PixelBox| {
+            for (hit, method) in hits.iter_mut().zip(methods) {
+                let map = method.heatmap(&subject, ann.label)?;
+                let on = points_at(&map, self.input_size, &geometry, target, self.tolerance);
+                *hit += usize::from(on);
+            }
+            Ok::<_, Error>(())
+        };
+        game(&self.pointers, &mut self.hits, &ann.decisive)?;
+        self.pointed += 1;
+        if let Some((_, counter)) = ann.counter {
+            game(&self.counter_pointers, &mut self.counter_hits, &counter)?;
+            self.countered += 1;
+        }
+        Ok(())
+    }
 }
 
 /// Finds the annotation of a cache item by its path: annotation keys are paths relative to

@@ -8,6 +8,8 @@
 //! same pairs with channel `l` taken from another image (`π(i)`) than channel `k`. Constant
 //! channels (dead after a ReLU) have no RV and are left out of the pairs.
 
+use super::pass::{Accumulator, Seen};
+use crate::error::Result;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -172,6 +174,51 @@ pub fn mean_rv(
         mean: total / chosen.len() as f64,
         null: null / chosen.len() as f64,
         constant_channels,
+    }
+}
+
+/// Stacks the maps of a class-balanced sample of the split, rotated and raw, for
+/// [`RvSampler::finish`] to compare their channels.
+pub struct RvSampler {
+    sample: std::collections::HashSet<usize>,
+    rotated: Vec<f32>,
+    raw: Vec<f32>,
+}
+
+impl RvSampler {
+    /// Samples `images` of `items` (class-balanced, seeded).
+    pub fn new(items: &[crate::cache::Item], images: usize, seed: u64) -> Self {
+        RvSampler {
+            sample: crate::cache::balanced_sample(items, images, seed)
+                .into_iter()
+                .collect(),
+            rotated: vec![],
+            raw: vec![],
+        }
+    }
+
+    /// Mean RV of the rotated and of the raw channels over `pairs` sampled pairs.
+    pub fn finish(&self, dim: usize, cells: usize, pairs: usize, seed: u64) -> RvReport {
+        let n = self.raw.len() / (dim * cells).max(1);
+        let rotated_n = self.rotated.len() / (dim * cells).max(1);
+        RvReport {
+            images: n,
+            pairs: pairs.min(dim * dim.saturating_sub(1) / 2),
+            infodisent: mean_rv(&self.rotated, rotated_n, dim, cells, pairs, seed),
+            raw: mean_rv(&self.raw, n, dim, cells, pairs, seed),
+        }
+    }
+}
+
+impl Accumulator for RvSampler {
+    fn add(&mut self, image: &Seen) -> Result<()> {
+        if self.sample.contains(&image.item) {
+            self.raw.extend_from_slice(image.features);
+            if let Some(d) = image.decision {
+                self.rotated.extend_from_slice(&d.rotated);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -28,43 +28,27 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Loads the chosen classifier and checks it fits the cache.
+/// The chosen classifier, by the baseline rule ([`crate::baseline::choose`]), with where it
+/// came from; the decomposition needs an average-pooled one.
 pub fn resolve_classifier(
     cache: &FeatureCache,
     choice: &ClassifierChoice,
 ) -> Result<(LinearClassifier, String)> {
-    let (c, source) = match choice {
-        ClassifierChoice::Original => {
-            let c = cache.classifier()?.ok_or_else(|| {
-                Error::cache(cache.dir(), "has no original classifier; train a linear probe (`infodisent train --kind linear-probe`) and pass --classifier DIR")
-            })?;
-            if c.classes != cache.num_classes() {
-                return Err(Error::Config(format!(
-                    "the original classifier has {} classes but the dataset has {}; train a linear probe (`infodisent train --kind linear-probe`) and pass --classifier DIR",
-                    c.classes,
-                    cache.num_classes()
-                )));
-            }
-            (c, "original".to_owned())
-        }
-        ClassifierChoice::Probe(p) => {
-            let file = runs::file_in(p, runs::PROBE_FILE);
-            (runs::load_probe(&file)?, file.display().to_string())
-        }
+    let probe = match choice {
+        ClassifierChoice::Original => None,
+        ClassifierChoice::Probe(p) => Some(p.as_path()),
     };
+    let baseline = crate::baseline::choose(cache, probe)?.map_err(|why| {
+        Error::cache(
+            cache.dir(),
+            format!("{why}; train a linear probe (`infodisent train --kind linear-probe`) and pass --classifier DIR"),
+        )
+    })?;
+    let (c, source) = (baseline.classifier, baseline.source);
     if c.pooling != crate::classifier::Pooling::Average {
         return Err(Error::Config(format!(
             "classifier {source} pools by {:?}; the decomposition masks cells of an average-pooled representation: train the probe with the default pooling",
             c.pooling
-        )));
-    }
-    if c.dim != cache.feature_shape()[0] || c.classes != cache.num_classes() {
-        return Err(Error::Shape(format!(
-            "classifier {source} is [{}, {}] but the cache has {} classes of {}-channel features",
-            c.classes,
-            c.dim,
-            cache.num_classes(),
-            cache.feature_shape()[0]
         )));
     }
     Ok((c, source))

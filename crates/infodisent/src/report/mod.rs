@@ -15,7 +15,7 @@ use crate::explain::render::{
 };
 use crate::explain::Polarity;
 use crate::explain::{
-    explain_classes, find_prototypes, infodisent, ClassExplanation, Grid, Heatmap, ImageExplainer,
+    dense, explain_classes, find_prototypes, ClassExplanation, Grid, Heatmap, ImageExplainer,
     ImageExplanation, Prototypes,
 };
 use crate::fsutil::{write_atomic, write_json_atomic};
@@ -109,14 +109,6 @@ struct Content<'a> {
     class_names: Vec<String>,
 }
 
-fn baseline_label(original: bool) -> &'static str {
-    if original {
-        "original classifier"
-    } else {
-        "linear probe"
-    }
-}
-
 /// Builds the report into `out` (created if needed; files are replaced atomically).
 pub fn build(src: &ReportSources, opts: &ReportOptions, out: &Path) -> Result<ReportSummary> {
     let cache = src.cache;
@@ -124,21 +116,14 @@ pub fn build(src: &ReportSources, opts: &ReportOptions, out: &Path) -> Result<Re
     let grid = Grid::from_shape(cache.feature_shape());
     let pre = cache.manifest().preprocess.clone();
     let class_names = cache.manifest().classes.clone();
-    let original = cache
-        .classifier()?
-        .filter(|c| c.classes == head.classes && c.dim == head.dim);
-    let probe = src.probe_dir.map(crate::runs::load_probe).transpose()?;
-    let baseline = original
-        .as_ref()
-        .map(|c| (baseline_label(true), c))
-        .or(probe.as_ref().map(|p| (baseline_label(false), p)));
+    let baseline = crate::baseline::choose_or_warn(cache, src.probe_dir)?;
 
     let metrics = match &src.metrics {
         Some(m) => m.clone(),
         None => cache_metrics(
             cache,
             &head,
-            baseline,
+            baseline.as_ref(),
             None,
             &MetricsOptions {
                 split: opts.split.clone(),
@@ -148,7 +133,7 @@ pub fn build(src: &ReportSources, opts: &ReportOptions, out: &Path) -> Result<Re
     };
     let explainer = ImageExplainer::new(
         head.clone(),
-        baseline.map(|b| b.1.clone()),
+        baseline.clone().map(|b| b.classifier),
         grid,
         cache.manifest().input_size,
         class_names.clone(),
@@ -225,7 +210,7 @@ pub fn build(src: &ReportSources, opts: &ReportOptions, out: &Path) -> Result<Re
         gallery,
         samples,
         mi,
-        training: training_curves(src.head_dir, probe.as_ref().and(src.probe_dir))?,
+        training: training_curves(src.head_dir, src.probe_dir)?,
         class_names,
     };
     let pages = write_pages(&content, out)?;
@@ -295,7 +280,7 @@ fn mi_section(
         }
         let view = network_view(store.get(&s.source)?.as_ref(), pre)?;
         let hm = &s.heatmaps;
-        let (positive, negative) = (hm.get(infodisent::POSITIVE), hm.get(infodisent::NEGATIVE));
+        let (positive, negative) = (hm.get(dense::POSITIVE), hm.get(dense::NEGATIVE));
         let shared = positive
             .map_or(0.0, Heatmap::max)
             .max(negative.map_or(0.0, Heatmap::max));
@@ -383,7 +368,7 @@ impl Links for ReportLinks {
     }
 }
 
-fn concentration_row(name: &str, c: &crate::metrics::ChannelCounts) -> Markup {
+fn concentration_row(name: &str, c: &crate::metrics::concentration::ChannelCounts) -> Markup {
     html! { tr { td { (name) }
     td { (num(c.paper.mean, 2)) " / " (num(c.paper.median, 1)) }
     td { (num(c.strict.mean, 2)) " / " (num(c.strict.median, 1)) }

@@ -126,7 +126,7 @@ impl Viewer {
             heads.push(open_head(src, dir)?);
         }
         let cache = &heads[0].session.cache;
-        let backbone = crate::extract::cache_backbone(cache, src.model.as_deref(), src.threads)
+        let backbone = crate::backbone::from_cache(cache, src.model.as_deref(), src.threads)
             .map(Mutex::new)
             .map_err(|e| {
                 tracing::warn!("uploads are off: {e}");

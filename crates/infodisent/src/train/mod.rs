@@ -12,6 +12,7 @@ pub mod batches;
 pub mod config;
 pub mod holdout;
 pub mod init;
+pub mod overrides;
 pub mod schedule;
 
 pub use batches::Images;
@@ -20,6 +21,7 @@ pub use config::{
     DEFAULT_MIN_STEPS, ORIGINAL_LR, ORIGINAL_MIN_STEPS,
 };
 pub use holdout::Holdout;
+pub use overrides::TrainOverrides;
 pub use schedule::Schedule;
 
 use crate::cache::FeatureCache;
