@@ -224,7 +224,7 @@ fn decode_pool(threads: usize) -> Result<rayon::ThreadPool> {
 
 /// A batch the backbone ran.
 #[derive(Debug, Clone)]
-pub struct Batch {
+pub struct RanBatch {
     /// The samples it covers.
     pub range: Range<usize>,
     /// Samples of `range` that could not be read, with why (only when skipping bad images);
@@ -285,7 +285,7 @@ pub fn run_batches(
     preprocess: &Preprocess,
     decode_threads: usize,
     skip_bad: bool,
-    mut sink: impl FnMut(Batch, BackboneOutput) -> Result<()>,
+    mut sink: impl FnMut(RanBatch, BackboneOutput) -> Result<()>,
 ) -> Result<()> {
     preprocess.validate()?;
     if let Some(bad) = ranges
@@ -324,7 +324,7 @@ pub fn run_batches(
                 },
                 _ => backbone.run(&inputs, n)?,
             };
-            sink(Batch { range, skipped }, out)?;
+            sink(RanBatch { range, skipped }, out)?;
         }
         Ok(())
     })
@@ -379,7 +379,7 @@ impl ShardBuffer {
     /// Adds a batch's rows, checking the backbone gave one row per kept image.
     fn push(
         &mut self,
-        batch: &Batch,
+        batch: &RanBatch,
         out: BackboneOutput,
         samples: &[Sample],
         items: &[Item],

@@ -271,12 +271,12 @@ fn pooling_matches_the_inference_pooling() {
 
 #[test]
 fn gumbel_training_sees_the_inference_pooling() {
-    use infodisent::head::{Batch, Head, HeadConfig, TrainMode};
+    use infodisent::head::{Head, HeadConfig, PixelBatch, TrainMode};
     let (dim, cells, n, classes) = (6, 9, 4, 3);
     let maps: Vec<f32> = (0..n * dim * cells)
         .map(|i| ((i * 7919 % 23) as f32 - 11.0) / 5.0)
         .collect();
-    let batch = Batch::from_maps(&maps, vec![0, 1, 2, 0], dim, cells);
+    let batch = PixelBatch::from_maps(&maps, vec![0, 1, 2, 0], dim, cells);
     let config = HeadConfig {
         gumbel: true,
         ..HeadConfig::default()
@@ -313,12 +313,12 @@ fn rebasing_keeps_the_function_and_the_gradient_is_exact_at_the_base() {
 }
 
 fn check_rebase(rotation: Parametrization) {
-    use infodisent::head::{Batch, Head, HeadConfig};
+    use infodisent::head::{Head, HeadConfig, PixelBatch};
     let (d, cells, n, classes) = (12, 4, 5, 3);
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
     let maps: Vec<f32> = (0..n * d * cells).map(|_| rng.random::<f32>()).collect();
     let labels: Vec<u32> = (0..n as u32).map(|i| i % classes as u32).collect();
-    let batch = Batch::from_maps(&maps, labels.clone(), d, cells);
+    let batch = PixelBatch::from_maps(&maps, labels.clone(), d, cells);
     let cfg = HeadConfig {
         rotation,
         rebase_every: 1,
@@ -384,13 +384,13 @@ fn check_rebase(rotation: Parametrization) {
 #[test]
 fn a_frame_head_exports_the_function_it_trained() {
     use infodisent::head::frame::retract;
-    use infodisent::head::{Batch, Head, HeadConfig, TrainedHead};
+    use infodisent::head::{Head, HeadConfig, PixelBatch, TrainedHead};
     let (d, cells, n, classes, m) = (10, 4, 6, 3, 4);
     let mut rng = rand::rngs::StdRng::seed_from_u64(31);
     let maps: Vec<f32> = (0..n * d * cells)
         .map(|_| rng.random::<f32>() * 2.0 - 0.5)
         .collect();
-    let batch = Batch::from_maps(&maps, vec![0, 1, 2, 0, 1, 2], d, cells);
+    let batch = PixelBatch::from_maps(&maps, vec![0, 1, 2, 0, 1, 2], d, cells);
     let cfg = HeadConfig {
         rotation: Parametrization::Frame,
         w_init: 0.5,

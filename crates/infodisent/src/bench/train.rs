@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::head::linalg::{gemm_flops, matmul, orthogonality_defect};
 use crate::head::{
-    reference, Batch, Head, HeadConfig, Parametrization, TrainMode, DEFAULT_FRAME_PER_CLASS,
+    reference, Head, HeadConfig, Parametrization, PixelBatch, TrainMode, DEFAULT_FRAME_PER_CLASS,
 };
 use crate::optim::Hyper;
 use candle_core::{Device, Tensor};
@@ -141,7 +141,7 @@ fn gemm_peak(d: usize) -> f64 {
 /// Times `steps` full training steps (after one warm-up) and counts their GEMM work.
 fn time_steps(
     head: &Head,
-    batch: &Batch,
+    batch: &PixelBatch,
     labels: &[u32],
     warmup: usize,
     steps: usize,
@@ -223,7 +223,7 @@ pub fn run(cfg: &BenchTrainConfig) -> Result<BenchTrainReport> {
         let labels: Vec<u32> = (0..n)
             .map(|_| rng.random_range(0..cfg.classes as u32))
             .collect();
-        let batch = Batch::from_maps(&maps, labels.clone(), d, cells);
+        let batch = PixelBatch::from_maps(&maps, labels.clone(), d, cells);
         drop(maps);
         let a: Vec<f32> = (0..d * d)
             .map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * cfg.a_scale * 3f64.sqrt()) as f32)

@@ -199,7 +199,7 @@ impl HeadConfig {
 
 /// A batch of feature maps laid out one row per pixel, `[n·cells, D]`, with labels.
 #[derive(Debug, Clone)]
-pub struct Batch {
+pub struct PixelBatch {
     /// Images.
     pub n: usize,
     /// Pixels per image (h·w).
@@ -215,7 +215,7 @@ pub struct Batch {
     pub soft: Option<Vec<f32>>,
 }
 
-impl Batch {
+impl PixelBatch {
     /// Builds a batch from `[n, D, cells]` maps (the cache layout).
     pub fn from_maps(maps: &[f32], labels: Vec<u32>, dim: usize, cells: usize) -> Self {
         let n = labels.len();
@@ -229,7 +229,7 @@ impl Batch {
                 }
             }
         }
-        Batch {
+        PixelBatch {
             n,
             cells,
             dim,
@@ -410,7 +410,7 @@ impl Head {
 
     /// Logits [n, C]. `train` selects the Gumbel relaxation when configured; inference always uses
     /// the hard max.
-    pub fn logits(&self, batch: &Batch, train: Option<TrainMode>) -> Result<Tensor> {
+    pub fn logits(&self, batch: &PixelBatch, train: Option<TrainMode>) -> Result<Tensor> {
         if batch.dim != self.dim {
             return Err(Error::Shape(format!(
                 "batch has {} channels, head expects {}",
@@ -478,7 +478,7 @@ impl Head {
         &self,
         u: &Tensor,
         pixels: &Tensor,
-        batch: &Batch,
+        batch: &PixelBatch,
         train: Option<TrainMode>,
     ) -> Result<Tensor> {
         let v = match train {
@@ -684,7 +684,7 @@ impl Head {
 /// the hard max of ReLU(±J), exactly what inference computes, while the gradient flows through
 /// softmax((ReLU(±J) + g)/τ) over the cells, g Gumbel noise (divided by τ with the values, so τ
 /// sharpens the sample instead of drowning the noise). Dense by nature; used only when asked for.
-fn gumbel_pool(u: &Tensor, pixels: &Tensor, batch: &Batch, mode: TrainMode) -> Result<Tensor> {
+fn gumbel_pool(u: &Tensor, pixels: &Tensor, batch: &PixelBatch, mode: TrainMode) -> Result<Tensor> {
     let shape = (batch.n, batch.cells, u.dims2()?.0);
     let j = pixels.matmul(&u.t()?)?.reshape(shape)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(mode.noise_seed);

@@ -103,14 +103,14 @@ struct CheckpointState {
 }
 
 /// A batch of feature maps with labels, as tensors.
-struct Batch {
+struct TensorBatch {
     features: Tensor,
     labels: Tensor,
 }
 
-fn to_batch(features: Vec<f32>, labels: Vec<i64>, shape: [usize; 3]) -> Result<Batch> {
+fn to_batch(features: Vec<f32>, labels: Vec<i64>, shape: [usize; 3]) -> Result<TensorBatch> {
     let n = labels.len();
-    Ok(Batch {
+    Ok(TensorBatch {
         features: Tensor::from_vec(features, (n, shape[0], shape[1], shape[2]), &Device::Cpu)?,
         labels: Tensor::from_vec(labels, n, &Device::Cpu)?,
     })
@@ -123,7 +123,7 @@ fn for_each_batch(
     cache: &FeatureCache,
     cfg: &MiConfig,
     rng: &mut StdRng,
-    mut visit: impl FnMut(Batch) -> Result<()>,
+    mut visit: impl FnMut(TensorBatch) -> Result<()>,
 ) -> Result<()> {
     let shape = cache.feature_shape();
     let mut order: Vec<usize> = (0..cache.split(&cfg.train_split)?.num_items).collect();
@@ -146,7 +146,7 @@ fn for_each_batch(
 
 /// Splits a batch into the images whose local features are used and the images whose
 /// representations are paired with them.
-fn pair_up(batch: &Batch, pairing: Pairing) -> Result<(Tensor, Tensor, Tensor)> {
+fn pair_up(batch: &TensorBatch, pairing: Pairing) -> Result<(Tensor, Tensor, Tensor)> {
     match pairing {
         Pairing::Joint => Ok((
             batch.features.clone(),
@@ -174,7 +174,7 @@ fn evaluate(
     net: &MiNet,
     classifier: &FrozenClassifier,
     cfg: &MiConfig,
-    eval: &[Batch],
+    eval: &[TensorBatch],
 ) -> Result<[f32; 4]> {
     let mut sums = [0f32; 4];
     let mut count = 0f32;
@@ -202,7 +202,7 @@ fn evaluate(
 }
 
 /// Reads the first `cfg.eval_items` held-out items once, in fixed batches.
-fn eval_batches(cache: &FeatureCache, cfg: &MiConfig) -> Result<Vec<Batch>> {
+fn eval_batches(cache: &FeatureCache, cfg: &MiConfig) -> Result<Vec<TensorBatch>> {
     let shape = cache.feature_shape();
     let per_item = shape.iter().product::<usize>();
     let (mut feats, mut labels) = (Vec::new(), Vec::new());

@@ -6,7 +6,7 @@
 
 use crate::cache::FeatureCache;
 use crate::error::{Error, Result};
-use crate::head::Batch;
+use crate::head::PixelBatch;
 use rand::seq::SliceRandom;
 
 /// The most feature memory a run keeps resident (f32, both splits' images together); larger runs
@@ -75,7 +75,7 @@ impl<'a> Images<'a> {
         items: &[usize],
         batch_size: usize,
         rng: Option<&mut rand::rngs::StdRng>,
-        f: impl FnMut(Batch) -> Result<()>,
+        f: impl FnMut(PixelBatch) -> Result<()>,
     ) -> Result<()> {
         let mut order = items.to_vec();
         if let Some(r) = rng {
@@ -98,7 +98,7 @@ impl<'a> Images<'a> {
         r: &Resident,
         order: &[usize],
         batch_size: usize,
-        mut f: impl FnMut(Batch) -> Result<()>,
+        mut f: impl FnMut(PixelBatch) -> Result<()>,
     ) -> Result<()> {
         let [dim, h, w] = self.cache.feature_shape();
         let (cells, classes) = (h * w, self.cache.num_classes());
@@ -109,7 +109,7 @@ impl<'a> Images<'a> {
             for &s in &slots {
                 pixels.extend_from_slice(&r.pixels[s * per_image..(s + 1) * per_image]);
             }
-            f(Batch {
+            f(PixelBatch {
                 n: slots.len(),
                 cells,
                 dim,
@@ -131,7 +131,7 @@ impl<'a> Images<'a> {
         &self,
         order: &[usize],
         batch_size: usize,
-        mut f: impl FnMut(Batch) -> Result<()>,
+        mut f: impl FnMut(PixelBatch) -> Result<()>,
     ) -> Result<()> {
         let (cache, split) = (self.cache, self.split);
         let [dim, h, w] = cache.feature_shape();
@@ -151,7 +151,7 @@ impl<'a> Images<'a> {
                 }
                 labels.push(label as u32);
             }
-            let mut batch = Batch::from_maps(&shard.features, labels, dim, cells);
+            let mut batch = PixelBatch::from_maps(&shard.features, labels, dim, cells);
             if soft {
                 // The cache's original view only hands out shards that carry logits.
                 let logits = shard.logits.as_deref().unwrap_or_default();
