@@ -7,7 +7,7 @@ use infodisent::backbone::BackboneSpec;
 use infodisent::cache::{FeatureCache, StoreDtype};
 use infodisent::dataset::{Dataset, OpenOptions, DEFAULT_TEST_FRACTION};
 use infodisent::engine::{Engine, Precision};
-use infodisent::extract::{extract, ExtractOptions, DEFAULT_BATCH, DEFAULT_SHARD_SIZE};
+use infodisent::extract::{ExtractOptions, ExtractRequest, DEFAULT_BATCH, DEFAULT_SHARD_SIZE};
 use infodisent::preprocess::{Normalize, PreprocessChoice};
 use pyo3::prelude::*;
 use std::path::PathBuf;
@@ -175,32 +175,27 @@ impl Backbone {
         parts: Option<usize>,
     ) -> PyResult<Cache> {
         let inner = crate::progress::run(py, progress, || {
-            let part = infodisent::scheduler::resolve_part(part.as_deref(), parts)?;
-            let data = data.display().to_string();
-            let mut dataset = Dataset::open_with(
-                &data,
-                &OpenOptions {
+            let request = ExtractRequest {
+                data: data.display().to_string(),
+                open: OpenOptions {
                     skip_bad,
                     test_fraction,
                     split_seed,
                 },
-            )?;
-            dataset.limit(limit_per_class, None);
-            let mut backbone = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            let opts = ExtractOptions {
-                splits: Vec::new(),
-                batch,
-                shard_size,
-                dtype: StoreDtype::default(),
-                preprocess: backbone.model().preprocess.clone(),
-                skip_bad,
-                overwrite,
-                decode_threads: 0,
-                max_shards: None,
-                part: part.map(|p| p.part),
-                staged_from: None,
+                limit_per_class,
+                limit: None,
+                part,
+                parts,
+                options: ExtractOptions {
+                    batch,
+                    shard_size,
+                    overwrite,
+                    ..ExtractOptions::default()
+                },
             };
-            extract(&mut backbone, &dataset, &opts, &cache)?;
+            let dataset = request.dataset()?;
+            let mut backbone = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            request.run(&mut backbone, &dataset, &cache)?;
             FeatureCache::open(&cache)
         })?;
         Ok(Cache { inner })

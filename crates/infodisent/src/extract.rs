@@ -11,10 +11,11 @@ use crate::cache::plan::{SkippedItem, SplitPlan};
 use crate::cache::{
     CacheManifest, CacheWriter, FeatureCache, Item, Part, StoreDtype, CACHE_VERSION,
 };
-use crate::dataset::{Dataset, Sample};
+use crate::dataset::{Dataset, OpenOptions, Sample};
 use crate::engine::{Backbone, BackboneOutput};
 use crate::error::{Error, Result};
 use crate::preprocess::Preprocess;
+use crate::scheduler::PartFromEnv;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -38,8 +39,6 @@ pub struct ExtractOptions {
     pub shard_size: usize,
     /// Stored precision of the features.
     pub dtype: StoreDtype,
-    /// Preprocessing applied to every image.
-    pub preprocess: Preprocess,
     /// Skip unreadable images (recorded in the manifest) instead of failing on the first one.
     pub skip_bad: bool,
     /// Replace a cache made with other settings instead of refusing it.
@@ -58,15 +57,14 @@ pub struct ExtractOptions {
     pub staged_from: Option<PathBuf>,
 }
 
-impl ExtractOptions {
-    /// Defaults for a preprocessing: all splits, batch 32, 256-image f16 shards, strict.
-    pub fn new(preprocess: Preprocess) -> Self {
+impl Default for ExtractOptions {
+    /// All splits, batch 32, 256-image f16 shards, strict.
+    fn default() -> Self {
         ExtractOptions {
             splits: vec![],
             batch: DEFAULT_BATCH,
             shard_size: DEFAULT_SHARD_SIZE,
             dtype: StoreDtype::F16,
-            preprocess,
             skip_bad: false,
             overwrite: false,
             decode_threads: 0,
@@ -74,6 +72,55 @@ impl ExtractOptions {
             part: None,
             staged_from: None,
         }
+    }
+}
+
+/// An extraction as a user asks for it: the CLI's `extract` flags, Python's `Backbone.extract`
+/// keywords. [`ExtractRequest::dataset`] opens the images, [`ExtractRequest::run`] caches them.
+#[derive(Debug, Clone)]
+pub struct ExtractRequest {
+    /// An ImageFolder tree, a folder of IDX files, or `fashion-mnist`.
+    pub data: String,
+    /// How the dataset is read and, without a test split, held out.
+    pub open: OpenOptions,
+    /// Keep only the first N images of each class of each split.
+    pub limit_per_class: Option<usize>,
+    /// Keep at most N images per split (class-balanced, deterministic).
+    pub limit: Option<usize>,
+    /// `I/N`, or `auto` from a Slurm array or Kubernetes Indexed Job: one part of a cluster job.
+    pub part: Option<String>,
+    /// Number of parts, for `auto` in a Kubernetes Indexed Job.
+    pub parts: Option<usize>,
+    /// How the cache is written (its `part` and `skip_bad` come from the fields above).
+    pub options: ExtractOptions,
+}
+
+impl ExtractRequest {
+    /// The part this request extracts, resolved from `part` and `parts` (and the environment).
+    pub fn part(&self) -> Result<Option<PartFromEnv>> {
+        crate::scheduler::resolve_part(self.part.as_deref(), self.parts)
+    }
+
+    /// The dataset, opened and limited.
+    pub fn dataset(&self) -> Result<Dataset> {
+        let mut dataset = Dataset::open_with(&self.data, &self.open)?;
+        dataset.limit(self.limit_per_class, self.limit);
+        Ok(dataset)
+    }
+
+    /// Extracts `dataset` (from [`ExtractRequest::dataset`]) through `backbone` into `cache`.
+    pub fn run(
+        &self,
+        backbone: &mut Backbone,
+        dataset: &Dataset,
+        cache: &Path,
+    ) -> Result<ExtractSummary> {
+        let opts = ExtractOptions {
+            part: self.part()?.map(|p| p.part),
+            skip_bad: self.open.skip_bad,
+            ..self.options.clone()
+        };
+        extract(backbone, dataset, &opts, cache)
     }
 }
 
@@ -152,7 +199,7 @@ pub fn fingerprint_inputs(
             "feature_node".to_owned(),
             hash(model.feature_node.clone().into()),
         ),
-        ("preprocess".to_owned(), hash(opts.preprocess.to_json())),
+        ("preprocess".to_owned(), hash(model.preprocess.to_json())),
         ("dtype".to_owned(), hash(serde_json::json!(opts.dtype))),
         ("skip_bad".to_owned(), opts.skip_bad.to_string()),
         ("dataset".to_owned(), dataset.fingerprint()),
@@ -519,6 +566,7 @@ fn extract_split(
     bar: &crate::progress::Progress,
 ) -> Result<usize> {
     let model = Outputs::of(backbone);
+    let preprocess = backbone.model().preprocess.clone();
     let ranges = shard_batches(
         work.todo.iter().map(|&s| work.plan.shard_items(s)),
         opts.batch,
@@ -529,7 +577,7 @@ fn extract_split(
         backbone,
         work.samples,
         &ranges,
-        &opts.preprocess,
+        &preprocess,
         opts.decode_threads,
         opts.skip_bad,
         |batch, out| {
@@ -573,8 +621,8 @@ fn manifest_for(
         feature_node: model.feature_node.clone(),
         feature_shape: model.feature_shape,
         dtype: opts.dtype,
-        input_size: opts.preprocess.input_size(),
-        preprocess: opts.preprocess.clone(),
+        input_size: model.preprocess.input_size(),
+        preprocess: model.preprocess.clone(),
         classes: dataset.classes.clone(),
         original_classes: model.original_classes,
         original_head: Some(model.head.clone()),
@@ -601,16 +649,7 @@ fn check_options(backbone: &Backbone, opts: &ExtractOptions) -> Result<()> {
             "--overwrite with --part: tasks running at once cannot each replace the cache; delete it before submitting the job".into(),
         ));
     }
-    opts.preprocess.validate()?;
-    if opts.preprocess.crop != backbone.input_size() {
-        return Err(Error::Config(format!(
-            "preprocessing crops to {} pixels but {} takes {}-pixel inputs (load it with load_backbone to change its size)",
-            opts.preprocess.crop,
-            backbone.model().name,
-            backbone.input_size()
-        )));
-    }
-    Ok(())
+    backbone.model().preprocess.validate()
 }
 
 /// Extracts `dataset` through `backbone` into the cache at `cache_dir`, resuming a partial
@@ -673,7 +712,7 @@ pub fn extract(
     let seconds = started.elapsed().as_secs_f64();
     let model = backbone.model();
     Ok(ExtractSummary {
-        preprocess: opts.preprocess.clone(),
+        preprocess: model.preprocess.clone(),
         cache: writer.dir().to_path_buf(),
         part: opts.part,
         fingerprint: writer.manifest().fingerprint.clone(),

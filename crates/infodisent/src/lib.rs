@@ -7,11 +7,11 @@
 //!
 //! # The pipeline
 //!
-//! 1. **A frozen backbone.** [`engine::Backbone::load`] opens a built-in model ([`models`]:
-//!    `efficientnet-lite0`, `-lite1`, `-lite2`) or any ONNX image classifier; [`onnx`] finds the
-//!    last feature map its classifier pools and the layer after the pool, and runs in ONNX
-//!    Runtime.
-//! 2. **Features, once.** [`extract`] decodes and preprocesses a dataset ([`dataset`],
+//! 1. **A frozen backbone.** [`backbone::BackboneSpec::load`] opens a built-in model
+//!    ([`models`]: `efficientnet-lite0`, `-lite1`, `-lite2`) or any ONNX image classifier with
+//!    its preprocessing, on ONNX Runtime or OpenVINO ([`engine`]); [`onnx`] finds the last
+//!    feature map its classifier pools and the layer after the pool.
+//! 2. **Features, once.** [`extract`] ([`extract::ExtractRequest`]) decodes and preprocesses a dataset ([`dataset`],
 //!    [`preprocess`]) and runs it through the backbone into a sharded, fingerprinted, resumable
 //!    feature cache ([`cache`]), in one process or as the parts of a cluster job ([`scheduler`]).
 //!    Everything after this step reads the cache, not the images.
@@ -38,10 +38,10 @@
 //!
 //! ```
 //! use infodisent::assets::asset;
-//! use infodisent::engine::Backbone;
+//! use infodisent::backbone::BackboneSpec;
 //! use infodisent::predict::predict_files;
 //!
-//! let mut backbone = Backbone::load("efficientnet-lite0", None, 2)?;
+//! let mut backbone = BackboneSpec::new("efficientnet-lite0", 2).load()?;
 //! // The last map before global pooling: 1280 channels on a 7×7 grid at 224 px.
 //! assert_eq!(backbone.model().feature_shape, [1280, 7, 7]);
 //!

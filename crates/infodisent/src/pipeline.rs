@@ -122,7 +122,7 @@ pub fn run(cfg: &PipelineConfig) -> Result<PipelineSummary> {
             };
             split.limit(per_class, None);
         }
-        let opts = ExtractOptions::new(backbone.model().preprocess.clone());
+        let opts = ExtractOptions::default();
         extract(&mut backbone, &dataset, &opts, &cache_dir)?;
         FeatureCache::open(&cache_dir)
     })?;

@@ -35,7 +35,7 @@ fn caches_work_from_any_folder_and_follow_a_moved_dataset() {
     let base = base.path().canonicalize().unwrap();
     write_folder(&base.join("data"));
     let mut backbone = Backbone::load("efficientnet-lite0", None, 2).unwrap();
-    let opts = ExtractOptions::new(backbone.model().preprocess.clone());
+    let opts = ExtractOptions::default();
 
     // Extract with relative paths, as a user typing `--data data --cache cache` would.
     std::env::set_current_dir(&base).unwrap();

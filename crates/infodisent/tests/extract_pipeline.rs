@@ -2,11 +2,12 @@
 //! generated folders: cache contents against direct backbone runs, resume after a kill, stale
 //! caches, bad images.
 
+use infodisent::backbone::BackboneSpec;
 use infodisent::cache::{FeatureCache, StoreDtype};
 use infodisent::dataset::{Dataset, OpenOptions};
 use infodisent::engine::Backbone;
 use infodisent::extract::{extract, ExtractOptions};
-use infodisent::preprocess::Normalize;
+use infodisent::preprocess::{Normalize, PreprocessChoice};
 use infodisent::Error;
 use std::path::Path;
 
@@ -21,12 +22,13 @@ fn fashion_subset(per_class: usize) -> Dataset {
     ds
 }
 
-fn options(backbone: &Backbone) -> ExtractOptions {
-    let mut opts = ExtractOptions::new(backbone.model().preprocess.clone());
-    opts.splits = vec!["test".into()];
-    opts.batch = 4;
-    opts.shard_size = 8;
-    opts
+fn options() -> ExtractOptions {
+    ExtractOptions {
+        splits: vec!["test".into()],
+        batch: 4,
+        shard_size: 8,
+        ..ExtractOptions::default()
+    }
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -42,7 +44,7 @@ fn cache_matches_a_direct_backbone_run() {
     let mut backbone = lite0();
     let ds = fashion_subset(2);
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = options(&backbone);
+    let mut opts = options();
     opts.dtype = StoreDtype::F32;
     let summary = extract(&mut backbone, &ds, &opts, dir.path()).unwrap();
     assert!(summary.complete);
@@ -99,7 +101,7 @@ fn shard_bytes(dir: &Path, split: &str) -> Vec<Vec<u8>> {
 fn a_killed_run_resumes_to_identical_shards() {
     let mut backbone = lite0();
     let ds = fashion_subset(2);
-    let opts = options(&backbone);
+    let opts = options();
 
     let whole = tempfile::tempdir().unwrap();
     assert!(
@@ -166,13 +168,22 @@ fn a_killed_run_resumes_to_identical_shards() {
 fn a_cache_made_with_other_settings_is_refused() {
     let mut backbone = lite0();
     let ds = fashion_subset(1);
-    let opts = options(&backbone);
+    let opts = options();
     let dir = tempfile::tempdir().unwrap();
     let made = extract(&mut backbone, &ds, &opts, dir.path()).unwrap();
 
+    // The same model preprocessed otherwise.
+    let mut unit = BackboneSpec {
+        preprocess: PreprocessChoice {
+            normalize: Some(Normalize::Unit),
+            ..PreprocessChoice::default()
+        },
+        ..BackboneSpec::new("efficientnet-lite0", 1)
+    }
+    .load()
+    .unwrap();
     let mut other = opts.clone();
-    other.preprocess.normalize = Normalize::Unit;
-    let e = extract(&mut backbone, &ds, &other, dir.path()).unwrap_err();
+    let e = extract(&mut unit, &ds, &other, dir.path()).unwrap_err();
     assert!(matches!(e, Error::Cache { .. }), "{e}");
     assert_eq!(e.exit_code(), 5);
     assert!(e.to_string().contains("--overwrite"), "{e}");
@@ -184,7 +195,7 @@ fn a_cache_made_with_other_settings_is_refused() {
     assert_eq!(e.exit_code(), 5);
 
     other.overwrite = true;
-    let replaced = extract(&mut backbone, &ds, &other, dir.path()).unwrap();
+    let replaced = extract(&mut unit, &ds, &other, dir.path()).unwrap();
     assert!(replaced.complete);
     assert_ne!(replaced.fingerprint, made.fingerprint);
     let cache = FeatureCache::open_expecting(dir.path(), &replaced.fingerprint).unwrap();
@@ -212,8 +223,10 @@ fn bad_images_stop_extraction_or_are_counted_with_skip_bad() {
     std::fs::create_dir(root.join("zebra")).unwrap();
 
     let mut backbone = lite0();
-    let mut opts = ExtractOptions::new(backbone.model().preprocess.clone());
-    opts.shard_size = 4;
+    let mut opts = ExtractOptions {
+        shard_size: 4,
+        ..ExtractOptions::default()
+    };
     let spec = root.to_str().unwrap();
 
     let e = Dataset::open(spec).unwrap_err();
@@ -269,7 +282,7 @@ fn bad_images_stop_extraction_or_are_counted_with_skip_bad() {
 fn an_f32_cache_resumes_on_either_engine_and_a_bf16_cache_rebuilds_its_engine() {
     use infodisent::engine::{Engine, Precision};
     let ds = fashion_subset(2);
-    let opts = options(&lite0());
+    let opts = options();
     let dir = tempfile::tempdir().unwrap();
 
     // f32 through OpenVINO, resumed (and finished) through ONNX Runtime: one fingerprint.

@@ -182,11 +182,12 @@ fn an_int8_extraction_resumes_and_the_benchmark_measures_its_error() {
             ..BackboneSpec::new("efficientnet-lite0", 1 + summaries.len())
         };
         let mut int8 = spec.load_for(&dataset).unwrap();
-        let pre = int8.model().preprocess.clone();
-        let mut opts = ExtractOptions::new(pre);
-        opts.shard_size = 4;
-        opts.batch = 2;
-        opts.max_shards = max_shards;
+        let opts = ExtractOptions {
+            shard_size: 4,
+            batch: 2,
+            max_shards,
+            ..ExtractOptions::default()
+        };
         summaries.push(extract(&mut int8, &dataset, &opts, cache.path()).unwrap());
     }
     let (first, second) = (&summaries[0], &summaries[1]);

@@ -45,8 +45,10 @@ fn fixture() -> PathBuf {
     synth::generate(&data, &synth_config()).unwrap();
     let mut backbone = Backbone::load("efficientnet-lite0", None, 2).unwrap();
     let dataset = infodisent::dataset::Dataset::open(data.to_str().unwrap()).unwrap();
-    let mut opts = ExtractOptions::new(backbone.model().preprocess.clone());
-    opts.shard_size = 64;
+    let opts = ExtractOptions {
+        shard_size: 64,
+        ..ExtractOptions::default()
+    };
     extract(&mut backbone, &dataset, &opts, &root.join("cache")).unwrap();
     let cache = FeatureCache::open(root.join("cache")).unwrap();
     let cfg = TrainConfig {

@@ -114,7 +114,7 @@ fn an_unlabelled_photo_folder_is_explained_in_the_original_classes() {
         infodisent::dataset::Dataset::open_with(photos.to_str().unwrap(), &whole).unwrap();
     assert_eq!(dataset.classes, vec!["unlabelled".to_owned()]);
     let mut backbone = Backbone::load("efficientnet-lite0", None, 2).unwrap();
-    let opts = ExtractOptions::new(backbone.model().preprocess.clone());
+    let opts = ExtractOptions::default();
     let cache_dir = root.path().join("cache");
     extract(&mut backbone, &dataset, &opts, &cache_dir).unwrap();
     let cache = FeatureCache::open(&cache_dir).unwrap();

@@ -17,8 +17,10 @@ use std::path::Path;
 const PER_CLASS: usize = 60;
 
 fn extract_into(backbone: &mut Backbone, dataset: &Dataset, dir: &Path) -> FeatureCache {
-    let mut opts = ExtractOptions::new(backbone.model().preprocess.clone());
-    opts.shard_size = 32;
+    let opts = ExtractOptions {
+        shard_size: 32,
+        ..ExtractOptions::default()
+    };
     extract(backbone, dataset, &opts, dir).unwrap();
     FeatureCache::open(dir).unwrap()
 }

@@ -128,9 +128,11 @@ fn every_export_matches_pytorch_through_the_cache() {
         let folder = zoo.join(&export.images);
         let dataset =
             Dataset::open_with(folder.parent().unwrap().to_str().unwrap(), &whole).unwrap();
-        let mut opts = ExtractOptions::new(preprocess.clone());
-        opts.dtype = StoreDtype::F32;
-        opts.batch = 2;
+        let opts = ExtractOptions {
+            dtype: StoreDtype::F32,
+            batch: 2,
+            ..ExtractOptions::default()
+        };
         let cache_dir = tempfile::tempdir().unwrap();
         extract(&mut backbone, &dataset, &opts, cache_dir.path()).unwrap();
         let cache = FeatureCache::open(cache_dir.path()).unwrap();

@@ -2,9 +2,9 @@
 
 use super::Global;
 use infodisent::cache::StoreDtype;
-use infodisent::dataset::{Dataset, OpenOptions, DEFAULT_TEST_FRACTION};
+use infodisent::dataset::{OpenOptions, DEFAULT_TEST_FRACTION};
 use infodisent::extract::{
-    extract, ExtractOptions, ExtractSummary, DEFAULT_BATCH, DEFAULT_SHARD_SIZE,
+    ExtractOptions, ExtractRequest, ExtractSummary, DEFAULT_BATCH, DEFAULT_SHARD_SIZE,
 };
 use std::path::PathBuf;
 
@@ -84,37 +84,37 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
-    let part = infodisent::scheduler::resolve_part(args.part.as_deref(), args.parts)?;
-    if let Some(p) = &part {
-        eprintln!("extracting part {} ({})", p.part, p.source);
-    }
-    let mut dataset = Dataset::open_with(
-        &args.data,
-        &OpenOptions {
+    let request = ExtractRequest {
+        data: args.data.clone(),
+        open: OpenOptions {
             skip_bad: args.skip_bad,
             test_fraction: args.test_fraction,
             split_seed: args.split_seed,
         },
-    )?;
-    dataset.limit(args.limit_per_class, args.limit);
+        limit_per_class: args.limit_per_class,
+        limit: args.limit,
+        part: args.part,
+        parts: args.parts,
+        options: ExtractOptions {
+            splits: args.splits,
+            batch: args.batch,
+            shard_size: args.shard_size,
+            dtype: args.dtype,
+            overwrite: args.overwrite,
+            decode_threads: args.decode_threads,
+            max_shards: args.max_shards,
+            staged_from: args.staged_from,
+            ..ExtractOptions::default()
+        },
+    };
+    if let Some(p) = request.part()? {
+        eprintln!("extracting part {} ({})", p.part, p.source);
+    }
+    let dataset = request.dataset()?;
     let spec = args
         .preprocess
         .spec(&args.model, args.feature_node.as_deref(), global);
     let mut backbone = args.engine.apply(spec).load_for(&dataset)?;
-    let preprocess = backbone.model().preprocess.clone();
-    let opts = ExtractOptions {
-        splits: args.splits,
-        batch: args.batch,
-        shard_size: args.shard_size,
-        dtype: args.dtype,
-        preprocess,
-        skip_bad: args.skip_bad,
-        overwrite: args.overwrite,
-        decode_threads: args.decode_threads,
-        max_shards: args.max_shards,
-        part: part.map(|p| p.part),
-        staged_from: args.staged_from,
-    };
     if let Some(h) = dataset.held_out {
         eprintln!(
             "{} has no test split: holding out {:.0} % of each class as `test` (seed {}; --test-fraction, --split-seed)",
@@ -123,7 +123,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
             h.seed
         );
     }
-    let summary = extract(&mut backbone, &dataset, &opts, &args.cache)?;
+    let summary = request.run(&mut backbone, &dataset, &args.cache)?;
     if global.json {
         super::print_json(&summary)
     } else {

@@ -31,7 +31,7 @@ pub fn bench_parts(
     let dataset = Dataset::open(root.to_str().ok_or_else(|| {
         crate::error::Error::input(&root, "the benchmark's folder must be valid UTF-8")
     })?)?;
-    let opts = ExtractOptions::new(backbone.model().preprocess.clone());
+    let opts = ExtractOptions::default();
     extract(&mut backbone, &dataset, &opts, &cache_dir)?;
     let cache = FeatureCache::open(&cache_dir)?;
     let measure = MetricsOptions {

@@ -94,8 +94,10 @@ fn build_into(root: &std::path::Path) {
     infodisent::synth::generate(&data, &synth_config()).unwrap();
     let mut backbone = Backbone::load("efficientnet-lite0", None, 2).unwrap();
     let dataset = infodisent::dataset::Dataset::open(data.to_str().unwrap()).unwrap();
-    let mut opts = ExtractOptions::new(backbone.model().preprocess.clone());
-    opts.shard_size = 64;
+    let opts = ExtractOptions {
+        shard_size: 64,
+        ..ExtractOptions::default()
+    };
     let cache = root.join("cache");
     extract(&mut backbone, &dataset, &opts, &cache).unwrap();
     let features = FeatureCache::open(&cache).unwrap();
