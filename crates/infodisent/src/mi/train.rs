@@ -18,7 +18,6 @@ use crate::cache::FeatureCache;
 use crate::checkpoint::{self, Checkpoint};
 use crate::classifier::LinearClassifier;
 use crate::error::{Error, Result};
-use crate::fsutil::write_json_atomic;
 use crate::optim::{AdamW, Hyper};
 use crate::runs;
 use candle_core::{DType, Device, Tensor};
@@ -378,7 +377,7 @@ pub fn train(
         steps: 0,
         metrics: vec![],
     };
-    if resume && ckpt_path.exists() {
+    if runs::resumable_checkpoint(out, resume, "an MI run")?.is_some() {
         let old: CheckpointState = checkpoint::read_state(&ckpt_path)?;
         if old.meta.cache_fingerprint != meta.cache_fingerprint
             || old.meta.classifier_source != meta.classifier_source
@@ -392,15 +391,8 @@ pub fn train(
             meta: meta.clone(),
             ..saved.state
         };
-    } else if !resume && ckpt_path.exists() {
-        return Err(Error::Config(format!(
-            "{} already holds an mi run; pass --resume to continue it or choose another --out",
-            out.display()
-        )));
     }
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    write_json_atomic(out.join(runs::CONFIG_FILE), &meta)?;
-    runs::record_cache(out, cache.dir(), &cache.manifest().fingerprint)?;
+    runs::begin_run(out, &meta, cache.dir(), &cache.manifest().fingerprint)?;
     classifier.save(out.join(runs::CLASSIFIER_FILE))?;
 
     let eval = eval_batches(cache, cfg)?;

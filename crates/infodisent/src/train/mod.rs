@@ -439,11 +439,11 @@ impl<'a> Run<'a> {
     ) -> Result<Self> {
         let [dim, _, _] = cache.feature_shape();
         let ckpt = out_dir.join(runs::CHECKPOINT_FILE);
-        let saved: Option<Checkpoint<Progress>> = match ckpt.exists() {
-            true if !resume => return Err(Error::Config(format!("{} already holds a training run: pass --resume to continue it, or choose another output folder", out_dir.display()))),
-            true => Some(checkpoint::load(&ckpt)?),
-            false => None,
-        };
+        let saved: Option<Checkpoint<Progress>> =
+            match runs::resumable_checkpoint(out_dir, resume, "a training run")? {
+                Some(path) => Some(checkpoint::load(&path)?),
+                None => None,
+            };
         let everything: Vec<usize> = holdout.train.iter().chain(&holdout.val).copied().collect();
         let images = Images::new(cache, &cfg.split, &everything)?;
         let frame =
@@ -518,8 +518,7 @@ impl<'a> Run<'a> {
                 tracing::warn!("the head starts at random, not from the model's classifier: {why}");
             }
         }
-        write_json_atomic(out_dir.join(runs::CONFIG_FILE), cfg)?;
-        runs::record_cache(out_dir, cache.dir(), &cache.manifest().fingerprint)?;
+        runs::begin_run(out_dir, cfg, cache.dir(), &cache.manifest().fingerprint)?;
         Ok(run)
     }
 
