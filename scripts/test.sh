@@ -43,11 +43,13 @@ target/debug/infodisent --quiet fetch
 phase api docs
 RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc --no-deps -p infodisent --all-features
 phase tests
-# Two lanes over the one build: the two longest acceptance tests (one test each, MI maps and the
-# parts benchmark, about 4 of the 11 min) run beside everything else, so that no core idles
+# Two lanes over the one build: the three longest acceptance tests (one test each, MI maps, the
+# parts benchmark and `bench paper` on it in CUB's layout, about 5 of the 13 min) run beside
+# everything else, so that no core idles
 # while a single long test runs. The side lane's output follows the main lane's.
 long=(decision_map_is_highest_on_the_shape_and_redundant_map_on_the_ring
-      prototypes_and_explanations_land_on_the_parts_that_make_the_class)
+      prototypes_and_explanations_land_on_the_parts_that_make_the_class
+      bench_paper_reads_cub_and_its_part_purity_agrees_with_the_parts_benchmark)
 side_log=target/test-side-lane.log
 # Both lanes name the whole workspace, so cargo resolves the same features and builds nothing new.
 cargo test --workspace --no-fail-fast -- "${long[@]}" >"$side_log" 2>&1 &
@@ -56,7 +58,7 @@ main_rc=0
 cargo test --workspace --no-fail-fast -- "${long[@]/#/--skip=}" 2>&1 || main_rc=$?
 side_rc=0
 wait "$side" || side_rc=$?
-echo "== side lane (tests/mi_synth.rs, tests/parts_bench.rs):"
+echo "== side lane (tests/mi_synth.rs, tests/parts_bench.rs, tests/paper_bench.rs):"
 cat "$side_log"
 if [ "$main_rc" -ne 0 ] || [ "$side_rc" -ne 0 ]; then
   echo "cargo test failed (main lane $main_rc, side lane $side_rc)" >&2

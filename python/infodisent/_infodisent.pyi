@@ -64,6 +64,7 @@ class Backbone:
         progress: bool = True,
         part: str | None = None,
         parts: int | None = None,
+        layout: str | None = None,
     ) -> Cache: ...
 
 @final

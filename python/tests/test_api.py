@@ -67,6 +67,15 @@ def test_extract_in_parts_fills_the_cache_one_call_writes(fixture, tmp_path):
         bb.extract(fixture["root"] / "data", tmp_path / "k8s", part="auto", progress=False)
 
 
+def test_a_named_layout_is_read_as_named(fixture, tmp_path):
+    bb = infodisent.Backbone("efficientnet-lite0")
+    with pytest.raises(infodisent.InfoDisentError, match="unknown dataset layout `cubb`"):
+        bb.extract(fixture["root"] / "data", tmp_path / "a", layout="cubb", progress=False)
+    # A class-folder tree named as CUB is refused for lacking CUB's files, not guessed at.
+    with pytest.raises(infodisent.InvalidInputError, match="images.txt"):
+        bb.extract(fixture["root"] / "data", tmp_path / "b", layout="cub", progress=False)
+
+
 def test_openvino_engine_gives_the_f32_features_of_onnx_runtime(fixture, tmp_path):
     bb = infodisent.Backbone("efficientnet-lite0", engine="openvino", precision="f32")
     cache = bb.extract(fixture["root"] / "data", tmp_path / "ov", progress=False)

@@ -151,12 +151,14 @@ impl Backbone {
     }
 
     /// Extracts the image folder `data` (one folder per class, with or without `train/` and
-    /// `test/`) into the cache folder `cache`, resuming one left unfinished. Without a test
+    /// `test/`, or the official layout of CUB-200-2011, Stanford Cars, Stanford Dogs or
+    /// ImageNet, detected unless `layout` names it) into the cache folder `cache`, resuming
+    /// one left unfinished. Without a test
     /// split, `test_fraction` of each class is held out (seeded by `split_seed`).
     /// Ctrl-C stops it after the batch under way; calling again resumes. `part` ("I/N", or
     /// "auto" from a Slurm array or, with `parts`, a Kubernetes Indexed Job) extracts one part
     /// of a cluster job, as the CLI's `--part` does.
-    #[pyo3(signature = (data, cache, test_fraction=DEFAULT_TEST_FRACTION, split_seed=0, skip_bad=false, batch=DEFAULT_BATCH, limit_per_class=None, overwrite=false, shard_size=DEFAULT_SHARD_SIZE, progress=true, part=None, parts=None))]
+    #[pyo3(signature = (data, cache, test_fraction=DEFAULT_TEST_FRACTION, split_seed=0, skip_bad=false, batch=DEFAULT_BATCH, limit_per_class=None, overwrite=false, shard_size=DEFAULT_SHARD_SIZE, progress=true, part=None, parts=None, layout=None))]
     #[allow(clippy::too_many_arguments)]
     fn extract(
         &self,
@@ -173,6 +175,7 @@ impl Backbone {
         progress: bool,
         part: Option<String>,
         parts: Option<usize>,
+        layout: Option<String>,
     ) -> PyResult<Cache> {
         let inner = crate::progress::run(py, progress, || {
             let request = ExtractRequest {
@@ -181,6 +184,7 @@ impl Backbone {
                     skip_bad,
                     test_fraction,
                     split_seed,
+                    layout: layout.as_deref().map(str::parse).transpose()?,
                 },
                 limit_per_class,
                 limit: None,

@@ -11,6 +11,7 @@ use crate::checkpoint;
 use crate::classifier::Pooling;
 use crate::error::{Error, Result};
 use crate::head::{HeadKind, Loss, Parametrization, TrainedHead};
+use crate::metrics::keypoints::{keypoint_purity, PIPNET_K};
 use crate::metrics::parts::{parts_score, PartsOptions, PartsScore};
 use crate::metrics::{cache_metrics, head_metrics, MetricsOptions};
 use crate::runs;
@@ -139,6 +140,13 @@ pub struct AblationRow {
     /// Prototype purity and explanation correctness (parts-benchmark caches only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parts: Option<PartsScore>,
+    /// Prototype purity on the dataset's annotated part locations (CUB caches only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_purity: Option<f64>,
+    /// Pointing game of the positive map on the object boxes (InfoDisent heads on caches with
+    /// boxes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pointing: Option<f64>,
     /// Seconds of training (summed over its epochs, resumed runs included).
     pub train_seconds: f64,
 }
@@ -179,6 +187,10 @@ pub fn run(
         parts
             .map(|truth| parts_score(cache, model, truth, &parts_opts))
             .transpose()
+    };
+    let part_purity = |model: &TrainedHead| -> Result<Option<f64>> {
+        let measured = keypoint_purity(cache, model, parts_opts.channels_per_class, PIPNET_K, 0.0)?;
+        Ok(measured.map(|p| p.purity))
     };
     let mut probe_config = base.clone().with_kind(HeadKind::LinearProbe);
     // The first probe is the plain one; the others each change one thing.
@@ -224,6 +236,8 @@ pub fn run(
             .filter(|_| weights.iter().all(|&w| w >= 0.0)),
             rotation_from_identity: None,
             parts: score(&probe)?,
+            part_purity: part_purity(&probe)?,
+            pointing: None,
             train_seconds: seconds,
         });
     }
@@ -234,6 +248,7 @@ pub fn run(
         let head = runs::load_head(&dir)?;
         let m = cache_metrics(cache, &head, None, None, opts)?;
         images = m.images;
+        let head = TrainedHead::InfoDisent(head);
         rows.push(AblationRow {
             name: v.name.clone(),
             folder: dir,
@@ -244,7 +259,9 @@ pub fn run(
             rv_excess: m.rv.infodisent.excess(),
             zero_share: Some(m.weights.zero_share),
             rotation_from_identity: Some(m.weights.rotation_from_identity),
-            parts: score(&TrainedHead::InfoDisent(head))?,
+            parts: score(&head)?,
+            part_purity: part_purity(&head)?,
+            pointing: m.pointing.first().map(|p| p.accuracy),
             train_seconds: seconds,
         });
     }
@@ -258,8 +275,12 @@ pub fn run(
 /// The table as text, with the definitions under it.
 pub fn format_report(r: &AblationReport) -> String {
     let with_parts = r.rows.iter().any(|row| row.parts.is_some());
+    let with_marks = r
+        .rows
+        .iter()
+        .any(|row| row.part_purity.is_some() || row.pointing.is_some());
     let mut out = format!(
-        "{:<42} {:>7} {:>7} {:>6} {:>7} {:>8} {:>6} {:>7}{} {:>8}\n",
+        "{:<42} {:>7} {:>7} {:>6} {:>7} {:>8} {:>6} {:>7}{}{} {:>8}\n",
         "variant",
         "top-1",
         "paper",
@@ -273,6 +294,7 @@ pub fn format_report(r: &AblationReport) -> String {
         } else {
             ""
         },
+        if with_marks { " p.purity pointing" } else { "" },
         "train s"
     );
     let opt = |x: Option<f64>, pct: bool| match x {
@@ -292,8 +314,16 @@ pub fn format_report(r: &AblationReport) -> String {
             (None, true) => format!(" {:>6} {:>7} {:>6} {:>6}", "-", "-", "-", "-"),
             (None, false) => String::new(),
         };
+        let marks = match with_marks {
+            true => format!(
+                " {:>8} {:>8}",
+                opt(row.part_purity, true),
+                opt(row.pointing, true)
+            ),
+            false => String::new(),
+        };
         out.push_str(&format!(
-            "{:<42} {:>6.1}% {:>7.1} {:>6} {:>7.1} {:>8.3} {:>6} {:>7}{} {:>8.1}\n",
+            "{:<42} {:>6.1}% {:>7.1} {:>6} {:>7.1} {:>8.3} {:>6} {:>7}{}{} {:>8.1}\n",
             row.name,
             100.0 * row.top1,
             row.channels_paper,
@@ -303,6 +333,7 @@ pub fn format_report(r: &AblationReport) -> String {
             opt(row.zero_share, true),
             opt(row.rotation_from_identity, false),
             parts,
+            marks,
             row.train_seconds
         ));
     }
@@ -320,6 +351,14 @@ pub fn format_report(r: &AblationReport) -> String {
              channels whose cell is on a part that makes the predicted class (chance: the same \
              for every cell; distr.: share on the distractor every class shares).\n",
         );
+    }
+    if with_marks {
+        out.push_str(&format!(
+            "p.purity: PIP-Net's part purity on the annotated part locations (top {PIPNET_K} \
+             training images of each class's 5 largest-weight channels; a part counts where its \
+             location lies in the channel's cell); pointing: share of test images whose positive \
+             map peaks on an object box (within the pointing tolerance).\n"
+        ));
     }
     out
 }

@@ -168,6 +168,10 @@ pub struct ExtractSummary {
     pub dtype: StoreDtype,
     /// Dataset class names.
     pub classes: Vec<String>,
+    /// The layout the dataset was read in.
+    pub layout: crate::dataset::Layout,
+    /// Images of the extracted splits with boxes, and with part locations.
+    pub annotated: [usize; 2],
     /// Per-split outcome.
     pub splits: Vec<SplitSummary>,
     /// Images run through the backbone in this run.
@@ -523,6 +527,7 @@ fn plan_work<'d>(
             .map(|s| Item {
                 path: dataset.key(s),
                 label: s.label as i64,
+                annotation: s.annotation.as_deref().cloned(),
             })
             .collect();
         let plan = writer.plan_split(
@@ -631,8 +636,25 @@ fn manifest_for(
             None => dataset.root.clone(),
         },
         held_out: dataset.held_out,
+        layout: dataset.layout,
+        part_names: dataset.part_names.clone(),
         backbone: recorded_source(backbone, cache_dir)?,
         splits: BTreeMap::new(),
+    })
+}
+
+/// Images of `dataset` with boxes, and with part locations.
+fn annotated_counts(dataset: &Dataset) -> [usize; 2] {
+    let marks = dataset
+        .splits
+        .iter()
+        .flat_map(|s| &s.samples)
+        .filter_map(|s| s.annotation.as_deref());
+    marks.fold([0, 0], |[b, p], a| {
+        [
+            b + usize::from(!a.boxes.is_empty()),
+            p + usize::from(!a.parts.is_empty()),
+        ]
     })
 }
 
@@ -721,6 +743,8 @@ pub fn extract(
         feature_shape: model.feature_shape,
         dtype: opts.dtype,
         classes: dataset.classes.clone(),
+        layout: dataset.layout,
+        annotated: annotated_counts(dataset),
         complete: splits.iter().all(|s| s.complete),
         splits,
         images,

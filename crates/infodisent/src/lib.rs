@@ -56,6 +56,7 @@
 //! ```
 
 pub mod ablate;
+pub mod annotation;
 pub mod assets;
 pub mod backbone;
 pub mod baseline;
@@ -75,6 +76,7 @@ pub mod fsutil;
 pub mod geometry;
 pub mod head;
 pub mod imageio;
+pub mod layout;
 pub mod metrics;
 pub mod mi;
 pub mod models;

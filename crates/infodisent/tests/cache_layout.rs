@@ -29,6 +29,8 @@ fn manifest() -> CacheManifest {
         original_head: None,
         data_root: None,
         held_out: None,
+        layout: Default::default(),
+        part_names: vec![],
         backbone: None,
         splits: Default::default(),
     }
@@ -39,6 +41,7 @@ fn items() -> Vec<Item> {
         .map(|i| Item {
             path: format!("class/{i}.jpg"),
             label: (i % 2) as i64,
+            annotation: None,
         })
         .collect()
 }

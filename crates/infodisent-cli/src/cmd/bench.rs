@@ -20,6 +20,10 @@ pub enum BenchCommand {
     /// Prototype purity and explanation correctness of every recipe on generated images whose
     /// classes are made of known parts over real photos (the ablation grid with two more columns).
     Parts(bench_parts::Args),
+    /// The paper's table on your own copy of CUB-200-2011, Stanford Cars, Stanford Dogs or
+    /// ImageNet: per backbone, the default recipe, the paper's dense head, the linear probes
+    /// and the model's own classifier, with the paper's published figures beside them.
+    Paper(bench_paper::Args),
 }
 
 /// Runs the chosen benchmark.
@@ -30,6 +34,7 @@ pub fn run(cmd: BenchCommand, global: &Global) -> anyhow::Result<()> {
         BenchCommand::Train(a) => bench_train::run(a, global),
         BenchCommand::Explain(a) => bench_explain::run(a, global),
         BenchCommand::Parts(a) => bench_parts::run(a, global),
+        BenchCommand::Paper(a) => bench_paper::run(a, global),
         BenchCommand::Serve(a) => bench_serve::run(a, global),
     }
 }
@@ -40,6 +45,8 @@ pub mod bench_cache;
 pub mod bench_explain;
 #[path = "bench_extract.rs"]
 pub mod bench_extract;
+#[path = "bench_paper.rs"]
+pub mod bench_paper;
 #[path = "bench_parts.rs"]
 pub mod bench_parts;
 #[path = "bench_serve.rs"]

@@ -2,7 +2,7 @@
 
 use super::Global;
 use infodisent::cache::StoreDtype;
-use infodisent::dataset::{OpenOptions, DEFAULT_TEST_FRACTION};
+use infodisent::dataset::OpenOptions;
 use infodisent::extract::{
     ExtractOptions, ExtractRequest, ExtractSummary, DEFAULT_BATCH, DEFAULT_SHARD_SIZE,
 };
@@ -17,7 +17,8 @@ pub struct Args {
     /// Graph node whose output is the feature map (default: detected).
     #[arg(long)]
     pub feature_node: Option<String>,
-    /// Dataset: an ImageFolder tree, a folder of IDX files, or `fashion-mnist`.
+    /// Dataset: an ImageFolder tree, a folder of IDX files, the official layout of
+    /// CUB-200-2011, Stanford Cars, Stanford Dogs or ImageNet, or `fashion-mnist`.
     #[arg(long)]
     pub data: String,
     /// Splits to extract, comma-separated (default: all of the dataset's splits).
@@ -35,24 +36,14 @@ pub struct Args {
     /// Stored feature precision.
     #[arg(long, value_enum, default_value_t = StoreDtype::F16)]
     pub dtype: StoreDtype,
-    /// Share of each class held out as the `test` split when the folder has no `test/` or
-    /// `val/` (`valid/`, `validation/`) folder, so nothing is measured on training images; 0
-    /// keeps the folder as one split. Recorded in the cache and its fingerprint.
-    #[arg(long, default_value_t = DEFAULT_TEST_FRACTION)]
-    pub test_fraction: f64,
-    /// Seed of that held-out draw.
-    #[arg(long, default_value_t = 0)]
-    pub split_seed: u64,
+    #[command(flatten)]
+    pub open: OpenOptions,
     /// Keep only the first N images of each class of each split.
     #[arg(long)]
     pub limit_per_class: Option<usize>,
     /// Keep at most N images per split (class-balanced, deterministic).
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Skip unreadable images and empty class folders (counted in the manifest) instead of
-    /// stopping at the first one.
-    #[arg(long)]
-    pub skip_bad: bool,
     /// Replace a cache made with another model, preprocessing or dataset.
     #[arg(long)]
     pub overwrite: bool,
@@ -86,11 +77,7 @@ pub struct Args {
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     let request = ExtractRequest {
         data: args.data.clone(),
-        open: OpenOptions {
-            skip_bad: args.skip_bad,
-            test_fraction: args.test_fraction,
-            split_seed: args.split_seed,
-        },
+        open: args.open,
         limit_per_class: args.limit_per_class,
         limit: args.limit,
         part: args.part,
@@ -140,7 +127,11 @@ fn print_summary(s: &ExtractSummary) {
         s.model, s.feature_node, s.dtype
     );
     println!("input    {}", s.preprocess);
-    println!("classes  {}", s.classes.len());
+    println!("data     {} layout, {} classes", s.layout, s.classes.len());
+    if s.annotated != [0, 0] {
+        let [boxes, parts] = s.annotated;
+        println!("marks    {boxes} images with boxes, {parts} with part locations");
+    }
     if let Some(part) = s.part {
         println!("part     {part}");
     }

@@ -31,7 +31,8 @@ pub struct Args {
     #[arg(long, default_value_t = 2000)]
     rv_pairs: usize,
     /// Ground-truth boxes for the pointing game (default: `annotations.json` of a generated
-    /// dataset the cache was extracted from, when there is one).
+    /// dataset the cache was extracted from, else the object boxes of a CUB, Stanford Cars,
+    /// Stanford Dogs or ImageNet cache).
     #[arg(long)]
     annotations: Option<PathBuf>,
     /// Also write the report as JSON to this file.
@@ -139,6 +140,15 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
             100.0 * p.accuracy,
             p.hits,
             p.total
+        );
+    }
+    if let Some(p) = &report.part_purity {
+        println!(
+            "part purity        {:.1}% over {} channels ({} per class, top {} training images each, part locations inside the channel's cell)",
+            100.0 * p.purity,
+            p.channels.len(),
+            p.channels_per_class,
+            p.k
         );
     }
     for f in &report.faithfulness {

@@ -89,6 +89,8 @@ pub fn bench_cache(opts: &CacheBenchOptions, dir: &Path) -> Result<CacheBench> {
         original_head: None,
         data_root: None,
         held_out: None,
+        layout: Default::default(),
+        part_names: vec![],
         backbone: None,
         splits: Default::default(),
     };
@@ -98,6 +100,7 @@ pub fn bench_cache(opts: &CacheBenchOptions, dir: &Path) -> Result<CacheBench> {
             .map(|i| Item {
                 path: format!("train/n{:08}/n{:08}_{i}.JPEG", label(i), label(i)),
                 label: label(i),
+                annotation: None,
             })
             .collect();
         let mut writer = CacheWriter::create_or_resume(dir, manifest, false)?;

@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod explain;
 pub mod extract;
+pub mod paper;
 pub mod parts;
 #[cfg(feature = "serve")]
 pub mod serve;

@@ -50,12 +50,15 @@ pub enum StoreDtype {
 }
 
 /// One input image of a split.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item {
     /// Where the image came from (a file path, or `idx-file#index` for IDX datasets).
     pub path: String,
     /// Class index into `CacheManifest::classes`.
     pub label: i64,
+    /// Its boxes and part locations, where the dataset's layout records them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotation: Option<crate::annotation::Annotation>,
 }
 
 /// An image that was skipped with `--skip-bad`, and why.
@@ -207,9 +210,19 @@ pub struct CacheManifest {
     /// ([`crate::backbone::from_cache`]); absent in caches made before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backbone: Option<crate::engine::BackboneSource>,
+    /// The layout the dataset was read in.
+    #[serde(default, skip_serializing_if = "is_default_layout")]
+    pub layout: crate::layout::Layout,
+    /// Names of the parts the items' annotations locate (CUB's 15; empty elsewhere).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub part_names: Vec<String>,
     /// Splits by name: read from the split folders (a version 1 manifest lists them itself).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub splits: BTreeMap<String, SplitInfo>,
+}
+
+fn is_default_layout(layout: &crate::layout::Layout) -> bool {
+    *layout == crate::layout::Layout::default()
 }
 
 impl CacheManifest {

@@ -4,7 +4,7 @@
 //! class, [`UNLABELLED`]: what a head fitted to the original classifier (`--target original`)
 //! explains.
 
-use super::{Dataset, OpenOptions, Sample, Split};
+use super::{Dataset, Layout, OpenOptions, Sample, Split};
 use crate::cache::Skipped;
 use crate::error::{Error, Result};
 use image::ImageFormat;
@@ -35,7 +35,7 @@ fn is_hidden(path: &Path) -> bool {
 }
 
 /// The visible entries of a folder, sorted by name.
-fn list(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(super) fn list(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut paths = Vec::new();
     for entry in entries {
@@ -48,7 +48,7 @@ fn list(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
-fn has_image_extension(path: &Path) -> bool {
+pub(super) fn has_image_extension(path: &Path) -> bool {
     path.extension()
         .and_then(ImageFormat::from_extension)
         .is_some()
@@ -196,5 +196,7 @@ pub fn open(root: &Path, opts: &OpenOptions) -> Result<Dataset> {
         classes,
         splits,
         held_out: None,
+        layout: Layout::default(),
+        part_names: vec![],
     })
 }

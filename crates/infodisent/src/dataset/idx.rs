@@ -1,7 +1,7 @@
 //! IDX files (the MNIST / Fashion-MNIST format), raw or gzip-compressed: a magic number naming
 //! the element type and rank, big-endian dimensions, then the data.
 
-use super::{Dataset, Sample, Source, Split};
+use super::{Dataset, Layout, Sample, Source, Split};
 use crate::error::{Error, Result};
 use crate::fsutil::sha256_bytes;
 use image::{GrayImage, RgbImage};
@@ -178,6 +178,7 @@ fn split(name: &str, images_path: &Path, labels_path: &Path, num_classes: usize)
         .map(|(index, &label)| Sample {
             path: format!("{file}#{index}"),
             label: usize::from(label),
+            annotation: None,
             source: Source::Idx {
                 images: Arc::clone(&images),
                 index,
@@ -247,6 +248,8 @@ pub fn fashion_mnist() -> Result<Dataset> {
         classes: FASHION_MNIST_CLASSES.map(str::to_owned).to_vec(),
         splits,
         held_out: None,
+        layout: Layout::Idx,
+        part_names: vec![],
     })
 }
 
@@ -264,6 +267,8 @@ pub fn open_dir(dir: &Path) -> Result<Dataset> {
         classes: (0..num_classes).map(|c| c.to_string()).collect(),
         splits,
         held_out: None,
+        layout: Layout::Idx,
+        part_names: vec![],
     })
 }
 

@@ -1,12 +1,23 @@
-//! Labelled image datasets: an ImageFolder tree ([`folder`]), IDX files ([`idx`]) and the
-//! built-in `fashion-mnist`. A dataset is a list of splits, each a list of samples that know
-//! how to load themselves, so extraction can decode them in parallel.
+//! Labelled image datasets: an ImageFolder tree ([`folder`]), IDX files ([`idx`]), the
+//! official layouts of CUB-200-2011 ([`cub`]), Stanford Cars ([`cars`]), Stanford Dogs
+//! ([`dogs`]) and ImageNet ([`imagenet`]), and the built-in `fashion-mnist`. A dataset is a
+//! list of splits, each a list of samples that know how to load themselves, so extraction can
+//! decode them in parallel; samples of annotated layouts carry their boxes and part locations.
 
+pub mod cars;
 pub mod class_order;
+pub mod cub;
+pub mod dogs;
 pub mod folder;
 pub mod idx;
+pub mod imagenet;
+pub mod layout;
+mod mat;
 mod store;
+pub mod table;
 
+pub use crate::annotation::{Annotation, PartPoint};
+pub use crate::layout::Layout;
 pub use store::ImageStore;
 
 pub use crate::cache::HoldOut;
@@ -25,17 +36,28 @@ pub const FASHION_MNIST: &str = "fashion-mnist";
 /// Share of each class held out as the test split of a folder that has none.
 pub const DEFAULT_TEST_FRACTION: f64 = 0.2;
 
-/// Options that decide how strictly a dataset is read and how a folder without a test split
-/// is divided.
+/// Options that decide how strictly a dataset is read, in which layout, and how a folder
+/// without a test split is divided.
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 #[derive(Debug, Clone, Copy)]
 pub struct OpenOptions {
-    /// Record unusable parts (empty class folders) as skipped instead of failing.
+    /// Skip unreadable images and empty class folders (counted in the manifest) instead of
+    /// stopping at the first one.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub skip_bad: bool,
-    /// Share of each class a folder without `test/` or `val/` gives to a held-out `test`
-    /// split ([`Dataset::hold_out_test`]); 0 keeps the folder as it is.
+    /// Share of each class held out as the `test` split when the folder has no `test/` or
+    /// `val/` (`valid/`, `validation/`) folder, so nothing is measured on training images; 0
+    /// keeps the folder as one split. Recorded in the cache and its fingerprint.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = DEFAULT_TEST_FRACTION))]
     pub test_fraction: f64,
-    /// Seed of that assignment.
+    /// Seed of that held-out draw.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
     pub split_seed: u64,
+    /// The folder's layout (default: detected from the files it holds: CUB-200-2011's
+    /// `images.txt`, Stanford Cars' and Dogs' `.mat` lists, ImageNet's ground-truth files, IDX
+    /// files, else ImageFolder).
+    #[cfg_attr(feature = "clap", arg(long, value_enum))]
+    pub layout: Option<Layout>,
 }
 
 impl Default for OpenOptions {
@@ -44,6 +66,7 @@ impl Default for OpenOptions {
             skip_bad: false,
             test_fraction: DEFAULT_TEST_FRACTION,
             split_seed: 0,
+            layout: None,
         }
     }
 }
@@ -67,6 +90,8 @@ pub struct Sample {
     pub path: String,
     /// Class index into [`Dataset::classes`].
     pub label: usize,
+    /// Its boxes and part locations, where the dataset's layout records them.
+    pub annotation: Option<Box<Annotation>>,
     source: Source,
 }
 
@@ -76,8 +101,15 @@ impl Sample {
         Sample {
             path: path.display().to_string(),
             label,
+            annotation: None,
             source: Source::File(path),
         }
+    }
+
+    /// The sample with `annotation` attached.
+    pub fn annotated(mut self, annotation: Annotation) -> Self {
+        self.annotation = Some(Box::new(annotation));
+        self
     }
 
     /// The image file, when the sample is one (IDX samples are records inside a file).
@@ -182,6 +214,11 @@ impl Split {
     }
 }
 
+/// SHA-256 of each of `files`, for [`Split::source_hashes`].
+pub(crate) fn hashes_of(files: &[PathBuf]) -> Result<Vec<String>> {
+    files.iter().map(crate::fsutil::sha256_file).collect()
+}
+
 /// A labelled dataset: class names and splits.
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -196,9 +233,40 @@ pub struct Dataset {
     pub splits: Vec<Split>,
     /// How the `test` split was drawn, when the folder had none.
     pub held_out: Option<HoldOut>,
+    /// The layout it was read in.
+    pub layout: Layout,
+    /// Names of the parts that samples' [`PartPoint`]s index (CUB's 15; empty elsewhere).
+    pub part_names: Vec<String>,
 }
 
 impl Dataset {
+    /// A dataset read from an official layout: its two splits as the annotation files give
+    /// them, each recording `hashes` (of those files) so the fingerprint follows them.
+    pub(crate) fn official(
+        spec: &Path,
+        root: PathBuf,
+        layout: Layout,
+        classes: Vec<String>,
+        splits: [(&str, Vec<Sample>); 2],
+        hashes: Vec<String>,
+    ) -> Dataset {
+        let splits = splits.map(|(name, samples)| Split {
+            name: name.to_owned(),
+            samples,
+            skipped: vec![],
+            source_hashes: hashes.clone(),
+        });
+        Dataset {
+            spec: spec.display().to_string(),
+            root: Some(root),
+            classes,
+            splits: splits.into(),
+            held_out: None,
+            layout,
+            part_names: vec![],
+        }
+    }
+
     /// Opens `fashion-mnist`, a folder of IDX files, or an ImageFolder tree, strictly.
     pub fn open(spec: &str) -> Result<Dataset> {
         Self::open_with(spec, &OpenOptions::default())
@@ -221,15 +289,13 @@ impl Dataset {
         if !path.is_dir() {
             return Err(Error::input(
                 path,
-                "a dataset must be a folder (ImageFolder layout or IDX files)",
+                "a dataset must be a folder (ImageFolder, IDX files, or the official layout of CUB-200-2011, Stanford Cars, Stanford Dogs or ImageNet)",
             ));
         }
         // Sample paths are absolute, so nothing later depends on the working directory.
         let path = &path.canonicalize().map_err(|e| Error::io(path, e))?;
-        if idx::is_idx_dir(path) {
-            return idx::open_dir(path);
-        }
-        let mut dataset = folder::open(path, opts)?;
+        let layout = opts.layout.unwrap_or_else(|| layout::detect(path));
+        let mut dataset = layout::open(layout, path, opts)?;
         dataset.hold_out_test(opts.test_fraction, opts.split_seed)?;
         Ok(dataset)
     }
@@ -397,6 +463,8 @@ mod tests {
             classes: vec!["a".into(), "b".into(), "c".into()],
             splits,
             held_out: None,
+            layout: Layout::default(),
+            part_names: vec![],
         }
     }
 

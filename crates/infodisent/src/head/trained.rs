@@ -124,6 +124,29 @@ impl TrainedHead {
         }
     }
 
+    /// The head that finds this model's cells and prototypes: the InfoDisent head itself, or
+    /// for a linear layer one that rotates by the identity, so a probe's cells and prototypes
+    /// are found in the raw channels (its zero weights are never read).
+    pub fn cell_finder(&self) -> Result<std::borrow::Cow<'_, HeadParams>> {
+        let p = match self {
+            TrainedHead::InfoDisent(h) => return Ok(std::borrow::Cow::Borrowed(h)),
+            TrainedHead::Linear(p) => p,
+        };
+        let mut identity = vec![0.0; p.dim * p.dim];
+        identity
+            .iter_mut()
+            .step_by(p.dim + 1)
+            .for_each(|x| *x = 1.0);
+        let head = HeadParams::new(
+            p.dim,
+            p.classes,
+            identity,
+            vec![0.0; p.classes * p.dim],
+            vec![0.0; p.classes],
+        )?;
+        Ok(std::borrow::Cow::Owned(head))
+    }
+
     fn inner(&self) -> &dyn Classifies {
         match self {
             TrainedHead::InfoDisent(p) => p,

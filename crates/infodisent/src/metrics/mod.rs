@@ -7,6 +7,7 @@
 
 pub mod concentration;
 pub mod faithfulness;
+pub mod keypoints;
 pub mod parts;
 pub mod pass;
 pub mod pointing;
@@ -26,7 +27,7 @@ use concentration::ChannelCounts;
 use concentration::DecisionTally;
 use faithfulness::{FaithfulnessScore, PerturbationImage};
 use pass::{each_image, Accumulator};
-use pointing::{PointingGames, PointingScore};
+use pointing::{BoxPointing, PointingGames, PointingScore};
 use rv::{RvReport, RvSampler, RvStat};
 use serde::{Deserialize, Serialize};
 
@@ -84,13 +85,18 @@ pub struct MetricsReport {
     pub weights: WeightStats,
     /// RV coefficients of InfoDisent vs raw channels.
     pub rv: RvReport,
-    /// Pointing game for the true class (generated data only).
+    /// Pointing game for the true class: on the deciding part of generated data, or on the
+    /// object boxes of a dataset whose layout gives them (CUB, Stanford Cars and Dogs,
+    /// ImageNet).
     pub pointing: Vec<PointingScore>,
     /// Whether `H⁻` of the true class peaks on the planted counter-evidence (generated data
     /// with counter-evidence only).
     pub counter_pointing: Vec<PointingScore>,
     /// Deletion and insertion AUC, when the backbone was run.
     pub faithfulness: Vec<FaithfulnessScore>,
+    /// Prototype purity on the dataset's annotated part locations (CUB), PIP-Net's measure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_purity: Option<keypoints::KeypointPurity>,
 }
 
 /// What the trained parameters look like.
@@ -162,7 +168,22 @@ pub fn cache_metrics(
             opts.pointing_tolerance,
         )
     });
+    let has_boxes = items
+        .iter()
+        .any(|i| i.annotation.as_ref().is_some_and(|a| !a.boxes.is_empty()));
+    let mut boxes = (annotations.is_none() && has_boxes).then(|| {
+        let manifest = cache.manifest();
+        let mut pointers = of_polarity(&methods, Polarity::Positive);
+        pointers.push(&random);
+        BoxPointing::new(
+            pointers,
+            &manifest.preprocess,
+            manifest.input_size,
+            opts.pointing_tolerance,
+        )
+    });
     let mut metrics: Vec<&mut dyn Accumulator> = vec![&mut decisions, &mut rv];
+    metrics.extend(boxes.as_mut().map(|p| p as &mut dyn Accumulator));
     metrics.extend(
         baseline_decisions
             .as_mut()
@@ -172,7 +193,10 @@ pub fn cache_metrics(
     each_image(cache, &opts.split, Some(head), &mut metrics)?;
     let (accuracy, channels_for_95) = decisions.finish();
     let baseline_figures = baseline_decisions.as_ref().map(DecisionTally::finish);
-    let (pointing, counter_pointing) = pointing.map(|p| p.finish()).unwrap_or_default();
+    let (mut pointing, counter_pointing) = pointing.map(|p| p.finish()).unwrap_or_default();
+    if let Some(boxes) = &boxes {
+        pointing = boxes.finish();
+    }
     Ok(MetricsReport {
         split: opts.split.clone(),
         images: channels_for_95.strict.images,
@@ -186,6 +210,7 @@ pub fn cache_metrics(
         pointing,
         counter_pointing,
         faithfulness: vec![],
+        part_purity: None,
     })
 }
 
@@ -235,6 +260,8 @@ pub fn measure(
         .map(crate::fsutil::read_json::<Annotations>)
         .transpose()?;
     let mut report = cache_metrics(cache, head, baseline, annotations.as_ref(), opts)?;
+    let model = crate::head::TrainedHead::InfoDisent(head.clone());
+    report.part_purity = keypoints::keypoint_purity(cache, &model, 5, keypoints::PIPNET_K, 0.0)?;
     if let (true, Some(features)) = (opts.deletion_images > 0, features) {
         report.faithfulness =
             faithfulness_metrics(cache, head, baseline.map(|b| &b.classifier), features, opts)?;

@@ -10,7 +10,6 @@
 
 use super::pointing::AnnotationIndex;
 use crate::cache::FeatureCache;
-use crate::classifier::LinearClassifier;
 use crate::error::{Error, Result};
 use crate::explain::prototypes::{find_prototypes, top_weighted};
 use crate::explain::{Grid, ImageGeometry};
@@ -77,23 +76,6 @@ pub struct PartsScore {
     pub channels: Vec<ChannelPurity>,
 }
 
-/// A head that rotates by the identity: it finds a probe's cells and prototypes in the raw
-/// channels (its zero weights are never read).
-fn identity_head(p: &LinearClassifier) -> Result<HeadParams> {
-    let mut identity = vec![0.0; p.dim * p.dim];
-    identity
-        .iter_mut()
-        .step_by(p.dim + 1)
-        .for_each(|x| *x = 1.0);
-    HeadParams::new(
-        p.dim,
-        p.classes,
-        identity,
-        vec![0.0; p.classes * p.dim],
-        vec![0.0; p.classes],
-    )
-}
-
 /// Share of `landed` on its most frequent part (background boxes count against it), and that part.
 pub fn purity_of(landed: &[Option<&str>]) -> (Option<String>, f64) {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -118,10 +100,7 @@ struct Setup<'a> {
 
 impl<'a> Setup<'a> {
     fn new(cache: &FeatureCache, model: &'a TrainedHead, truth: &'a PartsTruth) -> Result<Self> {
-        let finder = match model {
-            TrainedHead::InfoDisent(h) => std::borrow::Cow::Borrowed(h),
-            TrainedHead::Linear(p) => std::borrow::Cow::Owned(identity_head(p)?),
-        };
+        let finder = model.cell_finder()?;
         let size = truth.config.size;
         Ok(Setup {
             grid: Grid::for_head(cache, finder.dim)?,

@@ -18,6 +18,8 @@ pub struct Seen<'a> {
     pub grid: Grid,
     /// Its label.
     pub truth: usize,
+    /// Its boxes and part locations, where the dataset records them.
+    pub annotation: Option<&'a crate::dataset::Annotation>,
     /// The InfoDisent head's decision on it, when a head is measured.
     pub decision: Option<&'a Decision>,
 }
@@ -54,6 +56,7 @@ pub fn each_image(
                 features: &shard.features[i * d * cells..(i + 1) * d * cells],
                 grid,
                 truth: shard.labels[i] as usize,
+                annotation: items[item].annotation.as_ref(),
                 decision: decisions.get(i),
             };
             for metric in metrics.iter_mut() {

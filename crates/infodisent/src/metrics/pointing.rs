@@ -1,5 +1,6 @@
 //! The pointing game: a heatmap scores a hit when its peak lies on (or within a tolerance of)
-//! the known deciding part. Ground truth comes from generated data ([`crate::synth`]).
+//! the known deciding part of generated data ([`crate::synth`]), or of any of the object boxes
+//! a dataset's annotation files give ([`BoxPointing`]).
 
 use super::pass::{Accumulator, Seen};
 use crate::error::{Error, Result};
@@ -50,6 +51,22 @@ pub fn points_at(
     let (x, y) = map.peak_point(input_size);
     let (x, y) = geometry.point_to_image(x, y);
     crate::geometry::point_near_box(x, y, target, tolerance)
+}
+
+/// Where `image` sits in its original pixels, and what a heatmap method reads of it.
+fn placed<'a>(
+    image: &Seen<'a>,
+    decision: &'a crate::head::params::Decision,
+    preprocess: &Preprocess,
+) -> Result<(ImageGeometry, Subject<'a>)> {
+    let (w, h) = image::image_dimensions(image.path)
+        .map_err(|e| Error::input(image.path, e.to_string()))?;
+    let subject = Subject {
+        features: image.features,
+        grid: image.grid,
+        decision,
+    };
+    Ok((ImageGeometry::new(preprocess, w, h), subject))
 }
 
 /// Both pointing games over the annotated images of a split: every evidence-for method against
@@ -116,14 +133,7 @@ impl Accumulator for PointingGames<'_> {
         let (Some(ann), Some(decision)) = (self.index.get(image.path), image.decision) else {
             return Ok(());
         };
-        let (w, h) = image::image_dimensions(image.path)
-            .map_err(|e| Error::input(image.path, e.to_string()))?;
-        let geometry = ImageGeometry::new(self.preprocess, w, h);
-        let subject = Subject {
-            features: image.features,
-            grid: image.grid,
-            decision,
-        };
+        let (geometry, subject) = placed(image, decision, self.preprocess)?;
         let game = |methods: &[&dyn Explainer], hits: &mut [usize], target: &PixelBox| {
             for (hit, method) in hits.iter_mut().zip(methods) {
                 let map = method.heatmap(&subject, ann.label)?;
@@ -138,6 +148,69 @@ impl Accumulator for PointingGames<'_> {
             game(&self.counter_pointers, &mut self.counter_hits, &counter)?;
             self.countered += 1;
         }
+        Ok(())
+    }
+}
+
+/// The pointing game on the object boxes of annotated datasets (CUB, Stanford Cars and Dogs,
+/// ImageNet): a hit when the map of the true class peaks within the tolerance of any box.
+pub struct BoxPointing<'a> {
+    pointers: Vec<&'a dyn Explainer>,
+    preprocess: &'a Preprocess,
+    input_size: usize,
+    tolerance: f64,
+    hits: Vec<usize>,
+    total: usize,
+}
+
+impl<'a> BoxPointing<'a> {
+    /// The game of `pointers`, peaks within `tolerance` original-image pixels counting.
+    pub fn new(
+        pointers: Vec<&'a dyn Explainer>,
+        preprocess: &'a Preprocess,
+        input_size: usize,
+        tolerance: f64,
+    ) -> Self {
+        BoxPointing {
+            hits: vec![0; pointers.len()],
+            pointers,
+            preprocess,
+            input_size,
+            tolerance,
+            total: 0,
+        }
+    }
+
+    /// The scores (empty when no image had a box).
+    pub fn finish(&self) -> Vec<PointingScore> {
+        if self.total == 0 {
+            return vec![];
+        }
+        let scores = self.pointers.iter().zip(&self.hits);
+        scores
+            .map(|(m, &h)| PointingScore::new(m.name(), h, self.total))
+            .collect()
+    }
+}
+
+impl Accumulator for BoxPointing<'_> {
+    fn add(&mut self, image: &Seen) -> Result<()> {
+        let (Some(ann), Some(decision)) = (image.annotation, image.decision) else {
+            return Ok(());
+        };
+        if ann.boxes.is_empty() {
+            return Ok(());
+        }
+        let (geometry, subject) = placed(image, decision, self.preprocess)?;
+        for (hit, method) in self.hits.iter_mut().zip(&self.pointers) {
+            let map = method.heatmap(&subject, image.truth)?;
+            let on = ann
+                .boxes
+                .iter()
+                .any(|b| points_at(&map, self.input_size, &geometry, b, self.tolerance));
+            *hit += usize::from(on);
+        }
+        self.total += 1;
         Ok(())
     }
 }

@@ -42,6 +42,8 @@ pub fn write_cache(
         original_head: None,
         data_root: None,
         held_out: None,
+        layout: Default::default(),
+        part_names: vec![],
         backbone: None,
         splits: BTreeMap::new(),
     };
@@ -55,6 +57,7 @@ pub fn write_cache(
             .map(|(p, &l)| Item {
                 path: p.clone(),
                 label: l,
+                annotation: None,
             })
             .collect();
         w.begin_split(s.name, &items, vec![], shard).unwrap();

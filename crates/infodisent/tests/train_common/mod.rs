@@ -36,6 +36,8 @@ pub fn write_cache(dir: &Path, train: usize, test: usize, seed: u64) -> FeatureC
         original_head: None,
         data_root: None,
         held_out: None,
+        layout: Default::default(),
+        part_names: vec![],
         backbone: None,
         splits: BTreeMap::new(),
     };
@@ -50,6 +52,7 @@ pub fn write_cache(dir: &Path, train: usize, test: usize, seed: u64) -> FeatureC
             .map(|(i, &l)| Item {
                 path: format!("img{i}"),
                 label: l,
+                annotation: None,
             })
             .collect();
         let shard = 16;

@@ -1,0 +1,119 @@
+//! `bench paper` end to end on the parts benchmark written in CUB-200-2011's layout: the
+//! official files are read (split, labels, boxes, part locations), features extracted with the
+//! real Lite0, the paper's heads trained, and part purity on the annotated part locations
+//! compared with the parts benchmark's own purity for the same head and images.
+
+use infodisent::backbone::BackboneSpec;
+use infodisent::bench::paper::{format_markdown, run, PaperRequest};
+use infodisent::cache::FeatureCache;
+use infodisent::dataset::{Dataset, Layout, OpenOptions};
+use infodisent::head::TrainedHead;
+use infodisent::metrics::keypoints::keypoint_purity;
+use infodisent::metrics::parts::{parts_score, PartsOptions};
+use infodisent::synth::cub_layout::write_cub;
+use infodisent::synth::parts::{asset_backgrounds, generate, PartsConfig};
+use infodisent::train::TrainConfig;
+
+#[test]
+fn bench_paper_reads_cub_and_its_part_purity_agrees_with_the_parts_benchmark() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = PartsConfig {
+        classes: 4,
+        train_per_class: 24,
+        test_per_class: 8,
+        ..PartsConfig::default()
+    };
+    let parts_root = dir.path().join("parts");
+    let truth = generate(&parts_root, &data, &asset_backgrounds().unwrap()).unwrap();
+    let cub = dir.path().join("cub");
+    write_cub(&parts_root, &truth, &cub).unwrap();
+
+    let ds = Dataset::open(cub.to_str().unwrap()).unwrap();
+    assert_eq!(ds.layout, Layout::Cub);
+    assert_eq!(ds.split("train").unwrap().samples.len(), 4 * 24);
+    assert_eq!(ds.split("test").unwrap().class_counts(4), [8; 4]);
+    assert_eq!(ds.part_names.len(), 7, "six parts and the distractor");
+
+    let base = TrainConfig {
+        epochs: Some(8),
+        val_fraction: 0.0,
+        batch_size: 32,
+        lr: 3e-3,
+        seed: 0,
+        ..TrainConfig::default()
+    };
+    let request = PaperRequest {
+        data: cub.to_str().unwrap().to_owned(),
+        open: OpenOptions::default(),
+        models: vec![BackboneSpec::new("efficientnet-lite0", 2)],
+        out: dir.path().join("paper"),
+        base,
+        limit_per_class: None,
+    };
+    let rows = run(&request).unwrap();
+    println!("{}", format_markdown(&rows));
+    let [row] = &rows[..] else {
+        panic!("one model, one row")
+    };
+    assert_eq!(
+        (row.layout, row.classes, row.test_images),
+        (Layout::Cub, 4, 32)
+    );
+    assert!(row.paper.is_none(), "the paper has no Lite0 row");
+    // Three probes, the dense paper head and the default recipe; Lite0's own classifier decides
+    // between ImageNet's classes, not these four.
+    assert_eq!(row.heads.len(), 5);
+    for head in &row.heads {
+        let purity = head.part_purity.expect("CUB part locations give purity");
+        assert!((0.0..=1.0).contains(&purity), "{}: {purity}", head.name);
+        assert!(
+            head.top1 > 0.3,
+            "{}: top-1 {} (chance 0.25)",
+            head.name,
+            head.top1
+        );
+        if head.rotation_from_identity.is_some() {
+            let pointing = head.pointing.expect("CUB boxes give the pointing game");
+            assert!(pointing > 0.25, "{}: pointing {pointing}", head.name);
+        }
+    }
+
+    // The same images as an ImageFolder with the parts' boxes: the parts benchmark's purity of
+    // the default head, against PIP-Net's purity on the part locations of the CUB copy.
+    let default = row.heads.last().unwrap();
+    let head = TrainedHead::InfoDisent(infodisent::runs::load_head(&default.folder).unwrap());
+    let parts_cache = dir.path().join("parts-cache");
+    let mut backbone = BackboneSpec::new("efficientnet-lite0", 2).load().unwrap();
+    let folder = Dataset::open(parts_root.to_str().unwrap()).unwrap();
+    infodisent::extract::extract(&mut backbone, &folder, &Default::default(), &parts_cache)
+        .unwrap();
+    let opts = PartsOptions::default();
+    let boxes = parts_score(
+        &FeatureCache::open(&parts_cache).unwrap(),
+        &head,
+        &truth,
+        &opts,
+    )
+    .unwrap()
+    .purity;
+    let cub_cache = FeatureCache::open(default.folder.join("../../cache")).unwrap();
+    let purity = |radius: f64| {
+        let (per_class, k) = (opts.channels_per_class, opts.prototypes);
+        let p = keypoint_purity(&cub_cache, &head, per_class, k, radius).unwrap();
+        let p = p.unwrap();
+        (p.purity, p.purity_of_all)
+    };
+    // A part location grown to the part's own size counts a part where the cell overlaps it,
+    // as the boxes do; PIP-Net's point-in-cell rule finds a 72-pixel part's centre in one of
+    // the nine or so 32-pixel cells on it.
+    let ((grown, grown_of_all), (pipnet, _)) =
+        (purity(f64::from(data.part_size) / 2.0), purity(0.0));
+    println!(
+        "purity on the parts' boxes {boxes:.3}; on their CUB part locations grown to the part {grown:.3} (of all top images {grown_of_all:.3}), PIP-Net's rule {pipnet:.3}"
+    );
+    assert!(
+        (boxes - grown_of_all).abs() <= 0.05,
+        "boxes {boxes:.3} vs grown locations {grown_of_all:.3}"
+    );
+    assert!(pipnet < grown);
+}
