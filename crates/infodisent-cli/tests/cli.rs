@@ -310,3 +310,117 @@ fn an_engine_that_cannot_run_says_why() {
         );
     }
 }
+
+/// A CUB-200-2011 folder of four small photos in two classes, as its authors ship it.
+fn tiny_cub(root: &std::path::Path) {
+    let cub = root.join("CUB_200_2011");
+    for (i, name) in [
+        "001.Albatross/a1.jpg",
+        "001.Albatross/a2.jpg",
+        "002.Auklet/b1.jpg",
+        "002.Auklet/b2.jpg",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let path = cub.join("images").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let img = image::RgbImage::from_fn(80, 60, |x, y| {
+            image::Rgb([(x * 3) as u8, (y * 4) as u8, (i * 60) as u8])
+        });
+        img.save(&path).unwrap();
+    }
+    let files = [
+        ("classes.txt", "1 001.Albatross\n2 002.Auklet\n"),
+        ("images.txt", "1 001.Albatross/a1.jpg\n2 001.Albatross/a2.jpg\n3 002.Auklet/b1.jpg\n4 002.Auklet/b2.jpg\n"),
+        ("image_class_labels.txt", "1 1\n2 1\n3 2\n4 2\n"),
+        ("train_test_split.txt", "1 1\n2 0\n3 1\n4 0\n"),
+        ("bounding_boxes.txt", "1 10.0 5.0 40.0 30.0\n2 0.0 0.0 80.0 60.0\n3 5.0 5.0 20.0 20.0\n4 1.0 1.0 2.0 2.0\n"),
+        ("parts/parts.txt", "1 beak\n2 left eye\n"),
+        ("parts/part_locs.txt", "1 1 12.0 22.0 1\n1 2 0.0 0.0 0\n3 2 5.0 6.0 1\n"),
+    ];
+    for (name, text) in files {
+        let path = cub.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+#[test]
+fn extract_recognises_cub_and_names_a_malformed_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cub");
+    tiny_cub(&data);
+    let cache = dir.path().join("cache");
+    let (data, cache) = (data.to_str().unwrap(), cache.to_str().unwrap());
+    let out = infodisent(&[
+        "--json",
+        "--threads",
+        "2",
+        "extract",
+        "--data",
+        data,
+        "--cache",
+        cache,
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["layout"], "cub");
+    assert_eq!(
+        v["annotated"],
+        serde_json::json!([4, 2]),
+        "four boxes, two images with visible parts"
+    );
+    let splits: Vec<_> = v["splits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["items"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        splits,
+        [("train".to_owned(), 2), ("test".to_owned(), 2)],
+        "the official split"
+    );
+    let items =
+        std::fs::read_to_string(std::path::Path::new(cache).join("train/items.json")).unwrap();
+    assert!(
+        items.contains("\"boxes\"") && items.contains("\"parts\""),
+        "{items}"
+    );
+
+    // Named as another layout, the folder is refused for lacking that layout's files.
+    let other = dir.path().join("other");
+    let out = infodisent(&[
+        "extract",
+        "--data",
+        data,
+        "--cache",
+        other.to_str().unwrap(),
+        "--layout",
+        "cars",
+    ]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("Stanford Cars"), "{}", stderr(&out));
+    // A malformed line is named with its file and line number.
+    let labels = std::path::Path::new(data).join("CUB_200_2011/image_class_labels.txt");
+    std::fs::write(&labels, "1 1\n2 one\n3 2\n4 2\n").unwrap();
+    let out = infodisent(&[
+        "extract",
+        "--data",
+        data,
+        "--cache",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("image_class_labels.txt") && err.contains("line 2"),
+        "{err}"
+    );
+}

@@ -59,8 +59,8 @@ fn placed<'a>(
     decision: &'a crate::head::params::Decision,
     preprocess: &Preprocess,
 ) -> Result<(ImageGeometry, Subject<'a>)> {
-    let (w, h) = image::image_dimensions(image.path)
-        .map_err(|e| Error::input(image.path, e.to_string()))?;
+    let (w, h) =
+        image::image_dimensions(image.path).map_err(|e| Error::input(image.path, e.to_string()))?;
     let subject = Subject {
         features: image.features,
         grid: image.grid,
