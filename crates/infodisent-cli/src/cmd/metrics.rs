@@ -119,6 +119,18 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         rv.infodisent.constant_channels,
         rv.raw.constant_channels
     );
+    let used = |stat: Option<&infodisent::metrics::rv::RvStat>| {
+        stat.map_or("-".to_owned(), |s| {
+            format!("{:.4} − null {:.4} = {:.4}", s.mean, s.null, s.excess())
+        })
+    };
+    println!(
+        "  over used channels InfoDisent {}; {} {} (each class's {} largest gauge-fixed weights)",
+        used(rv.infodisent_used.as_ref()),
+        report.baseline.as_deref().unwrap_or("baseline"),
+        used(rv.baseline_used.as_ref()),
+        infodisent::metrics::rv::USED_PER_CLASS
+    );
     println!(
         "weights            {:.1}% of W exactly zero; ‖U − I‖/√D = {:.3}",
         100.0 * report.weights.zero_share,

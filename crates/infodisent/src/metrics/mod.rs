@@ -19,6 +19,7 @@ use crate::classifier::LinearClassifier;
 use crate::dataset::ImageStore;
 use crate::engine::FeatureFn;
 use crate::error::Result;
+use crate::explain::prototypes::top_weighted;
 use crate::explain::{explainers, of_polarity, Grid, Polarity, RandomMap};
 use crate::head::params::HeadParams;
 use crate::head::Classifies;
@@ -192,6 +193,20 @@ pub fn cache_metrics(
     metrics.extend(pointing.as_mut().map(|p| p as &mut dyn Accumulator));
     each_image(cache, &opts.split, Some(head), &mut metrics)?;
     let (accuracy, channels_for_95) = decisions.finish();
+    let used = top_weighted(
+        &head.gauge_fixed_weights(),
+        head.classes,
+        head.dim,
+        rv::USED_PER_CLASS,
+    );
+    let baseline_used = baseline.map(|(_, b)| {
+        top_weighted(
+            &b.gauge_fixed_weights(),
+            b.classes,
+            b.dim,
+            rv::USED_PER_CLASS,
+        )
+    });
     let baseline_figures = baseline_decisions.as_ref().map(DecisionTally::finish);
     let (mut pointing, counter_pointing) = pointing.map(|p| p.finish()).unwrap_or_default();
     if let Some(boxes) = &boxes {
@@ -206,7 +221,13 @@ pub fn cache_metrics(
         baseline_accuracy: baseline_figures.as_ref().map(|f| f.0),
         baseline_channels_for_95: baseline_figures.map(|f| f.1),
         weights: WeightStats::of(head),
-        rv: rv.finish(grid.dim, grid.cells(), opts.rv_pairs, opts.seed),
+        rv: rv.finish(
+            grid.dim,
+            grid.cells(),
+            opts.rv_pairs,
+            opts.seed,
+            [Some(&used), baseline_used.as_deref()],
+        ),
         pointing,
         counter_pointing,
         faithfulness: vec![],
@@ -226,7 +247,13 @@ pub fn head_metrics(
     let mut rv = RvSampler::new(&cache.items(&opts.split)?, opts.rv_images, opts.seed);
     each_image(cache, &opts.split, None, &mut [&mut decisions, &mut rv])?;
     let (accuracy, counts) = decisions.finish();
-    let rv = rv.finish(grid.dim, grid.cells(), opts.rv_pairs, opts.seed);
+    let rv = rv.finish(
+        grid.dim,
+        grid.cells(),
+        opts.rv_pairs,
+        opts.seed,
+        [None, None],
+    );
     Ok((accuracy, counts, rv.raw))
 }
 

@@ -25,7 +25,17 @@ pub struct RvReport {
     pub infodisent: RvStat,
     /// The raw channels `F` (U = I).
     pub raw: RvStat,
+    /// The rotated channels the decisions read: each class's largest gauge-fixed weights
+    /// ([`USED_PER_CLASS`] a class, all a pruned head keeps), the same pairs' null beside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infodisent_used: Option<RvStat>,
+    /// The raw channels the baseline's decisions read, chosen the same way from its weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_used: Option<RvStat>,
 }
+
+/// Channels per class counted as used by a decision: the default recipe keeps 5 weights a class.
+pub const USED_PER_CLASS: usize = 5;
 
 /// Mean RV of one set of channels and what independent channels would score.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -127,14 +137,32 @@ pub fn mean_rv(
     pairs: usize,
     seed: u64,
 ) -> RvStat {
+    let all: Vec<usize> = (0..dim).collect();
+    mean_rv_of(maps, n, dim, cells, &all, pairs, seed)
+}
+
+/// [`mean_rv`] over the pairs of `channels` only (a decision's channels, say).
+pub fn mean_rv_of(
+    maps: &[f32],
+    n: usize,
+    dim: usize,
+    cells: usize,
+    channels: &[usize],
+    pairs: usize,
+    seed: u64,
+) -> RvStat {
     use rand::seq::SliceRandom;
     use rayon::prelude::*;
-    let centred: Vec<Centred> = (0..dim)
-        .into_par_iter()
-        .map(|k| centre(maps, n, dim, cells, k))
+    let centred: std::collections::HashMap<usize, Centred> = channels
+        .par_iter()
+        .map(|&k| (k, centre(maps, n, dim, cells, k)))
         .collect();
-    let live: Vec<usize> = (0..dim).filter(|&k| !is_constant(&centred[k])).collect();
-    let constant_channels = dim - live.len();
+    let live: Vec<usize> = channels
+        .iter()
+        .copied()
+        .filter(|k| !is_constant(&centred[k]))
+        .collect();
+    let constant_channels = channels.len() - live.len();
     let m = live.len();
     let all = m * m.saturating_sub(1) / 2;
     let mut rng = StdRng::seed_from_u64(seed);
@@ -165,8 +193,8 @@ pub fn mean_rv(
         .par_iter()
         .map(|&(k, l)| {
             (
-                rv_of(&centred[k], &centred[l], n, cells, None),
-                rv_of(&centred[k], &centred[l], n, cells, Some(&perm)),
+                rv_of(&centred[&k], &centred[&l], n, cells, None),
+                rv_of(&centred[&k], &centred[&l], n, cells, Some(&perm)),
             )
         })
         .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
@@ -197,15 +225,28 @@ impl RvSampler {
         }
     }
 
-    /// Mean RV of the rotated and of the raw channels over `pairs` sampled pairs.
-    pub fn finish(&self, dim: usize, cells: usize, pairs: usize, seed: u64) -> RvReport {
+    /// Mean RV of the rotated and of the raw channels over `pairs` sampled pairs, and over the
+    /// channels the head's and the baseline's decisions use (`used`: rotated, raw).
+    pub fn finish(
+        &self,
+        dim: usize,
+        cells: usize,
+        pairs: usize,
+        seed: u64,
+        used: [Option<&[usize]>; 2],
+    ) -> RvReport {
         let n = self.raw.len() / (dim * cells).max(1);
         let rotated_n = self.rotated.len() / (dim * cells).max(1);
+        let [rotated_used, raw_used] = used;
         RvReport {
             images: n,
             pairs: pairs.min(dim * dim.saturating_sub(1) / 2),
             infodisent: mean_rv(&self.rotated, rotated_n, dim, cells, pairs, seed),
             raw: mean_rv(&self.raw, n, dim, cells, pairs, seed),
+            infodisent_used: rotated_used
+                .filter(|_| rotated_n > 0)
+                .map(|c| mean_rv_of(&self.rotated, rotated_n, dim, cells, c, pairs, seed)),
+            baseline_used: raw_used.map(|c| mean_rv_of(&self.raw, n, dim, cells, c, pairs, seed)),
         }
     }
 }
@@ -247,6 +288,10 @@ mod tests {
         // unrelated channels.
         assert!(stat.null < 0.3, "{stat:?}");
         assert_eq!(stat.constant_channels, 0);
+        // Over the identical pair alone the mean is 1; over the unrelated pair it is small.
+        let same = mean_rv_of(&maps, n, dim, cells, &[0, 1], 10, 0);
+        assert!((same.mean - 1.0).abs() < 1e-9, "{same:?}");
+        assert!(mean_rv_of(&maps, n, dim, cells, &[0, 2], 10, 0).mean < 0.3);
     }
 
     #[test]
