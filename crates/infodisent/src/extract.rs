@@ -643,12 +643,11 @@ fn manifest_for(
     })
 }
 
-/// Images of `dataset` with boxes, and with part locations.
-fn annotated_counts(dataset: &Dataset) -> [usize; 2] {
-    let marks = dataset
-        .splits
+/// Images of the splits `work` extracts with boxes, and with part locations.
+fn annotated_counts(work: &[SplitWork]) -> [usize; 2] {
+    let marks = work
         .iter()
-        .flat_map(|s| &s.samples)
+        .flat_map(|w| w.samples)
         .filter_map(|s| s.annotation.as_deref());
     marks.fold([0, 0], |[b, p], a| {
         [
@@ -744,7 +743,7 @@ pub fn extract(
         dtype: opts.dtype,
         classes: dataset.classes.clone(),
         layout: dataset.layout,
-        annotated: annotated_counts(dataset),
+        annotated: annotated_counts(&work),
         complete: splits.iter().all(|s| s.complete),
         splits,
         images,

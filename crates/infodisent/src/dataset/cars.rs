@@ -129,7 +129,7 @@ fn sample(r: &Record, image: PathBuf, classes: usize) -> Result<Sample> {
 mod tests {
     use super::*;
     use crate::dataset::mat::write;
-    use crate::dataset::OpenOptions;
+    use crate::dataset::testing::{boxes, error_of, jpeg, open};
     use matrw::{matvar, MatVariable};
 
     /// One annotation: image, box corners (1-based, inclusive) and 1-based class.
@@ -145,11 +145,6 @@ mod tests {
             })
             .collect();
         write::structs(records)
-    }
-
-    fn jpeg(path: &Path) {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        image::RgbImage::new(8, 6).save(path).unwrap();
     }
 
     /// The devkit layout with 3 classes, 3 training and 2 test images; the labelled test
@@ -187,17 +182,6 @@ mod tests {
                 jpeg(&root.join(split).join(fname));
             }
         }
-    }
-
-    fn open(root: &Path) -> Result<Dataset> {
-        Dataset::open_with(root.to_str().unwrap(), &OpenOptions::default())
-    }
-
-    fn boxes(s: &Sample) -> Vec<[u32; 4]> {
-        s.annotation
-            .as_ref()
-            .map(|a| a.boxes.clone())
-            .unwrap_or_default()
     }
 
     #[test]
@@ -255,12 +239,6 @@ mod tests {
         );
         assert_eq!(ds.key(&test.samples[0]), "car_ims/000002.jpg");
         assert_eq!(boxes(&test.samples[0]), [[1, 1, 7, 5]]);
-    }
-
-    fn error_of(root: &Path) -> String {
-        let e = open(root).unwrap_err().to_string();
-        println!("{e}");
-        e
     }
 
     #[test]

@@ -228,7 +228,7 @@ fn bndbox(corners: [Option<f64>; 4]) -> std::result::Result<PixelBox, String> {
 mod tests {
     use super::*;
     use crate::dataset::mat::write;
-    use crate::dataset::OpenOptions;
+    use crate::dataset::testing::{boxes, error_of, open};
     use matrw::MatVariable;
 
     const CHIHUAHUA: &str = "n02085620-Chihuahua";
@@ -298,17 +298,6 @@ mod tests {
         list(&root.join("lists/test_list.mat"), &test, vec![1.0, 2.0]);
     }
 
-    fn open(root: &Path) -> Result<Dataset> {
-        Dataset::open_with(root.to_str().unwrap(), &OpenOptions::default())
-    }
-
-    fn boxes(s: &Sample) -> Vec<[u32; 4]> {
-        s.annotation
-            .as_ref()
-            .map(|a| a.boxes.clone())
-            .unwrap_or_default()
-    }
-
     #[test]
     fn reads_the_official_layout() {
         let dir = tempfile::tempdir().unwrap();
@@ -344,12 +333,6 @@ mod tests {
             .join("n02085620_7");
         std::fs::write(&anno, voc(&[[1, 1, 5, 4]])).unwrap();
         assert_ne!(open(dir.path()).unwrap().fingerprint(), before);
-    }
-
-    fn error_of(root: &Path) -> String {
-        let e = open(root).unwrap_err().to_string();
-        println!("{e}");
-        e
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use super::mat::Mat;
 use super::table::{line_error, Table};
-use super::{Annotation, Dataset, Layout, OpenOptions, Sample};
+use super::{Annotation, Dataset, Layout, Sample};
 use crate::annotation::inclusive_box;
 use crate::error::{Error, Result};
 use crate::geometry::PixelBox;
@@ -65,7 +65,7 @@ pub fn is_imagenet(root: &Path) -> bool {
 }
 
 /// Opens the ImageNet folder `root`.
-pub fn open(root: &Path, _opts: &OpenOptions) -> Result<Dataset> {
+pub fn open(root: &Path) -> Result<Dataset> {
     let dir = image_dir(root);
     let train_dir = dir.join("train");
     let (classes, mut train) = read_train(&train_dir)?;
@@ -371,16 +371,12 @@ fn leaf_wnids(meta: &Path) -> Result<HashMap<usize, String>> {
 mod tests {
     use super::*;
     use crate::dataset::mat::write;
+    use crate::dataset::testing::{boxes, error_of, jpeg, open};
     use matrw::{matvar, MatVariable};
 
     const TENCH: &str = "n01440764";
     const GOLDFISH: &str = "n01443537";
     const SHARK: &str = "n01484850";
-
-    fn jpeg(path: &Path) {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        image::RgbImage::new(8, 6).save(path).unwrap();
-    }
 
     /// `train/<wnid>/<wnid>_<n>.JPEG`, two per class, plus files that are not images.
     fn train(dir: &Path) {
@@ -426,17 +422,6 @@ mod tests {
              {TENCH}_99,{TENCH} 0 0 1 1 \n"
         );
         std::fs::write(root.join(TRAIN_SOLUTION), train_csv).unwrap();
-    }
-
-    fn open(root: &Path) -> Result<Dataset> {
-        Dataset::open_with(root.to_str().unwrap(), &OpenOptions::default())
-    }
-
-    fn boxes(s: &Sample) -> Vec<[u32; 4]> {
-        s.annotation
-            .as_ref()
-            .map(|a| a.boxes.clone())
-            .unwrap_or_default()
     }
 
     fn keys(ds: &Dataset, split: &str) -> Vec<String> {
@@ -569,12 +554,6 @@ mod tests {
             crate::dataset::layout::detect(dir.path()),
             Layout::ImageFolder
         );
-    }
-
-    fn error_of(root: &Path) -> String {
-        let e = open(root).unwrap_err().to_string();
-        println!("{e}");
-        e
     }
 
     #[test]

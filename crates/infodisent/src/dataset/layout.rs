@@ -32,7 +32,7 @@ pub(super) fn open(layout: Layout, root: &Path, opts: &OpenOptions) -> Result<Da
         Layout::Cub => cub::open(root)?,
         Layout::Cars => cars::open(root)?,
         Layout::Dogs => dogs::open(root)?,
-        Layout::Imagenet => imagenet::open(root, opts)?,
+        Layout::Imagenet => imagenet::open(root)?,
     };
     dataset.layout = layout;
     Ok(dataset)

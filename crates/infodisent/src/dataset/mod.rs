@@ -420,6 +420,41 @@ impl Dataset {
     }
 }
 
+/// What the layout readers' tests share: small images, opening a folder as a user would
+/// (layout detected), and reading what came back.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Dataset, OpenOptions, Sample};
+    use crate::error::Result;
+    use std::path::Path;
+
+    /// Writes a small black JPEG at `path`, creating its folder.
+    pub fn jpeg(path: &Path) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        image::RgbImage::new(8, 6).save(path).unwrap();
+    }
+
+    /// Opens `root` with the default options: its layout is detected.
+    pub fn open(root: &Path) -> Result<Dataset> {
+        Dataset::open_with(root.to_str().unwrap(), &OpenOptions::default())
+    }
+
+    /// The object boxes of a sample (none when it has no annotation).
+    pub fn boxes(s: &Sample) -> Vec<[u32; 4]> {
+        s.annotation
+            .as_ref()
+            .map(|a| a.boxes.clone())
+            .unwrap_or_default()
+    }
+
+    /// The error opening `root` gives, printed so a failing test shows it.
+    pub fn error_of(root: &Path) -> String {
+        let e = open(root).unwrap_err().to_string();
+        println!("{e}");
+        e
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

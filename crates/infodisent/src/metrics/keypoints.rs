@@ -18,7 +18,8 @@ use crate::explain::prototypes::{find_prototypes, top_weighted};
 use crate::explain::ImageGeometry;
 use crate::head::{Classifies, TrainedHead};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 
 /// PIP-Net's number of top images per prototype.
 pub const PIPNET_K: usize = 10;
@@ -64,15 +65,13 @@ fn merged(name: &str) -> String {
         .to_owned()
 }
 
-/// Per merged part: images showing it, and of those, images whose cell holds it; and the
-/// number of images seen.
+/// Per merged part: images showing it, and of those, images whose cell holds it.
 #[derive(Default)]
-struct Presence(BTreeMap<String, (usize, usize)>, usize);
+struct Presence(BTreeMap<String, (usize, usize)>);
 
 impl Presence {
     /// Records one top image: the merged parts it shows, and which the cell `b` holds.
     fn add(&mut self, item: &Item, names: &[String], b: &crate::geometry::PixelBox, radius: f64) {
-        self.1 += 1;
         let Some(ann) = &item.annotation else { return };
         let mut seen: BTreeMap<String, bool> = BTreeMap::new();
         for p in &ann.parts {
@@ -103,10 +102,10 @@ impl Presence {
         }
     }
 
-    /// The largest share of all images seen whose cell holds one part.
-    fn most_held(&self) -> f64 {
+    /// The largest share of `k` top images whose cell holds one part.
+    fn most_held(&self, k: usize) -> f64 {
         let held = self.0.values().map(|&(_, held)| held).max().unwrap_or(0);
-        held as f64 / self.1.max(1) as f64
+        held as f64 / k.max(1) as f64
     }
 }
 
@@ -127,24 +126,30 @@ pub fn keypoint_purity(
     let prototypes = find_prototypes(cache, &finder, "train", k)?;
     let items = cache.items("train")?;
     let weight = model.gauge_fixed_weights();
+    // An image is a top image of many channels: its size is read from its header once.
+    let mut sizes: HashMap<usize, (u32, u32)> = HashMap::new();
     let mut channels = Vec::new();
     for c in top_weighted(&weight, model.classes(), model.dim(), channels_per_class) {
         let mut presence = Presence::default();
         for p in &prototypes.channels[c].positive {
             let item = &items[p.item];
-            let (w, h) = image::image_dimensions(&item.path)
-                .map_err(|e| Error::input(&item.path, e.to_string()))?;
+            let (w, h) = match sizes.entry(p.item) {
+                Entry::Occupied(known) => *known.get(),
+                Entry::Vacant(slot) => *slot.insert(
+                    image::image_dimensions(&item.path)
+                        .map_err(|e| Error::input(&item.path, e.to_string()))?,
+                ),
+            };
             let cell = ImageGeometry::new(&manifest.preprocess, w, h).to_image(p.input_box);
             presence.add(item, &manifest.part_names, &cell, radius);
         }
-        // Missing prototypes (a channel that fires on fewer images) count against it.
-        presence.1 = k;
         let (part, purity) = presence.purest();
         channels.push(KeypointChannel {
             channel: c,
             part,
             purity,
-            purity_of_all: presence.most_held(),
+            // Missing prototypes (a channel that fires on fewer images) count against it.
+            purity_of_all: presence.most_held(k),
         });
     }
     let mean = |f: fn(&KeypointChannel) -> f64| {
@@ -197,7 +202,7 @@ mod tests {
             p.add(image, &names, &cell, 0.0);
         }
         assert_eq!(p.purest(), (Some("eye".into()), 0.75));
-        assert_eq!(p.most_held(), 3.0 / 5.0);
+        assert_eq!(p.most_held(images.len()), 3.0 / 5.0);
         // Grown by 40 pixels the cell reaches every eye and the beak at (50, 50): both are pure,
         // and the eye, present more often, wins the tie.
         let mut grown = Presence::default();

@@ -169,10 +169,8 @@ pub fn cache_metrics(
             opts.pointing_tolerance,
         )
     });
-    let has_boxes = items
-        .iter()
-        .any(|i| i.annotation.as_ref().is_some_and(|a| !a.boxes.is_empty()));
-    let mut boxes = (annotations.is_none() && has_boxes).then(|| {
+    // Without generated annotations the game runs on the dataset's boxes, if it has any.
+    let mut boxes = annotations.is_none().then(|| {
         let manifest = cache.manifest();
         let mut pointers = of_polarity(&methods, Polarity::Positive);
         pointers.push(&random);
