@@ -63,5 +63,9 @@ unzip_dir "$fb" foolbox/data/ 'imagenet_.*\.jpg' "$assets/photos/imagenet"
 unzip_dir "$fb" foolbox/data/ '(cifar10|cifar100|mnist|fashionMNIST)_.*' "$assets/photos/small"
 sk=$(pip_wheel scikit-image==0.26.0 'scikit_image-0.26.0-*.whl' 74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af)
 unzip_dir "$sk" skimage/data/ '(chelsea|coffee|astronaut|motorcycle_left)\.png|rocket\.jpg' "$assets/photos/skimage"
+# The rest of scikit-image's photographs (textures, microscopy, astronomy, text): natural
+# images outside ImageNet's classes, for `bench faithfulness`. A folder of their own, so the
+# parts benchmark's backgrounds (the folder above) stay as they are.
+unzip_dir "$sk" skimage/data/ '(brick|camera|cell|clock_motion|coins|grass|gravel|ihc|microaneurysms|moon|motorcycle_right|page|text)\.png|(hubble_deep_field|retina)\.jpg' "$assets/photos/skimage-more"
 
 log "assets ready in $assets"

@@ -4,8 +4,8 @@
 use crate::cache::Cache;
 use crate::errors::{invalid, OrRaise};
 use infodisent::backbone::BackboneSpec;
-use infodisent::cache::{FeatureCache, StoreDtype};
-use infodisent::dataset::{Dataset, OpenOptions, DEFAULT_TEST_FRACTION};
+use infodisent::cache::FeatureCache;
+use infodisent::dataset::{OpenOptions, DEFAULT_TEST_FRACTION};
 use infodisent::engine::{Engine, Precision};
 use infodisent::extract::{ExtractOptions, ExtractRequest, DEFAULT_BATCH, DEFAULT_SHARD_SIZE};
 use infodisent::preprocess::{Normalize, PreprocessChoice};

@@ -8,7 +8,7 @@ use image::RgbImage;
 use infodisent::engine::Backbone;
 use infodisent::explain::session::ExplainSession;
 use infodisent::head::HeadKind;
-use infodisent::train::{Target, TrainConfig, TrainOverrides};
+use infodisent::train::{Target, TrainOverrides};
 use numpy::{PyReadonlyArray3, PyReadonlyArray4, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use std::path::PathBuf;

@@ -24,6 +24,9 @@ pub enum BenchCommand {
     /// ImageNet: per backbone, the default recipe, the paper's dense head, the linear probes
     /// and the model's own classifier, with the paper's published figures beside them.
     Paper(bench_paper::Args),
+    /// Heatmaps beside pytorch-grad-cam and Captum on the same model and images: deletion and
+    /// insertion AUC on the model itself, mass on known deciding parts, time per image.
+    Faithfulness(bench_faithfulness::Args),
 }
 
 /// Runs the chosen benchmark.
@@ -35,6 +38,7 @@ pub fn run(cmd: BenchCommand, global: &Global) -> anyhow::Result<()> {
         BenchCommand::Explain(a) => bench_explain::run(a, global),
         BenchCommand::Parts(a) => bench_parts::run(a, global),
         BenchCommand::Paper(a) => bench_paper::run(a, global),
+        BenchCommand::Faithfulness(a) => bench_faithfulness::run(a, global),
         BenchCommand::Serve(a) => bench_serve::run(a, global),
     }
 }
@@ -45,6 +49,8 @@ pub mod bench_cache;
 pub mod bench_explain;
 #[path = "bench_extract.rs"]
 pub mod bench_extract;
+#[path = "bench_faithfulness.rs"]
+pub mod bench_faithfulness;
 #[path = "bench_paper.rs"]
 pub mod bench_paper;
 #[path = "bench_parts.rs"]

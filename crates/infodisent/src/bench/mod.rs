@@ -1,9 +1,11 @@
 //! Benchmarks that print figures (never timed tests): extraction, training, explanation, the
+//! faithfulness of heatmaps beside pytorch-grad-cam and Captum, the
 //! viewer under load, and the parts benchmark's purity and correctness.
 
 pub mod cache;
 pub mod explain;
 pub mod extract;
+pub mod faithfulness;
 pub mod paper;
 pub mod parts;
 #[cfg(feature = "serve")]

@@ -1,9 +1,10 @@
 //! Explanations of an InfoDisent head's decisions, computed from cached feature maps without a
 //! backward pass: per-image contributions ([`image`]), prototypes ([`prototypes`]), class-level
 //! summaries ([`class`]), heatmaps (one [`Explainer`] per method: [`dense`], [`sparse`],
-//! [`cam`], [`random`]) and PNG figures ([`render`]).
+//! [`cam`], [`random`], [`center`]) and PNG figures ([`render`]).
 
 pub mod cam;
+pub mod center;
 pub mod class;
 pub mod dense;
 pub mod image;
@@ -15,6 +16,7 @@ pub mod sparse;
 
 pub use crate::geometry::{Grid, ImageGeometry, PixelBox};
 pub use cam::Cam;
+pub use center::CenterPrior;
 pub use class::{explain_classes, ClassChannel, ClassExplanation};
 pub use dense::InfoDisentMap;
 pub use image::{Contribution, HeatmapSet, ImageExplainer, ImageExplanation};

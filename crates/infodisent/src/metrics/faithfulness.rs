@@ -48,12 +48,7 @@ impl PerturbationImage {
         features: Vec<f32>,
         decision: Decision,
     ) -> Result<Self> {
-        let view = pre.resize_crop(img)?;
-        let blurred_view = image::imageops::blur(&view, pre.crop as f32 / 20.0);
-        let mut input = vec![0.0; pre.input_len()];
-        let mut blurred = vec![0.0; pre.input_len()];
-        pre.normalize_into(&view, &mut input)?;
-        pre.normalize_into(&blurred_view, &mut blurred)?;
+        let (input, blurred) = input_and_blurred(img, pre)?;
         Ok(PerturbationImage {
             input,
             blurred,
@@ -62,6 +57,18 @@ impl PerturbationImage {
             decision,
         })
     }
+}
+
+/// The network input of `img` and the same image blurred (σ = input size / 20), where
+/// insertion starts.
+pub fn input_and_blurred(img: &RgbImage, pre: &Preprocess) -> Result<(Vec<f32>, Vec<f32>)> {
+    let view = pre.resize_crop(img)?;
+    let blurred_view = image::imageops::blur(&view, pre.crop as f32 / 20.0);
+    let mut input = vec![0.0; pre.input_len()];
+    let mut blurred = vec![0.0; pre.input_len()];
+    pre.normalize_into(&view, &mut input)?;
+    pre.normalize_into(&blurred_view, &mut blurred)?;
+    Ok((input, blurred))
 }
 
 /// Pixels of the `size × size` input, most salient first (ties keep raster order).
@@ -111,6 +118,42 @@ pub fn trapezoid_auc(values: &[f32]) -> f64 {
         .sum()
 }
 
+/// Deletion and insertion AUC of one map: the probability of `class` as the model sees the
+/// `2 · (steps + 1)` perturbed inputs. `model` maps a batch `[n, 3, S, S]` to logits `[n, C]`.
+pub fn score_map(
+    input: &[f32],
+    blurred: &[f32],
+    class: usize,
+    map: &Heatmap,
+    size: usize,
+    steps: usize,
+    model: &mut FeatureFn<'_>,
+) -> Result<(f64, f64)> {
+    if steps == 0 {
+        return Err(Error::Config(
+            "deletion/insertion needs at least one step".into(),
+        ));
+    }
+    let batch = perturbed_inputs(input, blurred, &pixel_order(map, size), steps);
+    let n = 2 * (steps + 1);
+    let logits = model(&batch, n)?;
+    if logits.len() % n != 0 || logits.len() / n <= class {
+        return Err(Error::Shape(format!(
+            "model returned {} logits for {n} images and class {class}",
+            logits.len(),
+        )));
+    }
+    let classes = logits.len() / n;
+    let probs: Vec<f32> = logits
+        .chunks_exact(classes)
+        .map(|l| crate::explain::image::softmax_at(l, class))
+        .collect();
+    Ok((
+        trapezoid_auc(&probs[..steps + 1]),
+        trapezoid_auc(&probs[steps + 1..]),
+    ))
+}
+
 /// Mean deletion and insertion AUC of every explainer over `images`. `model` maps a batch of
 /// inputs `[n, 3, S, S]` to class logits `[n, C]` (backbone, then the head being explained).
 pub fn deletion_insertion(
@@ -121,11 +164,6 @@ pub fn deletion_insertion(
     steps: usize,
     model: &mut FeatureFn<'_>,
 ) -> Result<Vec<FaithfulnessScore>> {
-    if steps == 0 {
-        return Err(Error::Config(
-            "deletion/insertion needs at least one step".into(),
-        ));
-    }
     let mut sums = vec![(0.0f64, 0.0f64); explainers.len()];
     let bar = crate::progress::bar((images.len() * explainers.len()) as u64, "deletion", "map");
     for img in images {
@@ -136,23 +174,17 @@ pub fn deletion_insertion(
                 decision: &img.decision,
             };
             let map = explainer.heatmap(&subject, img.class)?;
-            let batch = perturbed_inputs(&img.input, &img.blurred, &pixel_order(&map, size), steps);
-            let n = 2 * (steps + 1);
-            let logits = model(&batch, n)?;
-            if logits.len() % n != 0 || logits.len() / n <= img.class {
-                return Err(Error::Shape(format!(
-                    "model returned {} logits for {n} images and class {}",
-                    logits.len(),
-                    img.class
-                )));
-            }
-            let classes = logits.len() / n;
-            let probs: Vec<f32> = logits
-                .chunks_exact(classes)
-                .map(|l| crate::explain::image::softmax_at(l, img.class))
-                .collect();
-            sums[e].0 += trapezoid_auc(&probs[..steps + 1]);
-            sums[e].1 += trapezoid_auc(&probs[steps + 1..]);
+            let (del, ins) = score_map(
+                &img.input,
+                &img.blurred,
+                img.class,
+                &map,
+                size,
+                steps,
+                model,
+            )?;
+            sums[e].0 += del;
+            sums[e].1 += ins;
             bar.inc(1);
             bar.check()?;
         }
