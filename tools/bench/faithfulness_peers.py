@@ -7,9 +7,10 @@ implementation; prints one JSON line with the seconds each method took.
 
 Usage: python faithfulness_peers.py MODEL INPUTS OUT METHODS THREADS BATCH
   MODEL:   efficientnet-lite0:<state_dict.pth> (also lite1, lite2)
-  INPUTS:  safetensors with `inputs` [n, 3, S, S] f32, `targets` [n] i64 and optionally
-           `fc_weight` [C, D], `fc_bias` [C]: a linear classifier on average-pooled features
-           that replaces the model's own (a probe trained on the user's classes)
+  INPUTS:  safetensors of f32 tensors: `inputs` [n, 3, S, S], `targets` [n] (class indices)
+           and optionally `fc_weight` [C, D], `fc_bias` [C]: a linear classifier on
+           average-pooled features that replaces the model's own (a probe trained on the
+           user's classes)
   OUT:     safetensors written with `logits` [n, C] and `map/<method>` [n, S, S]
   METHODS: comma-separated: grad-cam, grad-cam++, score-cam, eigen-cam, occlusion,
            integrated-gradients

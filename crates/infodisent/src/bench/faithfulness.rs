@@ -236,99 +236,145 @@ struct Maps {
     ms_per_image: Option<f64>,
 }
 
-/// Maps of a grid explainer for every image, timed; `decide` gives each head's decision.
-fn explainer_maps(
-    explainer: &dyn Explainer,
-    head: &HeadParams,
-    inputs: &Inputs,
+/// One leg's images as every method sees them: their inputs and features, the class each map
+/// explains, and the InfoDisent heads of every seed.
+struct Leg {
+    inputs: Inputs,
     grid: Grid,
-    classes: &[usize],
-) -> Result<(Vec<Heatmap>, f64)> {
-    let started = Instant::now();
-    let maps = classes
-        .iter()
-        .enumerate()
-        .map(|(i, &class)| {
-            let features = &inputs.features[i * grid.len()..(i + 1) * grid.len()];
-            let decision = head.decide(features, grid.cells())?;
-            let subject = Subject {
-                features,
-                grid,
-                decision: &decision,
-            };
-            explainer.heatmap(&subject, class)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let ms = started.elapsed().as_secs_f64() * 1e3 / classes.len().max(1) as f64;
-    Ok((maps, ms))
+    /// Network input side S.
+    size: usize,
+    classes: Vec<usize>,
+    heads: Vec<HeadParams>,
+    /// Where the peers' inputs and maps are kept.
+    dir: PathBuf,
 }
 
-/// infodisent's positive maps (dense and sparse) of every head, timed with the backbone run.
-fn infodisent_maps(
-    heads: &[HeadParams],
-    inputs: &Inputs,
-    grid: Grid,
-    classes: &[usize],
-) -> Result<Vec<Maps>> {
-    let mut dense = Vec::new();
-    let mut sparse = Vec::new();
-    let (mut dense_ms, mut sparse_ms) = (0.0, 0.0);
-    for head in heads {
-        let (m, ms) = explainer_maps(
-            &InfoDisentMap::new(head, Polarity::Positive, 1),
-            head,
-            inputs,
-            grid,
-            classes,
-        )?;
-        dense.push(m);
-        dense_ms += ms;
-        let (m, ms) = explainer_maps(
-            &SparseInfoDisentMap::new(head, Polarity::Positive),
-            head,
-            inputs,
-            grid,
-            classes,
-        )?;
-        sparse.push(m);
-        sparse_ms += ms;
-    }
-    let seeds = heads.len().max(1) as f64;
-    let named = |name: &str, maps, ms: f64| Maps {
-        name: name.to_owned(),
-        source: "infodisent".into(),
-        backward: false,
-        maps,
-        ms_per_image: Some(inputs.backbone_ms + ms / seeds),
-    };
-    Ok(vec![
-        named(crate::explain::dense::POSITIVE, dense, dense_ms),
-        named(crate::explain::sparse::POSITIVE, sparse, sparse_ms),
-    ])
-}
-
-/// The random and center-prior floors.
-fn floor_maps(
-    head: &HeadParams,
-    inputs: &Inputs,
-    grid: Grid,
-    classes: &[usize],
-    seed: u64,
-) -> Result<Vec<Maps>> {
-    let random = RandomMap::new(seed, 1);
-    let floors: [&dyn Explainer; 2] = [&random, &CenterPrior];
-    floors
-        .iter()
-        .map(|e| {
-            Ok(Maps {
-                name: e.name().to_owned(),
-                source: "floor".into(),
-                backward: false,
-                maps: vec![explainer_maps(*e, head, inputs, grid, classes)?.0],
-                ms_per_image: None,
+impl Leg {
+    /// Maps of a grid explainer for every image, with `head`'s decisions, timed.
+    fn explainer_maps(
+        &self,
+        explainer: &dyn Explainer,
+        head: &HeadParams,
+    ) -> Result<(Vec<Heatmap>, f64)> {
+        let (grid, started) = (self.grid, Instant::now());
+        let maps = self
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(i, &class)| {
+                let features = &self.inputs.features[i * grid.len()..(i + 1) * grid.len()];
+                let decision = head.decide(features, grid.cells())?;
+                let subject = Subject {
+                    features,
+                    grid,
+                    decision: &decision,
+                };
+                explainer.heatmap(&subject, class)
             })
-        })
-        .collect()
+            .collect::<Result<Vec<_>>>()?;
+        let ms = started.elapsed().as_secs_f64() * 1e3 / self.classes.len().max(1) as f64;
+        Ok((maps, ms))
+    }
+
+    /// The maps of the explainer `make` builds for each head, and the mean milliseconds an
+    /// image over the heads.
+    fn per_head<'h, E: Explainer + 'h>(
+        &'h self,
+        make: impl Fn(&'h HeadParams) -> E,
+    ) -> Result<(Vec<Vec<Heatmap>>, f64)> {
+        let (mut maps, mut ms) = (Vec::new(), 0.0);
+        for head in &self.heads {
+            let (m, t) = self.explainer_maps(&make(head), head)?;
+            maps.push(m);
+            ms += t;
+        }
+        Ok((maps, ms / self.heads.len().max(1) as f64))
+    }
+
+    /// infodisent's own maps, timed with the backbone run: the positive maps (dense and
+    /// sparse) of every head, and the CAM of `classifier` (the model's own, or the probe the
+    /// peers explain), which is what Grad-CAM computes analytically for a pooled linear head.
+    fn infodisent_maps(&self, classifier: &LinearClassifier) -> Result<Vec<Maps>> {
+        let named = |name: &str, maps, ms: f64| Maps {
+            name: name.to_owned(),
+            source: "infodisent".into(),
+            backward: false,
+            maps,
+            ms_per_image: Some(self.inputs.backbone_ms + ms),
+        };
+        let (dense, dense_ms) = self.per_head(|h| InfoDisentMap::new(h, Polarity::Positive, 1))?;
+        let (sparse, sparse_ms) =
+            self.per_head(|h| SparseInfoDisentMap::new(h, Polarity::Positive))?;
+        let mut all = vec![
+            named(crate::explain::dense::POSITIVE, dense, dense_ms),
+            named(crate::explain::sparse::POSITIVE, sparse, sparse_ms),
+        ];
+        let (cam, ms) =
+            self.explainer_maps(&crate::explain::Cam::new(classifier), &self.heads[0])?;
+        all.push(named(crate::explain::cam::NAME, vec![cam], ms));
+        Ok(all)
+    }
+
+    /// The random and center-prior floors.
+    fn floor_maps(&self, seed: u64) -> Result<Vec<Maps>> {
+        let random = RandomMap::new(seed, 1);
+        let floors: [&dyn Explainer; 2] = [&random, &CenterPrior];
+        floors
+            .iter()
+            .map(|e| {
+                Ok(Maps {
+                    name: e.name().to_owned(),
+                    source: "floor".into(),
+                    backward: false,
+                    maps: vec![self.explainer_maps(*e, &self.heads[0])?.0],
+                    ms_per_image: None,
+                })
+            })
+            .collect()
+    }
+
+    /// Share of (head, image) pairs where the head's top class is the image's class.
+    fn agreement(&self) -> f64 {
+        let grid = self.grid;
+        let agree: usize = self
+            .heads
+            .iter()
+            .map(|h| {
+                (0..self.classes.len())
+                    .filter(|&i| {
+                        let features = &self.inputs.features[i * grid.len()..(i + 1) * grid.len()];
+                        h.decide(features, grid.cells())
+                            .is_ok_and(|d| d.predicted == self.classes[i])
+                    })
+                    .count()
+            })
+            .sum();
+        agree as f64 / (self.heads.len() * self.classes.len()).max(1) as f64
+    }
+
+    /// Every method's maps: infodisent's (with the CAM of `classifier`), the peers' when `req`
+    /// names a Python (explaining the model with `probe` as its classifier when given), and
+    /// the floors; with the PyTorch module's logits when the peers ran.
+    fn maps(
+        &self,
+        req: &FaithfulnessRequest,
+        backbone: &Backbone,
+        classifier: &LinearClassifier,
+        probe: Option<&LinearClassifier>,
+        methods: &[String],
+        seed: u64,
+    ) -> Result<(Vec<Maps>, Option<Vec<f32>>)> {
+        let mut maps = self.infodisent_maps(classifier)?;
+        let mut torch_logits = None;
+        if let Some(python) = &req.python {
+            let (peers, logits) =
+                peer_maps(&Peers::of(req, python, backbone)?, self, probe, methods)?;
+            maps.extend(peers);
+            torch_logits = Some(logits);
+        }
+        maps.extend(self.floor_maps(seed)?);
+        Ok((maps, torch_logits))
+    }
 }
 
 /// What made a file of peer maps, and how long each method took then.
@@ -373,16 +419,13 @@ impl<'a> Peers<'a> {
     }
 }
 
-/// Runs the peers on `inputs` for `classes` (writing their inputs and maps into `dir`);
-/// returns their maps and the module's logits.
+/// Runs the peers on the leg's inputs for its classes (their inputs and maps kept in the leg's
+/// folder); returns their maps and the module's logits.
 fn peer_maps(
     peers: &Peers<'_>,
-    inputs: &Inputs,
-    size: usize,
-    classes: &[usize],
+    leg: &Leg,
     probe: Option<&LinearClassifier>,
     methods: &[String],
-    dir: &Path,
 ) -> Result<(Vec<Maps>, Vec<f32>)> {
     for m in methods {
         if !PEERS.iter().any(|p| p.0 == m) {
@@ -393,36 +436,25 @@ fn peer_maps(
             )));
         }
     }
+    let (n, size, dir) = (leg.classes.len(), leg.size, &leg.dir);
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let n = classes.len();
-    let targets: Vec<i64> = classes.iter().map(|&c| c as i64).collect();
-    let mut tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> = Vec::new();
-    let as_bytes = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
-    let input_bytes = as_bytes(&inputs.inputs);
-    let target_bytes: Vec<u8> = targets.iter().flat_map(|x| x.to_le_bytes()).collect();
-    let probe_bytes = probe.map(|p| (as_bytes(&p.weight), as_bytes(&p.bias)));
-    use safetensors::Dtype;
-    tensors.push((
-        "inputs".into(),
-        view(Dtype::F32, vec![n, 3, size, size], &input_bytes)?,
-    ));
-    tensors.push(("targets".into(), view(Dtype::I64, vec![n], &target_bytes)?));
-    if let (Some(p), Some((w, b))) = (probe, &probe_bytes) {
-        tensors.push((
-            "fc_weight".into(),
-            view(Dtype::F32, vec![p.classes, p.dim], w)?,
-        ));
-        tensors.push(("fc_bias".into(), view(Dtype::F32, vec![p.classes], b)?));
+    // Class indices travel as f32, exact far beyond any class count, so the file is plain f32.
+    let targets: Vec<f32> = leg.classes.iter().map(|&c| c as f32).collect();
+    let mut tensors: Vec<(&str, Vec<usize>, &[f32])> = vec![
+        ("inputs", vec![n, 3, size, size], &leg.inputs.inputs),
+        ("targets", vec![n], &targets),
+    ];
+    if let Some(p) = probe {
+        tensors.push(("fc_weight", vec![p.classes, p.dim], &p.weight));
+        tensors.push(("fc_bias", vec![p.classes], &p.bias));
     }
     let input_path = dir.join("peer-inputs.safetensors");
-    let bytes = safetensors::serialize(tensors, None)
-        .map_err(|e| Error::Config(format!("peer inputs: {e}")))?;
-    crate::fsutil::write_atomic(&input_path, &bytes)?;
+    crate::fsutil::write_f32_tensors(&input_path, &tensors, None)?;
     let maps_path = dir.join("peer-maps.safetensors");
     // The peers take minutes an image (Score-CAM, Occlusion): their maps are kept with a stamp
     // naming exactly what made them, and reused only when all of it is the same again.
     let stamp = PeerStamp {
-        inputs_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+        inputs_sha256: crate::fsutil::sha256_file(&input_path)?,
         spec: peers.spec.clone(),
         methods: methods.to_vec(),
         threads: peers.threads,
@@ -458,29 +490,18 @@ fn peer_maps(
             seconds
         }
     };
-    let bytes = std::fs::read(&maps_path).map_err(|e| Error::io(&maps_path, e))?;
-    let read = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| Error::input(&maps_path, e.to_string()))?;
-    let floats = |name: &str| -> Result<Vec<f32>> {
-        let t = read
-            .tensor(name)
-            .map_err(|e| Error::input(&maps_path, format!("{name}: {e}")))?;
-        Ok(t.data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect())
-    };
-    let logits = floats("logits")?;
+    let names: Vec<String> = std::iter::once("logits".to_owned())
+        .chain(methods.iter().map(|m| format!("map/{m}")))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut read = crate::fsutil::read_f32_tensors(&maps_path, &names)?.into_iter();
+    let (_, logits) = read.next().unwrap_or_default();
     let mut out = Vec::new();
-    for m in methods {
-        let values = floats(&format!("map/{m}"))?;
-        if values.len() != n * size * size {
+    for (m, (shape, values)) in methods.iter().zip(read) {
+        if shape != [n, size, size] {
             return Err(Error::input(
                 &maps_path,
-                format!(
-                    "map/{m} holds {} values, expected {n}×{size}×{size}",
-                    values.len()
-                ),
+                format!("map/{m} is {shape:?}, expected [{n}, {size}, {size}]"),
             ));
         }
         let maps = values
@@ -496,51 +517,15 @@ fn peer_maps(
             .find(|p| p.0 == m)
             .copied()
             .unwrap_or(("", "", false));
-        let seconds = seconds.get(m).copied();
         out.push(Maps {
             name: m.clone(),
             source: source.into(),
             backward,
             maps: vec![maps],
-            ms_per_image: seconds.map(|s| s * 1e3 / n.max(1) as f64),
+            ms_per_image: seconds.get(m).map(|s| s * 1e3 / n.max(1) as f64),
         });
     }
     Ok((out, logits))
-}
-
-/// A tensor of the peers' input file.
-fn view(
-    dtype: safetensors::Dtype,
-    shape: Vec<usize>,
-    data: &[u8],
-) -> Result<safetensors::tensor::TensorView<'_>> {
-    safetensors::tensor::TensorView::new(dtype, shape, data)
-        .map_err(|e| Error::Config(format!("peer inputs: {e}")))
-}
-
-/// infodisent's own CAM of a linear classifier (the original one, or the probe the peers
-/// explain): what Grad-CAM computes analytically for a pooled linear head.
-fn cam_maps(
-    classifier: &LinearClassifier,
-    head: &HeadParams,
-    inputs: &Inputs,
-    grid: Grid,
-    classes: &[usize],
-) -> Result<Maps> {
-    let (maps, ms) = explainer_maps(
-        &crate::explain::Cam::new(classifier),
-        head,
-        inputs,
-        grid,
-        classes,
-    )?;
-    Ok(Maps {
-        name: crate::explain::cam::NAME.into(),
-        source: "infodisent".into(),
-        backward: false,
-        maps: vec![maps],
-        ms_per_image: Some(inputs.backbone_ms + ms),
-    })
 }
 
 /// A row with only the method's identity and time filled in.
@@ -572,21 +557,19 @@ fn seed_range(per_seed: &[Vec<f64>]) -> Option<[f64; 2]> {
     })
 }
 
-/// Deletion and insertion AUC of every map on the original model, whose probability of
-/// `classes[i]` is tracked.
+/// Deletion and insertion AUC of every map on the original model, whose probability of each
+/// image's class is tracked.
 fn score_rows(
     all: &[Maps],
-    inputs: &Inputs,
-    classes: &[usize],
-    size: usize,
+    leg: &Leg,
     steps: usize,
     backbone: &mut Backbone,
 ) -> Result<Vec<MethodRow>> {
     let mut model = |batch: &[f32], n: usize| -> Result<Vec<f32>> {
         backbone.run(batch, n)?.logits.ok_or_else(|| Error::Config("deletion and insertion are scored on the model's own classifier, and this model has none".into()))
     };
-    let per = 3 * size * size;
-    let total: usize = all.iter().map(|m| m.maps.len() * classes.len()).sum();
+    let per = 3 * leg.size * leg.size;
+    let total: usize = all.iter().map(|m| m.maps.len() * leg.classes.len()).sum();
     let bar = crate::progress::bar(total as u64, "deletion/insertion", "map");
     let mut rows = Vec::with_capacity(all.len());
     for m in all {
@@ -596,11 +579,11 @@ fn score_rows(
             for (i, map) in maps.iter().enumerate() {
                 let range = i * per..(i + 1) * per;
                 let (a, b) = score_map(
-                    &inputs.inputs[range.clone()],
-                    &inputs.blurred[range],
-                    classes[i],
+                    &leg.inputs.inputs[range.clone()],
+                    &leg.inputs.blurred[range],
+                    leg.classes[i],
                     map,
-                    size,
+                    leg.size,
                     steps,
                     &mut model,
                 )?;
@@ -651,12 +634,7 @@ pub fn mass_on_boxes(
 }
 
 /// Part mass and pointing of every map on the parts images.
-fn part_rows(
-    all: &[Maps],
-    inputs: &Inputs,
-    boxes: &[Vec<crate::explain::PixelBox>],
-    size: usize,
-) -> Vec<MethodRow> {
+fn part_rows(all: &[Maps], leg: &Leg, boxes: &[Vec<crate::explain::PixelBox>]) -> Vec<MethodRow> {
     all.iter()
         .map(|m| {
             let mut per_seed = Vec::new();
@@ -664,7 +642,8 @@ fn part_rows(
             for maps in &m.maps {
                 let mut masses = Vec::new();
                 for (i, map) in maps.iter().enumerate() {
-                    let (mass, hit) = mass_on_boxes(map, &inputs.geometry[i], size, &boxes[i]);
+                    let (mass, hit) =
+                        mass_on_boxes(map, &leg.inputs.geometry[i], leg.size, &boxes[i]);
                     masses.push(mass);
                     hits += usize::from(hit);
                 }
@@ -749,50 +728,38 @@ fn photo_leg(
     samples.sort_by(|a, b| a.path.cmp(&b.path));
     samples.truncate(req.limit.unwrap_or(usize::MAX));
     let pre = &cache.manifest().preprocess;
-    let size = pre.crop;
     let inputs = run_inputs(backbone, pre, &samples, req.batch)?;
-    let logits = inputs.logits.clone().unwrap_or_default();
-    let classes: Vec<usize> = logits.chunks_exact(original.classes).map(argmax).collect();
-    let grid = Grid::from_shape(cache.feature_shape());
-    let agree = heads
-        .iter()
-        .map(|h| {
-            (0..classes.len())
-                .filter(|&i| {
-                    h.decide(
-                        &inputs.features[i * grid.len()..(i + 1) * grid.len()],
-                        grid.cells(),
-                    )
-                    .is_ok_and(|d| d.predicted == classes[i])
-                })
-                .count()
-        })
-        .sum::<usize>();
-    let agreement = agree as f64 / (heads.len() * classes.len()).max(1) as f64;
-    let mut maps = infodisent_maps(&heads, &inputs, grid, &classes)?;
-    maps.push(cam_maps(&original, &heads[0], &inputs, grid, &classes)?);
-    let mut diff = None;
-    if let Some(python) = &req.python {
-        let peers = Peers::of(req, python, backbone)?;
-        let (peers, torch_logits) =
-            peer_maps(&peers, &inputs, size, &classes, None, &req.methods, &dir)?;
-        diff = Some(
-            torch_logits
-                .iter()
-                .zip(&logits)
-                .map(|(a, b)| f64::from((a - b).abs()))
-                .fold(0.0, f64::max),
-        );
-        maps.extend(peers);
-    }
-    maps.extend(floor_maps(
-        &heads[0],
-        &inputs,
-        grid,
-        &classes,
-        req.parts_recipe.seed,
-    )?);
-    let rows = score_rows(&maps, &inputs, &classes, size, req.steps, backbone)?;
+    let classes = inputs
+        .logits
+        .as_deref()
+        .unwrap_or_default()
+        .chunks_exact(original.classes)
+        .map(argmax)
+        .collect();
+    let leg = Leg {
+        classes,
+        inputs,
+        grid: Grid::from_shape(cache.feature_shape()),
+        size: pre.crop,
+        heads,
+        dir,
+    };
+    let agreement = leg.agreement();
+    let (maps, torch_logits) = leg.maps(
+        req,
+        backbone,
+        &original,
+        None,
+        &req.methods,
+        req.photo_recipe.seed,
+    )?;
+    let diff = torch_logits.map(|t| {
+        t.iter()
+            .zip(leg.inputs.logits.as_deref().unwrap_or_default())
+            .map(|(a, b)| f64::from((a - b).abs()))
+            .fold(0.0, f64::max)
+    });
+    let rows = score_rows(&maps, &leg, req.steps, backbone)?;
     Ok((rows, samples.len(), agreement, diff))
 }
 
@@ -827,7 +794,6 @@ fn parts_leg(
         ));
     }
     let samples: Vec<&Sample> = dataset.split("test")?.samples.iter().collect();
-    let classes: Vec<usize> = samples.iter().map(|s| s.label).collect();
     let boxes = samples
         .iter()
         .map(|s| {
@@ -846,32 +812,23 @@ fn parts_leg(
         })
         .collect::<Result<Vec<Vec<_>>>>()?;
     let pre = &cache.manifest().preprocess;
-    let inputs = run_inputs(backbone, pre, &samples, req.batch)?;
-    let grid = Grid::from_shape(cache.feature_shape());
-    let mut maps = infodisent_maps(&heads, &inputs, grid, &classes)?;
-    maps.push(cam_maps(&probe, &heads[0], &inputs, grid, &classes)?);
-    if let Some(python) = &req.python {
-        maps.extend(
-            peer_maps(
-                &Peers::of(req, python, backbone)?,
-                &inputs,
-                pre.crop,
-                &classes,
-                Some(&probe),
-                &req.parts_methods,
-                &dir,
-            )?
-            .0,
-        );
-    }
-    maps.extend(floor_maps(
-        &heads[0],
-        &inputs,
-        grid,
-        &classes,
+    let leg = Leg {
+        inputs: run_inputs(backbone, pre, &samples, req.batch)?,
+        grid: Grid::from_shape(cache.feature_shape()),
+        size: pre.crop,
+        classes: samples.iter().map(|s| s.label).collect(),
+        heads,
+        dir,
+    };
+    let (maps, _) = leg.maps(
+        req,
+        backbone,
+        &probe,
+        Some(&probe),
+        &req.parts_methods,
         req.parts_recipe.seed,
-    )?);
-    Ok((part_rows(&maps, &inputs, &boxes, pre.crop), samples.len()))
+    )?;
+    Ok((part_rows(&maps, &leg, &boxes), samples.len()))
 }
 
 /// Runs both legs of `req`; every stage resumes.
