@@ -118,6 +118,16 @@ pub fn trapezoid_auc(values: &[f32]) -> f64 {
         .sum()
 }
 
+/// Refuses curves of no step, whatever the images.
+fn check_steps(steps: usize) -> Result<()> {
+    if steps == 0 {
+        return Err(Error::Config(
+            "deletion/insertion needs at least one step".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Deletion and insertion AUC of one map: the probability of `class` as the model sees the
 /// `2 · (steps + 1)` perturbed inputs. `model` maps a batch `[n, 3, S, S]` to logits `[n, C]`.
 pub fn score_map(
@@ -129,11 +139,7 @@ pub fn score_map(
     steps: usize,
     model: &mut FeatureFn<'_>,
 ) -> Result<(f64, f64)> {
-    if steps == 0 {
-        return Err(Error::Config(
-            "deletion/insertion needs at least one step".into(),
-        ));
-    }
+    check_steps(steps)?;
     let batch = perturbed_inputs(input, blurred, &pixel_order(map, size), steps);
     let n = 2 * (steps + 1);
     let logits = model(&batch, n)?;
@@ -164,6 +170,7 @@ pub fn deletion_insertion(
     steps: usize,
     model: &mut FeatureFn<'_>,
 ) -> Result<Vec<FaithfulnessScore>> {
+    check_steps(steps)?;
     let mut sums = vec![(0.0f64, 0.0f64); explainers.len()];
     let bar = crate::progress::bar((images.len() * explainers.len()) as u64, "deletion", "map");
     for img in images {
