@@ -200,7 +200,8 @@ class Head:
 
 def train(cache: Cache | str | os.PathLike[str], out: str | os.PathLike[str], **options: Any) -> Head:
     """Trains an InfoDisent head with the CLI's default recipe; keywords override it (target,
-    epochs, batch, lr, seed, val_fraction, keep_top, resume, progress)."""
+    epochs, batch, lr, seed, val_fraction, keep_top, decorrelation, rotation_init ("identity" or
+    "principal"), trace_rv, config (a TOML file, as ``--config``), resume, progress)."""
     if options.get("kind", "infodisent") != "infodisent":
         raise InvalidInputError("train makes InfoDisent heads; train_probe makes the linear probe")
     if not isinstance(cache, Cache):

@@ -213,3 +213,18 @@ def test_mi_train_and_explain_answer_what_the_cli_prints(fixture, tmp_path):
     assert (tmp_path / "py-maps").is_dir()
     with pytest.raises(infodisent.InvalidInputError, match="nothing to explain"):
         infodisent.mi.explain(tmp_path / "mi")
+
+
+def test_disentangling_options_reach_the_recipe_the_cli_writes(fixture, tmp_path):
+    options = dict(epochs=2, rotation_init="principal", decorrelation=1.0, trace_rv=8)
+    infodisent.train(fixture["cache"], tmp_path / "py", progress=False, **options)
+    cli("train", "--cache", str(fixture["cache"]), "--out", str(tmp_path / "cli"), "--epochs", "2",
+        "--rotation-init", "principal", "--decorrelation", "1", "--trace-rv", "8", "-q")
+    configs = [json.loads((tmp_path / run / "config.json").read_text()) for run in ("py", "cli")]
+    assert configs[0] == configs[1]
+    assert configs[0]["rotation_init"] == "principal" and configs[0]["decorrelation"] == 1.0
+    for run in ("py", "cli"):
+        epochs = [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        assert len(epochs) == 2 and all(-1.0 <= e["rv"]["pooled"] <= 1.0 for e in epochs)
+    with pytest.raises(infodisent.InvalidInputError, match="rotation_init"):
+        infodisent.train(fixture["cache"], tmp_path / "bad", rotation_init="random", progress=False)

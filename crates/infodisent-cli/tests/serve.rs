@@ -220,6 +220,13 @@ fn every_page_and_api_route_answers_with_relative_links() {
             "{page} has an absolute link"
         );
     }
+    // The head's page draws how alike its deciding channels are, rotated beside raw.
+    let head_page = html(&format!("{u}0/"));
+    assert!(head_page.contains("How alike the deciding channels are"));
+    assert!(
+        head_page.contains("rotated (InfoDisent): mean |r|")
+            && head_page.contains("raw (backbone)")
+    );
     let class = html(&format!("{u}0/class/1"));
     assert!(class.contains("The channels it rests on") && class.contains("png/proto-"));
     let channel = html(&format!("{u}0/channel/7"));

@@ -8,7 +8,7 @@ use image::RgbImage;
 use infodisent::engine::Backbone;
 use infodisent::explain::session::ExplainSession;
 use infodisent::head::HeadKind;
-use infodisent::train::{Target, TrainOverrides};
+use infodisent::train::{RotationInit, Target, TrainOverrides};
 use numpy::{PyReadonlyArray3, PyReadonlyArray4, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use std::path::PathBuf;
@@ -253,9 +253,11 @@ impl Head {
 /// Trains a head on `cache` into `out` with the CLI's default recipe (None for a linear
 /// probe, which has no explanations to give); any keyword the CLI's
 /// `train` takes as a flag overrides it (`epochs`, `batch`, `lr`, `seed`, `val_fraction`,
-/// `keep_top`). `kind` is `infodisent` or `linear-probe`, `target` `labels` or `original`.
+/// `keep_top`, `decorrelation`, `rotation_init`, `trace_rv`), and `config` names a TOML
+/// configuration as `--config` does. `kind` is `infodisent` or `linear-probe`, `target`
+/// `labels` or `original`, `rotation_init` `identity` or `principal`.
 #[pyfunction]
-#[pyo3(signature = (cache, out, kind="infodisent", target="labels", epochs=None, batch=None, lr=None, seed=None, val_fraction=None, keep_top=None, resume=false, progress=true))]
+#[pyo3(signature = (cache, out, kind="infodisent", target="labels", epochs=None, batch=None, lr=None, seed=None, val_fraction=None, keep_top=None, decorrelation=None, rotation_init=None, trace_rv=None, config=None, resume=false, progress=true))]
 #[allow(clippy::too_many_arguments)]
 pub fn train(
     py: Python<'_>,
@@ -269,6 +271,10 @@ pub fn train(
     seed: Option<u64>,
     val_fraction: Option<f64>,
     keep_top: Option<usize>,
+    decorrelation: Option<f64>,
+    rotation_init: Option<&str>,
+    trace_rv: Option<usize>,
+    config: Option<PathBuf>,
     resume: bool,
     progress: bool,
 ) -> PyResult<Option<Head>> {
@@ -286,7 +292,18 @@ pub fn train(
         "original" => Target::Original,
         other => return Err(invalid(format!("target `{other}`: use labels or original"))),
     };
+    let rotation_init = match rotation_init {
+        None => None,
+        Some("identity") => Some(RotationInit::Identity),
+        Some("principal") => Some(RotationInit::Principal),
+        Some(other) => {
+            return Err(invalid(format!(
+                "rotation_init `{other}`: use identity or principal"
+            )))
+        }
+    };
     let cfg = TrainOverrides {
+        config,
         target: Some(target),
         epochs,
         batch,
@@ -294,6 +311,9 @@ pub fn train(
         seed,
         val_fraction,
         keep_top,
+        decorrelation,
+        rotation_init,
+        trace_rv,
         ..TrainOverrides::default()
     }
     .config(Some(kind))

@@ -15,6 +15,7 @@ use crate::metrics::keypoints::{keypoint_purity, PIPNET_K};
 use crate::metrics::parts::{parts_score, PartsOptions, PartsScore};
 use crate::metrics::{cache_metrics, head_metrics, MetricsOptions};
 use crate::runs;
+use crate::rv::HeadRv;
 use crate::synth::parts::PartsTruth;
 use crate::train::{train_or_reuse, EpochMetrics, TrainConfig, DEFAULT_KEEP_TOP};
 use serde::{Deserialize, Serialize};
@@ -131,8 +132,13 @@ pub struct AblationRow {
     pub paper_undefined: usize,
     /// Mean channels for 95 %, strict reading (predicted class, positive total).
     pub channels_strict: f64,
-    /// RV coefficient above its permutation null (rotated channels; raw ones for the probe).
+    /// RV coefficient above its permutation null over the channels' maps (rotated channels; raw
+    /// ones for the probe).
     pub rv_excess: f64,
+    /// Both readings of the RV (see [`crate::rv`]), over all the row's channels and
+    /// over those its decisions use.
+    #[serde(default)]
+    pub rv: Option<HeadRv>,
     /// Share of exact zeros in W (None for a probe whose W is signed).
     pub zero_share: Option<f64>,
     /// ‖U − I‖_F / √D (None for the probe).
@@ -217,7 +223,7 @@ pub fn run(
         let dir = out.join(folder);
         let seconds = train_or_reuse_timed(cache, config, &dir)?;
         let probe = TrainedHead::Linear(runs::load_probe(&dir)?);
-        let (top1, counts, rv_raw) = head_metrics(cache, &probe, opts)?;
+        let (top1, counts, rv) = head_metrics(cache, &probe, opts)?;
         let TrainedHead::Linear(linear) = &probe else {
             unreachable!("a probe is linear")
         };
@@ -229,7 +235,8 @@ pub fn run(
             channels_paper: counts.paper.mean,
             paper_undefined: counts.paper_undefined,
             channels_strict: counts.strict.mean,
-            rv_excess: rv_raw.excess(),
+            rv_excess: rv.maps.raw.excess(),
+            rv: Some(rv.of_head(false)),
             zero_share: Some(
                 weights.iter().filter(|&&w| w == 0.0).count() as f64 / weights.len() as f64,
             )
@@ -256,7 +263,8 @@ pub fn run(
             channels_paper: m.channels_for_95.paper.mean,
             paper_undefined: m.channels_for_95.paper_undefined,
             channels_strict: m.channels_for_95.strict.mean,
-            rv_excess: m.rv.infodisent.excess(),
+            rv_excess: m.rv.maps.infodisent.excess(),
+            rv: Some(m.rv.of_head(true)),
             zero_share: Some(m.weights.zero_share),
             rotation_from_identity: Some(m.weights.rotation_from_identity),
             parts: score(&head)?,
@@ -280,13 +288,14 @@ pub fn format_report(r: &AblationReport) -> String {
         .iter()
         .any(|row| row.part_purity.is_some() || row.pointing.is_some());
     let mut out = format!(
-        "{:<42} {:>7} {:>7} {:>6} {:>7} {:>8} {:>6} {:>7}{}{} {:>8}\n",
+        "{:<42} {:>7} {:>7} {:>6} {:>7} {:>8} {:>8} {:>6} {:>7}{}{} {:>8}\n",
         "variant",
         "top-1",
         "paper",
         "undef",
         "strict",
         "RV−null",
+        "pooled",
         "zeros",
         "‖U−I‖",
         if with_parts {
@@ -323,13 +332,14 @@ pub fn format_report(r: &AblationReport) -> String {
             false => String::new(),
         };
         out.push_str(&format!(
-            "{:<42} {:>6.1}% {:>7.1} {:>6} {:>7.1} {:>8.3} {:>6} {:>7}{}{} {:>8.1}\n",
+            "{:<42} {:>6.1}% {:>7.1} {:>6} {:>7.1} {:>8.3} {:>8} {:>6} {:>7}{}{} {:>8.1}\n",
             row.name,
             100.0 * row.top1,
             row.channels_paper,
             row.paper_undefined,
             row.channels_strict,
             row.rv_excess,
+            opt(row.rv.map(|r| r.pooled), false),
             opt(row.zero_share, true),
             opt(row.rotation_from_identity, false),
             parts,
@@ -341,7 +351,8 @@ pub fn format_report(r: &AblationReport) -> String {
         "split `{}`, {} images. paper: mean channels for 95 % of the true class's net total \
          (undef: images whose net total is not positive); strict: for 95 % of the predicted \
          class's positive total; both on gauge-fixed W. RV−null: mean RV coefficient of channel \
-         pairs above the same pairs with images permuted.\n",
+         pairs above the same pairs with images permuted, over the channels' maps; pooled: the \
+         same over the value per image each classifier reads (the paper's reading).\n",
         r.split, r.images
     ));
     if with_parts {

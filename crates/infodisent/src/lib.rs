@@ -88,6 +88,7 @@ pub mod preprocess;
 pub mod progress;
 pub mod report;
 pub mod runs;
+pub mod rv;
 pub mod scheduler;
 #[cfg(feature = "serve")]
 pub mod serve;

@@ -55,7 +55,13 @@ fn pointing_game_channel_counts_and_rv_from_the_cache() {
     let b = r.baseline_channels_for_95.as_ref().unwrap();
     assert_eq!(b.strict.images, 60);
     assert!(r.rv.images == 60 && r.rv.pairs <= 300);
-    for stat in [r.rv.infodisent, r.rv.raw] {
+    let pooled = r.rv.pooled.unwrap();
+    for stat in [
+        r.rv.maps.infodisent,
+        r.rv.maps.raw,
+        pooled.infodisent,
+        pooled.raw,
+    ] {
         assert!((0.0..=1.0).contains(&stat.mean) && (0.0..=1.0).contains(&stat.null));
     }
     assert!((0.0..=1.0).contains(&r.weights.zero_share));

@@ -60,6 +60,7 @@ fn pipeline_on_generated_data_builds_a_report_that_renders_in_a_browser() {
     cfg.test_per_class = None;
     cfg.train.epochs = Some(4);
     cfg.train.batch_size = 16;
+    cfg.train.trace_rv = 16;
     cfg.mi = Some(MiConfig {
         epochs: 1,
         batch: 8,
@@ -104,6 +105,12 @@ fn pipeline_on_generated_data_builds_a_report_that_renders_in_a_browser() {
         "classes/class-0000.html",
     ] {
         assert!(report.join(page).is_file(), "{page} missing");
+    }
+    // The channel-correlation picture and the RV traced along training, shown on the summary.
+    let index = std::fs::read_to_string(report.join("index.html")).unwrap();
+    for plot in ["plots/correlation.svg", "plots/rv_training.svg"] {
+        assert!(report.join(plot).is_file(), "{plot} missing");
+        assert!(index.contains(plot), "index.html does not show {plot}");
     }
     let mi_page = std::fs::read_to_string(report.join("mi.html")).unwrap();
     assert!(

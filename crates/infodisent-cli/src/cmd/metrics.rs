@@ -107,30 +107,29 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     println!("  histogram (InfoDisent, strict): {}", bars.join("  "));
     let rv = &report.rv;
     println!(
-        "RV coefficient     InfoDisent {:.4} − null {:.4} = {:.4}; raw channels {:.4} − null {:.4} = {:.4} ({} images, {} pairs; constant channels left out: {} / {})",
-        rv.infodisent.mean,
-        rv.infodisent.null,
-        rv.infodisent.excess(),
-        rv.raw.mean,
-        rv.raw.null,
-        rv.raw.excess(),
-        rv.images,
-        rv.pairs,
-        rv.infodisent.constant_channels,
-        rv.raw.constant_channels
+        "RV coefficient     {} images, {} pairs; constant channels left out: {} / {}",
+        rv.images, rv.pairs, rv.maps.infodisent.constant_channels, rv.maps.raw.constant_channels
     );
-    let used = |stat: Option<&infodisent::metrics::rv::RvStat>| {
+    let stat = |stat: Option<&infodisent::rv::RvStat>| {
         stat.map_or("-".to_owned(), |s| {
             format!("{:.4} − null {:.4} = {:.4}", s.mean, s.null, s.excess())
         })
     };
-    println!(
-        "  over used channels InfoDisent {}; {} {} (each class's {} largest gauge-fixed weights)",
-        used(rv.infodisent_used.as_ref()),
-        report.baseline.as_deref().unwrap_or("baseline"),
-        used(rv.baseline_used.as_ref()),
-        infodisent::metrics::rv::USED_PER_CLASS
-    );
+    let baseline = report.baseline.as_deref().unwrap_or("baseline");
+    for (reading, set) in [("maps", Some(&rv.maps)), ("pooled", rv.pooled.as_ref())] {
+        let Some(set) = set else { continue };
+        println!(
+            "  {reading:<7} all channels: InfoDisent {}; raw {}",
+            stat(Some(&set.infodisent)),
+            stat(Some(&set.raw))
+        );
+        println!(
+            "  {reading:<7} used channels: InfoDisent {}; {baseline} {} (each class's {} largest gauge-fixed weights)",
+            stat(set.infodisent_used.as_ref()),
+            stat(set.baseline_used.as_ref()),
+            infodisent::rv::USED_PER_CLASS
+        );
+    }
     println!(
         "weights            {:.1}% of W exactly zero; ‖U − I‖/√D = {:.3}",
         100.0 * report.weights.zero_share,

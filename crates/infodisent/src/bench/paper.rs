@@ -202,7 +202,8 @@ fn original_row(cache: &FeatureCache, opts: &MetricsOptions) -> Result<Option<Ab
         channels_paper: counts.paper.mean,
         paper_undefined: counts.paper_undefined,
         channels_strict: counts.strict.mean,
-        rv_excess: rv.excess(),
+        rv_excess: rv.maps.raw.excess(),
+        rv: Some(rv.of_head(false)),
         zero_share: None,
         rotation_from_identity: None,
         parts: None,
@@ -264,7 +265,7 @@ pub fn run(req: &PaperRequest) -> Result<Vec<PaperRow>> {
 /// The rows as a markdown table, the paper's figures beside the measured ones.
 pub fn format_markdown(rows: &[PaperRow]) -> String {
     let mut out = String::from(
-        "| model | dataset | head | top-1 | paper top-1 | channels for 95 % (paper / strict) | RV − null | paper RV ×100 | part purity | pointing |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| model | dataset | head | top-1 | paper top-1 | channels for 95 % (paper / strict) | RV − null, maps | RV − null ×100, pooled | paper RV ×100 | part purity | pointing |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let pct = |x: Option<f64>| x.map_or("–".to_owned(), |v| format!("{:.1} %", 100.0 * v));
     let num = |x: Option<f64>| x.map_or("–".to_owned(), |v| format!("{v:.1}"));
@@ -279,7 +280,7 @@ pub fn format_markdown(rows: &[PaperRow]) -> String {
             });
             let (paper_top1, paper_rv) = paper.unwrap_or((None, None));
             out.push_str(&format!(
-                "| {} | {} ({} classes, {} test images) | {} | {:.1} % | {} | {:.1} / {:.1} | {:.3} | {} | {} | {} |\n",
+                "| {} | {} ({} classes, {} test images) | {} | {:.1} % | {} | {:.1} / {:.1} | {:.3} | {} | {} | {} | {} |\n",
                 row.model,
                 row.layout,
                 row.classes,
@@ -290,6 +291,7 @@ pub fn format_markdown(rows: &[PaperRow]) -> String {
                 head.channels_paper,
                 head.channels_strict,
                 head.rv_excess,
+                num(head.rv.map(|r| 100.0 * r.pooled)),
                 num(paper_rv),
                 pct(head.part_purity),
                 pct(head.pointing),

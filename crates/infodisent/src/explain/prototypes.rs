@@ -6,7 +6,7 @@
 use super::{Grid, PixelBox};
 use crate::cache::FeatureCache;
 use crate::error::{Error, Result};
-use crate::head::params::HeadParams;
+use crate::head::params::{top_weighted, HeadParams};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -124,23 +124,6 @@ pub fn top_weighted_channels(head: &HeadParams, per_class: usize) -> Vec<usize> 
     top_weighted(&head.weight, head.classes, head.dim, per_class)
 }
 
-/// For each class row of `weight` (`[classes, dim]`), the `per_class` largest positive
-/// weights' channels; sorted, without repeats.
-pub fn top_weighted(weight: &[f32], classes: usize, dim: usize, per_class: usize) -> Vec<usize> {
-    let mut chosen: Vec<usize> = (0..classes)
-        .flat_map(|c| {
-            let w = &weight[c * dim..(c + 1) * dim];
-            let mut order: Vec<usize> = (0..dim).filter(|&k| w[k] > 0.0).collect();
-            order.sort_unstable_by(|&a, &b| w[b].total_cmp(&w[a]));
-            order.truncate(per_class);
-            order
-        })
-        .collect();
-    chosen.sort_unstable();
-    chosen.dedup();
-    chosen
-}
-
 /// A bounded list of the `k` best `(score, item, cell)`, best first.
 #[derive(Clone)]
 struct TopK {
@@ -248,14 +231,6 @@ pub fn find_prototypes(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn top_weighted_takes_each_class_top_positive_weights_once() {
-        // 2 classes × 4 channels.
-        let w = [0.0, 3.0, 1.0, 2.0, 5.0, 0.0, 0.0, 4.0];
-        assert_eq!(top_weighted(&w, 2, 4, 2), vec![0, 1, 3]);
-        assert_eq!(top_weighted(&w, 2, 4, 1), vec![0, 1]);
-    }
 
     #[test]
     fn top_k_keeps_the_best_in_order_and_skips_zeros() {

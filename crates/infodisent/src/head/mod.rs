@@ -394,6 +394,28 @@ impl Head {
         Ok(())
     }
 
+    /// Starts the rotation elsewhere than at U = I: `rows` are orthonormal rows of U, a frame
+    /// head's `[m, D]` or a full rotation's `[D, D]` (which becomes its base `U₀`).
+    pub fn start_rotation_at(&self, rows: Vec<f32>) -> Result<()> {
+        if self.config.kind != HeadKind::InfoDisent {
+            return Err(Error::Config("a linear probe has no rotation".into()));
+        }
+        if self.channels.is_empty() {
+            return self.set_rotation_base(Some(rows));
+        }
+        let m = self.channels.len();
+        if rows.len() != m * self.dim {
+            return Err(Error::Shape(format!(
+                "a frame of {m} rows needs {m}×{} entries, got {}",
+                self.dim,
+                rows.len()
+            )));
+        }
+        self.var("frame")
+            .set(&Tensor::from_vec(rows, (m, self.dim), &Device::Cpu)?)?;
+        Ok(())
+    }
+
     /// The named parameters, in a fixed order.
     pub fn vars(&self) -> &[(String, Var)] {
         &self.vars
@@ -411,6 +433,16 @@ impl Head {
     /// Logits [n, C]. `train` selects the Gumbel relaxation when configured; inference always uses
     /// the hard max.
     pub fn logits(&self, batch: &PixelBatch, train: Option<TrainMode>) -> Result<Tensor> {
+        Ok(self.forward(batch, train)?.1)
+    }
+
+    /// The pooled values of the head's channels `[n, m]` (a frame's rows, all of U's, or the
+    /// probe's pooled raw channels) and the logits `[n, C]`, as [`Head::logits`] computes them.
+    pub fn forward(
+        &self,
+        batch: &PixelBatch,
+        train: Option<TrainMode>,
+    ) -> Result<(Tensor, Tensor)> {
         if batch.dim != self.dim {
             return Err(Error::Shape(format!(
                 "batch has {} channels, head expects {}",
@@ -431,8 +463,10 @@ impl Head {
                 } else {
                     w.clone()
                 };
-                Ok(x.matmul(&w.t()?)?
-                    .broadcast_add(self.var("bias").as_tensor())?)
+                let logits = x
+                    .matmul(&w.t()?)?
+                    .broadcast_add(self.var("bias").as_tensor())?;
+                Ok((x, logits))
             }
             HeadKind::InfoDisent if !self.channels.is_empty() => {
                 let rows = (batch.n * batch.cells, batch.dim);
@@ -473,21 +507,24 @@ impl Head {
         }
     }
 
-    /// Logits from the rotation rows `u` ([m, D]) and the pixels: pooled, then W ≥ 0 and b.
+    /// Pooled values and logits from the rotation rows `u` ([m, D]) and the pixels: pooled,
+    /// then W ≥ 0 and b.
     fn pool_and_weigh(
         &self,
         u: &Tensor,
         pixels: &Tensor,
         batch: &PixelBatch,
         train: Option<TrainMode>,
-    ) -> Result<Tensor> {
+    ) -> Result<(Tensor, Tensor)> {
         let v = match train {
             Some(mode) if self.config.gumbel => gumbel_pool(u, pixels, batch, mode)?,
             _ => u.apply_op2(pixels, pool::RotatePool::new(batch.n, batch.cells))?,
         };
         let w = self.var("w_raw").as_tensor().relu()?;
-        Ok(v.matmul(&w.t()?)?
-            .broadcast_add(self.var("bias").as_tensor())?)
+        let logits = v
+            .matmul(&w.t()?)?
+            .broadcast_add(self.var("bias").as_tensor())?;
+        Ok((v, logits))
     }
 
     /// The configured loss, averaged over the batch: against `labels`, or against the target

@@ -91,6 +91,23 @@ pub fn sparse_pool(j: &[f32], dim: usize, cells: usize) -> Pooled {
     p
 }
 
+/// For each class row of `weight` (`[classes, dim]`), the `per_class` largest positive
+/// weights' channels; sorted, without repeats.
+pub fn top_weighted(weight: &[f32], classes: usize, dim: usize, per_class: usize) -> Vec<usize> {
+    let mut chosen: Vec<usize> = (0..classes)
+        .flat_map(|c| {
+            let w = &weight[c * dim..(c + 1) * dim];
+            let mut order: Vec<usize> = (0..dim).filter(|&k| w[k] > 0.0).collect();
+            order.sort_unstable_by(|&a, &b| w[b].total_cmp(&w[a]));
+            order.truncate(per_class);
+            order
+        })
+        .collect();
+    chosen.sort_unstable();
+    chosen.dedup();
+    chosen
+}
+
 /// The paper's reading of an explanation's size: fewest channels (largest contributions first)
 /// whose sum reaches `fraction` of the net total; `None` when the net total is not positive.
 pub fn channels_for_net_fraction(contributions: &[f32], fraction: f32) -> Option<usize> {
@@ -310,5 +327,13 @@ mod tests {
     #[test]
     fn negative_weights_are_rejected() {
         assert!(HeadParams::new(1, 1, vec![1.0], vec![-0.1], vec![0.0]).is_err());
+    }
+
+    #[test]
+    fn top_weighted_takes_each_class_top_positive_weights_once() {
+        // 2 classes × 4 channels.
+        let w = [0.0, 3.0, 1.0, 2.0, 5.0, 0.0, 0.0, 4.0];
+        assert_eq!(top_weighted(&w, 2, 4, 2), vec![0, 1, 3]);
+        assert_eq!(top_weighted(&w, 2, 4, 1), vec![0, 1]);
     }
 }

@@ -14,8 +14,9 @@
 
 use crate::cache::{FeatureCache, Item};
 use crate::error::{Error, Result};
-use crate::explain::prototypes::{find_prototypes, top_weighted};
+use crate::explain::prototypes::find_prototypes;
 use crate::explain::ImageGeometry;
+use crate::head::params::top_weighted;
 use crate::head::{Classifies, TrainedHead};
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::Entry;

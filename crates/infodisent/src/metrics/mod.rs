@@ -6,6 +6,7 @@
 //! backbone on perturbed images.
 
 pub mod concentration;
+pub mod correlation;
 pub mod faithfulness;
 pub mod keypoints;
 pub mod parts;
@@ -19,17 +20,18 @@ use crate::classifier::LinearClassifier;
 use crate::dataset::ImageStore;
 use crate::engine::FeatureFn;
 use crate::error::Result;
-use crate::explain::prototypes::top_weighted;
 use crate::explain::{explainers, of_polarity, Grid, Polarity, RandomMap};
+use crate::head::params::top_weighted;
 use crate::head::params::HeadParams;
 use crate::head::Classifies;
+use crate::rv::RvReport;
 use crate::synth::Annotations;
 use concentration::ChannelCounts;
 use concentration::DecisionTally;
 use faithfulness::{FaithfulnessScore, PerturbationImage};
 use pass::{each_image, Accumulator};
 use pointing::{BoxPointing, PointingGames, PointingScore};
-use rv::{RvReport, RvSampler, RvStat};
+use rv::RvSampler;
 use serde::{Deserialize, Serialize};
 
 /// What to measure and how much.
@@ -195,14 +197,14 @@ pub fn cache_metrics(
         &head.gauge_fixed_weights(),
         head.classes,
         head.dim,
-        rv::USED_PER_CLASS,
+        crate::rv::USED_PER_CLASS,
     );
     let baseline_used = baseline.map(|(_, b)| {
         top_weighted(
             &b.gauge_fixed_weights(),
             b.classes,
             b.dim,
-            rv::USED_PER_CLASS,
+            crate::rv::USED_PER_CLASS,
         )
     });
     let baseline_figures = baseline_decisions.as_ref().map(DecisionTally::finish);
@@ -234,25 +236,31 @@ pub fn cache_metrics(
 }
 
 /// Top-1 accuracy and channels for 95 % of any head on `opts.split`, and the RV of the raw
-/// channels (what a linear layer explains with).
+/// channels (what a linear layer explains with) in both readings.
 pub fn head_metrics(
     cache: &FeatureCache,
     model: &dyn Classifies,
     opts: &MetricsOptions,
-) -> Result<(f64, ChannelCounts, RvStat)> {
+) -> Result<(f64, ChannelCounts, RvReport)> {
     let grid = Grid::for_head(cache, model.dim())?;
     let mut decisions = DecisionTally::of(model);
     let mut rv = RvSampler::new(&cache.items(&opts.split)?, opts.rv_images, opts.seed);
     each_image(cache, &opts.split, None, &mut [&mut decisions, &mut rv])?;
     let (accuracy, counts) = decisions.finish();
+    let used = top_weighted(
+        &model.gauge_fixed_weights(),
+        model.classes(),
+        model.dim(),
+        crate::rv::USED_PER_CLASS,
+    );
     let rv = rv.finish(
         grid.dim,
         grid.cells(),
         opts.rv_pairs,
         opts.seed,
-        [None, None],
+        [None, Some(&used)],
     );
-    Ok((accuracy, counts, rv.raw))
+    Ok((accuracy, counts, rv))
 }
 
 /// Annotations beside the images of `split` (`annotations.json` in the dataset root that holds

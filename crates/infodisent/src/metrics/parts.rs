@@ -11,8 +11,9 @@
 use super::pointing::AnnotationIndex;
 use crate::cache::FeatureCache;
 use crate::error::{Error, Result};
-use crate::explain::prototypes::{find_prototypes, top_weighted};
+use crate::explain::prototypes::find_prototypes;
 use crate::explain::{Grid, ImageGeometry};
+use crate::head::params::top_weighted;
 use crate::head::params::{argmax, HeadParams};
 use crate::head::{Classifies, TrainedHead};
 use crate::synth::parts::{PartsImage, PartsTruth, DISTRACTOR};

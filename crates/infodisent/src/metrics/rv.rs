@@ -1,209 +1,9 @@
-//! The RV coefficient between channels: `RV(X, Y) = ‖XᵀY‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F)` where `X`
-//! stacks one channel's spatial maps over N images (rows = images, columns = cells,
-//! column-centred). 1 means the two channels carry the same spatial pattern up to a linear
-//! map; the mean over channel pairs measures how entangled a set of channels is.
-//!
-//! With N images the RV of independent channels is not 0 (about √(β_X β_Y)/(N−1), β the
-//! effective rank of a channel's maps), so the mean is reported beside a permutation null: the
-//! same pairs with channel `l` taken from another image (`π(i)`) than channel `k`. Constant
-//! channels (dead after a ReLU) have no RV and are left out of the pairs.
+//! The RV coefficient as one of the metrics' accumulators: the maps of a class-balanced sample
+//! of the split, stacked during the one pass over the shards and compared by [`crate::rv`].
 
 use super::pass::{Accumulator, Seen};
 use crate::error::Result;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
-
-/// Mean RV of InfoDisent channels (after U) and of the raw backbone channels.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RvReport {
-    /// Images whose maps were stacked (a class-balanced sample across the split).
-    pub images: usize,
-    /// Channel pairs sampled.
-    pub pairs: usize,
-    /// The rotated channels `J`.
-    pub infodisent: RvStat,
-    /// The raw channels `F` (U = I).
-    pub raw: RvStat,
-    /// The rotated channels the decisions read: each class's largest gauge-fixed weights
-    /// ([`USED_PER_CLASS`] a class, all a pruned head keeps), the same pairs' null beside.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub infodisent_used: Option<RvStat>,
-    /// The raw channels the baseline's decisions read, chosen the same way from its weights.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub baseline_used: Option<RvStat>,
-}
-
-/// Channels per class counted as used by a decision: the default recipe keeps 5 weights a class.
-pub const USED_PER_CLASS: usize = 5;
-
-/// Mean RV of one set of channels and what independent channels would score.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct RvStat {
-    /// Mean RV over the sampled pairs.
-    pub mean: f64,
-    /// Mean RV of the same pairs with the images of one channel permuted.
-    pub null: f64,
-    /// Channels left out because their maps are constant over the sample.
-    pub constant_channels: usize,
-}
-
-impl RvStat {
-    /// The RV above the level of independent channels: the number to compare.
-    pub fn excess(&self) -> f64 {
-        self.mean - self.null
-    }
-}
-
-/// One channel's centred maps `[cells, n]` (f32 keeps 1,024-image samples of wide backbones in
-/// memory; sums run in f64) and `‖XᵀX‖_F`.
-struct Centred {
-    cols: Vec<f32>,
-    self_norm: f64,
-}
-
-fn centre(maps: &[f32], n: usize, dim: usize, cells: usize, k: usize) -> Centred {
-    let mut cols = vec![0.0f32; cells * n];
-    for c in 0..cells {
-        let col = &mut cols[c * n..(c + 1) * n];
-        for (i, v) in col.iter_mut().enumerate() {
-            *v = maps[(i * dim + k) * cells + c];
-        }
-        let mean = col.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
-        col.iter_mut()
-            .for_each(|v| *v = (f64::from(*v) - mean) as f32);
-    }
-    let self_norm = cross_norm_sq(&cols, &cols, n, cells, None).sqrt();
-    Centred { cols, self_norm }
-}
-
-/// `‖XᵀY‖²_F` for column-major centred maps; with `perm`, row `i` of X meets row `perm[i]` of Y.
-fn cross_norm_sq(x: &[f32], y: &[f32], n: usize, cells: usize, perm: Option<&[usize]>) -> f64 {
-    let mut total = 0.0;
-    let mut permuted = vec![0.0f32; n];
-    for b in 0..cells {
-        let yb = &y[b * n..(b + 1) * n];
-        let yb = match perm {
-            Some(p) => {
-                for (dst, &i) in permuted.iter_mut().zip(p) {
-                    *dst = yb[i];
-                }
-                permuted.as_slice()
-            }
-            None => yb,
-        };
-        for a in 0..cells {
-            let dot: f64 = x[a * n..(a + 1) * n]
-                .iter()
-                .zip(yb)
-                .map(|(&p, &q)| f64::from(p) * f64::from(q))
-                .sum();
-            total += dot * dot;
-        }
-    }
-    total
-}
-
-fn is_constant(c: &Centred) -> bool {
-    c.self_norm <= f64::EPSILON
-}
-
-/// RV coefficient of two channels `k`, `l` of maps `[n, dim, cells]`; 0 when either channel is
-/// constant.
-pub fn rv_coefficient(maps: &[f32], n: usize, dim: usize, cells: usize, k: usize, l: usize) -> f64 {
-    let (x, y) = (
-        centre(maps, n, dim, cells, k),
-        centre(maps, n, dim, cells, l),
-    );
-    rv_of(&x, &y, n, cells, None)
-}
-
-fn rv_of(x: &Centred, y: &Centred, n: usize, cells: usize, perm: Option<&[usize]>) -> f64 {
-    let denom = x.self_norm * y.self_norm;
-    if denom <= f64::EPSILON {
-        return 0.0;
-    }
-    cross_norm_sq(&x.cols, &y.cols, n, cells, perm) / denom
-}
-
-/// Mean RV over `pairs` random pairs of distinct non-constant channels of maps `[n, dim, cells]`
-/// (every pair when there are fewer), and its permutation null. The same `seed` samples the
-/// same pairs and permutation, so two sets of channels are compared on equal terms.
-pub fn mean_rv(
-    maps: &[f32],
-    n: usize,
-    dim: usize,
-    cells: usize,
-    pairs: usize,
-    seed: u64,
-) -> RvStat {
-    let all: Vec<usize> = (0..dim).collect();
-    mean_rv_of(maps, n, dim, cells, &all, pairs, seed)
-}
-
-/// [`mean_rv`] over the pairs of `channels` only (a decision's channels, say).
-pub fn mean_rv_of(
-    maps: &[f32],
-    n: usize,
-    dim: usize,
-    cells: usize,
-    channels: &[usize],
-    pairs: usize,
-    seed: u64,
-) -> RvStat {
-    use rand::seq::SliceRandom;
-    use rayon::prelude::*;
-    let centred: std::collections::HashMap<usize, Centred> = channels
-        .par_iter()
-        .map(|&k| (k, centre(maps, n, dim, cells, k)))
-        .collect();
-    let live: Vec<usize> = channels
-        .iter()
-        .copied()
-        .filter(|k| !is_constant(&centred[k]))
-        .collect();
-    let constant_channels = channels.len() - live.len();
-    let m = live.len();
-    let all = m * m.saturating_sub(1) / 2;
-    let mut rng = StdRng::seed_from_u64(seed);
-    let chosen: Vec<(usize, usize)> = if all <= pairs {
-        (0..m)
-            .flat_map(|a| (a + 1..m).map(move |b| (a, b)))
-            .map(|(a, b)| (live[a], live[b]))
-            .collect()
-    } else {
-        (0..pairs)
-            .map(|_| {
-                let a = rng.random_range(0..m);
-                let b = (a + rng.random_range(1..m)) % m;
-                (live[a], live[b])
-            })
-            .collect()
-    };
-    if chosen.is_empty() || n < 2 {
-        return RvStat {
-            mean: 0.0,
-            null: 0.0,
-            constant_channels,
-        };
-    }
-    let mut perm: Vec<usize> = (0..n).collect();
-    perm.shuffle(&mut rng);
-    let (total, null): (f64, f64) = chosen
-        .par_iter()
-        .map(|&(k, l)| {
-            (
-                rv_of(&centred[&k], &centred[&l], n, cells, None),
-                rv_of(&centred[&k], &centred[&l], n, cells, Some(&perm)),
-            )
-        })
-        .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
-    RvStat {
-        mean: total / chosen.len() as f64,
-        null: null / chosen.len() as f64,
-        constant_channels,
-    }
-}
+use crate::rv::{measure, RvReport};
 
 /// Stacks the maps of a class-balanced sample of the split, rotated and raw, for
 /// [`RvSampler::finish`] to compare their channels.
@@ -225,8 +25,7 @@ impl RvSampler {
         }
     }
 
-    /// Mean RV of the rotated and of the raw channels over `pairs` sampled pairs, and over the
-    /// channels the head's and the baseline's decisions use (`used`: rotated, raw).
+    /// [`measure`] on the sampled images.
     pub fn finish(
         &self,
         dim: usize,
@@ -235,19 +34,8 @@ impl RvSampler {
         seed: u64,
         used: [Option<&[usize]>; 2],
     ) -> RvReport {
-        let n = self.raw.len() / (dim * cells).max(1);
-        let rotated_n = self.rotated.len() / (dim * cells).max(1);
-        let [rotated_used, raw_used] = used;
-        RvReport {
-            images: n,
-            pairs: pairs.min(dim * dim.saturating_sub(1) / 2),
-            infodisent: mean_rv(&self.rotated, rotated_n, dim, cells, pairs, seed),
-            raw: mean_rv(&self.raw, n, dim, cells, pairs, seed),
-            infodisent_used: rotated_used
-                .filter(|_| rotated_n > 0)
-                .map(|c| mean_rv_of(&self.rotated, rotated_n, dim, cells, c, pairs, seed)),
-            baseline_used: raw_used.map(|c| mean_rv_of(&self.raw, n, dim, cells, c, pairs, seed)),
-        }
+        let rotated = (!self.rotated.is_empty()).then_some(self.rotated.as_slice());
+        measure(&self.raw, rotated, [dim, cells], pairs, seed, used)
     }
 }
 
@@ -260,61 +48,5 @@ impl Accumulator for RvSampler {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identical_channels_score_one_and_unrelated_ones_little() {
-        let (n, dim, cells) = (40, 3, 4);
-        let mut rng = StdRng::seed_from_u64(1);
-        let mut maps = vec![0.0f32; n * dim * cells];
-        for i in 0..n {
-            for c in 0..cells {
-                let x: f32 = rng.random();
-                maps[(i * dim) * cells + c] = x;
-                maps[(i * dim + 1) * cells + c] = 3.0 * x + 1.0;
-                maps[(i * dim + 2) * cells + c] = rng.random();
-            }
-        }
-        assert!((rv_coefficient(&maps, n, dim, cells, 0, 1) - 1.0).abs() < 1e-9);
-        assert!(rv_coefficient(&maps, n, dim, cells, 0, 2) < 0.3);
-        let stat = mean_rv(&maps, n, dim, cells, 10, 0);
-        assert!(stat.mean > 0.33 && stat.mean < 0.6, "{stat:?}");
-        // Pairing another image's maps breaks the identical pair: the null is the level of
-        // unrelated channels.
-        assert!(stat.null < 0.3, "{stat:?}");
-        assert_eq!(stat.constant_channels, 0);
-        // Over the identical pair alone the mean is 1; over the unrelated pair it is small.
-        let same = mean_rv_of(&maps, n, dim, cells, &[0, 1], 10, 0);
-        assert!((same.mean - 1.0).abs() < 1e-9, "{same:?}");
-        assert!(mean_rv_of(&maps, n, dim, cells, &[0, 2], 10, 0).mean < 0.3);
-    }
-
-    #[test]
-    fn constant_channels_are_left_out_and_the_null_tracks_the_sample_size() {
-        let (dim, cells) = (6, 9);
-        let mut rng = StdRng::seed_from_u64(2);
-        let null_at = |n: usize, rng: &mut StdRng| {
-            let mut maps = vec![0.0f32; n * dim * cells];
-            for i in 0..n {
-                for k in 1..dim {
-                    for c in 0..cells {
-                        maps[(i * dim + k) * cells + c] = rng.random();
-                    }
-                }
-            }
-            mean_rv(&maps, n, dim, cells, 100, 3)
-        };
-        let small = null_at(20, &mut rng);
-        let large = null_at(400, &mut rng);
-        assert_eq!((small.constant_channels, large.constant_channels), (1, 1));
-        // Independent channels: the mean sits at the null, and both shrink with more images.
-        assert!((small.mean - small.null).abs() < 0.1, "{small:?}");
-        assert!(large.null < small.null / 5.0, "{small:?} {large:?}");
-        assert!(large.excess().abs() < 0.01, "{large:?}");
     }
 }

@@ -20,9 +20,11 @@ use crate::explain::{
 };
 use crate::fsutil::{write_atomic, write_json_atomic};
 use crate::metrics::concentration::ConcentrationStats;
+use crate::metrics::correlation::{channel_correlation, ChannelCorrelation};
 use crate::metrics::{cache_metrics, MetricsOptions, MetricsReport};
 use crate::mi::maps::{explain_cached_item, MiExplanation};
 use crate::mi::model::MiModel;
+use crate::rv::{RvReport, RvStat};
 use maud::{html, Markup};
 use page::{
     class_channels, class_name, classes_table, image_card, num, page, pct, proto_strip, Links,
@@ -105,7 +107,9 @@ struct Content<'a> {
     gallery: Vec<usize>,
     samples: Vec<ImageExplanation>,
     mi: Vec<(MiExplanation, String)>,
-    training: Vec<(String, Vec<(f64, f64)>)>,
+    training: Curves,
+    rv_training: Curves,
+    correlation: ChannelCorrelation,
     class_names: Vec<String>,
 }
 
@@ -210,7 +214,9 @@ pub fn build(src: &ReportSources, opts: &ReportOptions, out: &Path) -> Result<Re
         gallery,
         samples,
         mi,
-        training: training_curves(src.head_dir, src.probe_dir)?,
+        training: accuracy_curves(src.head_dir, src.probe_dir)?,
+        rv_training: rv_curves(src.head_dir, src.probe_dir)?,
+        correlation: channel_correlation(cache, &opts.split, &head)?,
         class_names,
     };
     let pages = write_pages(&content, out)?;
@@ -297,11 +303,16 @@ fn mi_section(
     Ok(result)
 }
 
-/// Series from the `metrics.jsonl` training logs: every numeric field other than `epoch`.
 /// Named (epoch, value) series.
 type Curves = Vec<(String, Vec<(f64, f64)>)>;
 
-fn training_curves(head_dir: &Path, probe_dir: Option<&Path>) -> Result<Curves> {
+/// Series from the `metrics.jsonl` training logs of the head and the probe: the values `pick`
+/// finds in each epoch's line, by name.
+fn training_curves(
+    head_dir: &Path,
+    probe_dir: Option<&Path>,
+    pick: impl Fn(&serde_json::Value) -> Vec<(String, f64)>,
+) -> Result<Curves> {
     let mut series: Curves = Vec::new();
     for (who, dir) in [("infodisent", Some(head_dir)), ("probe", probe_dir)] {
         let Some(dir) = dir else { continue };
@@ -315,13 +326,7 @@ fn training_curves(head_dir: &Path, probe_dir: Option<&Path>) -> Result<Curves> 
             let Some(epoch) = v.get("epoch").and_then(|e| e.as_f64()) else {
                 continue;
             };
-            for (k, val) in v.as_object().into_iter().flatten() {
-                let Some(y) = val
-                    .as_f64()
-                    .filter(|_| k.ends_with("acc") || k.ends_with("accuracy"))
-                else {
-                    continue;
-                };
+            for (k, y) in pick(&v) {
                 let name = format!("{who} {k}");
                 match series.iter_mut().find(|s| s.0 == name) {
                     Some(s) => s.1.push((epoch, y)),
@@ -331,6 +336,39 @@ fn training_curves(head_dir: &Path, probe_dir: Option<&Path>) -> Result<Curves> 
         }
     }
     Ok(series)
+}
+
+/// The numeric fields of `object` whose names `keep` accepts.
+fn fields(object: Option<&serde_json::Value>, keep: impl Fn(&str) -> bool) -> Vec<(String, f64)> {
+    object
+        .and_then(|o| o.as_object())
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| keep(k))
+        .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+        .collect()
+}
+
+/// Accuracies along training.
+fn accuracy_curves(head_dir: &Path, probe_dir: Option<&Path>) -> Result<Curves> {
+    training_curves(head_dir, probe_dir, |v| {
+        fields(Some(v), |k| k.ends_with("acc") || k.ends_with("accuracy"))
+    })
+}
+
+/// RV above its null along training (runs trained with `trace_rv`); the raw channels' level
+/// once, from the head's log.
+fn rv_curves(head_dir: &Path, probe_dir: Option<&Path>) -> Result<Curves> {
+    let mut curves = training_curves(head_dir, probe_dir, |v| {
+        fields(v.get("rv"), |k| {
+            k == "maps" || k == "pooled" || k.starts_with("raw")
+        })
+    })?;
+    curves.retain(|(name, _)| !(name.starts_with("probe raw")));
+    for (name, _) in &mut curves {
+        *name = name.replace("infodisent raw", "raw");
+    }
+    Ok(curves)
 }
 
 fn write_page(out: &Path, rel: &str, title: &str, depth: usize, body: Markup) -> Result<()> {
@@ -375,8 +413,28 @@ fn concentration_row(name: &str, c: &crate::metrics::concentration::ChannelCount
     td { (c.strict.images) @if c.paper_undefined > 0 { " (" (c.paper_undefined) " with a non-positive net total left out of the paper's reading)" } } } }
 }
 
-fn rv_row(name: &str, r: &crate::metrics::rv::RvStat) -> Markup {
-    html! { tr { td { (name) } td { (num(r.mean, 4)) } td { (num(r.null, 4)) } td { (num(r.excess(), 4)) } td { (r.constant_channels) } } }
+/// One row of the RV table: a set of channels in both readings (maps, pooled).
+fn rv_row(name: &str, maps: Option<RvStat>, pooled: Option<RvStat>) -> Markup {
+    let cells = |r: Option<RvStat>| match r {
+        Some(r) => {
+            html! { td { (num(r.mean, 4)) } td { (num(r.null, 4)) } td { (num(r.excess(), 4)) } }
+        }
+        None => html! { td { "-" } td { "-" } td { "-" } },
+    };
+    html! { tr { td { (name) } (cells(maps)) (cells(pooled)) } }
+}
+
+fn rv_table(rv: &RvReport, baseline: &str) -> Markup {
+    let pooled = rv.pooled.as_ref();
+    html! {
+        table {
+            tr { th { "channels" } th { "maps: RV" } th { "null" } th { "RV − null" } th { "pooled: RV" } th { "null" } th { "RV − null" } }
+            (rv_row("InfoDisent, all (after U)", Some(rv.maps.infodisent), pooled.map(|p| p.infodisent)))
+            (rv_row("raw backbone, all (U = I)", Some(rv.maps.raw), pooled.map(|p| p.raw)))
+            (rv_row("InfoDisent, used by its decisions", rv.maps.infodisent_used, pooled.and_then(|p| p.infodisent_used)))
+            (rv_row(&format!("{baseline}, used by its decisions"), rv.maps.baseline_used, pooled.and_then(|p| p.baseline_used)))
+        }
+    }
 }
 
 fn write_pages(c: &Content, out: &Path) -> Result<usize> {
@@ -413,6 +471,18 @@ fn write_pages(c: &Content, out: &Path) -> Result<usize> {
             &c.training,
         )?;
     }
+    if !c.rv_training.is_empty() {
+        plots::line_chart(
+            &out.join("plots/rv_training.svg"),
+            "RV − null during training",
+            "epoch",
+            &c.rv_training,
+        )?;
+    }
+    write_atomic(
+        out.join("plots/correlation.svg"),
+        plots::correlation_svg(&c.correlation)?.as_bytes(),
+    )?;
     let summary = html! {
         div.card {
             p { "Model " b { (manifest.model) } ", features from " code { (manifest.feature_node) } " of shape "
@@ -441,12 +511,15 @@ fn write_pages(c: &Content, out: &Path) -> Result<usize> {
             @if m.baseline_channels_for_95.is_some() { img src="plots/channels95_baseline.svg" alt="channels for 95% histogram, baseline"; }
         }
         h2 { "Disentanglement (RV coefficient, lower is more disentangled)" }
-        table {
-            tr { th { "channels" } th { "mean RV" } th { "permutation null" } th { "RV − null" } th { "constant channels left out" } }
-            (rv_row("InfoDisent (after U)", &m.rv.infodisent))
-            (rv_row("raw backbone (U = I)", &m.rv.raw))
+        (rv_table(&m.rv, m.baseline.as_deref().unwrap_or("baseline")))
+        div.gallery {
+            img src="plots/correlation.svg" alt="|correlation| of the deciding channels, rotated and raw";
+            @if !c.rv_training.is_empty() { img src="plots/rv_training.svg" alt="RV − null during training"; }
         }
-        p.muted { (m.rv.pairs) " channel pairs over " (m.rv.images) " images sampled across the classes. The null pairs each channel with another image's maps: the RV that unrelated channels reach with this many images. "
+        p.muted { "The picture: |correlation| over " (c.correlation.images) " images between the pooled values of the " (c.correlation.channels.len()) " channels the decisions use, grouped by class; left rotated by U, right the backbone's own channels of the same numbers (where the rotation started). "
+            "Disentangled channels leave the left one white off the diagonal." }
+        p.muted { (m.rv.pairs) " channel pairs over " (m.rv.images) " images sampled across the classes. Maps: each channel's spatial maps stacked over the images. Pooled: the one number per image the classifier reads (InfoDisent's max − min of a rotated channel, a raw channel's average), where RV is the squared correlation. "
+            "Used: each class's " (crate::rv::USED_PER_CLASS) " largest gauge-fixed weights. The null pairs each channel with another image's: the RV that unrelated channels reach with this many images. "
             "W: " (pct(m.weights.zero_share)) " of the weights are exactly zero; ‖U − I‖/√D = " (num(m.weights.rotation_from_identity, 3)) "." }
         @if !m.faithfulness.is_empty() {
             h2 { "Faithfulness of heatmaps" }

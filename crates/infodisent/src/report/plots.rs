@@ -109,3 +109,64 @@ pub fn line_chart(
     }
     write_atomic(path, svg.as_bytes())
 }
+
+/// Two heat maps side by side of the |correlation| between a head's deciding channels: rotated
+/// (left) and raw (right), in the same order, white 0 to dark red 1. Returned as SVG text, for
+/// the report to write and the viewer to inline.
+pub fn correlation_svg(c: &crate::metrics::correlation::ChannelCorrelation) -> Result<String> {
+    let m = c.channels.len();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 400)).into_drawing_area();
+        let err = |e: String| Error::Config(format!("correlation plot failed: {e}"));
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let (left, right) = root.split_horizontally(380);
+        for (area, title, matrix) in [
+            (left, "rotated (InfoDisent)", &c.rotated),
+            (right, "raw (backbone)", &c.raw),
+        ] {
+            let caption = format!("{title}: mean |r| {:.2}", c.mean_off_diagonal(matrix));
+            let mut chart = ChartBuilder::on(&area)
+                .caption(caption, ("sans-serif", 16))
+                .margin(10)
+                .build_cartesian_2d(0..m.max(1), 0..m.max(1))
+                .map_err(|e| err(e.to_string()))?;
+            // No mesh: plotters' axis key points never finish for zero labels, and the order of
+            // the channels (grouped by class) is said in the caption of the page around it.
+            chart
+                .draw_series((0..m * m).map(|p| {
+                    let (i, j) = (p / m, p % m);
+                    let r = f64::from(matrix[p]).clamp(0.0, 1.0);
+                    let shade = |full: f64| (255.0 - (255.0 - full) * r) as u8;
+                    let color = RGBColor(shade(140.0), shade(20.0), shade(20.0));
+                    Rectangle::new([(j, m - 1 - i), (j + 1, m - i)], color.filled())
+                }))
+                .map_err(|e| err(e.to_string()))?;
+        }
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::correlation::ChannelCorrelation;
+
+    #[test]
+    fn the_correlation_picture_draws_one_cell_per_channel_pair_in_each_map() {
+        let c = ChannelCorrelation {
+            channels: vec![4, 9, 2],
+            classes: vec![0, 0, 1],
+            rotated: vec![1.0, 0.1, 0.0, 0.1, 1.0, 0.2, 0.0, 0.2, 1.0],
+            raw: vec![1.0, 0.9, 0.5, 0.9, 1.0, 0.7, 0.5, 0.7, 1.0],
+            images: 40,
+        };
+        let svg = correlation_svg(&c).unwrap();
+        assert_eq!(svg.matches("<rect").count() - 1, 2 * 9, "{svg}");
+        assert!(
+            svg.contains("mean |r| 0.10") && svg.contains("mean |r| 0.70"),
+            "{svg}"
+        );
+    }
+}

@@ -105,6 +105,9 @@ pub fn head(v: &Viewer, h: usize) -> String {
     let body = html! {
         p.muted { (view.predictions.len()) " images of " (view.split) ", top-1 " (pct(view.accuracy())) ". Classes ranked by accuracy, best first." }
         (classes_table(&ViewerLinks::new(h, 1), &view.classes, v.class_names()))
+        h2 { "How alike the deciding channels are" }
+        p.muted { "|correlation| over images between the pooled values of the channels the decisions use, grouped by class: left rotated by U, right the backbone's own channels of the same numbers. Disentangled channels leave the left one white off the diagonal." }
+        (maud::PreEscaped(&view.correlation))
     };
     frame(&format!("Classes · {}", view.name), &navigation(v, 1), body)
 }

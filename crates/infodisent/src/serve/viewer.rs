@@ -56,6 +56,8 @@ pub struct HeadView {
     pub labels: Vec<i64>,
     /// Each item's image path in `split`.
     pub paths: Vec<String>,
+    /// The |correlation| picture of its deciding channels on `split`, rotated and raw (SVG).
+    pub correlation: String,
 }
 
 impl HeadView {
@@ -204,6 +206,12 @@ fn open_head(src: &ViewerSources, dir: &Path) -> Result<HeadView> {
     )?;
     let items = session.cache.items(&split)?;
     let (labels, paths) = items.into_iter().map(|i| (i.label, i.path)).unzip();
+    let correlation =
+        crate::report::plots::correlation_svg(&crate::metrics::correlation::channel_correlation(
+            &session.cache,
+            &split,
+            &session.explainer.head,
+        )?)?;
     let run = crate::runs::folder_of(dir);
     let name = run.file_name().map_or_else(
         || run.display().to_string(),
@@ -217,5 +225,6 @@ fn open_head(src: &ViewerSources, dir: &Path) -> Result<HeadView> {
         predictions,
         labels,
         paths,
+        correlation,
     })
 }

@@ -34,6 +34,21 @@ pub enum Init {
     Original,
 }
 
+/// Where the rotation U starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum RotationInit {
+    /// U = I: the rotated channels start as the backbone's own (a frame at its chosen
+    /// channels).
+    #[default]
+    Identity,
+    /// The principal axes of the training images' cells: the rotated channels start
+    /// uncorrelated over the cells (a frame: the principal axes within its chosen channels,
+    /// so it spans the same channels).
+    Principal,
+}
+
 /// Everything that defines a training run (TOML-loadable; unknown keys are rejected).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -84,6 +99,15 @@ pub struct TrainConfig {
     pub prune_after: Option<usize>,
     /// Where W and b start.
     pub init: Init,
+    /// Where the rotation U starts.
+    pub rotation_init: RotationInit,
+    /// Weight of the decorrelation penalty: the mean squared correlation, over each batch,
+    /// between the pooled values of the head's channels (their RV in the pooled reading),
+    /// added to the loss; 0 trains without it. InfoDisent heads only.
+    pub decorrelation: f64,
+    /// Images of the training split on which the RV of the head's channels is measured after
+    /// every epoch, into `metrics.jsonl` (0: not measured).
+    pub trace_rv: usize,
 }
 
 /// Weights kept per class by default. With the sigmoid loss (also the default) this was the
@@ -138,6 +162,9 @@ impl Default for TrainConfig {
             keep_top: Some(DEFAULT_KEEP_TOP),
             prune_after: None,
             init: Init::Random,
+            rotation_init: RotationInit::Identity,
+            decorrelation: 0.0,
+            trace_rv: 0,
         }
     }
 }
@@ -200,7 +227,8 @@ impl TrainConfig {
     /// The same recipe for another kind of head. A linear probe is the standard baseline: it
     /// has no nonnegative weights to prune and trains with cross-entropy, so switching to it
     /// makes the recipe [`TrainConfig::paper`]'s, and drops the settings of InfoDisent's
-    /// rotation and pooling (Gumbel, rebasing), which a probe does not have. Everything else
+    /// rotation and pooling (Gumbel, rebasing, its start, decorrelation), which a probe does
+    /// not have. Everything else
     /// (schedule, hold-out, early stopping) stays, so the two compare fairly.
     pub fn with_kind(mut self, kind: HeadKind) -> Self {
         self.head.kind = kind;
@@ -209,6 +237,8 @@ impl TrainConfig {
             self.head.gumbel = false;
             self.head.rebase_every = 0;
             self.init = Init::Random;
+            self.rotation_init = RotationInit::Identity;
+            self.decorrelation = 0.0;
         }
         self
     }
@@ -304,6 +334,24 @@ impl TrainConfig {
                     "init = original starts from the model's classifier, which only --target original fits".into(),
                 ));
             }
+        }
+        if !(self.decorrelation.is_finite() && self.decorrelation >= 0.0) {
+            return Err(Error::Config(format!(
+                "decorrelation must be a finite number ≥ 0, got {}",
+                self.decorrelation
+            )));
+        }
+        if self.head.kind != HeadKind::InfoDisent
+            && (self.decorrelation > 0.0 || self.rotation_init != RotationInit::Identity)
+        {
+            return Err(Error::Config(
+                "decorrelation and rotation_init act on InfoDisent's rotated channels; a linear probe reads the raw ones".into(),
+            ));
+        }
+        if self.rotation_init == RotationInit::Principal && self.init == Init::Original {
+            return Err(Error::Config(
+                "rotation_init = principal rotates the channels the model's classifier reads, so it cannot start from that classifier (init = original)".into(),
+            ));
         }
         if self.split.is_empty() {
             return Err(Error::Config("split must name a cache split".into()));

@@ -10,14 +10,16 @@
 
 pub mod batches;
 pub mod config;
+pub mod decorrelation;
 pub mod holdout;
 pub mod init;
 pub mod overrides;
 pub mod schedule;
+pub mod trace;
 
 pub use batches::Images;
 pub use config::{
-    Init, Target, TrainConfig, DEFAULT_EPOCHS, DEFAULT_KEEP_TOP, DEFAULT_MAX_STEPS,
+    Init, RotationInit, Target, TrainConfig, DEFAULT_EPOCHS, DEFAULT_KEEP_TOP, DEFAULT_MAX_STEPS,
     DEFAULT_MIN_STEPS, ORIGINAL_LR, ORIGINAL_MIN_STEPS,
 };
 pub use holdout::Holdout;
@@ -79,8 +81,11 @@ pub struct EpochMetrics {
     pub val_acc: Option<f64>,
     /// Gumbel temperature used, when relaxing the max.
     pub tau: Option<f64>,
-    /// Wall time of the epoch in seconds.
+    /// Wall time of the epoch in seconds (the RV measurement left out).
     pub seconds: f64,
+    /// The RV of the head's channels after the epoch, when traced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rv: Option<crate::rv::HeadRv>,
 }
 
 /// Progress stored in the checkpoint's metadata.
@@ -417,6 +422,7 @@ struct Run<'a> {
     progress: Progress,
     best: Option<Snapshot>,
     metrics: Vec<EpochMetrics>,
+    trace: Option<trace::RvTrace>,
 }
 
 /// What one epoch of training measured.
@@ -493,7 +499,17 @@ impl<'a> Run<'a> {
             },
             best: None,
             metrics: Vec::new(),
+            trace: None,
         };
+        if cfg.trace_rv > 0 {
+            run.trace = Some(trace::RvTrace::new(
+                cache,
+                &cfg.split,
+                &run.holdout.train,
+                cfg.trace_rv,
+                cfg.seed,
+            )?);
+        }
         if let Some(saved) = saved {
             let (p, b) = load_checkpoint(&ckpt, saved, &run.head, &mut run.opt)?;
             if p.cache_fingerprint != fingerprint {
@@ -511,11 +527,20 @@ impl<'a> Run<'a> {
                 .into_iter()
                 .filter(|m| m.epoch <= run.progress.epochs_done)
                 .collect();
-        } else if cfg.init == Init::Original {
-            if let Some(why) =
-                init::from_original(&run.head, cache, &cfg.split, &run.holdout.train)?
-            {
-                tracing::warn!("the head starts at random, not from the model's classifier: {why}");
+        } else {
+            if cfg.init == Init::Original {
+                if let Some(why) =
+                    init::from_original(&run.head, cache, &cfg.split, &run.holdout.train)?
+                {
+                    tracing::warn!(
+                        "the head starts at random, not from the model's classifier: {why}"
+                    );
+                }
+            }
+            if cfg.rotation_init == RotationInit::Principal {
+                let rows =
+                    init::principal_rotation(&run.images, &run.holdout.train, run.head.channels())?;
+                run.head.start_rotation_at(rows)?;
             }
         }
         runs::begin_run(out_dir, cfg, cache.dir(), &cache.manifest().fingerprint)?;
@@ -574,6 +599,11 @@ impl<'a> Run<'a> {
         if let Some(acc) = val_acc {
             self.keep_if_best(epoch, acc)?;
         }
+        let seconds = started.elapsed().as_secs_f64();
+        let rv = match &self.trace {
+            Some(t) => Some(t.measure(&self.head)?),
+            None => None,
+        };
         self.metrics.push(EpochMetrics {
             epoch: self.progress.epochs_done,
             lr: stats.lr,
@@ -581,7 +611,8 @@ impl<'a> Run<'a> {
             train_acc: stats.acc,
             val_acc,
             tau,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds,
+            rv,
         });
         tracing::info!(
             epoch = self.progress.epochs_done,
@@ -623,8 +654,11 @@ impl<'a> Run<'a> {
                     tau: tau.unwrap_or(1.0),
                     noise_seed: mix(cfg.seed ^ STREAM_NOISE, step),
                 };
-                let logits = head.logits(&batch, Some(mode))?;
-                let loss = head.loss(&logits, &batch.labels, batch.soft.as_deref())?;
+                let (pooled, logits) = head.forward(&batch, Some(mode))?;
+                let mut loss = head.loss(&logits, &batch.labels, batch.soft.as_deref())?;
+                if cfg.decorrelation > 0.0 {
+                    loss = (loss + (decorrelation::penalty(&pooled)? * cfg.decorrelation)?)?;
+                }
                 let loss_value = f64::from(loss.to_scalar::<f32>()?);
                 if !loss_value.is_finite() {
                     return Err(Error::Numeric(format!(

@@ -118,6 +118,20 @@ pub struct TrainOverrides {
     /// --target original: a few hundred images cannot teach a head a thousand classes).
     #[cfg_attr(feature = "clap", arg(long, value_enum))]
     pub init: Option<Init>,
+    /// Where the rotation starts: at the identity (the backbone's own channels), or at the
+    /// principal axes of the training cells, so the rotated channels start uncorrelated
+    /// [default: identity].
+    #[cfg_attr(feature = "clap", arg(long, value_enum))]
+    pub rotation_init: Option<super::RotationInit>,
+    /// Weight of a penalty on the mean squared correlation between the pooled values of the
+    /// head's channels over each batch (what the pooled RV measures); 0 trains without it
+    /// [default: 0].
+    #[cfg_attr(feature = "clap", arg(long, value_name = "WEIGHT"))]
+    pub decorrelation: Option<f64>,
+    /// Measure the RV of the head's channels on N training images after every epoch, into
+    /// metrics.jsonl (to follow disentanglement along training) [default: 0, not measured].
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N"))]
+    pub trace_rv: Option<usize>,
     /// Epochs trained before pruning to --keep-top (default: half of --epochs).
     #[cfg_attr(
         feature = "clap",
@@ -173,7 +187,10 @@ impl TrainOverrides {
         macro_rules! set_some {
             ($($field:ident),*) => { $(if self.$field.is_some() { cfg.$field = self.$field; })* };
         }
-        set!(min_steps => min_steps, max_steps => max_steps, batch => batch_size, lr => lr, weight_decay => weight_decay, warmup => warmup_epochs, seed => seed, val_fraction => val_fraction);
+        if let Some(r) = self.rotation_init {
+            cfg.rotation_init = r;
+        }
+        set!(decorrelation => decorrelation, trace_rv => trace_rv, min_steps => min_steps, max_steps => max_steps, batch => batch_size, lr => lr, weight_decay => weight_decay, warmup => warmup_epochs, seed => seed, val_fraction => val_fraction);
         set_some!(lr_rotation, epochs, patience, limit_per_class, prune_after);
         if let Some(k) = self.keep_top {
             cfg.keep_top = (k > 0).then_some(k);
