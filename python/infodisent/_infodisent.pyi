@@ -157,6 +157,10 @@ def train(
     seed: int | None = None,
     val_fraction: float | None = None,
     keep_top: int | None = None,
+    decorrelation: float | None = None,
+    rotation_init: str | None = None,
+    trace_rv: int | None = None,
+    config: str | PathLike[str] | None = None,
     resume: bool = False,
     progress: bool = True,
 ) -> Head | None: ...
