@@ -17,7 +17,7 @@
 //! channels (dead after a ReLU) have no RV and are left out of the pairs.
 
 use crate::classifier::average_pool;
-use crate::head::params::sparse_pool;
+use crate::head::params::{channel_union, sparse_pool};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -51,6 +51,13 @@ pub struct RvSet {
     /// The raw channels the baseline's decisions read, chosen the same way from its weights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline_used: Option<RvStat>,
+    /// [`RvSet::infodisent_used`] within each class: each class's own channels over its own
+    /// images, averaged over the classes (see [`within_class`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infodisent_within: Option<RvStat>,
+    /// [`RvSet::baseline_used`] within each class, the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_within: Option<RvStat>,
 }
 
 impl RvReport {
@@ -264,28 +271,75 @@ pub fn mean_rv_of(
     }
 }
 
+/// [`mean_rv_of`] of each class's own channels (`used[c]`, every pair) over that class's
+/// images only (`labels`), averaged over the classes with 3 or more images and 2 or more
+/// channels; `None` when no class has. Every channel a class's decision adds up also says
+/// "class c", which makes them alike over a sample of many classes whatever they look at; within
+/// the class, what they share beyond the label is what is left.
+pub fn within_class(
+    maps: &[f32],
+    labels: &[usize],
+    [dim, cells]: [usize; 2],
+    used: &[Vec<usize>],
+    seed: u64,
+) -> Option<RvStat> {
+    let stride = dim * cells;
+    let stats: Vec<RvStat> = used
+        .iter()
+        .enumerate()
+        .filter(|(_, channels)| channels.len() >= 2)
+        .filter_map(|(c, channels)| {
+            let own: Vec<f32> = labels
+                .iter()
+                .enumerate()
+                .filter(|&(_, &l)| l == c)
+                .flat_map(|(i, _)| &maps[i * stride..(i + 1) * stride])
+                .copied()
+                .collect();
+            let n = own.len() / stride.max(1);
+            (n >= 3).then(|| mean_rv_of(&own, n, dim, cells, channels, usize::MAX, seed))
+        })
+        .collect();
+    let classes = stats.len() as f64;
+    (!stats.is_empty()).then(|| RvStat {
+        mean: stats.iter().map(|s| s.mean).sum::<f64>() / classes,
+        null: stats.iter().map(|s| s.null).sum::<f64>() / classes,
+        constant_channels: stats.iter().map(|s| s.constant_channels).sum(),
+    })
+}
+
 /// Both readings of the RV of maps `raw` (`[n, D, cells]`) and, for an InfoDisent head, of
 /// the same images' `rotated` maps, over `pairs` sampled pairs of all channels and of the
-/// channels the head's and the baseline's decisions use (`used`: rotated, raw).
+/// channels each class's decisions use (`used`: the head's rotated, the baseline's raw), and,
+/// given the images' `labels`, of those within each class.
 pub fn measure(
     raw: &[f32],
     rotated: Option<&[f32]>,
     [dim, cells]: [usize; 2],
     pairs: usize,
     seed: u64,
-    used: [Option<&[usize]>; 2],
+    used: [Option<&[Vec<usize>]>; 2],
+    labels: Option<&[usize]>,
 ) -> RvReport {
     let n = raw.len() / (dim * cells).max(1);
     let reading = |raw: &[f32], rotated: Option<&[f32]>, cells: usize| {
         let [rotated_used, raw_used] = used;
+        let over_all = |maps: &[f32], per_class: &[Vec<usize>]| {
+            mean_rv_of(maps, n, dim, cells, &channel_union(per_class), pairs, seed)
+        };
+        let within = |maps: &[f32], per_class: &[Vec<usize>]| {
+            labels.and_then(|l| within_class(maps, l, [dim, cells], per_class, seed))
+        };
+        let rotated_used = rotated.zip(rotated_used);
+        let raw_used = raw_used.map(|c| (raw, c));
         RvSet {
             infodisent: rotated
                 .map_or_else(RvStat::default, |r| mean_rv(r, n, dim, cells, pairs, seed)),
             raw: mean_rv(raw, n, dim, cells, pairs, seed),
-            infodisent_used: rotated
-                .zip(rotated_used)
-                .map(|(r, c)| mean_rv_of(r, n, dim, cells, c, pairs, seed)),
-            baseline_used: raw_used.map(|c| mean_rv_of(raw, n, dim, cells, c, pairs, seed)),
+            infodisent_used: rotated_used.map(|(r, c)| over_all(r, c)),
+            baseline_used: raw_used.map(|(r, c)| over_all(r, c)),
+            infodisent_within: rotated_used.and_then(|(r, c)| within(r, c)),
+            baseline_within: raw_used.and_then(|(r, c)| within(r, c)),
         }
     };
     let pooled_raw: Vec<f32> = raw
@@ -355,8 +409,8 @@ mod tests {
                 maps[(i * dim + 2) * cells + c] = rng.random();
             }
         }
-        let both = [0usize, 1];
-        let report = measure(&maps, None, [dim, cells], 10, 0, [None, Some(&both)]);
+        let both = [vec![0usize, 1]];
+        let report = measure(&maps, None, [dim, cells], 10, 0, [None, Some(&both)], None);
         let pooled = report.pooled.unwrap();
         assert!(
             (pooled.baseline_used.unwrap().mean - 1.0).abs() < 1e-5,
@@ -373,9 +427,72 @@ mod tests {
             Some(pooled.baseline_used.unwrap().excess())
         );
         // Rotated maps equal to the raw ones give the raw figures in the InfoDisent slots.
-        let same = measure(&maps, Some(&maps), [dim, cells], 10, 0, [Some(&both), None]);
+        let same = measure(
+            &maps,
+            Some(&maps),
+            [dim, cells],
+            10,
+            0,
+            [Some(&both), None],
+            None,
+        );
         assert_eq!(same.maps.infodisent, same.maps.raw);
         assert_eq!(same.of_head(true).maps, same.of_head(false).maps);
+    }
+
+    #[test]
+    fn within_each_class_the_label_is_taken_out_and_shared_detail_is_left() {
+        // Channels 0 and 1 each say "class 1" plus their own noise; channels 2 and 3 say it too,
+        // plus one detail that varies from image to image, shared by both.
+        let (n, dim) = (200, 4);
+        let mut rng = StdRng::seed_from_u64(4);
+        let labels: Vec<usize> = (0..n).map(|i| i % 2).collect();
+        let mut pooled = vec![0.0f32; n * dim];
+        for (i, &label) in labels.iter().enumerate() {
+            let class = 5.0 * label as f32;
+            let detail: f32 = rng.random();
+            pooled[i * dim] = class + rng.random::<f32>();
+            pooled[i * dim + 1] = class + rng.random::<f32>();
+            pooled[i * dim + 2] = class + detail + 0.1 * rng.random::<f32>();
+            pooled[i * dim + 3] = class + detail + 0.1 * rng.random::<f32>();
+        }
+        let label_only = [vec![0usize, 1], vec![0, 1]];
+        let across = mean_rv_of(&pooled, n, dim, 1, &label_only[0], 10, 0);
+        let within = within_class(&pooled, &labels, [dim, 1], &label_only, 0).unwrap();
+        assert!(across.excess() > 0.8, "{across:?}");
+        assert!(within.excess().abs() < 0.05, "{within:?}");
+        let shared = [vec![2usize, 3], vec![2, 3]];
+        let within = within_class(&pooled, &labels, [dim, 1], &shared, 0).unwrap();
+        assert!(within.excess() > 0.8, "{within:?}");
+        // The report carries it beside the across-class figure, for the baseline's channels.
+        let report = measure(
+            &pooled,
+            None,
+            [dim, 1],
+            10,
+            0,
+            [None, Some(&label_only)],
+            Some(&labels),
+        );
+        let maps = report.maps;
+        assert_eq!(
+            maps.baseline_within.map(|s| s.excess()),
+            Some(
+                within_class(&pooled, &labels, [dim, 1], &label_only, 0)
+                    .unwrap()
+                    .excess()
+            )
+        );
+        assert_eq!(maps.infodisent_within, None);
+        // A class with fewer than 3 images, or fewer than 2 channels, is left out.
+        assert_eq!(
+            within_class(&pooled[..2 * dim], &labels[..2], [dim, 1], &label_only, 0),
+            None
+        );
+        assert_eq!(
+            within_class(&pooled, &labels, [dim, 1], &[vec![0], vec![]], 0),
+            None
+        );
     }
 
     #[test]

@@ -129,6 +129,11 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
             stat(set.baseline_used.as_ref()),
             infodisent::rv::USED_PER_CLASS
         );
+        println!(
+            "  {reading:<7} within each class: InfoDisent {}; {baseline} {} (each class's own channels over its own images)",
+            stat(set.infodisent_within.as_ref()),
+            stat(set.baseline_within.as_ref()),
+        );
     }
     println!(
         "weights            {:.1}% of W exactly zero; ‖U − I‖/√D = {:.3}",

@@ -91,21 +91,36 @@ pub fn sparse_pool(j: &[f32], dim: usize, cells: usize) -> Pooled {
     p
 }
 
-/// For each class row of `weight` (`[classes, dim]`), the `per_class` largest positive
-/// weights' channels; sorted, without repeats.
-pub fn top_weighted(weight: &[f32], classes: usize, dim: usize, per_class: usize) -> Vec<usize> {
-    let mut chosen: Vec<usize> = (0..classes)
-        .flat_map(|c| {
+/// For each class row of `weight` (`[classes, dim]`), the channels of its `per_class` largest
+/// positive weights, largest first.
+pub fn top_weighted_per_class(
+    weight: &[f32],
+    classes: usize,
+    dim: usize,
+    per_class: usize,
+) -> Vec<Vec<usize>> {
+    (0..classes)
+        .map(|c| {
             let w = &weight[c * dim..(c + 1) * dim];
             let mut order: Vec<usize> = (0..dim).filter(|&k| w[k] > 0.0).collect();
             order.sort_unstable_by(|&a, &b| w[b].total_cmp(&w[a]));
             order.truncate(per_class);
             order
         })
-        .collect();
-    chosen.sort_unstable();
-    chosen.dedup();
-    chosen
+        .collect()
+}
+
+/// [`top_weighted_per_class`] of all classes together; sorted, without repeats.
+pub fn top_weighted(weight: &[f32], classes: usize, dim: usize, per_class: usize) -> Vec<usize> {
+    channel_union(&top_weighted_per_class(weight, classes, dim, per_class))
+}
+
+/// The channels of all classes' lists, sorted, without repeats.
+pub fn channel_union(per_class: &[Vec<usize>]) -> Vec<usize> {
+    let mut all: Vec<usize> = per_class.iter().flatten().copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    all
 }
 
 /// The paper's reading of an explanation's size: fewest channels (largest contributions first)

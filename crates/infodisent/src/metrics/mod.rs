@@ -21,7 +21,7 @@ use crate::dataset::ImageStore;
 use crate::engine::FeatureFn;
 use crate::error::Result;
 use crate::explain::{explainers, of_polarity, Grid, Polarity, RandomMap};
-use crate::head::params::top_weighted;
+use crate::head::params::top_weighted_per_class;
 use crate::head::params::HeadParams;
 use crate::head::Classifies;
 use crate::rv::RvReport;
@@ -193,14 +193,14 @@ pub fn cache_metrics(
     metrics.extend(pointing.as_mut().map(|p| p as &mut dyn Accumulator));
     each_image(cache, &opts.split, Some(head), &mut metrics)?;
     let (accuracy, channels_for_95) = decisions.finish();
-    let used = top_weighted(
+    let used = top_weighted_per_class(
         &head.gauge_fixed_weights(),
         head.classes,
         head.dim,
         crate::rv::USED_PER_CLASS,
     );
     let baseline_used = baseline.map(|(_, b)| {
-        top_weighted(
+        top_weighted_per_class(
             &b.gauge_fixed_weights(),
             b.classes,
             b.dim,
@@ -247,7 +247,7 @@ pub fn head_metrics(
     let mut rv = RvSampler::new(&cache.items(&opts.split)?, opts.rv_images, opts.seed);
     each_image(cache, &opts.split, None, &mut [&mut decisions, &mut rv])?;
     let (accuracy, counts) = decisions.finish();
-    let used = top_weighted(
+    let used = top_weighted_per_class(
         &model.gauge_fixed_weights(),
         model.classes(),
         model.dim(),

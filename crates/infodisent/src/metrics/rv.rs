@@ -11,6 +11,7 @@ pub struct RvSampler {
     sample: std::collections::HashSet<usize>,
     rotated: Vec<f32>,
     raw: Vec<f32>,
+    labels: Vec<usize>,
 }
 
 impl RvSampler {
@@ -22,20 +23,22 @@ impl RvSampler {
                 .collect(),
             rotated: vec![],
             raw: vec![],
+            labels: vec![],
         }
     }
 
-    /// [`measure`] on the sampled images.
+    /// [`measure`] on the sampled images, each class's `used` channels also within the class.
     pub fn finish(
         &self,
         dim: usize,
         cells: usize,
         pairs: usize,
         seed: u64,
-        used: [Option<&[usize]>; 2],
+        used: [Option<&[Vec<usize>]>; 2],
     ) -> RvReport {
         let rotated = (!self.rotated.is_empty()).then_some(self.rotated.as_slice());
-        measure(&self.raw, rotated, [dim, cells], pairs, seed, used)
+        let labels = Some(self.labels.as_slice());
+        measure(&self.raw, rotated, [dim, cells], pairs, seed, used, labels)
     }
 }
 
@@ -43,6 +46,7 @@ impl Accumulator for RvSampler {
     fn add(&mut self, image: &Seen) -> Result<()> {
         if self.sample.contains(&image.item) {
             self.raw.extend_from_slice(image.features);
+            self.labels.push(image.truth);
             if let Some(d) = image.decision {
                 self.rotated.extend_from_slice(&d.rotated);
             }

@@ -433,6 +433,8 @@ fn rv_table(rv: &RvReport, baseline: &str) -> Markup {
             (rv_row("raw backbone, all (U = I)", Some(rv.maps.raw), pooled.map(|p| p.raw)))
             (rv_row("InfoDisent, used by its decisions", rv.maps.infodisent_used, pooled.and_then(|p| p.infodisent_used)))
             (rv_row(&format!("{baseline}, used by its decisions"), rv.maps.baseline_used, pooled.and_then(|p| p.baseline_used)))
+            (rv_row("InfoDisent, each class's own, within the class", rv.maps.infodisent_within, pooled.and_then(|p| p.infodisent_within)))
+            (rv_row(&format!("{baseline}, each class's own, within the class"), rv.maps.baseline_within, pooled.and_then(|p| p.baseline_within)))
         }
     }
 }

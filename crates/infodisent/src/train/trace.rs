@@ -6,7 +6,7 @@
 
 use crate::cache::{balanced_sample, FeatureCache};
 use crate::error::Result;
-use crate::head::params::top_weighted;
+use crate::head::params::top_weighted_per_class;
 use crate::head::{Classifies, Head, TrainedHead};
 use crate::rv::{self, HeadRv};
 
@@ -49,7 +49,7 @@ impl RvTrace {
         let [dim, cells] = self.shape;
         let n = self.maps.len() / (dim * cells).max(1);
         let model = head.export()?;
-        let used = top_weighted(
+        let used = top_weighted_per_class(
             &model.gauge_fixed_weights(),
             model.classes(),
             model.dim(),
@@ -76,6 +76,7 @@ impl RvTrace {
             } else {
                 [None, Some(&used)]
             },
+            None,
         );
         Ok(report.of_head(infodisent))
     }
