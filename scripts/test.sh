@@ -4,6 +4,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # Each phase is stamped with the seconds since the start, so a slow CI run shows where it went.
 phase() { echo "== test.sh +${SECONDS}s: $*" >&2; }
+# Durations only compare on the same processor, so the log names it.
+phase "on $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores," \
+  "$(grep -m1 '^flags' /proc/cpuinfo | grep -ow 'avx2\|avx512f\|amx_tile' | tr '\n' ' ')"
 # The test build (9 min of both cores on a fresh machine) needs none of the setup below, much of
 # which waits on the network and the disk (the 5.5 GB export environment): it runs beside it.
 phase test build, in the background
