@@ -44,7 +44,7 @@ target/debug/infodisent --quiet fetch
 # The library's API documentation builds without a warning (a broken intra-doc link, say), and
 # every public item has a doc.
 phase api docs
-RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc --no-deps -p infodisent --all-features
+RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc --no-deps -p infodisent -p infodisent-bench --all-features
 phase tests
 # Two lanes over the one build: the three longest acceptance tests (one test each, MI maps, the
 # parts benchmark and `bench paper` on it in CUB's layout, about 5 of the 13 min) run beside
@@ -61,7 +61,7 @@ main_rc=0
 cargo test --workspace --no-fail-fast -- "${long[@]/#/--skip=}" 2>&1 || main_rc=$?
 side_rc=0
 wait "$side" || side_rc=$?
-echo "== side lane (tests/mi_synth.rs, tests/parts_bench.rs, tests/paper_bench.rs):"
+echo "== side lane (the MI maps on Lite0 features, the parts benchmark, bench paper in CUB's layout):"
 cat "$side_log"
 if [ "$main_rc" -ne 0 ] || [ "$side_rc" -ne 0 ]; then
   echo "cargo test failed (main lane $main_rc, side lane $side_rc)" >&2

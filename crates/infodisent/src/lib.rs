@@ -60,7 +60,6 @@ pub mod annotation;
 pub mod assets;
 pub mod backbone;
 pub mod baseline;
-pub mod bench;
 pub mod cache;
 pub mod checkpoint;
 pub mod classifier;

@@ -1,7 +1,7 @@
 //! `infodisent bench cache`: plan, open and one epoch of a cache with ImageNet's item count.
 
 use super::super::Global;
-use infodisent::bench::cache::{bench_cache, CacheBench, CacheBenchOptions, Phase};
+use infodisent_bench::cache::{bench_cache, CacheBench, CacheBenchOptions, Phase};
 use std::path::PathBuf;
 
 /// Options of `infodisent bench cache`.

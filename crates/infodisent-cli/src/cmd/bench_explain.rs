@@ -2,9 +2,9 @@
 //! test set, and figure rendering.
 
 use super::super::Global;
-use infodisent::bench::explain::{synthetic, time_explanations, ExplainBench, ExplainBenchOptions};
 use infodisent::explain::render::network_view;
 use infodisent::explain::session::ExplainSession;
+use infodisent_bench::explain::{synthetic, time_explanations, ExplainBench, ExplainBenchOptions};
 use std::path::PathBuf;
 
 /// Options of `infodisent bench explain`.

@@ -2,11 +2,11 @@
 
 use super::super::args::{EngineArgs, PreprocessArgs};
 use super::super::Global;
-use infodisent::bench::extract::{
-    bench_extract, write_photo_jpegs, ExtractBenchOptions, TorchReference,
-};
 use infodisent::dataset::{Dataset, OpenOptions};
 use infodisent::engine::Precision;
+use infodisent_bench::extract::{
+    bench_extract, write_photo_jpegs, ExtractBenchOptions, TorchReference,
+};
 use std::path::PathBuf;
 
 /// Options of `infodisent bench extract`.

@@ -2,7 +2,7 @@
 //! on the same model and images, scored by one implementation.
 
 use super::super::Global;
-use infodisent::bench::faithfulness::{
+use infodisent_bench::faithfulness::{
     format_markdown, recipes, run as run_faithfulness, FaithfulnessRequest,
 };
 use std::path::PathBuf;

@@ -3,8 +3,8 @@
 
 use super::super::Global;
 use infodisent::ablate::format_report;
-use infodisent::bench::paper::{format_markdown, run as run_paper, PaperRequest};
 use infodisent::dataset::OpenOptions;
+use infodisent_bench::paper::{format_markdown, run as run_paper, PaperRequest};
 use std::path::PathBuf;
 
 /// Options of `infodisent bench paper`.

@@ -3,8 +3,8 @@
 
 use super::super::Global;
 use infodisent::ablate::format_report;
-use infodisent::bench::parts::bench_parts;
 use infodisent::synth::parts::PartsConfig;
+use infodisent_bench::parts::bench_parts;
 use std::path::PathBuf;
 
 /// Options of `infodisent bench parts`.

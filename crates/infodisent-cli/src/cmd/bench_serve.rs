@@ -1,7 +1,7 @@
 //! `infodisent bench serve`: the viewer's upload latency and memory under load on loopback.
 
 use super::super::Global;
-use infodisent::bench::serve::{bench_serve, jpeg_of, ServeBenchOptions};
+use infodisent_bench::serve::{bench_serve, jpeg_of, ServeBenchOptions};
 use std::io::BufRead;
 use std::path::PathBuf;
 

@@ -2,7 +2,7 @@
 //! rotation, against a GEMM peak and (with `--torch-python`) PyTorch in the same run.
 
 use super::Global;
-use infodisent::bench::train::{format_report, run as run_bench, BenchTrainConfig};
+use infodisent_bench::train::{format_report, run as run_bench, BenchTrainConfig};
 
 /// Options of `infodisent bench train`.
 #[derive(clap::Args, Debug)]

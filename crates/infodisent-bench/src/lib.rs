@@ -34,8 +34,8 @@ pub(crate) fn run_python_json(
     name: &str,
     script: &str,
     args: &[String],
-) -> crate::error::Result<(serde_json::Value, String)> {
-    use crate::error::Error;
+) -> infodisent::error::Result<(serde_json::Value, String)> {
+    use infodisent::error::Error;
     let dir = std::env::temp_dir().join(format!("infodisent-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let path = dir.join(name);

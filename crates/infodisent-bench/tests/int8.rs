@@ -2,11 +2,11 @@
 //! the architectures PyTorch exports (seeded random weights), and a resumed int8 extraction.
 
 use infodisent::backbone::BackboneSpec;
-use infodisent::bench::extract::{bench_extract, ExtractBenchOptions};
 use infodisent::dataset::Dataset;
 use infodisent::engine::Backbone;
 use infodisent::extract::{extract, ExtractOptions};
 use infodisent::preprocess::{Normalize, Preprocess};
+use infodisent_bench::extract::{bench_extract, ExtractBenchOptions};
 use std::path::{Path, PathBuf};
 
 /// A zoo export with torchvision's preprocessing at 224 without the resize (the photos are

@@ -1,14 +1,14 @@
 //! How fast explanations are: one image from its features (rotation, pooling, contributions,
 //! heatmaps), explanations for a whole test set in batches, and figure rendering.
 
-use crate::dataset::ImageStore;
-use crate::draw::save_png;
-use crate::error::{Error, Result};
-use crate::explain::render::image_figure;
-use crate::explain::{ChannelPrototypes, Grid, ImageExplainer, Prototype, Prototypes};
-use crate::head::params::HeadParams;
-use crate::preprocess::Preprocess;
 use image::{Rgb, RgbImage};
+use infodisent::dataset::ImageStore;
+use infodisent::draw::save_png;
+use infodisent::error::{Error, Result};
+use infodisent::explain::render::image_figure;
+use infodisent::explain::{ChannelPrototypes, Grid, ImageExplainer, Prototype, Prototypes};
+use infodisent::head::params::HeadParams;
+use infodisent::preprocess::Preprocess;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};

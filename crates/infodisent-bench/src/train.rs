@@ -1,22 +1,22 @@
 //! `bench train`: seconds per training step of the InfoDisent head (forward, backward, AdamW,
 //! and the rebase of the dynamic trivialization), the GFLOP/s of its GEMMs against a GEMM peak
 //! measured in the same run, and, given a Python with PyTorch, the straightforward PyTorch step
-//! (`tools/bench/train_torch.py`) timed in the same run for the ratio.
+//! (`python/train_torch.py` in this crate) timed in the same run for the ratio.
 
-use crate::error::{Error, Result};
-use crate::head::linalg::{gemm_flops, matmul, orthogonality_defect};
-use crate::head::{
+use candle_core::{Device, Tensor};
+use infodisent::error::{Error, Result};
+use infodisent::head::linalg::{gemm_flops, matmul, orthogonality_defect};
+use infodisent::head::{
     reference, Head, HeadConfig, Parametrization, PixelBatch, TrainMode, DEFAULT_FRAME_PER_CLASS,
 };
-use crate::optim::Hyper;
-use candle_core::{Device, Tensor};
+use infodisent::optim::Hyper;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The PyTorch reference step, shipped inside the binary so it runs from any folder.
-const TORCH_SCRIPT: &str = include_str!("../../../../tools/bench/train_torch.py");
+const TORCH_SCRIPT: &str = include_str!("../python/train_torch.py");
 
 /// What to measure.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -116,7 +116,7 @@ pub struct BenchTrainReport {
     /// crate).
     pub gemm_backend: String,
     /// The processor the figures were measured on.
-    pub cpu: crate::cpu::Cpu,
+    pub cpu: infodisent::cpu::Cpu,
     /// One entry per D.
     pub results: Vec<DimResult>,
     /// Peak resident memory of the process in bytes.
@@ -146,7 +146,7 @@ fn time_steps(
     warmup: usize,
     steps: usize,
 ) -> Result<(f64, f64)> {
-    let mut opt = crate::train::optimizer(head)?;
+    let mut opt = infodisent::train::optimizer(head)?;
     let mode = TrainMode {
         tau: 1.0,
         noise_seed: 0,
@@ -317,8 +317,8 @@ pub fn run(cfg: &BenchTrainConfig) -> Result<BenchTrainReport> {
     Ok(BenchTrainReport {
         config: cfg.clone(),
         threads,
-        gemm_backend: crate::head::blas::backend_name(),
-        cpu: crate::cpu::Cpu::get().clone(),
+        gemm_backend: infodisent::head::blas::backend_name(),
+        cpu: infodisent::cpu::Cpu::get().clone(),
         results,
         peak_rss_bytes: super::peak_rss_bytes(),
     })

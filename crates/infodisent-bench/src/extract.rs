@@ -1,21 +1,21 @@
 //! Extraction throughput: the full decode → preprocess → engine pipeline against the engine
 //! alone on already-preprocessed batches, and the engine's GFLOP/s against a matrix-multiply
 //! peak measured in the same process; with a Python that has PyTorch, the same files through
-//! PyTorch eager (`tools/bench/extract_torch.py`) in the same run for the ratio.
+//! PyTorch eager (`python/extract_torch.py` in this crate) in the same run for the ratio.
 
-use crate::classifier::average_pool;
-use crate::dataset::Sample;
-use crate::engine::Backbone;
-use crate::error::{Error, Result};
-use crate::extract::run_batches;
-use crate::preprocess::Preprocess;
+use infodisent::classifier::average_pool;
+use infodisent::dataset::Sample;
+use infodisent::engine::Backbone;
+use infodisent::error::{Error, Result};
+use infodisent::extract::run_batches;
+use infodisent::preprocess::Preprocess;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The PyTorch reference, shipped inside the binary so it runs from any folder.
-const TORCH_SCRIPT: &str = include_str!("../../../../tools/bench/extract_torch.py");
+const TORCH_SCRIPT: &str = include_str!("../python/extract_torch.py");
 
 /// Which PyTorch model to time against, and with which Python.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,7 +109,7 @@ pub struct ExtractBench {
     /// Peak resident memory of the process, bytes.
     pub peak_rss_bytes: Option<u64>,
     /// The processor the figures were measured on.
-    pub cpu: crate::cpu::Cpu,
+    pub cpu: infodisent::cpu::Cpu,
     /// PyTorch eager on the same files, when asked for.
     pub torch: Option<TorchFigures>,
     /// The int8 engine against f32, when asked for.
@@ -123,9 +123,9 @@ pub struct ExtractBench {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EngineFigures {
     /// The engine.
-    pub engine: crate::engine::Engine,
+    pub engine: infodisent::engine::Engine,
     /// Its arithmetic.
-    pub precision: crate::engine::Precision,
+    pub precision: infodisent::engine::Precision,
     /// Why it did not run, when it did not (the other fields are then 0).
     pub unavailable: Option<String>,
     /// Engine alone on preprocessed batches, images per second (best pass).
@@ -182,7 +182,7 @@ fn engine_rows(
     preprocess: &Preprocess,
     opts: &ExtractBenchOptions,
 ) -> Result<Vec<EngineFigures>> {
-    use crate::engine::{Engine, Precision};
+    use infodisent::engine::{Engine, Precision};
     let (_, ref_features, ref_logits) = run_all(reference, batches, ranges)?;
     let figures =
         |backbone: &mut Backbone, features: &[f32], logits: &[f32]| -> Result<EngineFigures> {
@@ -257,7 +257,7 @@ fn relative_error(a: &[f32], b: &[f32]) -> f64 {
 fn argmaxes(logits: &[f32], classes: usize) -> Vec<usize> {
     logits
         .chunks(classes)
-        .map(crate::head::params::argmax)
+        .map(infodisent::head::params::argmax)
         .collect()
 }
 
@@ -370,7 +370,7 @@ pub fn bench_extract(
             Ok(x)
         })
         .collect::<Result<_>>()?;
-    let gflop_per_image = crate::onnx::count_flops(backbone.model(), 1)? / 1e9;
+    let gflop_per_image = infodisent::onnx::count_flops(backbone.model(), 1)? / 1e9;
     let (mut quantized, int8) = match opts.int8_calibration {
         Some(k) => {
             let (q, figures) = int8_engine(backbone, &batches, &ranges, k, opts.repeats)?;
@@ -402,7 +402,7 @@ pub fn bench_extract(
         images: samples.len(),
         batch: opts.batch,
         input_size: preprocess.input_size(),
-        decode_threads: crate::extract::decode_threads(opts.decode_threads),
+        decode_threads: infodisent::extract::decode_threads(opts.decode_threads),
         end_to_end_images_per_sec: e2e_ips,
         engine_images_per_sec: engine_ips,
         ratio: e2e_ips / engine_ips,
@@ -411,7 +411,7 @@ pub fn bench_extract(
         gemm_gflop_per_sec: gemm,
         fraction_of_gemm_peak: engine_ips * gflop_per_image / gemm,
         peak_rss_bytes: super::peak_rss_bytes(),
-        cpu: crate::cpu::Cpu::get().clone(),
+        cpu: infodisent::cpu::Cpu::get().clone(),
         torch,
         int8,
         engines,
@@ -479,9 +479,9 @@ pub fn write_photo_jpegs(dir: &Path, n: usize, seed: u64) -> Result<Vec<PathBuf>
     if paths.iter().all(|p| p.is_file()) {
         return Ok(paths);
     }
-    let photos = crate::synth::parts::asset_backgrounds()?
+    let photos = infodisent::synth::parts::asset_backgrounds()?
         .iter()
-        .map(crate::imageio::load_rgb)
+        .map(infodisent::imageio::load_rgb)
         .collect::<Result<Vec<_>>>()?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     for path in &paths {
@@ -491,12 +491,12 @@ pub fn write_photo_jpegs(dir: &Path, n: usize, seed: u64) -> Result<Vec<PathBuf>
         let (cw, ch) = (4.0 * scale, 3.0 * scale);
         let left = rng.random_range(0.0..=w - cw);
         let top = rng.random_range(0.0..=h - ch);
-        let img = crate::imageio::resize_rgb(photo, 500, 375, Some((left, top, cw, ch)))?;
+        let img = infodisent::imageio::resize_rgb(photo, 500, 375, Some((left, top, cw, ch)))?;
         let mut bytes = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
             .encode_image(&img)
             .map_err(|e| Error::input(path, e.to_string()))?;
-        crate::fsutil::write_atomic(path, &bytes)?;
+        infodisent::fsutil::write_atomic(path, &bytes)?;
     }
     Ok(paths)
 }

@@ -9,29 +9,29 @@
 //! ([`PEERS_SCRIPT`]); they receive infodisent's preprocessed inputs and the classes to explain,
 //! and return maps, so no method is favoured by its own preprocessing or metric code.
 
-use crate::backbone::BackboneSpec;
-use crate::cache::FeatureCache;
-use crate::classifier::{LinearClassifier, Pooling};
-use crate::dataset::{Dataset, OpenOptions, Sample};
-use crate::engine::Backbone;
-use crate::error::{Error, Result};
-use crate::explain::{
+use infodisent::backbone::BackboneSpec;
+use infodisent::cache::FeatureCache;
+use infodisent::classifier::{LinearClassifier, Pooling};
+use infodisent::dataset::{Dataset, OpenOptions, Sample};
+use infodisent::engine::Backbone;
+use infodisent::error::{Error, Result};
+use infodisent::explain::{
     CenterPrior, Explainer, Grid, Heatmap, ImageGeometry, InfoDisentMap, Polarity, RandomMap,
     SparseInfoDisentMap, Subject,
 };
-use crate::extract::{extract, ExtractOptions};
-use crate::head::params::{argmax, HeadParams};
-use crate::head::HeadKind;
-use crate::metrics::faithfulness::{input_and_blurred, score_map};
-use crate::synth::parts::{asset_backgrounds, generate, PartsConfig, PartsTruth};
-use crate::train::{train_or_reuse, Target, TrainConfig, TrainOverrides};
+use infodisent::extract::{extract, ExtractOptions};
+use infodisent::head::params::{argmax, HeadParams};
+use infodisent::head::HeadKind;
+use infodisent::metrics::faithfulness::{input_and_blurred, score_map};
+use infodisent::synth::parts::{asset_backgrounds, generate, PartsConfig, PartsTruth};
+use infodisent::train::{train_or_reuse, Target, TrainConfig, TrainOverrides};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The peers' driver, shipped inside the binary so the benchmark runs from any folder.
-pub const PEERS_SCRIPT: &str = include_str!("../../../../tools/bench/faithfulness_peers.py");
+pub const PEERS_SCRIPT: &str = include_str!("../python/faithfulness_peers.py");
 
 /// Every peer the driver knows, with the package it comes from and whether it needs gradients.
 pub const PEERS: [(&str, &str, bool); 6] = [
@@ -194,7 +194,7 @@ struct Inputs {
 /// Loads and preprocesses `samples`, then runs the backbone on them in batches (timed).
 fn run_inputs(
     backbone: &mut Backbone,
-    pre: &crate::preprocess::Preprocess,
+    pre: &infodisent::preprocess::Preprocess,
     samples: &[&Sample],
     batch: usize,
 ) -> Result<Inputs> {
@@ -306,12 +306,12 @@ impl Leg {
         let (sparse, sparse_ms) =
             self.per_head(|h| SparseInfoDisentMap::new(h, Polarity::Positive))?;
         let mut all = vec![
-            named(crate::explain::dense::POSITIVE, dense, dense_ms),
-            named(crate::explain::sparse::POSITIVE, sparse, sparse_ms),
+            named(infodisent::explain::dense::POSITIVE, dense, dense_ms),
+            named(infodisent::explain::sparse::POSITIVE, sparse, sparse_ms),
         ];
         let (cam, ms) =
-            self.explainer_maps(&crate::explain::Cam::new(classifier), &self.heads[0])?;
-        all.push(named(crate::explain::cam::NAME, vec![cam], ms));
+            self.explainer_maps(&infodisent::explain::Cam::new(classifier), &self.heads[0])?;
+        all.push(named(infodisent::explain::cam::NAME, vec![cam], ms));
         Ok(all)
     }
 
@@ -449,12 +449,12 @@ fn peer_maps(
         tensors.push(("fc_bias", vec![p.classes], &p.bias));
     }
     let input_path = dir.join("peer-inputs.safetensors");
-    crate::fsutil::write_f32_tensors(&input_path, &tensors, None)?;
+    infodisent::fsutil::write_f32_tensors(&input_path, &tensors, None)?;
     let maps_path = dir.join("peer-maps.safetensors");
     // The peers take minutes an image (Score-CAM, Occlusion): their maps are kept with a stamp
     // naming exactly what made them, and reused only when all of it is the same again.
     let stamp = PeerStamp {
-        inputs_sha256: crate::fsutil::sha256_file(&input_path)?,
+        inputs_sha256: infodisent::fsutil::sha256_file(&input_path)?,
         spec: peers.spec.clone(),
         methods: methods.to_vec(),
         threads: peers.threads,
@@ -462,7 +462,7 @@ fn peer_maps(
         seconds: BTreeMap::new(),
     };
     let stamp_path = dir.join("peer-maps.json");
-    let done = crate::fsutil::read_json::<PeerStamp>(&stamp_path)
+    let done = infodisent::fsutil::read_json::<PeerStamp>(&stamp_path)
         .ok()
         .filter(|s| s.same_run(&stamp) && maps_path.is_file());
     let seconds = match done {
@@ -480,7 +480,7 @@ fn peer_maps(
                 super::run_python_json(peers.python, "faithfulness_peers.py", PEERS_SCRIPT, &args)?;
             let seconds: BTreeMap<String, f64> = serde_json::from_value(report["seconds"].clone())
                 .map_err(|e| Error::Config(format!("the peers reported `{report}`: {e}")))?;
-            crate::fsutil::write_json_atomic(
+            infodisent::fsutil::write_json_atomic(
                 &stamp_path,
                 &PeerStamp {
                     seconds: seconds.clone(),
@@ -494,7 +494,7 @@ fn peer_maps(
         .chain(methods.iter().map(|m| format!("map/{m}")))
         .collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mut read = crate::fsutil::read_f32_tensors(&maps_path, &names)?.into_iter();
+    let mut read = infodisent::fsutil::read_f32_tensors(&maps_path, &names)?.into_iter();
     let (_, logits) = read.next().unwrap_or_default();
     let mut out = Vec::new();
     for (m, (shape, values)) in methods.iter().zip(read) {
@@ -570,7 +570,7 @@ fn score_rows(
     };
     let per = 3 * leg.size * leg.size;
     let total: usize = all.iter().map(|m| m.maps.len() * leg.classes.len()).sum();
-    let bar = crate::progress::bar(total as u64, "deletion/insertion", "map");
+    let bar = infodisent::progress::bar(total as u64, "deletion/insertion", "map");
     let mut rows = Vec::with_capacity(all.len());
     for m in all {
         let (mut del, mut ins) = (Vec::new(), Vec::new());
@@ -611,7 +611,7 @@ pub fn mass_on_boxes(
     map: &Heatmap,
     geometry: &ImageGeometry,
     size: usize,
-    boxes: &[crate::explain::PixelBox],
+    boxes: &[infodisent::explain::PixelBox],
 ) -> (f64, bool) {
     let (width, _) = geometry.image_size();
     let values = map.on_image(geometry, size);
@@ -634,7 +634,11 @@ pub fn mass_on_boxes(
 }
 
 /// Part mass and pointing of every map on the parts images.
-fn part_rows(all: &[Maps], leg: &Leg, boxes: &[Vec<crate::explain::PixelBox>]) -> Vec<MethodRow> {
+fn part_rows(
+    all: &[Maps],
+    leg: &Leg,
+    boxes: &[Vec<infodisent::explain::PixelBox>],
+) -> Vec<MethodRow> {
     all.iter()
         .map(|m| {
             let mut per_seed = Vec::new();
@@ -675,7 +679,7 @@ fn heads(
                 ..base.clone()
             };
             train_or_reuse(cache, &config, &folder)?;
-            crate::runs::load_head(&folder)
+            infodisent::runs::load_head(&folder)
         })
         .collect()
 }
@@ -690,7 +694,7 @@ fn torch_spec(model: &str) -> Result<String> {
             "the peers run on the model's PyTorch module, which infodisent builds for the built-in efficientnet-lite0/1/2 only, not `{model}` (run without --python for infodisent's maps and the floors)"
         )));
     }
-    let weights = crate::assets::asset(format!("weights/{model}.pth"))?;
+    let weights = infodisent::assets::asset(format!("weights/{model}.pth"))?;
     Ok(format!("{model}:{}", weights.display()))
 }
 
@@ -786,7 +790,7 @@ fn parts_leg(
         &req.parts_recipe.clone().with_kind(HeadKind::LinearProbe),
         &probe_dir,
     )?;
-    let probe = crate::runs::load_probe(&probe_dir)?;
+    let probe = infodisent::runs::load_probe(&probe_dir)?;
     if probe.pooling != Pooling::Average {
         return Err(Error::Config(
             "the peers explain a probe on average-pooled features; train it with --pooling average"
@@ -841,7 +845,7 @@ pub fn run(req: &FaithfulnessRequest) -> Result<FaithfulnessReport> {
     let mut backbone = req.model.load()?;
     let mut report = FaithfulnessReport {
         model: req.model.model.clone(),
-        cpu: crate::cpu::Cpu::get().describe(),
+        cpu: infodisent::cpu::Cpu::get().describe(),
         threads: backbone.threads(),
         batch: req.batch,
         steps: req.steps,
@@ -858,7 +862,7 @@ pub fn run(req: &FaithfulnessRequest) -> Result<FaithfulnessReport> {
         parts_rows: Vec::new(),
     };
     if let Some(photos) = &req.photos {
-        crate::progress::stage("photos: extract, fit heads to the model, explain, score");
+        infodisent::progress::stage("photos: extract, fit heads to the model, explain, score");
         let (rows, n, agreement, diff) = photo_leg(req, photos, &mut backbone)?;
         report.photo_rows = rows;
         report.photos = n;
@@ -866,7 +870,7 @@ pub fn run(req: &FaithfulnessRequest) -> Result<FaithfulnessReport> {
         report.torch_onnx_max_logit_diff = diff;
     }
     if req.parts_per_class > 0 {
-        crate::progress::stage("parts: generate, extract, train, explain");
+        infodisent::progress::stage("parts: generate, extract, train, explain");
         let (rows, n) = parts_leg(req, &mut backbone)?;
         report.parts_rows = rows;
         report.parts_images = n;

@@ -1,18 +1,18 @@
 //! The parts benchmark end to end: generate images whose classes are made of known parts
-//! ([`crate::synth::parts`]), extract their features with a backbone, then train and measure
-//! the ablation grid ([`crate::ablate`]) with prototype purity and explanation correctness.
+//! ([`infodisent::synth::parts`]), extract their features with a backbone, then train and measure
+//! the ablation grid ([`infodisent::ablate`]) with prototype purity and explanation correctness.
 //! Every stage resumes: the dataset and the cache are reused when their settings match, and
 //! finished heads are reused by the ablation.
 
-use crate::ablate::{self, AblationReport, Variant};
-use crate::backbone::BackboneSpec;
-use crate::cache::FeatureCache;
-use crate::dataset::Dataset;
-use crate::error::Result;
-use crate::extract::{extract, ExtractOptions};
-use crate::metrics::MetricsOptions;
-use crate::synth::parts::{asset_backgrounds, generate, PartsConfig};
-use crate::train::TrainConfig;
+use infodisent::ablate::{self, AblationReport, Variant};
+use infodisent::backbone::BackboneSpec;
+use infodisent::cache::FeatureCache;
+use infodisent::dataset::Dataset;
+use infodisent::error::Result;
+use infodisent::extract::{extract, ExtractOptions};
+use infodisent::metrics::MetricsOptions;
+use infodisent::synth::parts::{asset_backgrounds, generate, PartsConfig};
+use infodisent::train::TrainConfig;
 use std::path::Path;
 
 /// Runs the benchmark under `out` (`data/`, `cache/`, `ablation/`) with backbone `model`.
@@ -29,7 +29,7 @@ pub fn bench_parts(
     let cache_dir = out.join("cache");
     let mut backbone = BackboneSpec::new(model, threads).load()?;
     let dataset = Dataset::open(root.to_str().ok_or_else(|| {
-        crate::error::Error::input(&root, "the benchmark's folder must be valid UTF-8")
+        infodisent::error::Error::input(&root, "the benchmark's folder must be valid UTF-8")
     })?)?;
     let opts = ExtractOptions::default();
     extract(&mut backbone, &dataset, &opts, &cache_dir)?;

@@ -3,9 +3,9 @@
 //! explanation cell checked against the parts' boxes.
 
 use infodisent::ablate::{format_report, standard_grid};
-use infodisent::bench::parts::bench_parts;
 use infodisent::synth::parts::PartsConfig;
 use infodisent::train::TrainConfig;
+use infodisent_bench::parts::bench_parts;
 
 #[test]
 fn prototypes_and_explanations_land_on_the_parts_that_make_the_class() {

@@ -1,20 +1,20 @@
 //! `bench paper`: the paper's tables on the user's own copy of CUB-200-2011, Stanford Cars,
 //! Stanford Dogs or ImageNet, one row per backbone. Each model's features are extracted
 //! (resumable), then the default recipe, the paper's dense head and the linear probes are
-//! trained and measured the same way ([`crate::ablate`]), beside the model's own classifier
+//! trained and measured the same way ([`infodisent::ablate`]), beside the model's own classifier
 //! where it decides between the dataset's classes; the paper's published figures for the same
 //! dataset and backbone stand next to them.
 
-use crate::ablate::{self, AblationRow, Variant};
-use crate::backbone::BackboneSpec;
-use crate::cache::FeatureCache;
-use crate::dataset::{Dataset, Layout, OpenOptions};
-use crate::error::{Error, Result};
-use crate::extract::{extract, ExtractOptions};
-use crate::head::TrainedHead;
-use crate::metrics::keypoints::{keypoint_purity, PIPNET_K};
-use crate::metrics::{head_metrics, MetricsOptions};
-use crate::train::TrainConfig;
+use infodisent::ablate::{self, AblationRow, Variant};
+use infodisent::backbone::BackboneSpec;
+use infodisent::cache::FeatureCache;
+use infodisent::dataset::{Dataset, Layout, OpenOptions};
+use infodisent::error::{Error, Result};
+use infodisent::extract::{extract, ExtractOptions};
+use infodisent::head::TrainedHead;
+use infodisent::metrics::keypoints::{keypoint_purity, PIPNET_K};
+use infodisent::metrics::{head_metrics, MetricsOptions};
+use infodisent::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -189,7 +189,7 @@ fn slug(model: &str) -> String {
 /// The model's own classifier measured like the heads, when it decides between the
 /// dataset's classes.
 fn original_row(cache: &FeatureCache, opts: &MetricsOptions) -> Result<Option<AblationRow>> {
-    let Ok(baseline) = crate::baseline::choose(cache, None)? else {
+    let Ok(baseline) = infodisent::baseline::choose(cache, None)? else {
         return Ok(None);
     };
     let (top1, counts, rv) = head_metrics(cache, &baseline.classifier, opts)?;

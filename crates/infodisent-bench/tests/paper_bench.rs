@@ -4,7 +4,6 @@
 //! compared with the parts benchmark's own purity for the same head and images.
 
 use infodisent::backbone::BackboneSpec;
-use infodisent::bench::paper::{format_markdown, run, PaperRequest};
 use infodisent::cache::FeatureCache;
 use infodisent::dataset::{Dataset, Layout, OpenOptions};
 use infodisent::head::TrainedHead;
@@ -13,6 +12,7 @@ use infodisent::metrics::parts::{parts_score, PartsOptions};
 use infodisent::synth::cub_layout::write_cub;
 use infodisent::synth::parts::{asset_backgrounds, generate, PartsConfig};
 use infodisent::train::TrainConfig;
+use infodisent_bench::paper::{format_markdown, run, PaperRequest};
 
 #[test]
 fn bench_paper_reads_cub_and_its_part_purity_agrees_with_the_parts_benchmark() {

@@ -2,7 +2,7 @@
 //! with one JPEG, timed at each client count, then the server's resident memory after a
 //! warm-up and after many more requests (a long-running server must not grow).
 
-use crate::error::{Error, Result};
+use infodisent::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -76,8 +76,8 @@ pub fn rss_mib(pid: u32) -> Option<f64> {
 
 /// A `width × height` JPEG (quality 90) of `photo`, stretched to that size: the upload.
 pub fn jpeg_of(photo: &std::path::Path, width: u32, height: u32) -> Result<Vec<u8>> {
-    let img = crate::imageio::load_rgb(photo)?;
-    let resized = crate::imageio::resize_rgb(&img, width, height, None)?;
+    let img = infodisent::imageio::load_rgb(photo)?;
+    let resized = infodisent::imageio::resize_rgb(&img, width, height, None)?;
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
         .encode_image(&resized)
@@ -186,7 +186,7 @@ pub fn bench_serve(
         .collect();
     let after = rss();
     Ok(ServeBench {
-        cpu: crate::cpu::Cpu::get().describe(),
+        cpu: infodisent::cpu::Cpu::get().describe(),
         url: url.to_owned(),
         image: (size.0, size.1, jpeg.len()),
         levels,

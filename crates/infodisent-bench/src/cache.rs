@@ -2,8 +2,10 @@
 //! and weigh what grows with the item count (the plan, opening, one shuffled epoch) apart from
 //! what grows with the features.
 
-use crate::cache::{CacheManifest, CacheWriter, FeatureCache, Item, Part, ShardData, StoreDtype};
-use crate::error::Result;
+use infodisent::cache::{
+    CacheManifest, CacheWriter, FeatureCache, Item, Part, ShardData, StoreDtype,
+};
+use infodisent::error::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
@@ -75,7 +77,7 @@ pub fn bench_cache(opts: &CacheBenchOptions, dir: &Path) -> Result<CacheBench> {
     let [d, h, w] = opts.feature_shape;
     let per_item = d * h * w;
     let manifest = CacheManifest {
-        version: crate::cache::CACHE_VERSION,
+        version: infodisent::cache::CACHE_VERSION,
         fingerprint: format!("bench-cache-{}", opts.items),
         inputs: Default::default(),
         model: "synthetic".into(),
@@ -83,7 +85,7 @@ pub fn bench_cache(opts: &CacheBenchOptions, dir: &Path) -> Result<CacheBench> {
         feature_shape: opts.feature_shape,
         dtype: StoreDtype::F16,
         input_size: 224,
-        preprocess: crate::preprocess::Preprocess::torchvision(224),
+        preprocess: infodisent::preprocess::Preprocess::torchvision(224),
         classes: (0..opts.classes).map(|c| format!("n{c:08}")).collect(),
         original_classes: None,
         original_head: None,
@@ -146,7 +148,7 @@ pub fn bench_cache(opts: &CacheBenchOptions, dir: &Path) -> Result<CacheBench> {
     })?;
     debug_assert_eq!(seen, opts.items);
     Ok(CacheBench {
-        cpu: crate::cpu::Cpu::get().describe(),
+        cpu: infodisent::cpu::Cpu::get().describe(),
         options: opts.clone(),
         epoch_items_per_sec: seen as f64 / epoch.seconds.max(1e-9),
         plan,
