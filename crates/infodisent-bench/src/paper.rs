@@ -13,7 +13,7 @@ use infodisent::error::{Error, Result};
 use infodisent::extract::{extract, ExtractOptions};
 use infodisent::head::TrainedHead;
 use infodisent::metrics::keypoints::{keypoint_purity, PIPNET_K};
-use infodisent::metrics::{head_metrics, MetricsOptions};
+use infodisent::metrics::MetricsOptions;
 use infodisent::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -192,24 +192,14 @@ fn original_row(cache: &FeatureCache, opts: &MetricsOptions) -> Result<Option<Ab
     let Ok(baseline) = infodisent::baseline::choose(cache, None)? else {
         return Ok(None);
     };
-    let (top1, counts, rv) = head_metrics(cache, &baseline.classifier, opts)?;
+    let name = "original classifier".to_owned();
+    let folder = cache.dir().to_path_buf();
+    let measured = AblationRow::of_linear(cache, &baseline.classifier, name, folder, opts)?;
     let model = TrainedHead::Linear(baseline.classifier);
     let purity = keypoint_purity(cache, &model, 5, PIPNET_K, 0.0)?;
     Ok(Some(AblationRow {
-        name: "original classifier".into(),
-        folder: cache.dir().to_path_buf(),
-        top1,
-        channels_paper: counts.paper.mean,
-        paper_undefined: counts.paper_undefined,
-        channels_strict: counts.strict.mean,
-        rv_excess: rv.maps.raw.excess(),
-        rv: Some(rv.of_head(false)),
-        zero_share: None,
-        rotation_from_identity: None,
-        parts: None,
         part_purity: purity.map(|p| p.purity),
-        pointing: None,
-        train_seconds: 0.0,
+        ..measured
     }))
 }
 

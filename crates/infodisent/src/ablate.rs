@@ -10,7 +10,7 @@ use crate::cache::FeatureCache;
 use crate::checkpoint;
 use crate::classifier::Pooling;
 use crate::error::{Error, Result};
-use crate::head::{HeadKind, Loss, Parametrization, TrainedHead};
+use crate::head::{Classifies, HeadKind, Loss, Parametrization, TrainedHead};
 use crate::metrics::keypoints::{keypoint_purity, PIPNET_K};
 use crate::metrics::parts::{parts_score, PartsOptions, PartsScore};
 use crate::metrics::{cache_metrics, head_metrics, MetricsOptions};
@@ -157,6 +157,36 @@ pub struct AblationRow {
     pub train_seconds: f64,
 }
 
+impl AblationRow {
+    /// A linear classifier's row (a probe, the model's own): accuracy, channels for 95 % and
+    /// the RV of its raw channels on `opts.split`; what only some rows measure is left empty.
+    pub fn of_linear(
+        cache: &FeatureCache,
+        model: &dyn Classifies,
+        name: String,
+        folder: PathBuf,
+        opts: &MetricsOptions,
+    ) -> Result<Self> {
+        let (top1, counts, rv) = head_metrics(cache, model, opts)?;
+        Ok(AblationRow {
+            name,
+            folder,
+            top1,
+            channels_paper: counts.paper.mean,
+            paper_undefined: counts.paper_undefined,
+            channels_strict: counts.strict.mean,
+            rv_excess: rv.maps.raw.excess(),
+            rv: Some(rv.of_head(false)),
+            zero_share: None,
+            rotation_from_identity: None,
+            parts: None,
+            part_purity: None,
+            pointing: None,
+            train_seconds: 0.0,
+        })
+    }
+}
+
 /// The ablation table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AblationReport {
@@ -223,29 +253,20 @@ pub fn run(
         let dir = out.join(folder);
         let seconds = train_or_reuse_timed(cache, config, &dir)?;
         let probe = TrainedHead::Linear(runs::load_probe(&dir)?);
-        let (top1, counts, rv) = head_metrics(cache, &probe, opts)?;
+        let measured = AblationRow::of_linear(cache, &probe, (*name).to_owned(), dir, opts)?;
         let TrainedHead::Linear(linear) = &probe else {
             unreachable!("a probe is linear")
         };
         let weights = &linear.weight;
         rows.push(AblationRow {
-            name: (*name).to_owned(),
-            folder: dir,
-            top1,
-            channels_paper: counts.paper.mean,
-            paper_undefined: counts.paper_undefined,
-            channels_strict: counts.strict.mean,
-            rv_excess: rv.maps.raw.excess(),
-            rv: Some(rv.of_head(false)),
             zero_share: Some(
                 weights.iter().filter(|&&w| w == 0.0).count() as f64 / weights.len() as f64,
             )
             .filter(|_| weights.iter().all(|&w| w >= 0.0)),
-            rotation_from_identity: None,
             parts: score(&probe)?,
             part_purity: part_purity(&probe)?,
-            pointing: None,
             train_seconds: seconds,
+            ..measured
         });
     }
     let mut images = 0;

@@ -273,7 +273,7 @@ pub fn mean_rv_of(
 
 /// [`mean_rv_of`] of each class's own channels (`used[c]`, every pair) over that class's
 /// images only (`labels`), averaged over the classes with 3 or more images and 2 or more
-/// channels; `None` when no class has. Every channel a class's decision adds up also says
+/// channels that are not constant over them; `None` when no class has. Every channel a class's decision adds up also says
 /// "class c", which makes them alike over a sample of many classes whatever they look at; within
 /// the class, what they share beyond the label is what is left.
 pub fn within_class(
@@ -287,7 +287,6 @@ pub fn within_class(
     let stats: Vec<RvStat> = used
         .iter()
         .enumerate()
-        .filter(|(_, channels)| channels.len() >= 2)
         .filter_map(|(c, channels)| {
             let own: Vec<f32> = labels
                 .iter()
@@ -297,8 +296,16 @@ pub fn within_class(
                 .copied()
                 .collect();
             let n = own.len() / stride.max(1);
-            (n >= 3).then(|| mean_rv_of(&own, n, dim, cells, channels, usize::MAX, seed))
+            (n >= 3).then(|| {
+                (
+                    channels,
+                    mean_rv_of(&own, n, dim, cells, channels, usize::MAX, seed),
+                )
+            })
         })
+        // Fewer than 2 live channels leave no pair: the zeros mean_rv_of returns are no figure.
+        .filter(|(channels, s)| channels.len() - s.constant_channels >= 2)
+        .map(|(_, s)| s)
         .collect();
     let classes = stats.len() as f64;
     (!stats.is_empty()).then(|| RvStat {
@@ -493,6 +500,10 @@ mod tests {
             within_class(&pooled, &labels, [dim, 1], &[vec![0], vec![]], 0),
             None
         );
+        // So is one whose second channel is constant (dead): a single live channel has no pair.
+        let mut dead = pooled.clone();
+        (0..n).for_each(|i| dead[i * dim + 1] = 0.5);
+        assert_eq!(within_class(&dead, &labels, [dim, 1], &label_only, 0), None);
     }
 
     #[test]
