@@ -17,7 +17,7 @@
 //!    Everything after this step reads the cache, not the images.
 //! 3. **A head.** [`train`] fits the InfoDisent head ([`head`]: an orthogonal rotation of the
 //!    channels, a sparse max/min pooling per channel, a nonnegative linear layer) or a linear
-//!    probe on the cached features, with [`optim`] and [`checkpoint`] shared with [`mi`].
+//!    probe on the cached features, with [`optim`], [`checkpoint`] and the run skeleton [`training_run`] shared with [`mi`].
 //! 4. **Decisions and explanations.** A trained head as plain numbers
 //!    ([`head::params::HeadParams`]) decides ([`head::params::HeadParams::decide`]) and splits
 //!    each logit into channel contributions; [`explain`] turns them into prototypes, heatmaps
@@ -93,5 +93,6 @@ pub mod scheduler;
 pub mod serve;
 pub mod synth;
 pub mod train;
+pub mod training_run;
 
 pub use error::{Error, Result};

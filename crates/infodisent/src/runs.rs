@@ -125,34 +125,6 @@ pub struct CacheLink {
     pub fingerprint: String,
 }
 
-/// The checkpoint of the run in folder `out`, when one is there and `resume` asks to continue
-/// it; a folder holding a run is refused without `resume`, so no run is overwritten by
-/// accident. `run` names it in the message (`a training run`, `an MI run`).
-pub fn resumable_checkpoint(out: &Path, resume: bool, run: &str) -> Result<Option<PathBuf>> {
-    let ckpt = out.join(CHECKPOINT_FILE);
-    match (ckpt.exists(), resume) {
-        (true, false) => Err(Error::Config(format!(
-            "{} already holds {run}: pass --resume to continue it, or choose another output folder",
-            out.display()
-        ))),
-        (true, true) => Ok(Some(ckpt)),
-        (false, _) => Ok(None),
-    }
-}
-
-/// What every run folder holds from its start: its settings (`config.json`) and where its
-/// cache (in `cache_dir`, with `fingerprint`) is, so the folder alone finds both.
-pub fn begin_run(
-    out: &Path,
-    config: &impl serde::Serialize,
-    cache_dir: &Path,
-    fingerprint: &str,
-) -> Result<()> {
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    crate::fsutil::write_json_atomic(out.join(CONFIG_FILE), config)?;
-    record_cache(out, cache_dir, fingerprint)
-}
-
 /// Records in run folder `run` where the cache in `cache_dir` (with `fingerprint`) is, so the
 /// run folder alone finds its cache (and, through the cache, its model).
 pub fn record_cache(run: &Path, cache_dir: &Path, fingerprint: &str) -> Result<()> {

@@ -1,5 +1,5 @@
-//! Training the mask and critic on cached feature maps, with per-epoch checkpoints, exact resume
-//! and held-out estimates logged as JSON lines.
+//! Training the mask and critic on cached feature maps, in the [run skeleton](crate::training_run)
+//! both trainers share (checkpoints, exact resume, held-out estimates logged as JSON lines).
 //!
 //! Loss per batch: `CE(classifier(pool(λ ⊙ F)), y) − (MI_raw + MI_masked) + sparsity · mean(λ)`,
 //! with MI the mean per-position bound. The backbone features are constants and the classifier is
@@ -20,6 +20,7 @@ use crate::classifier::LinearClassifier;
 use crate::error::{Error, Result};
 use crate::optim::{AdamW, Hyper};
 use crate::runs;
+use crate::training_run::{self, Trainer, TrainingRun};
 use candle_core::{DType, Device, Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -93,12 +94,23 @@ pub struct MiSummary {
     pub metrics: Vec<EpochMetrics>,
 }
 
+/// Progress stored in the checkpoint's metadata (the log is `metrics.jsonl`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CheckpointState {
     meta: MiMeta,
     epoch: usize,
     steps: usize,
-    metrics: Vec<EpochMetrics>,
+}
+
+/// Random streams of a run, each drawn afresh per epoch from the seed
+/// ([`training_run::rng`]).
+const STREAM_ORDER: u64 = 1 << 40;
+const STREAM_NEGATIVES: u64 = 2 << 40;
+
+impl training_run::EpochLine for EpochMetrics {
+    fn epoch(&self) -> usize {
+        self.epoch
+    }
 }
 
 /// A batch of feature maps with labels, as tensors.
@@ -330,8 +342,8 @@ fn checked(v: f32, what: &str, epoch: usize) -> Result<f32> {
 }
 
 /// Trains mask and critic on `cache` against the frozen `classifier`, writing the files listed
-/// in the [module docs](super) to `out`. With `resume`, continues from `checkpoint.json` when it
-/// belongs to the same run (same cache, same settings apart from `epochs`).
+/// in the [module docs](super) to `out`. With `resume`, continues from the checkpoint there when
+/// it belongs to the same run (same cache, classifier and settings apart from `epochs`).
 pub fn train(
     cache: &FeatureCache,
     classifier: &LinearClassifier,
@@ -341,132 +353,156 @@ pub fn train(
     resume: bool,
 ) -> Result<MiSummary> {
     cfg.validate()?;
-    let shape = cache.feature_shape();
-    let frozen = FrozenClassifier::new(classifier, shape[0])?;
-    if classifier.classes != cache.num_classes() {
-        return Err(Error::Shape(format!(
-            "classifier has {} classes, the cache {}",
-            classifier.classes,
-            cache.num_classes()
-        )));
-    }
-    let meta = MiMeta {
-        config: cfg.clone(),
-        cache_fingerprint: cache.manifest().fingerprint.clone(),
-        feature_shape: shape,
-        input_size: cache.manifest().input_size,
-        classes: cache.manifest().classes.clone(),
-        classifier_source: classifier_source.to_owned(),
-    };
-    let mut net = MiNet::new(&meta.dims(), cfg.seed)?;
-    let (x_norm, z_norm) = fit_norms(cache, cfg)?;
-    net.set_norms(x_norm, z_norm);
-    let mut adam = AdamW::new(&net.vars());
-    let hyper = |name: &str| Hyper {
-        lr: if name.starts_with(MASK_PREFIX) {
-            cfg.mask_lr
-        } else {
-            cfg.lr
-        },
-        weight_decay: 0.0,
-    };
-    let ckpt_path = out.join(runs::CHECKPOINT_FILE);
-    let mut state = CheckpointState {
-        meta: meta.clone(),
-        epoch: 0,
-        steps: 0,
-        metrics: vec![],
-    };
-    if runs::resumable_checkpoint(out, resume, "an MI run")?.is_some() {
-        let old: CheckpointState = checkpoint::read_state(&ckpt_path)?;
-        if old.meta.cache_fingerprint != meta.cache_fingerprint
-            || old.meta.classifier_source != meta.classifier_source
-            || !old.meta.config.same_run(cfg)
-        {
-            return Err(Error::cache(&ckpt_path, "belongs to a run with another cache, classifier or settings; use another --out or drop --resume"));
-        }
-        let saved: Checkpoint<CheckpointState> = checkpoint::load(&ckpt_path)?;
-        adam.restore(&saved, saved.state.steps as u64)?;
-        state = CheckpointState {
-            meta: meta.clone(),
-            ..saved.state
-        };
-    }
-    runs::begin_run(out, &meta, cache.dir(), &cache.manifest().fingerprint)?;
+    let trainer = MiRun::start(cache, classifier, classifier_source, cfg, out, resume)?;
+    let meta = trainer.state.meta.clone();
+    let first_epoch = trainer.state.epoch + 1;
+    let mut run = TrainingRun::begin(out, &meta, cache, trainer)?;
     classifier.save(out.join(runs::CLASSIFIER_FILE))?;
+    run.drive(None)?;
+    let (trainer, metrics) = run.into_parts();
+    trainer.bar.finish_and_clear();
+    write_tensors(&out.join(runs::MI_FILE), &trainer.net.tensors(), None)?;
+    write_tensors(
+        &out.join(runs::REFERENCE_FILE),
+        &reference_bank(&trainer.net, cache, cfg)?,
+        None,
+    )?;
+    checkpoint::write_log(&out.join(runs::METRICS_LOG), &metrics)?;
+    Ok(MiSummary {
+        out_dir: out.to_path_buf(),
+        epochs: trainer.state.epoch,
+        epochs_run: (trainer.state.epoch + 1).saturating_sub(first_epoch),
+        metrics,
+    })
+}
 
-    let eval = eval_batches(cache, cfg)?;
-    if state.metrics.is_empty() {
-        let [raw, masked, acc, lambda] = evaluate(&net, &frozen, cfg, &eval)?;
-        state.metrics.push(EpochMetrics {
+/// An MI run in progress: mask and critic, their optimizer, the frozen classifier and the
+/// held-out batches.
+struct MiRun<'a> {
+    cache: &'a FeatureCache,
+    cfg: &'a MiConfig,
+    net: MiNet,
+    frozen: FrozenClassifier,
+    adam: AdamW,
+    eval: Vec<TensorBatch>,
+    state: CheckpointState,
+    bar: crate::progress::Progress,
+}
+
+impl<'a> MiRun<'a> {
+    /// A new run, or the one checkpointed in `out` when resuming (refused if it was made from
+    /// another cache, classifier or settings).
+    fn start(
+        cache: &'a FeatureCache,
+        classifier: &LinearClassifier,
+        classifier_source: &str,
+        cfg: &'a MiConfig,
+        out: &Path,
+        resume: bool,
+    ) -> Result<Self> {
+        let shape = cache.feature_shape();
+        if classifier.classes != cache.num_classes() {
+            return Err(Error::Shape(format!(
+                "classifier has {} classes, the cache {}",
+                classifier.classes,
+                cache.num_classes()
+            )));
+        }
+        let meta = MiMeta {
+            config: cfg.clone(),
+            cache_fingerprint: cache.manifest().fingerprint.clone(),
+            feature_shape: shape,
+            input_size: cache.manifest().input_size,
+            classes: cache.manifest().classes.clone(),
+            classifier_source: classifier_source.to_owned(),
+        };
+        let mut net = MiNet::new(&meta.dims(), cfg.seed)?;
+        let (x_norm, z_norm) = fit_norms(cache, cfg)?;
+        net.set_norms(x_norm, z_norm);
+        let mut adam = AdamW::new(&net.vars());
+        let mut state = CheckpointState {
+            meta: meta.clone(),
             epoch: 0,
             steps: 0,
-            train_loss: 0.0,
-            train_ce: 0.0,
-            train_mi_raw: 0.0,
-            train_mi_masked: 0.0,
-            heldout_dv_raw: raw,
-            heldout_dv_masked: masked,
-            heldout_masked_accuracy: acc,
-            heldout_mean_lambda: lambda,
-            seconds: 0.0,
-        });
-    }
-    let first_epoch = state.epoch + 1;
-    let train_items = cache
-        .split(&cfg.train_split)?
-        .num_items
-        .min(cfg.max_train_items.unwrap_or(usize::MAX));
-    let steps_per_epoch = (train_items / cfg.batch).max(1);
-    let bar = crate::progress::bar(
-        (cfg.epochs.saturating_sub(state.epoch) * steps_per_epoch) as u64,
-        "mi train",
-        "steps",
-    );
-    for epoch in first_epoch..=cfg.epochs {
-        let started = std::time::Instant::now();
-        let mut rng =
-            StdRng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
-        let mut negatives_rng =
-            StdRng::seed_from_u64(cfg.seed.wrapping_mul(7_919).wrapping_add(epoch as u64) ^ 0x4e67);
-        let mut sums = [0f32; 4];
-        let mut n = 0usize;
-        for_each_batch(cache, cfg, &mut rng, |batch| {
-            let (x, z, labels) = pair_up(&batch, cfg.pairing)?;
-            let negatives = negatives_for(&mut negatives_rng, &x, cfg.negatives)?;
-            let out = forward(
-                &net,
-                &frozen,
-                cfg.bound,
-                &x,
-                &z,
-                &negatives,
-                cfg.mask_from_mi,
-            )?;
-            let ce = candle_nn::loss::cross_entropy(&out.logits, &labels)?;
-            let mi_raw = out.mi_raw.mean_all()?;
-            let mi_masked = out.mi_masked.mean_all()?;
-            let loss =
-                ((&ce - (&mi_raw + &mi_masked)?)? + (out.lambda.mean_all()? * cfg.sparsity)?)?;
-            adam.step(&loss.backward()?, hyper)?;
-            for (s, t) in sums.iter_mut().zip([&loss, &ce, &mi_raw, &mi_masked]) {
-                *s += t.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+        };
+        if let Some(ckpt) = training_run::resumable_checkpoint(out, resume, "an MI run")? {
+            let old: CheckpointState = checkpoint::read_state(&ckpt)?;
+            if old.meta.cache_fingerprint != meta.cache_fingerprint
+                || old.meta.classifier_source != meta.classifier_source
+                || !old.meta.config.same_run(cfg)
+            {
+                return Err(Error::cache(&ckpt, "belongs to a run with another cache, classifier or settings; use another --out or drop --resume"));
             }
-            n += 1;
-            bar.inc(1);
-            bar.check()?;
-            bar.set_message(format!("epoch {epoch} loss {:.3}", sums[0] / n as f32));
-            Ok(())
+            let saved: Checkpoint<CheckpointState> = checkpoint::load(&ckpt)?;
+            adam.restore(&saved, saved.state.steps as u64)?;
+            state = CheckpointState {
+                meta,
+                ..saved.state
+            };
+        }
+        let train_items = cache
+            .split(&cfg.train_split)?
+            .num_items
+            .min(cfg.max_train_items.unwrap_or(usize::MAX));
+        let steps_per_epoch = (train_items / cfg.batch).max(1);
+        let bar = crate::progress::bar(
+            (cfg.epochs.saturating_sub(state.epoch) * steps_per_epoch) as u64,
+            "mi train",
+            "steps",
+        );
+        Ok(MiRun {
+            cache,
+            cfg,
+            frozen: FrozenClassifier::new(classifier, shape[0])?,
+            net,
+            adam,
+            eval: eval_batches(cache, cfg)?,
+            state,
+            bar,
+        })
+    }
+
+    /// One optimizer step on `batch`; returns loss, cross-entropy and the two bounds.
+    fn step(&mut self, batch: &TensorBatch, negatives_rng: &mut StdRng) -> Result<[f32; 4]> {
+        let cfg = self.cfg;
+        let (x, z, labels) = pair_up(batch, cfg.pairing)?;
+        let negatives = negatives_for(negatives_rng, &x, cfg.negatives)?;
+        let out = forward(
+            &self.net,
+            &self.frozen,
+            cfg.bound,
+            &x,
+            &z,
+            &negatives,
+            cfg.mask_from_mi,
+        )?;
+        let ce = candle_nn::loss::cross_entropy(&out.logits, &labels)?;
+        let mi_raw = out.mi_raw.mean_all()?;
+        let mi_masked = out.mi_masked.mean_all()?;
+        let loss = ((&ce - (&mi_raw + &mi_masked)?)? + (out.lambda.mean_all()? * cfg.sparsity)?)?;
+        self.adam.step(&loss.backward()?, |name| Hyper {
+            lr: if name.starts_with(MASK_PREFIX) {
+                cfg.mask_lr
+            } else {
+                cfg.lr
+            },
+            weight_decay: 0.0,
         })?;
-        let [loss, ce, mi_raw, mi_masked] = sums.map(|s| s / n.max(1) as f32);
-        checked(loss, "the training loss", epoch)?;
-        let [raw, masked, acc, lambda] = evaluate(&net, &frozen, cfg, &eval)?;
+        let mut values = [0f32; 4];
+        for (v, t) in values.iter_mut().zip([&loss, &ce, &mi_raw, &mi_masked]) {
+            *v = t.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+        }
+        Ok(values)
+    }
+
+    /// The epoch's line: training means `train` and a held-out evaluation.
+    fn line(&self, epoch: usize, train: [f32; 4], seconds: f32) -> Result<EpochMetrics> {
+        let [raw, masked, acc, lambda] = evaluate(&self.net, &self.frozen, self.cfg, &self.eval)?;
         checked(raw, "the held-out estimate", epoch)?;
-        state.epoch = epoch;
-        state.steps = adam.steps() as usize;
-        state.metrics.push(EpochMetrics {
+        let [loss, ce, mi_raw, mi_masked] = train;
+        Ok(EpochMetrics {
             epoch,
-            steps: state.steps,
+            steps: self.adam.steps() as usize,
             train_loss: loss,
             train_ce: ce,
             train_mi_raw: mi_raw,
@@ -475,30 +511,60 @@ pub fn train(
             heldout_dv_masked: masked,
             heldout_masked_accuracy: acc,
             heldout_mean_lambda: lambda,
-            seconds: started.elapsed().as_secs_f32(),
-        });
+            seconds,
+        })
+    }
+}
+
+impl Trainer for MiRun<'_> {
+    type Line = EpochMetrics;
+
+    fn epochs_done(&self) -> usize {
+        self.state.epoch
+    }
+
+    fn finished(&self) -> bool {
+        self.state.epoch >= self.cfg.epochs
+    }
+
+    fn before_training(&self) -> Result<Option<EpochMetrics>> {
+        self.line(0, [0.0; 4], 0.0).map(Some)
+    }
+
+    fn epoch(&mut self) -> Result<EpochMetrics> {
+        let epoch = self.state.epoch + 1;
+        let started = std::time::Instant::now();
+        let seed = self.cfg.seed;
+        let mut order_rng = training_run::rng(seed, STREAM_ORDER, epoch as u64);
+        let mut negatives_rng = training_run::rng(seed, STREAM_NEGATIVES, epoch as u64);
+        let (mut sums, mut n) = ([0f32; 4], 0usize);
+        let (cache, cfg) = (self.cache, self.cfg);
+        for_each_batch(cache, cfg, &mut order_rng, |batch| {
+            let values = self.step(&batch, &mut negatives_rng)?;
+            sums.iter_mut().zip(values).for_each(|(s, v)| *s += v);
+            n += 1;
+            self.bar.inc(1);
+            self.bar.check()?;
+            self.bar
+                .set_message(format!("epoch {epoch} loss {:.3}", sums[0] / n as f32));
+            Ok(())
+        })?;
+        let means = sums.map(|s| s / n.max(1) as f32);
+        checked(means[0], "the training loss", epoch)?;
+        let line = self.line(epoch, means, started.elapsed().as_secs_f32())?;
+        self.state.epoch = epoch;
+        self.state.steps = line.steps;
         tracing::info!(
             epoch,
-            loss,
-            heldout_dv_raw = raw,
-            heldout_dv_masked = masked,
+            loss = means[0],
+            heldout_dv_raw = line.heldout_dv_raw,
+            heldout_dv_masked = line.heldout_dv_masked,
             "mi epoch done"
         );
-        checkpoint::save(&ckpt_path, &state, &adam.state()?)?;
-        checkpoint::write_log(&out.join(runs::METRICS_LOG), &state.metrics)?;
+        Ok(line)
     }
-    bar.finish_and_clear();
-    write_tensors(&out.join(runs::MI_FILE), &net.tensors(), None)?;
-    write_tensors(
-        &out.join(runs::REFERENCE_FILE),
-        &reference_bank(&net, cache, cfg)?,
-        None,
-    )?;
-    checkpoint::write_log(&out.join(runs::METRICS_LOG), &state.metrics)?;
-    Ok(MiSummary {
-        out_dir: out.to_path_buf(),
-        epochs: state.epoch,
-        epochs_run: (state.epoch + 1).saturating_sub(first_epoch),
-        metrics: state.metrics,
-    })
+
+    fn save(&self, path: &Path) -> Result<()> {
+        checkpoint::save(path, &self.state, &self.adam.state()?)
+    }
 }

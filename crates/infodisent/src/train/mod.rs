@@ -1,7 +1,8 @@
 //! Training a head on a feature cache: AdamW with a cosine schedule and optional warm-up,
-//! a [schedule] chosen by optimizer steps, deterministic streaming of shards, atomic
-//! per-epoch checkpoints that resume bit-for-bit, a JSON-lines metrics log and early stopping on
-//! a class-stratified [hold-out](holdout) of the split.
+//! a [schedule] chosen by optimizer steps, deterministic streaming of shards and early stopping
+//! on a class-stratified [hold-out](holdout) of the split, in the
+//! [run skeleton](crate::training_run) shared with the MI trainer (atomic checkpoints that
+//! resume bit-for-bit, a JSON-lines metrics log).
 //!
 //! Output folder: `config.json` (the [`TrainConfig`]), `checkpoint.safetensors` (parameters,
 //! AdamW moments, best parameters; progress in the metadata), `metrics.jsonl` (one object per
@@ -34,8 +35,8 @@ use crate::head::params::argmax;
 use crate::head::{Head, HeadKind, Parametrization, TrainMode, TrainedHead};
 use crate::optim::{warmup_cosine, AdamW, Hyper};
 use crate::runs;
+use crate::training_run::{self, mix, Trainer, TrainingRun};
 use candle_core::{Device, Tensor};
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -109,18 +110,6 @@ struct Progress {
     /// A frame head's channels, chosen once at the start from the training images.
     #[serde(default)]
     channels: Option<Vec<u32>>,
-}
-
-/// Mixes a seed with a stream number (SplitMix64 finaliser) so per-epoch and per-step random
-/// streams are independent and need no stored RNG state to resume.
-fn mix(seed: u64, stream: u64) -> u64 {
-    let mut z = seed
-        ^ stream
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            .wrapping_add(0xD1B5_4A32_D192_ED03);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 const STREAM_SHUFFLE: u64 = 1 << 40;
@@ -201,7 +190,7 @@ impl Snapshot {
 }
 
 fn save_checkpoint(
-    out: &Path,
+    path: &Path,
     head: &Head,
     opt: &AdamW,
     best: Option<&Snapshot>,
@@ -222,7 +211,7 @@ fn save_checkpoint(
         adam_steps: opt.steps(),
         ..progress.clone()
     };
-    checkpoint::save(&out.join(runs::CHECKPOINT_FILE), &progress, &tensors)
+    checkpoint::save(path, &progress, &tensors)
 }
 
 /// Restores parameters, `U₀` and optimiser state from the checkpoint `saved` read from `path`;
@@ -371,25 +360,11 @@ fn run_training(
     let cache = target_view(cache, cfg.target)?;
     let (holdout, schedule) = plan_on(&cache, cfg)?;
     announce(&schedule);
-    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
-    let mut run = Run::start(&cache, cfg, holdout, schedule, out_dir, resume)?;
-    let mut epochs_this_run = 0usize;
-    let mut saved = std::time::Instant::now();
-    while !run.finished() && stop_after.is_none_or(|s| epochs_this_run < s) {
-        run.epoch()?;
-        epochs_this_run += 1;
-        // A small folder runs hundreds of one-step epochs: checkpointing each would cost more
-        // than training it. A kill loses at most CHECKPOINT_EVERY of work, and resumes exactly
-        // since every epoch's randomness derives from the seed and the epoch.
-        if run.finished()
-            || stop_after == Some(epochs_this_run)
-            || saved.elapsed() >= CHECKPOINT_EVERY
-        {
-            run.save()?;
-            saved = std::time::Instant::now();
-        }
-    }
-    run.finish()
+    let run = Run::start(&cache, cfg, holdout, schedule, out_dir, resume)?;
+    let mut run = TrainingRun::begin(out_dir, cfg, &cache, run)?;
+    run.drive(stop_after)?;
+    let (run, log) = run.into_parts();
+    run.finish(log.last())
 }
 
 /// The optimizer of `head`'s parameters: AdamW, with Riemannian steps for a frame.
@@ -407,9 +382,6 @@ pub fn standard_error(accuracy: f64, n: usize) -> f64 {
     (accuracy * (1.0 - accuracy) / n.max(1) as f64).sqrt()
 }
 
-/// The longest a run trains between checkpoints.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// A run in progress: the head, its optimizer, and what the checkpoint records.
 struct Run<'a> {
     images: Images<'a>,
@@ -421,7 +393,6 @@ struct Run<'a> {
     opt: AdamW,
     progress: Progress,
     best: Option<Snapshot>,
-    metrics: Vec<EpochMetrics>,
     trace: Option<trace::RvTrace>,
 }
 
@@ -446,7 +417,7 @@ impl<'a> Run<'a> {
         let [dim, _, _] = cache.feature_shape();
         let ckpt = out_dir.join(runs::CHECKPOINT_FILE);
         let saved: Option<Checkpoint<Progress>> =
-            match runs::resumable_checkpoint(out_dir, resume, "a training run")? {
+            match training_run::resumable_checkpoint(out_dir, resume, "a training run")? {
                 Some(path) => Some(checkpoint::load(&path)?),
                 None => None,
             };
@@ -498,7 +469,6 @@ impl<'a> Run<'a> {
                 channels,
             },
             best: None,
-            metrics: Vec::new(),
             trace: None,
         };
         if cfg.trace_rv > 0 {
@@ -523,10 +493,6 @@ impl<'a> Run<'a> {
             }
             run.progress = p;
             run.best = b;
-            run.metrics = checkpoint::read_log::<EpochMetrics>(&out_dir.join(runs::METRICS_LOG))?
-                .into_iter()
-                .filter(|m| m.epoch <= run.progress.epochs_done)
-                .collect();
         } else {
             if cfg.init == Init::Original {
                 if let Some(why) =
@@ -543,84 +509,7 @@ impl<'a> Run<'a> {
                 run.head.start_rotation_at(rows)?;
             }
         }
-        runs::begin_run(out_dir, cfg, cache.dir(), &cache.manifest().fingerprint)?;
         Ok(run)
-    }
-
-    /// Writes the checkpoint and the metrics log of the epochs done.
-    fn save(&self) -> Result<()> {
-        save_checkpoint(
-            self.out_dir,
-            &self.head,
-            &self.opt,
-            self.best.as_ref(),
-            &self.progress,
-        )?;
-        checkpoint::write_log(&self.out_dir.join(runs::METRICS_LOG), &self.metrics)
-    }
-
-    fn finished(&self) -> bool {
-        self.progress.epochs_done >= self.schedule.epochs || self.progress.stopped_early
-    }
-
-    /// Trains, validates and checkpoints the next epoch.
-    fn epoch(&mut self) -> Result<()> {
-        let epoch = self.progress.epochs_done;
-        let started = std::time::Instant::now();
-        if let (Some(k), Some(p)) = (self.cfg.keep_top, self.schedule.prune_epoch) {
-            if self.progress.kept.is_none() && epoch >= p {
-                self.progress.kept = Some(self.head.top_weights(k)?);
-            }
-        }
-        let keep_mask = match &self.progress.kept {
-            Some(kept) => Some(self.head.weight_mask(kept)?),
-            None => None,
-        };
-        if keep_mask.is_some() {
-            self.head.clamp_weights(keep_mask.as_ref())?;
-        }
-        let tau = self.cfg.head.gumbel.then(|| {
-            self.cfg
-                .head
-                .tau(epoch as f64 / (self.schedule.epochs.max(2) - 1) as f64)
-        });
-        let stats = self.train_epoch(epoch, tau, keep_mask.as_ref())?;
-        let val_acc = if self.holdout.val.is_empty() {
-            None
-        } else {
-            Some(accuracy(
-                &self.images,
-                &self.holdout.val,
-                self.cfg.batch_size,
-                &self.head,
-            )?)
-        };
-        self.progress.epochs_done += 1;
-        if let Some(acc) = val_acc {
-            self.keep_if_best(epoch, acc)?;
-        }
-        let seconds = started.elapsed().as_secs_f64();
-        let rv = match &self.trace {
-            Some(t) => Some(t.measure(&self.head)?),
-            None => None,
-        };
-        self.metrics.push(EpochMetrics {
-            epoch: self.progress.epochs_done,
-            lr: stats.lr,
-            train_loss: stats.loss,
-            train_acc: stats.acc,
-            val_acc,
-            tau,
-            seconds,
-            rv,
-        });
-        tracing::info!(
-            epoch = self.progress.epochs_done,
-            train_loss = stats.loss,
-            ?val_acc,
-            "epoch done"
-        );
-        Ok(())
     }
 
     /// One pass over the training images, a step per batch.
@@ -637,8 +526,7 @@ impl<'a> Run<'a> {
             &format!("epoch {}/{}", epoch + 1, schedule.epochs),
             "steps",
         );
-        let mut rng =
-            rand::rngs::StdRng::seed_from_u64(mix(cfg.seed ^ STREAM_SHUFFLE, epoch as u64));
+        let mut rng = training_run::rng(cfg.seed, STREAM_SHUFFLE, epoch as u64);
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         let mut lr_now = cfg.lr;
         let (head, opt, progress) = (&self.head, &mut self.opt, &mut self.progress);
@@ -743,7 +631,7 @@ impl<'a> Run<'a> {
 
     /// Writes the head (the best epoch's when validating) and the summary once the run is
     /// over; a run stopped before that only reports how far it got.
-    fn finish(self) -> Result<TrainSummary> {
+    fn finish(self, last: Option<&EpochMetrics>) -> Result<TrainSummary> {
         let finished = self.finished();
         let head_file = runs::head_file(self.out_dir, self.cfg.head.kind);
         if finished {
@@ -755,7 +643,6 @@ impl<'a> Run<'a> {
                 TrainedHead::Linear(l) => l.save(&head_file)?,
             }
         }
-        let last = self.metrics.last();
         let summary = TrainSummary {
             epochs: self.progress.epochs_done,
             steps: self.progress.steps,
@@ -772,6 +659,93 @@ impl<'a> Run<'a> {
             write_json_atomic(self.out_dir.join(runs::SUMMARY_FILE), &summary)?;
         }
         Ok(summary)
+    }
+}
+
+impl Trainer for Run<'_> {
+    type Line = EpochMetrics;
+
+    fn epochs_done(&self) -> usize {
+        self.progress.epochs_done
+    }
+
+    fn finished(&self) -> bool {
+        self.progress.epochs_done >= self.schedule.epochs || self.progress.stopped_early
+    }
+
+    fn epoch(&mut self) -> Result<EpochMetrics> {
+        let epoch = self.progress.epochs_done;
+        let started = std::time::Instant::now();
+        if let (Some(k), Some(p)) = (self.cfg.keep_top, self.schedule.prune_epoch) {
+            if self.progress.kept.is_none() && epoch >= p {
+                self.progress.kept = Some(self.head.top_weights(k)?);
+            }
+        }
+        let keep_mask = match &self.progress.kept {
+            Some(kept) => Some(self.head.weight_mask(kept)?),
+            None => None,
+        };
+        if keep_mask.is_some() {
+            self.head.clamp_weights(keep_mask.as_ref())?;
+        }
+        let tau = self.cfg.head.gumbel.then(|| {
+            self.cfg
+                .head
+                .tau(epoch as f64 / (self.schedule.epochs.max(2) - 1) as f64)
+        });
+        let stats = self.train_epoch(epoch, tau, keep_mask.as_ref())?;
+        let val_acc = if self.holdout.val.is_empty() {
+            None
+        } else {
+            Some(accuracy(
+                &self.images,
+                &self.holdout.val,
+                self.cfg.batch_size,
+                &self.head,
+            )?)
+        };
+        self.progress.epochs_done += 1;
+        if let Some(acc) = val_acc {
+            self.keep_if_best(epoch, acc)?;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let rv = match &self.trace {
+            Some(t) => Some(t.measure(&self.head)?),
+            None => None,
+        };
+        let line = EpochMetrics {
+            epoch: self.progress.epochs_done,
+            lr: stats.lr,
+            train_loss: stats.loss,
+            train_acc: stats.acc,
+            val_acc,
+            tau,
+            seconds,
+            rv,
+        };
+        tracing::info!(
+            epoch = self.progress.epochs_done,
+            train_loss = stats.loss,
+            ?val_acc,
+            "epoch done"
+        );
+        Ok(line)
+    }
+
+    fn save(&self, path: &Path) -> Result<()> {
+        save_checkpoint(
+            path,
+            &self.head,
+            &self.opt,
+            self.best.as_ref(),
+            &self.progress,
+        )
+    }
+}
+
+impl training_run::EpochLine for EpochMetrics {
+    fn epoch(&self) -> usize {
+        self.epoch
     }
 }
 
