@@ -43,11 +43,50 @@ pub const PEERS: [(&str, &str, bool); 6] = [
     ("integrated-gradients", "Captum 0.9.0", true),
 ];
 
+/// A user's own PyTorch module for the peers: the model the ONNX file was exported from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TorchModule {
+    /// A Python file defining `function`.
+    pub file: PathBuf,
+    /// A function of no arguments returning the `nn.Module`, weights loaded.
+    pub function: String,
+    /// The submodule whose output is the feature map infodisent reads; `None`: the last one
+    /// whose output has its shape.
+    pub layer: Option<String>,
+}
+
+impl TorchModule {
+    /// Reads `FILE.py:FUNCTION`, with the feature layer `layer` when named.
+    pub fn parse(spec: &str, layer: Option<String>) -> Result<Self> {
+        let (file, function) = spec.rsplit_once(':').ok_or_else(|| {
+            Error::Config(format!(
+                "--torch-module takes FILE.py:FUNCTION, got `{spec}`"
+            ))
+        })?;
+        let file = PathBuf::from(file);
+        if !file.is_file() {
+            return Err(Error::input(&file, "no such Python file (--torch-module)"));
+        }
+        if function.is_empty() || !function.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            return Err(Error::Config(format!(
+                "--torch-module: `{function}` is not a Python function name"
+            )));
+        }
+        Ok(TorchModule {
+            file: std::path::absolute(&file).map_err(|e| Error::io(&file, e))?,
+            function: function.to_owned(),
+            layer,
+        })
+    }
+}
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct FaithfulnessRequest {
     /// The backbone; its PyTorch module is built from the same weights for the peers.
     pub model: BackboneSpec,
+    /// The PyTorch module the peers explain when the model is not a built-in one.
+    pub torch_module: Option<TorchModule>,
     /// A folder of photos, explained for the model's own decision (no labels needed).
     pub photos: Option<PathBuf>,
     /// Test images per class of the generated parts benchmark (0: no parts leg).
@@ -163,6 +202,9 @@ pub struct FaithfulnessReport {
     pub scoring: String,
     /// Largest |logit| difference between the PyTorch module and the ONNX model on the photos.
     pub torch_onnx_max_logit_diff: Option<f64>,
+    /// The PyTorch module's layer the CAM methods hooked, when the peers ran.
+    #[serde(default)]
+    pub torch_layer: Option<String>,
     /// Photos explained.
     pub photos: usize,
     /// Share of photos where the InfoDisent heads agree with the original model's top class.
@@ -354,7 +396,7 @@ impl Leg {
 
     /// Every method's maps: infodisent's (with the CAM of `classifier`), the peers' when `req`
     /// names a Python (explaining the model with `probe` as its classifier when given), and
-    /// the floors; with the PyTorch module's logits when the peers ran.
+    /// the floors; with the PyTorch module's logits and hooked layer when the peers ran.
     fn maps(
         &self,
         req: &FaithfulnessRequest,
@@ -363,17 +405,16 @@ impl Leg {
         probe: Option<&LinearClassifier>,
         methods: &[String],
         seed: u64,
-    ) -> Result<(Vec<Maps>, Option<Vec<f32>>)> {
+    ) -> Result<(Vec<Maps>, Option<PeerRun>)> {
         let mut maps = self.infodisent_maps(classifier)?;
-        let mut torch_logits = None;
+        let mut peer_run = None;
         if let Some(python) = &req.python {
-            let (peers, logits) =
-                peer_maps(&Peers::of(req, python, backbone)?, self, probe, methods)?;
+            let (peers, run) = peer_maps(&Peers::of(req, python, backbone)?, self, probe, methods)?;
             maps.extend(peers);
-            torch_logits = Some(logits);
+            peer_run = Some(run);
         }
         maps.extend(self.floor_maps(seed)?);
-        Ok((maps, torch_logits))
+        Ok((maps, peer_run))
     }
 }
 
@@ -382,27 +423,38 @@ impl Leg {
 struct PeerStamp {
     inputs_sha256: String,
     spec: String,
+    /// The user's module file, when the peers run on one.
+    #[serde(default)]
+    module_sha256: Option<String>,
     methods: Vec<String>,
     threads: usize,
     batch: usize,
     seconds: BTreeMap<String, f64>,
+    /// The feature layer the peers hooked.
+    #[serde(default)]
+    layer: String,
 }
 
 impl PeerStamp {
-    /// Whether `other` describes the same run (times aside).
+    /// Whether `other` describes the same run (what it measured aside).
     fn same_run(&self, other: &PeerStamp) -> bool {
-        PeerStamp {
+        let made = |s: &PeerStamp| PeerStamp {
             seconds: BTreeMap::new(),
-            ..self.clone()
-        } == *other
+            layer: String::new(),
+            ..s.clone()
+        };
+        made(self) == made(other)
     }
 }
 
 /// How the peers are run: which Python, on which PyTorch module, with how many threads.
 struct Peers<'a> {
     python: &'a Path,
-    /// `efficientnet-lite0:<weights>`.
+    /// `efficientnet-lite0:<weights>` or `module:<file>:<function>:<layer>`.
     spec: String,
+    module_sha256: Option<String>,
+    /// `D,h,w` of the feature map, which the module's feature layer must output.
+    features: String,
     threads: usize,
     batch: usize,
 }
@@ -410,13 +462,34 @@ struct Peers<'a> {
 impl<'a> Peers<'a> {
     /// The peers of `req` under `python`, on as many threads as `backbone` uses.
     fn of(req: &FaithfulnessRequest, python: &'a Path, backbone: &Backbone) -> Result<Self> {
+        let (spec, module_sha256) = match &req.torch_module {
+            Some(m) => (
+                format!(
+                    "module:{}:{}:{}",
+                    m.file.display(),
+                    m.function,
+                    m.layer.as_deref().unwrap_or_default()
+                ),
+                Some(infodisent::fsutil::sha256_file(&m.file)?),
+            ),
+            None => (torch_spec(&req.model.model)?, None),
+        };
+        let [d, h, w] = backbone.model().feature_shape;
         Ok(Peers {
             python,
-            spec: torch_spec(&req.model.model)?,
+            spec,
+            module_sha256,
+            features: format!("{d},{h},{w}"),
             threads: backbone.threads(),
             batch: req.batch,
         })
     }
+}
+
+/// What the peers' run gives besides maps: the module's logits and the layer it hooked.
+struct PeerRun {
+    logits: Vec<f32>,
+    layer: String,
 }
 
 /// Runs the peers on the leg's inputs for its classes (their inputs and maps kept in the leg's
@@ -426,7 +499,7 @@ fn peer_maps(
     leg: &Leg,
     probe: Option<&LinearClassifier>,
     methods: &[String],
-) -> Result<(Vec<Maps>, Vec<f32>)> {
+) -> Result<(Vec<Maps>, PeerRun)> {
     for m in methods {
         if !PEERS.iter().any(|p| p.0 == m) {
             let known: Vec<&str> = PEERS.iter().map(|p| p.0).collect();
@@ -456,17 +529,19 @@ fn peer_maps(
     let stamp = PeerStamp {
         inputs_sha256: infodisent::fsutil::sha256_file(&input_path)?,
         spec: peers.spec.clone(),
+        module_sha256: peers.module_sha256.clone(),
         methods: methods.to_vec(),
         threads: peers.threads,
         batch: peers.batch,
         seconds: BTreeMap::new(),
+        layer: String::new(),
     };
     let stamp_path = dir.join("peer-maps.json");
     let done = infodisent::fsutil::read_json::<PeerStamp>(&stamp_path)
         .ok()
         .filter(|s| s.same_run(&stamp) && maps_path.is_file());
-    let seconds = match done {
-        Some(s) => s.seconds,
+    let stamp = match done {
+        Some(s) => s,
         None => {
             let args = [
                 peers.spec.clone(),
@@ -475,21 +550,22 @@ fn peer_maps(
                 methods.join(","),
                 peers.threads.to_string(),
                 peers.batch.to_string(),
+                peers.features.clone(),
             ];
             let (report, _) =
                 super::run_python_json(peers.python, "faithfulness_peers.py", PEERS_SCRIPT, &args)?;
             let seconds: BTreeMap<String, f64> = serde_json::from_value(report["seconds"].clone())
                 .map_err(|e| Error::Config(format!("the peers reported `{report}`: {e}")))?;
-            infodisent::fsutil::write_json_atomic(
-                &stamp_path,
-                &PeerStamp {
-                    seconds: seconds.clone(),
-                    ..stamp
-                },
-            )?;
-            seconds
+            let made = PeerStamp {
+                seconds,
+                layer: report["layer"].as_str().unwrap_or_default().to_owned(),
+                ..stamp
+            };
+            infodisent::fsutil::write_json_atomic(&stamp_path, &made)?;
+            made
         }
     };
+    let seconds = &stamp.seconds;
     let names: Vec<String> = std::iter::once("logits".to_owned())
         .chain(methods.iter().map(|m| format!("map/{m}")))
         .collect();
@@ -525,7 +601,13 @@ fn peer_maps(
             ms_per_image: seconds.get(m).map(|s| s * 1e3 / n.max(1) as f64),
         });
     }
-    Ok((out, logits))
+    Ok((
+        out,
+        PeerRun {
+            logits,
+            layer: stamp.layer,
+        },
+    ))
 }
 
 /// A row with only the method's identity and time filled in.
@@ -691,7 +773,7 @@ fn torch_spec(model: &str) -> Result<String> {
         "efficientnet-lite0" | "efficientnet-lite1" | "efficientnet-lite2"
     ) {
         return Err(Error::Config(format!(
-            "the peers run on the model's PyTorch module, which infodisent builds for the built-in efficientnet-lite0/1/2 only, not `{model}` (run without --python for infodisent's maps and the floors)"
+            "the peers run on the model's PyTorch module: infodisent builds it for the built-in efficientnet-lite0/1/2; for `{model}` name yours with --torch-module FILE.py:FUNCTION (or run without --python for infodisent's maps and the floors)"
         )));
     }
     let weights = infodisent::assets::asset(format!("weights/{model}.pth"))?;
@@ -711,17 +793,23 @@ fn utf8(path: &Path) -> Result<&str> {
 }
 
 /// The photos leg: heads fitted to the model's own decisions, every map scored by deletion
-/// and insertion on the original model. Returns the rows, the photo count, the heads'
+/// and insertion on the original model, into `report`'s rows, photo count, the heads'
 /// agreement with the model and the PyTorch/ONNX logit difference.
 fn photo_leg(
     req: &FaithfulnessRequest,
     photos: &Path,
     backbone: &mut Backbone,
-) -> Result<(Vec<MethodRow>, usize, f64, Option<f64>)> {
+    report: &mut FaithfulnessReport,
+) -> Result<()> {
     let dir = req.out.join("photos");
     let dataset = Dataset::open_with(utf8(photos)?, &OpenOptions::default())?;
     let cache = cached(backbone, &dataset, &dir)?;
-    let heads = heads(&cache, &req.photo_recipe, req.seeds, &dir.join("heads"))?;
+    let mut recipe = req.photo_recipe.clone();
+    // A folder of a few photos is too small to hold any out: its one split is the training set.
+    if let [only] = &cache.manifest().splits.keys().collect::<Vec<_>>()[..] {
+        recipe.split = only.to_string();
+    }
+    let heads = heads(&cache, &recipe, req.seeds, &dir.join("heads"))?;
     let original = cache.classifier()?.ok_or_else(|| {
         Error::Config(format!(
             "{} has no classifier of its own to explain",
@@ -749,7 +837,7 @@ fn photo_leg(
         dir,
     };
     let agreement = leg.agreement();
-    let (maps, torch_logits) = leg.maps(
+    let (maps, peer_run) = leg.maps(
         req,
         backbone,
         &original,
@@ -757,23 +845,30 @@ fn photo_leg(
         &req.methods,
         req.photo_recipe.seed,
     )?;
-    let diff = torch_logits.map(|t| {
-        t.iter()
+    if let Some(run) = peer_run {
+        let diff = run
+            .logits
+            .iter()
             .zip(leg.inputs.logits.as_deref().unwrap_or_default())
             .map(|(a, b)| f64::from((a - b).abs()))
-            .fold(0.0, f64::max)
-    });
-    let rows = score_rows(&maps, &leg, req.steps, backbone)?;
-    Ok((rows, samples.len(), agreement, diff))
+            .fold(0.0, f64::max);
+        report.torch_onnx_max_logit_diff = Some(diff);
+        report.torch_layer = Some(run.layer);
+    }
+    report.photo_rows = score_rows(&maps, &leg, req.steps, backbone)?;
+    report.photos = samples.len();
+    report.head_agreement = Some(agreement);
+    Ok(())
 }
 
 /// The parts leg: heads trained on the generated classes, the peers explaining the model with
 /// a linear probe on the same features as its classifier; maps judged by their mass on the
-/// class's deciding parts.
+/// class's deciding parts, into `report`'s parts rows.
 fn parts_leg(
     req: &FaithfulnessRequest,
     backbone: &mut Backbone,
-) -> Result<(Vec<MethodRow>, usize)> {
+    report: &mut FaithfulnessReport,
+) -> Result<()> {
     let dir = req.out.join("parts");
     let cfg = PartsConfig {
         test_per_class: req.parts_per_class,
@@ -824,7 +919,7 @@ fn parts_leg(
         heads,
         dir,
     };
-    let (maps, _) = leg.maps(
+    let (maps, peer_run) = leg.maps(
         req,
         backbone,
         &probe,
@@ -832,7 +927,12 @@ fn parts_leg(
         &req.parts_methods,
         req.parts_recipe.seed,
     )?;
-    Ok((part_rows(&maps, &leg, &boxes), samples.len()))
+    if let Some(run) = peer_run {
+        report.torch_layer = Some(run.layer);
+    }
+    report.parts_rows = part_rows(&maps, &leg, &boxes);
+    report.parts_images = samples.len();
+    Ok(())
 }
 
 /// Runs both legs of `req`; every stage resumes.
@@ -855,6 +955,7 @@ pub fn run(req: &FaithfulnessRequest) -> Result<FaithfulnessReport> {
             req.steps
         ),
         torch_onnx_max_logit_diff: None,
+        torch_layer: None,
         photos: 0,
         head_agreement: None,
         photo_rows: Vec::new(),
@@ -863,17 +964,11 @@ pub fn run(req: &FaithfulnessRequest) -> Result<FaithfulnessReport> {
     };
     if let Some(photos) = &req.photos {
         infodisent::progress::stage("photos: extract, fit heads to the model, explain, score");
-        let (rows, n, agreement, diff) = photo_leg(req, photos, &mut backbone)?;
-        report.photo_rows = rows;
-        report.photos = n;
-        report.head_agreement = Some(agreement);
-        report.torch_onnx_max_logit_diff = diff;
+        photo_leg(req, photos, &mut backbone, &mut report)?;
     }
     if req.parts_per_class > 0 {
         infodisent::progress::stage("parts: generate, extract, train, explain");
-        let (rows, n) = parts_leg(req, &mut backbone)?;
-        report.parts_rows = rows;
-        report.parts_images = n;
+        parts_leg(req, &mut backbone, &mut report)?;
     }
     Ok(report)
 }

@@ -66,7 +66,7 @@ enum Command {
     Mi(cmd::mi::MiCommand),
     /// Benchmarks that print throughput and memory figures.
     #[command(subcommand)]
-    Bench(cmd::bench::BenchCommand),
+    Bench(Box<cmd::bench::BenchCommand>),
     /// Print this reference as Markdown: the user guide's docs/book/src/cli.md is its output, and
     /// a test fails when the two differ.
     #[command(hide = true)]
@@ -102,7 +102,7 @@ fn main() {
         Command::Report(a) => cmd::report::run(a, &cli.global),
         Command::Serve(a) => cmd::serve::run(a, &cli.global),
         Command::Mi(c) => cmd::mi::run(c, &cli.global),
-        Command::Bench(c) => cmd::bench::run(c, &cli.global),
+        Command::Bench(c) => cmd::bench::run(*c, &cli.global),
         Command::MarkdownHelp => {
             print!("{}", markdown_reference());
             Ok(())

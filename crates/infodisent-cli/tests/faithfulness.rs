@@ -3,7 +3,7 @@
 //! every map is scored by the binary on the ONNX model.
 
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn interval(row: &Value, key: &str) -> f64 {
@@ -12,45 +12,56 @@ fn interval(row: &Value, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("{key} of {row}"))
 }
 
-#[test]
-fn grad_cam_and_integrated_gradients_are_scored_beside_infodisent_and_above_the_random_floor() {
-    let assets = infodisent::assets::assets_dir().unwrap();
-    let python = assets.join("python/bin/python");
+/// The pinned Python environment holding torch, pytorch-grad-cam and Captum.
+fn python() -> PathBuf {
+    let python = infodisent::assets::assets_dir()
+        .unwrap()
+        .join("python/bin/python");
     assert!(
         python.is_file(),
         "{} is missing: run scripts/setup-python.sh (scripts/test.sh does)",
         python.display()
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let photos = tmp.path().join("photos");
+    python
+}
+
+/// A folder in `root` holding the first `n` of four real photos.
+fn photos(root: &Path, n: usize) -> PathBuf {
+    let assets = infodisent::assets::asset("photos").unwrap();
+    let photos = root.join("photos");
     std::fs::create_dir_all(&photos).unwrap();
     for f in [
         "skimage/chelsea.png",
         "skimage/coffee.png",
         "scenes/dog.jpg",
         "imagenet/imagenet_00_243.jpg",
-    ] {
-        let src = assets.join("photos").join(f);
-        std::fs::copy(&src, photos.join(Path::new(f).file_name().unwrap())).unwrap();
+    ]
+    .into_iter()
+    .take(n)
+    {
+        std::fs::copy(
+            assets.join(f),
+            photos.join(Path::new(f).file_name().unwrap()),
+        )
+        .unwrap();
     }
-    let out = tmp.path().join("out");
+    photos
+}
+
+/// `bench faithfulness --json` on `photos` with the peers `methods` and `extra` flags, heads
+/// fitted briefly: the report.
+fn compare(photos: &Path, methods: &str, extra: &[&str], out: &Path) -> Value {
     let run = Command::new(env!("CARGO_BIN_EXE_infodisent"))
         .args(["--json", "bench", "faithfulness", "--photos"])
-        .arg(&photos)
+        .arg(photos)
         .arg("--python")
-        .arg(&python)
-        .args([
-            "--methods",
-            "grad-cam,integrated-gradients",
-            "--seeds",
-            "1",
-            "--steps",
-            "8",
-        ])
+        .arg(python())
+        .args(["--methods", methods, "--seeds", "1", "--steps", "8"])
+        .args(extra)
         // A short fit: the test is about the comparison, and the full 300 steps of the
         // model-fitted head's D×D rotation would be most of its time.
         .args(["--val-fraction", "0", "--min-steps", "20", "--out"])
-        .arg(&out)
+        .arg(out)
         .output()
         .unwrap();
     assert!(
@@ -58,20 +69,51 @@ fn grad_cam_and_integrated_gradients_are_scored_beside_infodisent_and_above_the_
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
-    assert_eq!(report["photos"], 4);
     assert!(out.join("faithfulness.md").is_file());
+    let report: Value = serde_json::from_slice(&run.stdout).unwrap();
     // The PyTorch module the peers explain is the model the binary scores on.
     assert!(
         report["torch_onnx_max_logit_diff"].as_f64().unwrap() < 1e-4,
         "{report}"
     );
+    report
+}
+
+/// The photo row of `method`.
+fn row<'a>(report: &'a Value, method: &str) -> &'a Value {
+    report["photo_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["method"] == method)
+        .unwrap_or_else(|| panic!("no {method} in {report}"))
+}
+
+/// For a pooled linear classifier Grad-CAM is CAM: the layer the peers hook is the one
+/// infodisent reads, and both pipelines see the same inputs.
+fn assert_cam_is_grad_cam(report: &Value) {
+    let (cam, grad_cam) = (row(report, "cam"), row(report, "grad-cam"));
+    for key in ["deletion", "insertion"] {
+        assert!(
+            (interval(cam, key) - interval(grad_cam, key)).abs() < 0.01,
+            "{cam} vs {grad_cam}"
+        );
+    }
+}
+
+#[test]
+fn grad_cam_and_integrated_gradients_are_scored_beside_infodisent_and_above_the_random_floor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = photos(tmp.path(), 4);
+    let report = compare(
+        &photos,
+        "grad-cam,integrated-gradients",
+        &[],
+        &tmp.path().join("out"),
+    );
+    assert_eq!(report["photos"], 4);
     let rows = report["photo_rows"].as_array().unwrap();
-    let row = |name: &str| {
-        rows.iter()
-            .find(|r| r["method"] == name)
-            .unwrap_or_else(|| panic!("no {name} in {report}"))
-    };
+    let row = |name: &str| row(&report, name);
     for r in rows {
         for key in ["deletion", "insertion"] {
             let v = interval(r, key);
@@ -87,13 +129,62 @@ fn grad_cam_and_integrated_gradients_are_scored_beside_infodisent_and_above_the_
     for method in [grad_cam, ig, row("infodisent+")] {
         assert!(overall(method) > overall(random), "{method} vs {random}");
     }
-    // For a pooled linear classifier Grad-CAM is CAM: the layer the peers hook is the one
-    // infodisent reads, and both pipelines see the same inputs.
-    let cam = row("cam");
-    for key in ["deletion", "insertion"] {
-        assert!(
-            (interval(cam, key) - interval(grad_cam, key)).abs() < 0.01,
-            "{cam} vs {grad_cam}"
-        );
-    }
+    assert_cam_is_grad_cam(&report);
+}
+
+#[test]
+fn a_users_own_pytorch_module_is_explained_at_the_layer_infodisent_reads() {
+    let zoo = infodisent::assets::assets_dir()
+        .unwrap()
+        .join("zoo/current/resnet18-legacy/model.onnx");
+    assert!(
+        zoo.is_file(),
+        "{} is missing: run scripts/export-zoo.sh (scripts/test.sh does)",
+        zoo.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    // The module the zoo exported, as a user's file builds it: torchvision's ResNet-18 with the
+    // export's seeded weights.
+    let module = tmp.path().join("my_model.py");
+    std::fs::write(
+        &module,
+        "import torch, torchvision\n\ndef build():\n    torch.manual_seed(0)\n    return torchvision.models.resnet18(weights=None)\n",
+    )
+    .unwrap();
+    let photos = photos(tmp.path(), 2);
+    let spec = format!("{}:build", module.display());
+    let report = compare(
+        &photos,
+        "grad-cam",
+        &["--model", zoo.to_str().unwrap(), "--torch-module", &spec],
+        &tmp.path().join("out"),
+    );
+    // Found by its output's shape: the last module whose output is the 512×7×7 map.
+    assert_eq!(report["torch_layer"], "layer4", "{report}");
+    assert_cam_is_grad_cam(&report);
+    // A layer that does not output the feature map is refused with what it outputs.
+    let run = Command::new(env!("CARGO_BIN_EXE_infodisent"))
+        .args(["bench", "faithfulness", "--photos"])
+        .arg(&photos)
+        .arg("--python")
+        .arg(python())
+        .args(["--methods", "grad-cam", "--seeds", "1", "--steps", "8"])
+        .args(["--model", zoo.to_str().unwrap(), "--torch-module", &spec])
+        .args([
+            "--torch-layer",
+            "layer3",
+            "--val-fraction",
+            "0",
+            "--min-steps",
+            "20",
+        ])
+        .arg("--out")
+        .arg(tmp.path().join("out-layer3"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !run.status.success() && stderr.contains("layer3") && stderr.contains("[1, 256, 14, 14]"),
+        "{stderr}"
+    );
 }

@@ -3,17 +3,28 @@
 
 use super::super::Global;
 use infodisent_bench::faithfulness::{
-    format_markdown, recipes, run as run_faithfulness, FaithfulnessRequest,
+    format_markdown, recipes, run as run_faithfulness, FaithfulnessRequest, TorchModule,
 };
 use std::path::PathBuf;
 
 /// Options of `infodisent bench faithfulness`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The model explained: a built-in name (the peers need its PyTorch module, which
-    /// infodisent builds for efficientnet-lite0/1/2).
+    /// The model explained: a built-in name or an ONNX file (the peers need its PyTorch
+    /// module, which infodisent builds for efficientnet-lite0/1/2; for an ONNX file, name yours
+    /// with --torch-module).
     #[arg(long, default_value = "efficientnet-lite0")]
     pub model: String,
+    /// The PyTorch module the ONNX model was exported from, for the peers: a Python file and a
+    /// function in it that takes no arguments and returns the `nn.Module` with its weights
+    /// loaded (e.g. `resnet.py:build`). Its logits are checked against the ONNX model's.
+    #[arg(long, value_name = "FILE.py:FUNCTION")]
+    pub torch_module: Option<String>,
+    /// The submodule of --torch-module whose output is the feature map infodisent reads, the
+    /// layer the CAM methods hook (e.g. `layer4`); by default the last one, in the order
+    /// forward finishes them, whose output has the feature map's shape.
+    #[arg(long, value_name = "NAME", requires = "torch_module")]
+    pub torch_layer: Option<String>,
     /// A folder of photos (sub-folders included; no labels needed): every method explains the
     /// model's own top class, and deletion and insertion are scored on the model itself.
     #[arg(long, value_name = "DIR")]
@@ -75,6 +86,11 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     let (photo_recipe, parts_recipe) = recipes(&args.recipe)?;
     let request = FaithfulnessRequest {
         model: args.preprocess.spec(&args.model, None, global),
+        torch_module: args
+            .torch_module
+            .as_deref()
+            .map(|m| TorchModule::parse(m, args.torch_layer.clone()))
+            .transpose()?,
         photos: args.photos,
         parts_per_class: args.parts_per_class,
         python: args.python,
@@ -102,6 +118,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     println!("scored on {}", report.scoring);
     if let Some(d) = report.torch_onnx_max_logit_diff {
         println!("PyTorch module vs ONNX model: max |logit difference| {d:.2e}");
+    }
+    if let Some(layer) = &report.torch_layer {
+        println!("the CAM methods hook the PyTorch module's `{layer}`");
     }
     if let Some(a) = report.head_agreement {
         println!(
