@@ -33,57 +33,45 @@ pub trait Real:
         -> Option<i32>;
 }
 
-impl Real for f32 {
-    fn unit_roundoff() -> f64 {
-        f64::from(f32::EPSILON) / 2.0
-    }
+/// `Real` for a float type: its unit roundoff and the BLAS/LAPACK routines of its precision.
+macro_rules! real {
+    ($t:ty, $gemm:ident, $gesv:ident) => {
+        impl Real for $t {
+            fn unit_roundoff() -> f64 {
+                f64::from(<$t>::EPSILON) / 2.0
+            }
 
-    fn blas_gemm(
-        blas: &Blas,
-        m: usize,
-        n: usize,
-        k: usize,
-        a: &[f32],
-        ta: bool,
-        b: &[f32],
-        tb: bool,
-        c: &mut [f32],
-        beta: f32,
-        alpha: f32,
-    ) {
-        blas.sgemm(m, n, k, a, ta, b, tb, c, beta, alpha)
-    }
+            fn blas_gemm(
+                blas: &Blas,
+                m: usize,
+                n: usize,
+                k: usize,
+                a: &[$t],
+                ta: bool,
+                b: &[$t],
+                tb: bool,
+                c: &mut [$t],
+                beta: $t,
+                alpha: $t,
+            ) {
+                blas.$gemm(m, n, k, a, ta, b, tb, c, beta, alpha)
+            }
 
-    fn blas_gesv(blas: &Blas, n: usize, nrhs: usize, a: &mut [f32], b: &mut [f32]) -> Option<i32> {
-        blas.sgesv(n, nrhs, a, b)
-    }
+            fn blas_gesv(
+                blas: &Blas,
+                n: usize,
+                nrhs: usize,
+                a: &mut [$t],
+                b: &mut [$t],
+            ) -> Option<i32> {
+                blas.$gesv(n, nrhs, a, b)
+            }
+        }
+    };
 }
 
-impl Real for f64 {
-    fn unit_roundoff() -> f64 {
-        f64::EPSILON / 2.0
-    }
-
-    fn blas_gemm(
-        blas: &Blas,
-        m: usize,
-        n: usize,
-        k: usize,
-        a: &[f64],
-        ta: bool,
-        b: &[f64],
-        tb: bool,
-        c: &mut [f64],
-        beta: f64,
-        alpha: f64,
-    ) {
-        blas.dgemm(m, n, k, a, ta, b, tb, c, beta, alpha)
-    }
-
-    fn blas_gesv(blas: &Blas, n: usize, nrhs: usize, a: &mut [f64], b: &mut [f64]) -> Option<i32> {
-        blas.dgesv(n, nrhs, a, b)
-    }
-}
+real!(f32, sgemm, sgesv);
+real!(f64, dgemm, dgesv);
 
 /// Converts an f64 constant to `T`.
 pub fn real<T: Real>(x: f64) -> T {
