@@ -356,12 +356,12 @@ fn accuracy_curves(head_dir: &Path, probe_dir: Option<&Path>) -> Result<Curves> 
     })
 }
 
-/// RV above its null along training (runs trained with `trace_rv`); the raw channels' level
-/// once, from the head's log.
+/// RV above its null along training (runs trained with `trace_rv`), over all channels and over
+/// those the decisions use; the raw channels' level once, from the head's log.
 fn rv_curves(head_dir: &Path, probe_dir: Option<&Path>) -> Result<Curves> {
     let mut curves = training_curves(head_dir, probe_dir, |v| {
         fields(v.get("rv"), |k| {
-            k == "maps" || k == "pooled" || k.starts_with("raw")
+            matches!(k, "maps" | "pooled" | "maps_used" | "pooled_used") || k.starts_with("raw")
         })
     })?;
     curves.retain(|(name, _)| !(name.starts_with("probe raw")));

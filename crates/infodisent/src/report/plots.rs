@@ -63,9 +63,15 @@ pub fn line_chart(
     x_desc: &str,
     series: &[(String, Vec<(f64, f64)>)],
 ) -> Result<()> {
+    // The legend sits above the curves, never over them: the canvas grows by a line a series
+    // and the y range leaves the legend's share of the plot free at the top.
+    let legend = 18.0 * series.len() as f64 + 12.0;
+    let height = 320 + 18 * series.len() as u32;
+    let plot = f64::from(height) - 100.0;
+    let headroom = legend / (plot - legend).max(1.0);
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (560, 320)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (560, height)).into_drawing_area();
         let err = plot_err(path);
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
         let points = series.iter().flat_map(|s| s.1.iter());
@@ -77,12 +83,13 @@ pub fn line_chart(
             (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
         }
         let pad = ((y1 - y0) * 0.05).max(1e-6);
+        let top = y1 + pad + (y1 - y0 + pad) * headroom;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(52)
-            .build_cartesian_2d(x0..x1.max(x0 + 1e-9), (y0 - pad)..(y1 + pad))
+            .build_cartesian_2d(x0..x1.max(x0 + 1e-9), (y0 - pad)..top)
             .map_err(|e| err(e.to_string()))?;
         chart
             .configure_mesh()
@@ -101,6 +108,7 @@ pub fn line_chart(
         }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
