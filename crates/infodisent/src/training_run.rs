@@ -1,5 +1,5 @@
 //! The skeleton every trainer runs in (the head's [`crate::train`], the decomposition's
-//! [`crate::mi::train`]): a run folder that refuses to be overwritten, its settings and cache link
+//! [`crate::mi::train`](mod@crate::mi::train)): a run folder that refuses to be overwritten, its settings and cache link
 //! written at the start, one epoch at a time with a line each in `metrics.jsonl`, checkpoints at
 //! most [`CHECKPOINT_EVERY`] apart, and random streams drawn from the seed and the epoch, so a
 //! killed run resumes to exactly what an unbroken one does without storing any RNG state.
