@@ -49,9 +49,9 @@ fn photos(root: &Path, n: usize) -> PathBuf {
 }
 
 /// `bench faithfulness --json` on `photos` with the peers `methods` and `extra` flags, heads
-/// fitted briefly: the report.
-fn compare(photos: &Path, methods: &str, extra: &[&str], out: &Path) -> Value {
-    let run = Command::new(env!("CARGO_BIN_EXE_infodisent"))
+/// fitted briefly: the finished process.
+fn run_bench(photos: &Path, methods: &str, extra: &[&str], out: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_infodisent"))
         .args(["--json", "bench", "faithfulness", "--photos"])
         .arg(photos)
         .arg("--python")
@@ -63,7 +63,12 @@ fn compare(photos: &Path, methods: &str, extra: &[&str], out: &Path) -> Value {
         .args(["--val-fraction", "0", "--min-steps", "20", "--out"])
         .arg(out)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// [`run_bench`], which must succeed: its report.
+fn compare(photos: &Path, methods: &str, extra: &[&str], out: &Path) -> Value {
+    let run = run_bench(photos, methods, extra, out);
     assert!(
         run.status.success(),
         "{}",
@@ -163,25 +168,19 @@ fn a_users_own_pytorch_module_is_explained_at_the_layer_infodisent_reads() {
     assert_eq!(report["torch_layer"], "layer4", "{report}");
     assert_cam_is_grad_cam(&report);
     // A layer that does not output the feature map is refused with what it outputs.
-    let run = Command::new(env!("CARGO_BIN_EXE_infodisent"))
-        .args(["bench", "faithfulness", "--photos"])
-        .arg(&photos)
-        .arg("--python")
-        .arg(python())
-        .args(["--methods", "grad-cam", "--seeds", "1", "--steps", "8"])
-        .args(["--model", zoo.to_str().unwrap(), "--torch-module", &spec])
-        .args([
+    let run = run_bench(
+        &photos,
+        "grad-cam",
+        &[
+            "--model",
+            zoo.to_str().unwrap(),
+            "--torch-module",
+            &spec,
             "--torch-layer",
             "layer3",
-            "--val-fraction",
-            "0",
-            "--min-steps",
-            "20",
-        ])
-        .arg("--out")
-        .arg(tmp.path().join("out-layer3"))
-        .output()
-        .unwrap();
+        ],
+        &tmp.path().join("out-layer3"),
+    );
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(
         !run.status.success() && stderr.contains("layer3") && stderr.contains("[1, 256, 14, 14]"),

@@ -367,7 +367,6 @@ pub fn train(
         &reference_bank(&trainer.net, cache, cfg)?,
         None,
     )?;
-    checkpoint::write_log(&out.join(runs::METRICS_LOG), &metrics)?;
     Ok(MiSummary {
         out_dir: out.to_path_buf(),
         epochs: trainer.state.epoch,
