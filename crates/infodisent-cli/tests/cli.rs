@@ -423,4 +423,22 @@ fn extract_recognises_cub_and_names_a_malformed_file_and_line() {
         err.contains("image_class_labels.txt") && err.contains("line 2"),
         "{err}"
     );
+    std::fs::write(&labels, "1 1\n2 1\n3 2\n4 2\n").unwrap();
+    // A part location off its 80×60 image is refused at its line, before anything is written.
+    let locs = std::path::Path::new(data).join("CUB_200_2011/parts/part_locs.txt");
+    std::fs::write(&locs, "1 1 12.0 22.0 1\n3 2 5.0 70.0 1\n").unwrap();
+    let out = infodisent(&[
+        "extract",
+        "--data",
+        data,
+        "--cache",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("part_locs.txt: line 2") && err.contains("outside"),
+        "{err}"
+    );
+    assert!(!other.exists(), "a refused dataset leaves no cache behind");
 }

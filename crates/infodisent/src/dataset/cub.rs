@@ -3,25 +3,46 @@
 //! official split; `bounding_boxes.txt` (`x y width height`) and `parts/part_locs.txt` (the 15
 //! parts of `parts/parts.txt`, invisible ones left out) become each sample's [`Annotation`].
 //! The folder may be the one holding these files or its parent (the tarball's `CUB_200_2011/`).
+//! A folder with `images.txt` and `images/` is read as CUB, so a missing label or split file is
+//! named rather than the folder falling back to an ImageFolder of `images/` and `parts/`. Every
+//! listed image must exist, and every box and part location must lie inside its image: an
+//! annotation file from a resized or other copy is refused at its line, before anything is written.
 
-use super::table::Table;
+use super::table::{line_error, Table};
 use super::{Annotation, Dataset, Layout, PartPoint, Sample};
 use crate::error::{Error, Result};
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// The files whose presence marks a CUB folder.
-const MARKERS: [&str; 3] = [
-    "images.txt",
-    "image_class_labels.txt",
-    "train_test_split.txt",
+/// The files a CUB folder must hold besides `images.txt`, and what each gives.
+const REQUIRED: [(&str, &str); 3] = [
+    ("image_class_labels.txt", "each image's class"),
+    ("train_test_split.txt", "the official train/test split"),
+    ("classes.txt", "the class names"),
 ];
 
-/// The folder holding CUB's files: `root` itself or its `CUB_200_2011/`.
+/// How far (pixels) a box or part location may reach past its image's edge: annotators click
+/// on the last pixel row and boxes are rounded outwards.
+const EDGE_TOLERANCE: f64 = 1.0;
+
+/// The folder holding CUB's files: `root` itself or its `CUB_200_2011/`, marked by
+/// `images.txt` beside `images/`.
 pub fn find_root(root: &Path) -> Option<PathBuf> {
     [root.to_path_buf(), root.join("CUB_200_2011")]
         .into_iter()
-        .find(|dir| MARKERS.iter().all(|m| dir.join(m).is_file()))
+        .find(|dir| dir.join("images.txt").is_file() && dir.join("images").is_dir())
+}
+
+/// Refuses a CUB folder that lacks one of its [`REQUIRED`] files, naming it.
+fn require_files(dir: &Path) -> Result<()> {
+    match REQUIRED.iter().find(|(file, _)| !dir.join(file).is_file()) {
+        Some((file, gives)) => Err(Error::input(
+            dir.join(file),
+            format!("missing from this CUB-200-2011 folder: it gives {gives}"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Maps a 1-based id column to the row it came from, refusing repeats.
@@ -58,9 +79,10 @@ pub fn open(root: &Path) -> Result<Dataset> {
     let dir = find_root(root).ok_or_else(|| {
         Error::input(
             root,
-            format!("not a CUB-200-2011 folder: {} missing", MARKERS.join(", ")),
+            "not a CUB-200-2011 folder: no images.txt beside images/ here or in CUB_200_2011/",
         )
     })?;
+    require_files(&dir)?;
     let images = Table::read(&dir.join("images.txt"), 2)?;
     let ids = by_id(&images, "image id")?;
     let labels = Table::read(&dir.join("image_class_labels.txt"), 2)?;
@@ -69,11 +91,13 @@ pub fn open(root: &Path) -> Result<Dataset> {
     let is_train = column::<u8>(&split, &ids, 1, "is_training_image")?;
     let classes = class_names(&dir.join("classes.txt"), &label)?;
     let mut annotations = vec![Annotation::default(); ids.len()];
+    let mut sources = vec![Sources::default(); ids.len()];
     let boxes_file = dir.join("bounding_boxes.txt");
     if boxes_file.is_file() {
-        read_boxes(&boxes_file, &ids, &mut annotations)?;
+        read_boxes(&boxes_file, &ids, &mut annotations, &mut sources)?;
     }
-    let part_names = read_parts(&dir, &ids, &mut annotations)?;
+    let part_names = read_parts(&dir, &ids, &mut annotations, &mut sources)?;
+    check_files_and_extents(&dir, &images, &annotations, &sources, &part_names)?;
     let mut train = Vec::new();
     let mut test = Vec::new();
     for (i, (row, annotation)) in images.rows().zip(annotations).enumerate() {
@@ -152,8 +176,21 @@ fn class_names(path: &Path, labels: &[Option<usize>]) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// Where in the annotation files an image's boxes and part locations were read: their line
+/// numbers, in the order of its [`Annotation`]'s lists.
+#[derive(Clone, Default)]
+struct Sources {
+    boxes: Vec<usize>,
+    parts: Vec<usize>,
+}
+
 /// Reads `bounding_boxes.txt` (`id x y width height`) into the annotations.
-fn read_boxes(path: &Path, ids: &HashMap<u32, usize>, out: &mut [Annotation]) -> Result<()> {
+fn read_boxes(
+    path: &Path,
+    ids: &HashMap<u32, usize>,
+    out: &mut [Annotation],
+    lines: &mut [Sources],
+) -> Result<()> {
     let table = Table::read(path, 5)?;
     for row in table.rows() {
         let id: u32 = row.get(0, "image id")?;
@@ -168,6 +205,7 @@ fn read_boxes(path: &Path, ids: &HashMap<u32, usize>, out: &mut [Annotation]) ->
         out[i]
             .boxes
             .push(crate::annotation::pixel_box(x, y, x + w, y + h));
+        lines[i].boxes.push(row.line());
     }
     Ok(())
 }
@@ -178,6 +216,7 @@ fn read_parts(
     dir: &Path,
     ids: &HashMap<u32, usize>,
     out: &mut [Annotation],
+    lines: &mut [Sources],
 ) -> Result<Vec<String>> {
     let (names_file, locs_file) = (dir.join("parts/parts.txt"), dir.join("parts/part_locs.txt"));
     if !names_file.is_file() || !locs_file.is_file() {
@@ -210,9 +249,77 @@ fn read_parts(
                 x: row.get(2, "x")?,
                 y: row.get(3, "y")?,
             });
+            lines[i].parts.push(row.line());
         }
     }
     Ok(names)
+}
+
+/// Refuses a listed image that is not there, and a box or part location outside its image
+/// (sizes read from the image headers, in parallel: CUB's 11,788 take about a second).
+fn check_files_and_extents(
+    dir: &Path,
+    images: &Table,
+    annotations: &[Annotation],
+    sources: &[Sources],
+    part_names: &[String],
+) -> Result<()> {
+    let rows: Vec<_> = images.rows().collect();
+    rows.par_iter()
+        .zip(annotations)
+        .zip(sources)
+        .try_for_each(|((row, annotation), lines)| {
+            let path = dir.join("images").join(row.text(1));
+            if !path.is_file() {
+                return Err(row.error(format!("{} does not exist", path.display())));
+            }
+            if annotation.boxes.is_empty() && annotation.parts.is_empty() {
+                return Ok(());
+            }
+            // An unreadable header is the extraction's to report (or skip, with --skip-bad).
+            let Ok((w, h)) = image::image_dimensions(&path) else {
+                return Ok(());
+            };
+            let (w, h) = (f64::from(w) + EDGE_TOLERANCE, f64::from(h) + EDGE_TOLERANCE);
+            let outside = |x: f64, y: f64| {
+                !(-EDGE_TOLERANCE..=w).contains(&x) || !(-EDGE_TOLERANCE..=h).contains(&y)
+            };
+            let size = format!(
+                "outside its {}×{} image {}",
+                w - EDGE_TOLERANCE,
+                h - EDGE_TOLERANCE,
+                row.text(1)
+            );
+            for (b, &line) in annotation.boxes.iter().zip(&lines.boxes) {
+                if outside(f64::from(b[2]), f64::from(b[3])) {
+                    let file = dir.join("bounding_boxes.txt");
+                    return Err(line_error(
+                        &file,
+                        line,
+                        format!("the box {b:?} of image id {} is {size}", row.text(0)),
+                    ));
+                }
+            }
+            for (p, &line) in annotation.parts.iter().zip(&lines.parts) {
+                if outside(f64::from(p.x), f64::from(p.y)) {
+                    let file = dir.join("parts/part_locs.txt");
+                    let name = part_names
+                        .get(usize::from(p.part))
+                        .map_or("?", String::as_str);
+                    return Err(line_error(
+                        &file,
+                        line,
+                        format!(
+                            "part `{name}` of image id {} at ({}, {}) is {size}",
+                            row.text(0),
+                            p.x,
+                            p.y
+                        ),
+                    ));
+                }
+            }
+            Ok(())
+        })
 }
 
 #[cfg(test)]
@@ -220,7 +327,7 @@ mod tests {
     use super::*;
     use crate::dataset::{Dataset, OpenOptions};
 
-    /// A CUB folder of four images, two classes, the first image with a box and two parts.
+    /// A CUB folder of four 80×60 images, two classes, the first image with a box and two parts.
     fn tiny_cub(dir: &Path) {
         let files = [
             ("classes.txt", "1 001.Albatross\n2 002.Auklet\n"),
@@ -231,9 +338,19 @@ mod tests {
             ("parts/parts.txt", "1 beak\n2 left eye\n"),
             ("parts/part_locs.txt", "1 1 12.0 22.0 1\n1 2 0.0 0.0 0\n3 2 5.0 6.0 1\n"),
         ];
+        let cub = dir.join("CUB_200_2011");
         for (name, text) in files {
-            crate::fsutil::write_atomic(dir.join("CUB_200_2011").join(name), text.as_bytes())
-                .unwrap();
+            crate::fsutil::write_atomic(cub.join(name), text.as_bytes()).unwrap();
+        }
+        for name in [
+            "001.Albatross/a1",
+            "001.Albatross/a2",
+            "002.Auklet/b1",
+            "002.Auklet/b2",
+        ] {
+            let path = cub.join("images").join(format!("{name}.jpg"));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            image::RgbImage::new(80, 60).save(&path).unwrap();
         }
     }
 
@@ -299,5 +416,56 @@ mod tests {
         std::fs::write(cub.join("parts/part_locs.txt"), "1 9 1.0 1.0 1\n").unwrap();
         let e = open();
         assert!(e.contains("part_locs.txt") && e.contains("part 9"), "{e}");
+    }
+
+    #[test]
+    fn a_truncated_list_a_missing_file_and_a_part_off_its_image_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        tiny_cub(dir.path());
+        let cub = dir.path().join("CUB_200_2011");
+        let open = || open(dir.path()).unwrap_err().to_string();
+        let images = std::fs::read_to_string(cub.join("images.txt")).unwrap();
+        // Cut inside its last line, the list names an image that is not there; cut before it,
+        // the labels name an image the list lacks.
+        std::fs::write(cub.join("images.txt"), &images[..images.len() - 8]).unwrap();
+        let e = open();
+        assert!(
+            e.contains("images.txt: line 4") && e.contains("does not exist"),
+            "{e}"
+        );
+        std::fs::write(
+            cub.join("images.txt"),
+            images.lines().take(3).collect::<Vec<_>>().join("\n"),
+        )
+        .unwrap();
+        let e = open();
+        assert!(
+            e.contains("image_class_labels.txt: line 4")
+                && e.contains("image id 4 is not in images.txt"),
+            "{e}"
+        );
+        std::fs::write(cub.join("images.txt"), &images).unwrap();
+        // The part lies right of the 80-pixel-wide image: refused at its line.
+        std::fs::write(
+            cub.join("parts/part_locs.txt"),
+            "1 1 12.0 22.0 1\n3 2 95.0 6.0 1\n",
+        )
+        .unwrap();
+        let e = open();
+        assert!(
+            e.contains("part_locs.txt: line 2")
+                && e.contains("left eye")
+                && e.contains("outside its 80×60 image"),
+            "{e}"
+        );
+        std::fs::write(cub.join("parts/part_locs.txt"), "1 1 12.0 22.0 1\n").unwrap();
+        // Without its split file the folder is still CUB, and the file is named.
+        std::fs::remove_file(cub.join("train_test_split.txt")).unwrap();
+        assert_eq!(crate::dataset::layout::detect(dir.path()), Layout::Cub);
+        let e = open();
+        assert!(
+            e.contains("train_test_split.txt") && e.contains("official train/test split"),
+            "{e}"
+        );
     }
 }

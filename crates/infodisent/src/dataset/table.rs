@@ -83,6 +83,11 @@ impl Row<'_> {
             .map_err(|_| self.error(format!("{what} `{}` is not a valid number", self.fields[i])))
     }
 
+    /// The line's number in its file (1-based).
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
     /// An error about this line.
     pub fn error(&self, msg: impl std::fmt::Display) -> Error {
         line_error(self.path, self.line, msg)
