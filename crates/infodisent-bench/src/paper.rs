@@ -12,7 +12,7 @@ use infodisent::dataset::{Dataset, Layout, OpenOptions};
 use infodisent::error::{Error, Result};
 use infodisent::extract::{extract, ExtractOptions};
 use infodisent::head::TrainedHead;
-use infodisent::metrics::keypoints::{keypoint_purity, PIPNET_K};
+use infodisent::metrics::keypoints::{keypoint_purity, CellRule, PIPNET_K};
 use infodisent::metrics::MetricsOptions;
 use infodisent::train::TrainConfig;
 use serde::{Deserialize, Serialize};
@@ -62,7 +62,7 @@ pub struct PaperRow {
     pub train_images: usize,
     /// Images in the measured split.
     pub test_images: usize,
-    /// Measured heads: the original classifier (when it fits), the probes, the dense paper
+    /// Measured heads: the original classifier (when it fits), the linear probe, the dense paper
     /// head and the default recipe.
     pub heads: Vec<AblationRow>,
     /// What the paper reports for this dataset and backbone, when it does.
@@ -162,12 +162,14 @@ pub fn published(layout: Layout, model: &str) -> Option<PaperFigures> {
         })
 }
 
-/// The two InfoDisent rows of the ablation grid the paper table shows: its dense head and the
-/// default recipe.
+/// The rows the paper's table shows: the linear probe on average-pooled features (the
+/// baseline a frozen backbone gives), the paper's dense head and the default recipe.
 fn paper_variants(base: &TrainConfig) -> Result<Vec<Variant>> {
     let grid = ablate::standard_grid(base);
     let default = grid.last().map(|v| v.folder.clone()).unwrap_or_default();
-    ablate::select(grid, &["recipe".to_owned(), default])
+    let mut rows: Vec<Variant> = ablate::standard_probes(base).into_iter().take(1).collect();
+    rows.extend(ablate::select(grid, &["recipe".to_owned(), default])?);
+    Ok(rows)
 }
 
 /// A file-system-safe folder name for a model (its file stem, or the built-in name).
@@ -196,7 +198,7 @@ fn original_row(cache: &FeatureCache, opts: &MetricsOptions) -> Result<Option<Ab
     let folder = cache.dir().to_path_buf();
     let measured = AblationRow::of_linear(cache, &baseline.classifier, name, folder, opts)?;
     let model = TrainedHead::Linear(baseline.classifier);
-    let purity = keypoint_purity(cache, &model, 5, PIPNET_K, 0.0)?;
+    let purity = keypoint_purity(cache, &model, 5, PIPNET_K, CellRule::PointInCell)?;
     Ok(Some(AblationRow {
         part_purity: purity.map(|p| p.purity),
         ..measured
@@ -229,14 +231,7 @@ pub fn run(req: &PaperRequest) -> Result<Vec<PaperRow>> {
             split: cache.evaluation_split()?,
             ..MetricsOptions::default()
         };
-        let report = ablate::run(
-            &cache,
-            &req.base,
-            &variants,
-            &dir.join("heads"),
-            &measure,
-            None,
-        )?;
+        let report = ablate::run(&cache, &variants, &dir.join("heads"), &measure, None)?;
         let mut heads: Vec<AblationRow> = original_row(&cache, &measure)?.into_iter().collect();
         heads.extend(report.rows);
         rows.push(PaperRow {

@@ -38,12 +38,7 @@ pub fn bench_parts(
         split: "test".into(),
         ..MetricsOptions::default()
     };
-    ablate::run(
-        &cache,
-        base,
-        variants,
-        &out.join("ablation"),
-        &measure,
-        Some(&truth),
-    )
+    let mut rows = ablate::standard_probes(base);
+    rows.extend_from_slice(variants);
+    ablate::run(&cache, &rows, &out.join("ablation"), &measure, Some(&truth))
 }

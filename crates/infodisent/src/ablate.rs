@@ -11,7 +11,7 @@ use crate::checkpoint;
 use crate::classifier::Pooling;
 use crate::error::{Error, Result};
 use crate::head::{Classifies, HeadKind, Loss, Parametrization, TrainedHead};
-use crate::metrics::keypoints::{keypoint_purity, PIPNET_K};
+use crate::metrics::keypoints::{keypoint_purity, CellRule, PIPNET_K};
 use crate::metrics::parts::{parts_score, PartsOptions, PartsScore};
 use crate::metrics::{cache_metrics, head_metrics, MetricsOptions};
 use crate::runs;
@@ -205,99 +205,148 @@ fn train_or_reuse_timed(cache: &FeatureCache, config: &TrainConfig, dir: &Path) 
     Ok(log.iter().map(|m| m.seconds).sum())
 }
 
-/// Trains the linear probe and every variant into `out`, then measures each on `opts.split`;
-/// with `parts` (the cache's dataset is a parts benchmark) purity and correctness too.
+/// The three linear probes a grid is measured against, on `base`'s schedule: on
+/// average-pooled features (signed, then W ≥ 0) and on max-pooled ones.
+pub fn standard_probes(base: &TrainConfig) -> Vec<Variant> {
+    let mut plain = base.clone().with_kind(HeadKind::LinearProbe);
+    plain.head.nonnegative = false;
+    let probe = |name: &str, folder: &str, change: &dyn Fn(&mut TrainConfig)| {
+        let mut config = plain.clone();
+        change(&mut config);
+        Variant {
+            name: name.to_owned(),
+            folder: folder.to_owned(),
+            config,
+        }
+    };
+    vec![
+        probe("linear probe (average-pooled)", "linear-probe", &|_| {}),
+        probe(
+            "linear probe, W ≥ 0 (average-pooled)",
+            "linear-probe-nonnegative",
+            &|c| c.head.nonnegative = true,
+        ),
+        probe("linear probe (max-pooled)", "linear-probe-max", &|c| {
+            c.head.pooling = Pooling::Max
+        }),
+    ]
+}
+
+/// What every row is measured with besides the metrics: the parts benchmark's ground truth
+/// (purity and correctness) when the cache is one.
+struct Marks<'a> {
+    cache: &'a FeatureCache,
+    parts: Option<&'a PartsTruth>,
+    parts_opts: PartsOptions,
+}
+
+impl Marks<'_> {
+    fn score(&self, model: &TrainedHead) -> Result<Option<PartsScore>> {
+        self.parts
+            .map(|truth| parts_score(self.cache, model, truth, &self.parts_opts))
+            .transpose()
+    }
+
+    fn part_purity(&self, model: &TrainedHead) -> Result<Option<f64>> {
+        let per_class = self.parts_opts.channels_per_class;
+        let measured = keypoint_purity(
+            self.cache,
+            model,
+            per_class,
+            PIPNET_K,
+            CellRule::PointInCell,
+        )?;
+        Ok(measured.map(|p| p.purity))
+    }
+}
+
+/// Trains every row (a probe, or an InfoDisent recipe) into its folder under `out`, then
+/// measures each on `opts.split`; with `parts` (the cache's dataset is a parts benchmark)
+/// purity and correctness too.
 pub fn run(
     cache: &FeatureCache,
-    base: &TrainConfig,
-    variants: &[Variant],
+    rows: &[Variant],
     out: &Path,
     opts: &MetricsOptions,
     parts: Option<&PartsTruth>,
 ) -> Result<AblationReport> {
-    let parts_opts = PartsOptions {
-        split: opts.split.clone(),
-        ..PartsOptions::default()
+    let marks = Marks {
+        cache,
+        parts,
+        parts_opts: PartsOptions {
+            split: opts.split.clone(),
+            ..PartsOptions::default()
+        },
     };
-    let score = |model: &TrainedHead| -> Result<Option<PartsScore>> {
-        parts
-            .map(|truth| parts_score(cache, model, truth, &parts_opts))
-            .transpose()
-    };
-    let part_purity = |model: &TrainedHead| -> Result<Option<f64>> {
-        let measured = keypoint_purity(cache, model, parts_opts.channels_per_class, PIPNET_K, 0.0)?;
-        Ok(measured.map(|p| p.purity))
-    };
-    let mut probe_config = base.clone().with_kind(HeadKind::LinearProbe);
-    // The first probe is the plain one; the others each change one thing.
-    probe_config.head.nonnegative = false;
-    let mut nonnegative_config = probe_config.clone();
-    nonnegative_config.head.nonnegative = true;
-    let mut max_config = probe_config.clone();
-    max_config.head.pooling = Pooling::Max;
-    let probes = [
-        (
-            "linear probe (average-pooled)",
-            "linear-probe",
-            probe_config,
-        ),
-        (
-            "linear probe, W ≥ 0 (average-pooled)",
-            "linear-probe-nonnegative",
-            nonnegative_config,
-        ),
-        ("linear probe (max-pooled)", "linear-probe-max", max_config),
-    ];
-    let mut rows = Vec::with_capacity(variants.len() + probes.len());
-    for (name, folder, config) in &probes {
-        let dir = out.join(folder);
-        let seconds = train_or_reuse_timed(cache, config, &dir)?;
-        let probe = TrainedHead::Linear(runs::load_probe(&dir)?);
-        let measured = AblationRow::of_linear(cache, &probe, (*name).to_owned(), dir, opts)?;
-        let TrainedHead::Linear(linear) = &probe else {
-            unreachable!("a probe is linear")
-        };
-        let weights = &linear.weight;
-        rows.push(AblationRow {
-            zero_share: Some(
-                weights.iter().filter(|&&w| w == 0.0).count() as f64 / weights.len() as f64,
-            )
-            .filter(|_| weights.iter().all(|&w| w >= 0.0)),
-            parts: score(&probe)?,
-            part_purity: part_purity(&probe)?,
-            train_seconds: seconds,
-            ..measured
-        });
-    }
-    let mut images = 0;
-    for v in variants {
-        let dir = out.join(&v.folder);
-        let seconds = train_or_reuse_timed(cache, &v.config, &dir)?;
-        let head = runs::load_head(&dir)?;
-        let m = cache_metrics(cache, &head, None, None, opts)?;
-        images = m.images;
-        let head = TrainedHead::InfoDisent(head);
-        rows.push(AblationRow {
-            name: v.name.clone(),
-            folder: dir,
-            top1: m.accuracy,
-            channels_paper: m.channels_for_95.paper.mean,
-            paper_undefined: m.channels_for_95.paper_undefined,
-            channels_strict: m.channels_for_95.strict.mean,
-            rv_excess: m.rv.maps.infodisent.excess(),
-            rv: Some(m.rv.of_head(true)),
-            zero_share: Some(m.weights.zero_share),
-            rotation_from_identity: Some(m.weights.rotation_from_identity),
-            parts: score(&head)?,
-            part_purity: part_purity(&head)?,
-            pointing: m.pointing.first().map(|p| p.accuracy),
-            train_seconds: seconds,
-        });
-    }
+    let measured = rows
+        .iter()
+        .map(|v| {
+            let dir = out.join(&v.folder);
+            let seconds = train_or_reuse_timed(cache, &v.config, &dir)?;
+            let row = if v.config.head.kind == HeadKind::LinearProbe {
+                probe_row(&marks, v, dir, opts)?
+            } else {
+                head_row(&marks, v, dir, opts)?
+            };
+            Ok(AblationRow {
+                train_seconds: seconds,
+                ..row
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(AblationReport {
         split: opts.split.clone(),
-        images,
-        rows,
+        images: cache.split(&opts.split)?.num_items,
+        rows: measured,
+    })
+}
+
+/// A trained probe's row.
+fn probe_row(
+    marks: &Marks,
+    v: &Variant,
+    dir: PathBuf,
+    opts: &MetricsOptions,
+) -> Result<AblationRow> {
+    let linear = runs::load_probe(&dir)?;
+    let measured = AblationRow::of_linear(marks.cache, &linear, v.name.clone(), dir, opts)?;
+    let weights = &linear.weight;
+    let nonnegative = weights.iter().all(|&w| w >= 0.0);
+    let zeros = weights.iter().filter(|&&w| w == 0.0).count() as f64 / weights.len() as f64;
+    let probe = TrainedHead::Linear(linear);
+    Ok(AblationRow {
+        zero_share: nonnegative.then_some(zeros),
+        parts: marks.score(&probe)?,
+        part_purity: marks.part_purity(&probe)?,
+        ..measured
+    })
+}
+
+/// A trained InfoDisent head's row.
+fn head_row(
+    marks: &Marks,
+    v: &Variant,
+    dir: PathBuf,
+    opts: &MetricsOptions,
+) -> Result<AblationRow> {
+    let head = runs::load_head(&dir)?;
+    let m = cache_metrics(marks.cache, &head, None, None, opts)?;
+    let head = TrainedHead::InfoDisent(head);
+    Ok(AblationRow {
+        name: v.name.clone(),
+        folder: dir,
+        top1: m.accuracy,
+        channels_paper: m.channels_for_95.paper.mean,
+        paper_undefined: m.channels_for_95.paper_undefined,
+        channels_strict: m.channels_for_95.strict.mean,
+        rv_excess: m.rv.maps.infodisent.excess(),
+        rv: Some(m.rv.of_head(true)),
+        zero_share: Some(m.weights.zero_share),
+        rotation_from_identity: Some(m.weights.rotation_from_identity),
+        parts: marks.score(&head)?,
+        part_purity: marks.part_purity(&head)?,
+        pointing: m.pointing.first().map(|p| p.accuracy),
+        train_seconds: 0.0,
     })
 }
 

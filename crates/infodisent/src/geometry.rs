@@ -157,6 +157,22 @@ pub fn boxes_overlap(a: &PixelBox, b: &PixelBox) -> bool {
     a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]
 }
 
+/// Of `boxes`, the one covering most of box `b` (ties to the later), or `None` when `b`
+/// touches none: how a cell is matched to the part it lands on.
+pub fn covering_most<T>(b: &PixelBox, boxes: impl IntoIterator<Item = (T, PixelBox)>) -> Option<T> {
+    let area = |p: &PixelBox| {
+        let w = b[2].min(p[2]).saturating_sub(b[0].max(p[0]));
+        let h = b[3].min(p[3]).saturating_sub(b[1].max(p[1]));
+        w * h
+    };
+    boxes
+        .into_iter()
+        .map(|(t, p)| (area(&p), t))
+        .filter(|(a, _)| *a > 0)
+        .max_by_key(|(a, _)| *a)
+        .map(|(_, t)| t)
+}
+
 /// Whether point `(x, y)` lies within `tolerance` pixels of box `b`.
 pub fn point_near_box(x: f64, y: f64, b: &PixelBox, tolerance: f64) -> bool {
     let dx = (f64::from(b[0]) - x).max(x - f64::from(b[2])).max(0.0);

@@ -4,7 +4,7 @@
 
 mod train_common;
 
-use infodisent::ablate::{run, select, standard_grid};
+use infodisent::ablate::{run, select, standard_grid, standard_probes};
 use infodisent::metrics::MetricsOptions;
 use infodisent::train::TrainConfig;
 use train_common::write_cache;
@@ -30,7 +30,8 @@ fn every_recipe_gets_one_measured_row_and_reruns_reuse_the_heads() {
         ..MetricsOptions::default()
     };
     let out = dir.path().join("ablation");
-    let report = run(&cache, &base, &grid, &out, &opts, None).unwrap();
+    let rows = [standard_probes(&base), grid.clone()].concat();
+    let report = run(&cache, &rows, &out, &opts, None).unwrap();
     assert_eq!(
         report.rows.len(),
         grid.len() + 3,
@@ -81,7 +82,7 @@ fn every_recipe_gets_one_measured_row_and_reruns_reuse_the_heads() {
 
     // A second run trains nothing: same rows, same logs.
     let log = std::fs::read(out.join("recipe").join("metrics.jsonl")).unwrap();
-    let again = run(&cache, &base, &grid, &out, &opts, None).unwrap();
+    let again = run(&cache, &rows, &out, &opts, None).unwrap();
     assert_eq!(again, report);
     assert_eq!(
         std::fs::read(out.join("recipe").join("metrics.jsonl")).unwrap(),
@@ -91,7 +92,8 @@ fn every_recipe_gets_one_measured_row_and_reruns_reuse_the_heads() {
     // Other settings in the same folder are refused, not silently reused.
     let mut other = base.clone();
     other.epochs = Some(4);
-    let err = run(&cache, &other, &standard_grid(&other), &out, &opts, None)
+    let others = [standard_probes(&other), standard_grid(&other)].concat();
+    let err = run(&cache, &others, &out, &opts, None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("other settings"), "{err}");
@@ -101,7 +103,8 @@ fn every_recipe_gets_one_measured_row_and_reruns_reuse_the_heads() {
     let picked = select(standard_grid(&base), &only).unwrap();
     let folders: Vec<&str> = picked.iter().map(|v| v.folder.as_str()).collect();
     assert_eq!(folders, ["recipe", "keep-top-5-sigmoid"]);
-    let again = run(&cache, &base, &picked, &out, &opts, None).unwrap();
+    let picked = [standard_probes(&base), picked].concat();
+    let again = run(&cache, &picked, &out, &opts, None).unwrap();
     assert_eq!(again.rows.len(), 5, "three probes and the two rows");
     assert_eq!(&again.rows[4], by_folder("keep-top-5-sigmoid"));
     let err = select(standard_grid(&base), &["defualt".to_string()])

@@ -1,7 +1,9 @@
 //! `infodisent ablate`: one table of training recipes measured the same way on one cache.
 
 use super::Global;
-use infodisent::ablate::{format_report, run as run_ablation, select, standard_grid, Variant};
+use infodisent::ablate::{
+    format_report, run as run_ablation, select, standard_grid, standard_probes, Variant,
+};
 use infodisent::cache::FeatureCache;
 use infodisent::metrics::MetricsOptions;
 use infodisent::synth::parts::PartsTruth;
@@ -64,13 +66,14 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         rv_images: args.rv_images,
         ..MetricsOptions::default()
     };
-    let grid = args.rows.grid(&base)?;
+    let mut rows = standard_probes(&base);
+    rows.extend(args.rows.grid(&base)?);
     // A parts-benchmark dataset carries its ground truth: purity and correctness come with it.
     let parts = match cache.data_root() {
         Some(root) => PartsTruth::find(root)?,
         None => None,
     };
-    let report = run_ablation(&cache, &base, &grid, &args.out, &opts, parts.as_ref())?;
+    let report = run_ablation(&cache, &rows, &args.out, &opts, parts.as_ref())?;
     infodisent::fsutil::write_json_atomic(args.out.join("ablation.json"), &report)?;
     if global.json {
         return super::print_json(&report);

@@ -1,29 +1,37 @@
 //! Prototype purity on a dataset's annotated part locations (CUB-200-2011's 15 parts), as
 //! PIP-Net measures it: for each channel an explanation leans on (each class's largest
-//! gauge-fixed weights), take its `k` top training images; in each, a visible part is present
-//! when its location lies inside the channel's extreme cell, mapped to original-image pixels.
-//! A part's purity is the share of the images showing it in which it is present; the channel's
-//! purity is that of its purest part (ties to the part present more often). Parts named
-//! `left X` and `right X` are one part `X`, present when either is, as PIP-Net merges them.
-//!
-//! A location is a point; a part has extent. PIP-Net's rule (`radius` 0) asks for the point in
-//! the cell, so a cell on the edge of a wing holds no wing. A `radius` grows the cell by that
-//! many pixels on every side: a part of side `2 · radius` around its location then counts
-//! wherever the cell overlaps it, which is how the parts benchmark, whose parts are boxes,
-//! counts them.
+//! gauge-fixed weights), take its `k` top training images; in each, the [`CellRule`] says which
+//! visible parts the channel's extreme cell (mapped to original-image pixels) holds. A part's
+//! purity is the share of the images showing it in which the cell holds it; the channel's
+//! purity is that of its purest part (ties to the part held more often). Parts named `left X`
+//! and `right X` are one part `X`, held when either is, as PIP-Net merges them.
 
+use crate::annotation::pixel_box;
 use crate::cache::{FeatureCache, Item};
 use crate::error::{Error, Result};
 use crate::explain::prototypes::find_prototypes;
 use crate::explain::ImageGeometry;
+use crate::geometry::{covering_most, PixelBox};
 use crate::head::params::top_weighted;
 use crate::head::{Classifies, TrainedHead};
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// PIP-Net's number of top images per prototype.
 pub const PIPNET_K: usize = 10;
+
+/// Which annotated parts a prototype's cell holds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CellRule {
+    /// PIP-Net's: every part whose location lies inside the cell. A location is a point and a
+    /// part has extent, so a cell on the edge of a wing holds no wing, and a cell may hold two.
+    PointInCell,
+    /// Each location stands for a square part of this half-side (pixels) around it; the cell
+    /// holds the one covering most of it, as the parts benchmark matches cells to its boxes.
+    Covering(f64),
+}
 
 /// Purity of one channel on the annotated parts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,8 +58,8 @@ pub struct KeypointPurity {
     pub k: usize,
     /// Channels taken from each class.
     pub channels_per_class: usize,
-    /// Pixels the cell is grown by before asking whether it holds a location (0: PIP-Net).
-    pub radius: f64,
+    /// How a cell is matched to the parts.
+    pub rule: CellRule,
     /// Every measured channel.
     pub channels: Vec<KeypointChannel>,
 }
@@ -72,19 +80,35 @@ struct Presence(BTreeMap<String, (usize, usize)>);
 
 impl Presence {
     /// Records one top image: the merged parts it shows, and which the cell `b` holds.
-    fn add(&mut self, item: &Item, names: &[String], b: &crate::geometry::PixelBox, radius: f64) {
+    fn add(&mut self, item: &Item, names: &[String], b: &PixelBox, rule: CellRule) {
         let Some(ann) = &item.annotation else { return };
-        let mut seen: BTreeMap<String, bool> = BTreeMap::new();
-        for p in &ann.parts {
-            let Some(name) = names.get(usize::from(p.part)) else {
-                continue;
-            };
-            let (x, y) = (f64::from(p.x), f64::from(p.y));
-            let inside = (f64::from(b[0]) - radius..=f64::from(b[2]) + radius).contains(&x)
-                && (f64::from(b[1]) - radius..=f64::from(b[3]) + radius).contains(&y);
-            *seen.entry(merged(name)).or_default() |= inside;
-        }
-        for (part, inside) in seen {
+        let named = || {
+            ann.parts
+                .iter()
+                .filter_map(|p| Some((merged(names.get(usize::from(p.part))?), p)))
+        };
+        let held: Vec<String> = match rule {
+            CellRule::PointInCell => named()
+                .filter(|(_, p)| {
+                    let (x, y) = (f64::from(p.x), f64::from(p.y));
+                    (f64::from(b[0])..=f64::from(b[2])).contains(&x)
+                        && (f64::from(b[1])..=f64::from(b[3])).contains(&y)
+                })
+                .map(|(name, _)| name)
+                .collect(),
+            CellRule::Covering(half) => covering_most(
+                b,
+                named().map(|(name, p)| {
+                    let (x, y) = (f64::from(p.x), f64::from(p.y));
+                    (name, pixel_box(x - half, y - half, x + half, y + half))
+                }),
+            )
+            .into_iter()
+            .collect(),
+        };
+        let shown: BTreeSet<String> = named().map(|(name, _)| name).collect();
+        for part in shown {
+            let inside = held.contains(&part);
             let e = self.0.entry(part).or_default();
             e.0 += 1;
             e.1 += usize::from(inside);
@@ -110,14 +134,14 @@ impl Presence {
     }
 }
 
-/// Part purity of `model`'s channels, `k` top training images each, cells grown by `radius`
-/// pixels; `None` when the cache's items carry no part locations.
+/// Part purity of `model`'s channels, `k` top training images each, cells matched to parts by
+/// `rule`; `None` when the cache's items carry no part locations.
 pub fn keypoint_purity(
     cache: &FeatureCache,
     model: &TrainedHead,
     channels_per_class: usize,
     k: usize,
-    radius: f64,
+    rule: CellRule,
 ) -> Result<Option<KeypointPurity>> {
     let manifest = cache.manifest();
     if manifest.part_names.is_empty() {
@@ -142,7 +166,7 @@ pub fn keypoint_purity(
                 ),
             };
             let cell = ImageGeometry::new(&manifest.preprocess, w, h).to_image(p.input_box);
-            presence.add(item, &manifest.part_names, &cell, radius);
+            presence.add(item, &manifest.part_names, &cell, rule);
         }
         let (part, purity) = presence.purest();
         channels.push(KeypointChannel {
@@ -161,7 +185,7 @@ pub fn keypoint_purity(
         purity_of_all: mean(|c| c.purity_of_all),
         k,
         channels_per_class,
-        radius,
+        rule,
         channels,
     }))
 }
@@ -188,29 +212,32 @@ mod tests {
     #[test]
     fn purity_counts_only_images_showing_the_part_and_merges_left_and_right() {
         let names: Vec<String> = ["beak", "left eye", "right eye"].map(String::from).to_vec();
-        let cell = [0, 0, 10, 10];
+        let cell = [0, 0, 30, 30];
         let mut p = Presence::default();
         // The eye is in the cell in three images (left, right, or both), out of four that show
-        // an eye; the beak shows in two images and is in the cell in one.
+        // an eye; the beak shows in two images and is in the cell in one, beside the eye.
         let images = [
             item(&[(1, 5.0, 5.0), (0, 50.0, 50.0)]),
             item(&[(2, 5.0, 5.0)]),
-            item(&[(1, 5.0, 5.0), (2, 6.0, 6.0), (0, 5.0, 5.0)]),
+            item(&[(1, 5.0, 5.0), (2, 6.0, 6.0), (0, 25.0, 25.0)]),
             item(&[(2, 50.0, 5.0)]),
             item(&[]),
         ];
         for image in &images {
-            p.add(image, &names, &cell, 0.0);
+            p.add(image, &names, &cell, CellRule::PointInCell);
         }
         assert_eq!(p.purest(), (Some("eye".into()), 0.75));
         assert_eq!(p.most_held(images.len()), 3.0 / 5.0);
-        // Grown by 40 pixels the cell reaches every eye and the beak at (50, 50): both are pure,
-        // and the eye, present more often, wins the tie.
-        let mut grown = Presence::default();
+        assert_eq!(p.0["beak"], (2, 1));
+        // As parts of side 20, the third image's beak and eyes all cover some of the cell; the
+        // eye at (6, 6) covers most of it (16 × 16 pixels, the beak 15 × 15), so the cell holds
+        // the eye and not the beak there.
+        let mut covering = Presence::default();
         for image in &images {
-            grown.add(image, &names, &cell, 40.0);
+            covering.add(image, &names, &cell, CellRule::Covering(10.0));
         }
-        assert_eq!(grown.purest(), (Some("eye".into()), 1.0));
+        assert_eq!(covering.purest(), (Some("eye".into()), 0.75));
+        assert_eq!(covering.0["beak"], (2, 0));
         assert_eq!(merged(" right wing"), "wing");
         assert_eq!(Presence::default().purest(), (None, 0.0));
     }

@@ -294,7 +294,13 @@ pub fn measure(
         .transpose()?;
     let mut report = cache_metrics(cache, head, baseline, annotations.as_ref(), opts)?;
     let model = crate::head::TrainedHead::InfoDisent(head.clone());
-    report.part_purity = keypoints::keypoint_purity(cache, &model, 5, keypoints::PIPNET_K, 0.0)?;
+    report.part_purity = keypoints::keypoint_purity(
+        cache,
+        &model,
+        5,
+        keypoints::PIPNET_K,
+        keypoints::CellRule::PointInCell,
+    )?;
     if let (true, Some(features)) = (opts.deletion_images > 0, features) {
         report.faithfulness =
             faithfulness_metrics(cache, head, baseline.map(|b| &b.classifier), features, opts)?;

@@ -124,17 +124,7 @@ impl PartsTruth {
 impl PartsImage {
     /// The part that covers most of box `b` (image pixels), or `None` when `b` touches none.
     pub fn part_at(&self, b: &PixelBox) -> Option<&str> {
-        let area = |p: &PlacedPart| {
-            let w = b[2].min(p.bbox[2]).saturating_sub(b[0].max(p.bbox[0]));
-            let h = b[3].min(p.bbox[3]).saturating_sub(b[1].max(p.bbox[1]));
-            w * h
-        };
-        self.parts
-            .iter()
-            .map(|p| (area(p), p))
-            .filter(|(a, _)| *a > 0)
-            .max_by_key(|(a, _)| *a)
-            .map(|(_, p)| p.part.as_str())
+        crate::geometry::covering_most(b, self.parts.iter().map(|p| (p.part.as_str(), p.bbox)))
     }
 }
 
