@@ -9,7 +9,7 @@ use infodisent::dataset::{Dataset, Layout, OpenOptions};
 use infodisent::head::TrainedHead;
 use infodisent::metrics::keypoints::{keypoint_purity, CellRule};
 use infodisent::metrics::parts::{parts_score, PartsOptions};
-use infodisent::synth::cub_layout::write_cub;
+use infodisent::synth::layouts::write_layout;
 use infodisent::synth::parts::{asset_backgrounds, generate, PartsConfig};
 use infodisent::train::TrainConfig;
 use infodisent_bench::paper::{format_markdown, run, PaperRequest};
@@ -26,7 +26,7 @@ fn bench_paper_reads_cub_and_its_part_purity_agrees_with_the_parts_benchmark() {
     let parts_root = dir.path().join("parts");
     let truth = generate(&parts_root, &data, &asset_backgrounds().unwrap()).unwrap();
     let cub = dir.path().join("cub");
-    write_cub(&parts_root, &truth, &cub).unwrap();
+    write_layout(Layout::Cub, &parts_root, &truth, &cub).unwrap();
 
     let ds = Dataset::open(cub.to_str().unwrap()).unwrap();
     assert_eq!(ds.layout, Layout::Cub);
@@ -42,15 +42,15 @@ fn bench_paper_reads_cub_and_its_part_purity_agrees_with_the_parts_benchmark() {
         seed: 0,
         ..TrainConfig::default()
     };
-    let request = PaperRequest {
-        data: cub.to_str().unwrap().to_owned(),
+    let request = |data: &std::path::Path, out: &str| PaperRequest {
+        data: data.to_str().unwrap().to_owned(),
         open: OpenOptions::default(),
         models: vec![BackboneSpec::new("efficientnet-lite0", 2)],
-        out: dir.path().join("paper"),
-        base,
+        out: dir.path().join(out),
+        base: base.clone(),
         limit_per_class: None,
     };
-    let rows = run(&request).unwrap();
+    let rows = run(&request(&cub, "paper")).unwrap();
     println!("{}", format_markdown(&rows));
     let [row] = &rows[..] else {
         panic!("one model, one row")
@@ -120,4 +120,27 @@ fn bench_paper_reads_cub_and_its_part_purity_agrees_with_the_parts_benchmark() {
         "boxes {boxes:.3} vs part locations {located_of_all:.3}"
     );
     assert!(pipnet < located);
+
+    // The same images as ImageNet's Kaggle package: the `val` split is measured, the pointing
+    // game reads its boxes from the solution files, and there are no part locations.
+    let imagenet = dir.path().join("imagenet");
+    write_layout(Layout::Imagenet, &parts_root, &truth, &imagenet).unwrap();
+    let rows = run(&request(&imagenet, "paper-imagenet")).unwrap();
+    println!("{}", format_markdown(&rows));
+    let [row] = &rows[..] else {
+        panic!("one model, one row")
+    };
+    assert_eq!(
+        (row.layout, row.test_images, row.heads.len()),
+        (Layout::Imagenet, 32, 3)
+    );
+    for head in &row.heads {
+        assert!(head.part_purity.is_none(), "{}", head.name);
+        if head.rotation_from_identity.is_some() {
+            let pointing = head
+                .pointing
+                .expect("ImageNet's boxes give the pointing game");
+            assert!(pointing > 0.25, "{}: pointing {pointing}", head.name);
+        }
+    }
 }

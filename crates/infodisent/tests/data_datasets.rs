@@ -346,3 +346,95 @@ fn folder_layout_problems() {
     assert_eq!(ds.classes, ["unlabelled"]);
     assert_eq!(ds.splits[0].samples.len(), 2);
 }
+
+/// The parts benchmark written in each official layout reads back with the generated splits,
+/// classes and object boxes, each layout through its own files and box convention.
+#[test]
+fn the_parts_benchmark_in_each_official_layout_reads_back_with_its_splits_labels_and_boxes() {
+    use infodisent::dataset::Layout;
+    use infodisent::synth::layouts::write_layout;
+    use infodisent::synth::parts::{asset_backgrounds, generate, PartsConfig, DISTRACTOR};
+    let dir = tempfile::tempdir().unwrap();
+    let config = PartsConfig {
+        classes: 3,
+        train_per_class: 4,
+        test_per_class: 2,
+        ..PartsConfig::default()
+    };
+    let parts = dir.path().join("parts");
+    let truth = generate(&parts, &config, &asset_backgrounds().unwrap()).unwrap();
+    // What every layout must give back, per split: (class index, object box), sorted.
+    let classes: Vec<&String> = truth.classes.keys().collect();
+    let expected = |split: &str| {
+        let mut rows: Vec<(usize, [u32; 4])> = truth
+            .images
+            .iter()
+            .filter(|(rel, _)| rel.starts_with(&format!("{split}/")))
+            .map(|(_, image)| {
+                let object: Vec<_> = image
+                    .parts
+                    .iter()
+                    .filter(|p| p.part != DISTRACTOR)
+                    .collect();
+                let corner = |k: usize, pick: fn(u32, u32) -> u32| {
+                    object.iter().map(|p| p.bbox[k]).reduce(pick).unwrap()
+                };
+                let class = classes.iter().position(|&c| *c == image.class).unwrap();
+                (
+                    class,
+                    [
+                        corner(0, u32::min),
+                        corner(1, u32::min),
+                        corner(2, u32::max),
+                        corner(3, u32::max),
+                    ],
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    for layout in [Layout::Cub, Layout::Cars, Layout::Dogs, Layout::Imagenet] {
+        let root = dir.path().join(layout.name());
+        write_layout(layout, &parts, &truth, &root).unwrap();
+        let ds = Dataset::open(root.to_str().unwrap()).unwrap();
+        assert_eq!(ds.layout, layout, "detected from the files");
+        assert_eq!(ds.classes.len(), 3, "{layout:?}: {:?}", ds.classes);
+        let test = if layout == Layout::Imagenet {
+            "val"
+        } else {
+            "test"
+        };
+        let names: Vec<&str> = ds.splits.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["train", test], "{layout:?}");
+        for (split, generated) in [
+            (ds.split("train").unwrap(), "train"),
+            (ds.split(test).unwrap(), "test"),
+        ] {
+            let mut read: Vec<(usize, [u32; 4])> = split
+                .samples
+                .iter()
+                .map(|s| {
+                    let boxes = &s
+                        .annotation
+                        .as_ref()
+                        .expect("every image has its box")
+                        .boxes;
+                    assert_eq!(boxes.len(), 1, "{layout:?} {}", s.path);
+                    (s.label, boxes[0])
+                })
+                .collect();
+            read.sort();
+            assert_eq!(read, expected(generated), "{layout:?} {generated}");
+        }
+        let first = &ds.split("train").unwrap().samples[0];
+        let img = first.load().unwrap();
+        assert_eq!(img.dimensions(), (224, 224), "{layout:?}");
+        let parts = first.annotation.as_ref().unwrap().parts.len();
+        assert_eq!(
+            parts,
+            if layout == Layout::Cub { 3 } else { 0 },
+            "{layout:?}: two parts and the ring"
+        );
+    }
+}

@@ -156,27 +156,29 @@ mod tests {
             "Acura RL Sedan 2012",
             "Acura TL Sedan 2012",
         ]);
-        write::save(&root.join(META), vec![("class_names", names)], false);
+        write::save_with(&root.join(META), vec![("class_names", names)], false).unwrap();
         let train = [
             ("00001.jpg", [1.0, 1.0, 8.0, 6.0], 3.0),
             ("00002.jpg", [2.0, 3.0, 5.0, 4.0], 1.0),
             ("00003.jpg", [1.0, 1.0, 1.0, 1.0], 2.0),
         ];
-        write::save(
+        write::save_with(
             &root.join(TRAIN_ANNOS),
             vec![("annotations", annotations(&train))],
             true,
-        );
+        )
+        .unwrap();
         let test = [
             ("00001.jpg", [3.0, 2.0, 6.0, 5.0], 2.0),
             ("00002.jpg", [1.0, 1.0, 4.0, 4.0], 3.0),
         ];
         let test_annos = root.join("devkit").join(TEST_ANNOS);
-        write::save(
+        write::save_with(
             &test_annos,
             vec![("annotations", annotations(&test))],
             false,
-        );
+        )
+        .unwrap();
         for (split, items) in [("cars_train", &train[..]), ("cars_test", &test[..])] {
             for (fname, _, _) in items {
                 jpeg(&root.join(split).join(fname));
@@ -225,11 +227,12 @@ mod tests {
             record("car_ims/000003.jpg", 0.0, 1.0),
         ]);
         let names = write::strings(&["a", "b"]);
-        write::save(
+        write::save_with(
             &root.join(ALL_ANNOS),
             vec![("annotations", annotations), ("class_names", names)],
             false,
-        );
+        )
+        .unwrap();
         let ds = open(root).unwrap();
         assert_eq!(ds.layout, Layout::Cars);
         let (train, test) = (ds.split("train").unwrap(), ds.split("test").unwrap());
@@ -252,19 +255,19 @@ mod tests {
             ("00001.jpg", [1.0, 1.0, 8.0, 6.0], 1.0),
             ("00002.jpg", [1.0, 1.0, 4.0, 4.0], 4.0),
         ];
-        write::save(&annos, vec![("annotations", annotations(&bad))], false);
+        write::save_with(&annos, vec![("annotations", annotations(&bad))], false).unwrap();
         let e = error_of(root);
         assert!(
             e.contains("cars_train_annos.mat") && e.contains("annotations(2).class"),
             "{e}"
         );
         let bad = [("00001.jpg", [5.0, 1.0, 4.0, 6.0], 1.0)];
-        write::save(&annos, vec![("annotations", annotations(&bad))], false);
+        write::save_with(&annos, vec![("annotations", annotations(&bad))], false).unwrap();
         assert!(error_of(root).contains("annotations(1).bbox_x2"));
         let no_class = write::structs(vec![
             matvar!({ bbox_x1: 1.0, bbox_y1: 1.0, bbox_x2: 2.0, bbox_y2: 2.0, fname: "00001.jpg" }),
         ]);
-        write::save(&annos, vec![("annotations", no_class)], false);
+        write::save_with(&annos, vec![("annotations", no_class)], false).unwrap();
         assert!(error_of(root).contains("annotations(1).class: no such field"));
         // A truncated file.
         devkit(root);

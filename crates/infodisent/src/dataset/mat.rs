@@ -216,9 +216,9 @@ fn numbers(var: &MatVariable) -> std::result::Result<Vec<f64>, String> {
     })
 }
 
-/// Writing MAT files for the readers' test fixtures.
-#[cfg(test)]
+/// Writing MAT files: the generated layouts' annotation files and the readers' test fixtures.
 pub(crate) mod write {
+    use crate::error::{Error, Result};
     use matrw::{MatFile, MatVariable};
     use std::path::Path;
 
@@ -236,14 +236,27 @@ pub(crate) mod write {
         MatVariable::from(items)
     }
 
-    /// Writes `vars` to `path` as a version 7 MAT file.
-    pub fn save(path: &Path, vars: Vec<(&str, MatVariable)>, compress: bool) {
+    /// Writes `vars` to `path` as a compressed version 7 MAT file, through a temporary file
+    /// and a rename.
+    pub fn save(path: &Path, vars: Vec<(&str, MatVariable)>) -> Result<()> {
+        save_with(path, vars, true)
+    }
+
+    /// [`save`], compressed or not (the real sets have both).
+    pub fn save_with(path: &Path, vars: Vec<(&str, MatVariable)>, compress: bool) -> Result<()> {
         let mut file = MatFile::new();
         for (name, var) in vars {
             file.insert(name, var);
         }
-        matrw::save_matfile_v7(path.to_str().expect("test paths are UTF-8"), file, compress)
-            .expect("the fixture MAT file is written");
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let tmp = path.with_extension("mat.partial");
+        let name = tmp
+            .to_str()
+            .ok_or_else(|| Error::input(&tmp, "MAT files are written to UTF-8 paths only"))?;
+        matrw::save_matfile_v7(name, file, compress)
+            .map_err(|e| Error::input(path, format!("cannot write this MAT file: {e:?}")))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
     }
 }
 
@@ -263,7 +276,7 @@ mod tests {
             ("names", write::strings(&["Audi", "BMW"])),
             ("labels", matvar!([1.0, 2.0, 3.0])),
         ];
-        write::save(&path, vars, compress);
+        write::save_with(&path, vars, compress).unwrap();
         path
     }
 

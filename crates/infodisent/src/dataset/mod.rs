@@ -12,7 +12,7 @@ pub mod folder;
 pub mod idx;
 pub mod imagenet;
 pub mod layout;
-mod mat;
+pub(crate) mod mat;
 mod store;
 pub mod table;
 

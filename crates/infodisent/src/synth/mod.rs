@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub mod cub_layout;
+pub mod layouts;
 pub mod parts;
 
 /// A pixel box `[x0, y0, x1, y1)` in image coordinates.
