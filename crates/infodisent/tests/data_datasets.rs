@@ -353,7 +353,7 @@ fn folder_layout_problems() {
 fn the_parts_benchmark_in_each_official_layout_reads_back_with_its_splits_labels_and_boxes() {
     use infodisent::dataset::Layout;
     use infodisent::synth::layouts::write_layout;
-    use infodisent::synth::parts::{asset_backgrounds, generate, PartsConfig, DISTRACTOR};
+    use infodisent::synth::parts::{asset_backgrounds, generate, PartsConfig};
     let dir = tempfile::tempdir().unwrap();
     let config = PartsConfig {
         classes: 3,
@@ -371,24 +371,8 @@ fn the_parts_benchmark_in_each_official_layout_reads_back_with_its_splits_labels
             .iter()
             .filter(|(rel, _)| rel.starts_with(&format!("{split}/")))
             .map(|(_, image)| {
-                let object: Vec<_> = image
-                    .parts
-                    .iter()
-                    .filter(|p| p.part != DISTRACTOR)
-                    .collect();
-                let corner = |k: usize, pick: fn(u32, u32) -> u32| {
-                    object.iter().map(|p| p.bbox[k]).reduce(pick).unwrap()
-                };
                 let class = classes.iter().position(|&c| *c == image.class).unwrap();
-                (
-                    class,
-                    [
-                        corner(0, u32::min),
-                        corner(1, u32::min),
-                        corner(2, u32::max),
-                        corner(3, u32::max),
-                    ],
-                )
+                (class, image.object_box())
             })
             .collect();
         rows.sort();

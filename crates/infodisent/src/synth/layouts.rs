@@ -51,21 +51,13 @@ fn entries<'a>(parts_root: &Path, truth: &'a PartsTruth) -> Result<Vec<Entry<'a>
                         format!("class {} is not in the ground truth", image.class),
                     )
                 })?;
-            let object: Vec<PixelBox> = image
-                .parts
-                .iter()
-                .filter(|p| p.part != DISTRACTOR)
-                .map(|p| p.bbox)
-                .collect();
-            let [x0, y0] = [0, 1].map(|k| object.iter().map(|b| b[k]).min().unwrap_or(0));
-            let [x1, y1] = [2, 3].map(|k| object.iter().map(|b| b[k]).max().unwrap_or(0));
             Ok(Entry {
                 id: i + 1,
                 source,
                 class,
                 train: rel.starts_with("train/"),
                 truth: image,
-                object: [x0, y0, x1, y1],
+                object: image.object_box(),
                 size: truth.config.size,
             })
         })

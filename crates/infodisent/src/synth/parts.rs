@@ -122,6 +122,15 @@ impl PartsTruth {
 }
 
 impl PartsImage {
+    /// The box around the parts that make the class (the distractor left out): the object a
+    /// dataset's bounding box would mark.
+    pub fn object_box(&self) -> PixelBox {
+        let object = || self.parts.iter().filter(|p| p.part != DISTRACTOR);
+        let low = |k: usize| object().map(|p| p.bbox[k]).min().unwrap_or(0);
+        let high = |k: usize| object().map(|p| p.bbox[k]).max().unwrap_or(0);
+        [low(0), low(1), high(2), high(3)]
+    }
+
     /// The part that covers most of box `b` (image pixels), or `None` when `b` touches none.
     pub fn part_at(&self, b: &PixelBox) -> Option<&str> {
         crate::geometry::covering_most(b, self.parts.iter().map(|p| (p.part.as_str(), p.bbox)))
