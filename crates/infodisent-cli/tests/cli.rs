@@ -408,15 +408,18 @@ fn extract_recognises_cub_and_names_a_malformed_file_and_line() {
     assert_eq!(code(&out), 3, "{}", stderr(&out));
     assert!(stderr(&out).contains("Stanford Cars"), "{}", stderr(&out));
     // A malformed line is named with its file and line number.
+    let extract_other = || {
+        infodisent(&[
+            "extract",
+            "--data",
+            data,
+            "--cache",
+            other.to_str().unwrap(),
+        ])
+    };
     let labels = std::path::Path::new(data).join("CUB_200_2011/image_class_labels.txt");
     std::fs::write(&labels, "1 1\n2 one\n3 2\n4 2\n").unwrap();
-    let out = infodisent(&[
-        "extract",
-        "--data",
-        data,
-        "--cache",
-        other.to_str().unwrap(),
-    ]);
+    let out = extract_other();
     assert_eq!(code(&out), 3, "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
@@ -427,13 +430,7 @@ fn extract_recognises_cub_and_names_a_malformed_file_and_line() {
     // A part location off its 80×60 image is refused at its line, before anything is written.
     let locs = std::path::Path::new(data).join("CUB_200_2011/parts/part_locs.txt");
     std::fs::write(&locs, "1 1 12.0 22.0 1\n3 2 5.0 70.0 1\n").unwrap();
-    let out = infodisent(&[
-        "extract",
-        "--data",
-        data,
-        "--cache",
-        other.to_str().unwrap(),
-    ]);
+    let out = extract_other();
     assert_eq!(code(&out), 3, "{}", stderr(&out));
     let err = stderr(&out);
     assert!(

@@ -32,6 +32,24 @@ pub struct Variant {
     pub config: TrainConfig,
 }
 
+impl Variant {
+    /// Row `name`, trained into `folder`: `from` with one `change`.
+    fn changed(
+        from: &TrainConfig,
+        name: &str,
+        folder: &str,
+        change: &dyn Fn(&mut TrainConfig),
+    ) -> Self {
+        let mut config = from.clone();
+        change(&mut config);
+        Variant {
+            name: name.to_owned(),
+            folder: folder.to_owned(),
+            config,
+        }
+    }
+}
+
 /// The grid on top of `base` (an InfoDisent recipe): the paper's dense cross-entropy head with
 /// U frozen at I, that head itself, then one change at a time, then pruning to `base`'s
 /// `keep_top` ([`DEFAULT_KEEP_TOP`] if `base` is dense) alone and with each of the two changes
@@ -40,13 +58,7 @@ pub struct Variant {
 pub fn standard_grid(base: &TrainConfig) -> Vec<Variant> {
     let dense = base.clone().with_kind(HeadKind::InfoDisent).paper();
     let variant = |name: &str, folder: &str, change: &dyn Fn(&mut TrainConfig)| {
-        let mut config = dense.clone();
-        change(&mut config);
-        Variant {
-            name: name.to_owned(),
-            folder: folder.to_owned(),
-            config,
-        }
+        Variant::changed(&dense, name, folder, change)
     };
     let keep = base.keep_top.unwrap_or(DEFAULT_KEEP_TOP);
     let prune = |c: &mut TrainConfig| {
@@ -211,13 +223,7 @@ pub fn standard_probes(base: &TrainConfig) -> Vec<Variant> {
     let mut plain = base.clone().with_kind(HeadKind::LinearProbe);
     plain.head.nonnegative = false;
     let probe = |name: &str, folder: &str, change: &dyn Fn(&mut TrainConfig)| {
-        let mut config = plain.clone();
-        change(&mut config);
-        Variant {
-            name: name.to_owned(),
-            folder: folder.to_owned(),
-            config,
-        }
+        Variant::changed(&plain, name, folder, change)
     };
     vec![
         probe("linear probe (average-pooled)", "linear-probe", &|_| {}),
