@@ -156,13 +156,13 @@ mod tests {
             "Acura RL Sedan 2012",
             "Acura TL Sedan 2012",
         ]);
-        write::save_with(&root.join(META), vec![("class_names", names)], false).unwrap();
+        write::save(&root.join(META), vec![("class_names", names)], false).unwrap();
         let train = [
             ("00001.jpg", [1.0, 1.0, 8.0, 6.0], 3.0),
             ("00002.jpg", [2.0, 3.0, 5.0, 4.0], 1.0),
             ("00003.jpg", [1.0, 1.0, 1.0, 1.0], 2.0),
         ];
-        write::save_with(
+        write::save(
             &root.join(TRAIN_ANNOS),
             vec![("annotations", annotations(&train))],
             true,
@@ -173,7 +173,7 @@ mod tests {
             ("00002.jpg", [1.0, 1.0, 4.0, 4.0], 3.0),
         ];
         let test_annos = root.join("devkit").join(TEST_ANNOS);
-        write::save_with(
+        write::save(
             &test_annos,
             vec![("annotations", annotations(&test))],
             false,
@@ -227,7 +227,7 @@ mod tests {
             record("car_ims/000003.jpg", 0.0, 1.0),
         ]);
         let names = write::strings(&["a", "b"]);
-        write::save_with(
+        write::save(
             &root.join(ALL_ANNOS),
             vec![("annotations", annotations), ("class_names", names)],
             false,
@@ -255,19 +255,19 @@ mod tests {
             ("00001.jpg", [1.0, 1.0, 8.0, 6.0], 1.0),
             ("00002.jpg", [1.0, 1.0, 4.0, 4.0], 4.0),
         ];
-        write::save_with(&annos, vec![("annotations", annotations(&bad))], false).unwrap();
+        write::save(&annos, vec![("annotations", annotations(&bad))], false).unwrap();
         let e = error_of(root);
         assert!(
             e.contains("cars_train_annos.mat") && e.contains("annotations(2).class"),
             "{e}"
         );
         let bad = [("00001.jpg", [5.0, 1.0, 4.0, 6.0], 1.0)];
-        write::save_with(&annos, vec![("annotations", annotations(&bad))], false).unwrap();
+        write::save(&annos, vec![("annotations", annotations(&bad))], false).unwrap();
         assert!(error_of(root).contains("annotations(1).bbox_x2"));
         let no_class = write::structs(vec![
             matvar!({ bbox_x1: 1.0, bbox_y1: 1.0, bbox_x2: 2.0, bbox_y2: 2.0, fname: "00001.jpg" }),
         ]);
-        write::save_with(&annos, vec![("annotations", no_class)], false).unwrap();
+        write::save(&annos, vec![("annotations", no_class)], false).unwrap();
         assert!(error_of(root).contains("annotations(1).class: no such field"));
         // A truncated file.
         devkit(root);

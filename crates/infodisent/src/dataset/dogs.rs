@@ -269,7 +269,7 @@ mod tests {
             ("annotation_list", write::strings(&annos)),
             ("labels", MatVariable::from(labels)),
         ];
-        write::save_with(path, vars, true).unwrap();
+        write::save(path, vars, true).unwrap();
     }
 
     /// Two breeds, three training and two test images; one training image has two dogs and

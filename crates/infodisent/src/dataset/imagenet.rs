@@ -515,7 +515,7 @@ mod tests {
             synset(3.0, TENCH, matvar!([])),
             synset(1001.0, "n01439121", matvar!([1.0, 2.0, 3.0])),
         ]);
-        write::save_with(&root.join(META), vec![("synsets", synsets)], false).unwrap();
+        write::save(&root.join(META), vec![("synsets", synsets)], false).unwrap();
     }
 
     #[test]
@@ -609,7 +609,7 @@ mod tests {
         std::fs::write(&meta, &bytes[..bytes.len() / 2]).unwrap();
         assert!(error_of(root).contains("meta.mat"));
         let no_wnid = write::structs(vec![matvar!({ ILSVRC2012_ID: 1.0 })]);
-        write::save_with(&meta, vec![("synsets", no_wnid)], false).unwrap();
+        write::save(&meta, vec![("synsets", no_wnid)], false).unwrap();
         assert!(error_of(root).contains("meta.mat: synsets(1).WNID: no such field"));
     }
 }

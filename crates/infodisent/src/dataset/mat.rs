@@ -236,14 +236,9 @@ pub(crate) mod write {
         MatVariable::from(items)
     }
 
-    /// Writes `vars` to `path` as a compressed version 7 MAT file, through a temporary file
-    /// and a rename.
-    pub fn save(path: &Path, vars: Vec<(&str, MatVariable)>) -> Result<()> {
-        save_with(path, vars, true)
-    }
-
-    /// [`save`], compressed or not (the real sets have both).
-    pub fn save_with(path: &Path, vars: Vec<(&str, MatVariable)>, compress: bool) -> Result<()> {
+    /// Writes `vars` to `path` as a version 7 MAT file, compressed or not (the real sets have
+    /// both), through a temporary file and a rename.
+    pub fn save(path: &Path, vars: Vec<(&str, MatVariable)>, compress: bool) -> Result<()> {
         let mut file = MatFile::new();
         for (name, var) in vars {
             file.insert(name, var);
@@ -276,7 +271,7 @@ mod tests {
             ("names", write::strings(&["Audi", "BMW"])),
             ("labels", matvar!([1.0, 2.0, 3.0])),
         ];
-        write::save_with(&path, vars, compress).unwrap();
+        write::save(&path, vars, compress).unwrap();
         path
     }
 

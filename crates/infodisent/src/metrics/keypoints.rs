@@ -11,7 +11,7 @@ use crate::cache::{FeatureCache, Item};
 use crate::error::{Error, Result};
 use crate::explain::prototypes::find_prototypes;
 use crate::explain::ImageGeometry;
-use crate::geometry::{covering_most, PixelBox};
+use crate::geometry::{covering_most, point_near_box, PixelBox};
 use crate::head::params::top_weighted;
 use crate::head::{Classifies, TrainedHead};
 use serde::{Deserialize, Serialize};
@@ -89,11 +89,7 @@ impl Presence {
         };
         let held: Vec<String> = match rule {
             CellRule::PointInCell => named()
-                .filter(|(_, p)| {
-                    let (x, y) = (f64::from(p.x), f64::from(p.y));
-                    (f64::from(b[0])..=f64::from(b[2])).contains(&x)
-                        && (f64::from(b[1])..=f64::from(b[3])).contains(&y)
-                })
+                .filter(|(_, p)| point_near_box(f64::from(p.x), f64::from(p.y), b, 0.0))
                 .map(|(name, _)| name)
                 .collect(),
             CellRule::Covering(half) => covering_most(

@@ -171,14 +171,17 @@ fn write_cars(entries: &[Entry], classes: &[&str], out: &Path) -> Result<()> {
     mat::save(
         &out.join("devkit/cars_meta.mat"),
         vec![("class_names", mat::strings(classes))],
+        true,
     )?;
     mat::save(
         &out.join("devkit/cars_train_annos.mat"),
         vec![("annotations", mat::structs(train))],
+        true,
     )?;
     mat::save(
         &out.join("cars_test_annos_withlabels.mat"),
         vec![("annotations", mat::structs(test))],
+        true,
     )
 }
 
@@ -222,7 +225,7 @@ fn write_dogs(entries: &[Entry], classes: &[&str], out: &Path) -> Result<()> {
             ("annotation_list", mat::strings(&stems)),
             ("labels", MatVariable::from(labels)),
         ];
-        mat::save(&out.join(format!("lists/{name}_list.mat")), vars)?;
+        mat::save(&out.join(format!("lists/{name}_list.mat")), vars, true)?;
     }
     Ok(())
 }

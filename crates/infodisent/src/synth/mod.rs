@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::fsutil::{write_atomic, write_json_atomic};
+use crate::geometry::boxes_overlap;
 use image::{Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_circle_mut, draw_filled_rect_mut, draw_polygon_mut};
 use imageproc::point::Point;
@@ -88,10 +89,6 @@ pub struct Annotation {
 /// All annotations, keyed by path relative to the dataset root (`test/square/0003.png`).
 pub type Annotations = BTreeMap<String, Annotation>;
 
-fn overlaps(a: &PixelBox, b: &PixelBox) -> bool {
-    a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]
-}
-
 /// A random box of side `s` inside `size × size` that keeps clear of every box in `taken`.
 fn place(rng: &mut StdRng, size: u32, s: u32, taken: &[PixelBox]) -> PixelBox {
     loop {
@@ -122,7 +119,10 @@ pub(crate) fn try_place(
         let x = rng.random_range(0..=size - s);
         let y = rng.random_range(0..=size - s);
         let b = [x, y, x + s, y + s];
-        taken.iter().all(|t| !overlaps(&b, &grown(t))).then_some(b)
+        taken
+            .iter()
+            .all(|t| !boxes_overlap(&b, &grown(t)))
+            .then_some(b)
     })
 }
 
@@ -302,11 +302,11 @@ mod tests {
             };
             assert!(ink(&a.decisive) > 200, "{rel}: decisive shape not drawn");
             let d = a.distractor.unwrap();
-            assert!(!overlaps(&a.decisive, &d));
+            assert!(!boxes_overlap(&a.decisive, &d));
             if rel.starts_with("test/") {
                 let (other, b) = a.counter.unwrap();
                 assert_ne!(other, a.label);
-                assert!(ink(&b) > 200 && !overlaps(&b, &a.decisive));
+                assert!(ink(&b) > 200 && !boxes_overlap(&b, &a.decisive));
             }
         }
         assert_eq!(load_annotations(dir.path()).unwrap(), ann);
